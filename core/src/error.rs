@@ -1,0 +1,172 @@
+//! The one error type of the crate.
+//!
+//! Every fallible operation returns [`Error`]. Variants name *what* went wrong so that callers (and
+//! the bindings, which map each variant to a language-level exception) can react precisely; the
+//! messages are written for an operator reading a log line.
+
+use crate::cid::Cid;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in medshare.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    // ---- keys and identities ----
+    /// An RSA key is smaller than the minimum size (2048 bits).
+    #[error("RSA key of {bits} bits is too weak: at least {min} bits are required")]
+    WeakKey {
+        /// Size of the offending key.
+        bits: usize,
+        /// Smallest accepted size.
+        min: usize,
+    },
+    /// An RSA key size that medshare does not generate or accept (above 4096 bits, or not one of
+    /// 2048/3072/4096 when generating).
+    #[error("unsupported RSA key size {bits}: use 2048, 3072 or 4096 bits")]
+    UnsupportedKeySize {
+        /// The requested or found size.
+        bits: usize,
+    },
+    /// A key or key file could not be parsed.
+    #[error("invalid key: {0}")]
+    InvalidKey(String),
+    /// The passphrase does not decrypt the key file.
+    #[error("wrong passphrase, or the key file is damaged")]
+    WrongPassphrase,
+    /// A signature does not verify against the claimed key.
+    #[error("signature verification failed")]
+    BadSignature,
+
+    // ---- envelope ----
+    /// The envelope is not well formed (bad magic, bad lengths, bad field values).
+    #[error("malformed envelope: {0}")]
+    MalformedEnvelope(String),
+    /// The envelope was written by a format version this library does not read.
+    #[error("unsupported envelope format version {0}")]
+    UnsupportedVersion(u8),
+    /// The identity trying to open an envelope is not among its recipients.
+    #[error("this identity is not a recipient of the record")]
+    NotARecipient,
+    /// Unwrapping the data key failed: the wrapped key was made for another key, or for another
+    /// (record, version) — the OAEP label does not match — or it was altered.
+    #[error("the wrapped data key could not be unwrapped (wrong key, wrong record/version label, or altered)")]
+    KeyUnwrap,
+    /// A payload chunk (or the encrypted metadata) failed authentication: the ciphertext was
+    /// altered, or chunks were swapped or reordered.
+    #[error("chunk {index} failed authentication: ciphertext altered, swapped or reordered")]
+    ChunkAuthentication {
+        /// Index of the first chunk that failed (0-based); `u64::MAX` for the metadata block.
+        index: u64,
+    },
+    /// The ciphertext ends before its final chunk.
+    #[error("envelope is truncated: the final chunk is missing")]
+    Truncated,
+    /// Bytes follow the final chunk of the envelope.
+    #[error("unexpected data after the final chunk of the envelope")]
+    TrailingData,
+    /// The number of plaintext bytes differs from the declared size.
+    #[error("size mismatch: declared {expected} bytes, found {actual}")]
+    SizeMismatch {
+        /// Declared size.
+        expected: u64,
+        /// Actual size.
+        actual: u64,
+    },
+    /// A requested byte range lies outside the plaintext.
+    #[error("byte range {start}..{end} is outside the plaintext of {size} bytes")]
+    RangeOutOfBounds {
+        /// Range start.
+        start: u64,
+        /// Range end (exclusive).
+        end: u64,
+        /// Plaintext size.
+        size: u64,
+    },
+
+    // ---- content addressing and storage ----
+    /// An input exceeds a size limit.
+    #[error("{what} is too large: {size} bytes, the limit is {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// Its size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// A CID string or byte form could not be parsed, or uses an unsupported codec or hash.
+    #[error("invalid CID: {0}")]
+    InvalidCid(String),
+    /// Bytes do not hash to the CID they were stored or fetched under.
+    #[error("content does not match its CID: expected {expected}, got {actual}")]
+    CidMismatch {
+        /// The CID that was asked for.
+        expected: Cid,
+        /// The CID of the bytes actually received.
+        actual: Cid,
+    },
+    /// A dag-pb / UnixFS node could not be decoded.
+    #[error("malformed UnixFS/dag-pb node: {0}")]
+    MalformedNode(String),
+    /// A block is not in the store.
+    #[error("block {0} not found in the store")]
+    NotFound(Cid),
+    /// Another process (or handle) holds the store's lock.
+    #[error("store is locked by another process: {0}")]
+    StoreLocked(String),
+    /// The store's head pointer was not what the caller expected (compare-and-swap lost a race).
+    #[error("head pointer changed concurrently: expected {expected}, found {found}")]
+    HeadConflict {
+        /// What the caller expected (`none` for an empty store).
+        expected: String,
+        /// What the store holds (`none` for an empty store).
+        found: String,
+    },
+    /// The store's on-disk state is damaged in a way medshare cannot repair by itself.
+    #[error("store is corrupt: {0}")]
+    StoreCorrupt(String),
+    /// A store backend failed for a reason of its own (foreign stores, network stores).
+    #[error("store backend error: {0}")]
+    Backend(String),
+    /// An operating-system I/O error.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The system random number generator failed.
+    #[error("random number generator failed")]
+    Rng,
+}
+
+impl Error {
+    /// A stable, machine-readable name for the error kind (the bindings expose it as `code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            Error::WeakKey { .. } => "WeakKey",
+            Error::UnsupportedKeySize { .. } => "UnsupportedKeySize",
+            Error::InvalidKey(_) => "InvalidKey",
+            Error::WrongPassphrase => "WrongPassphrase",
+            Error::BadSignature => "BadSignature",
+            Error::MalformedEnvelope(_) => "MalformedEnvelope",
+            Error::UnsupportedVersion(_) => "UnsupportedVersion",
+            Error::NotARecipient => "NotARecipient",
+            Error::KeyUnwrap => "KeyUnwrap",
+            Error::ChunkAuthentication { .. } => "ChunkAuthentication",
+            Error::Truncated => "Truncated",
+            Error::TrailingData => "TrailingData",
+            Error::SizeMismatch { .. } => "SizeMismatch",
+            Error::RangeOutOfBounds { .. } => "RangeOutOfBounds",
+            Error::TooLarge { .. } => "TooLarge",
+            Error::InvalidCid(_) => "InvalidCid",
+            Error::CidMismatch { .. } => "CidMismatch",
+            Error::MalformedNode(_) => "MalformedNode",
+            Error::NotFound(_) => "NotFound",
+            Error::StoreLocked(_) => "StoreLocked",
+            Error::HeadConflict { .. } => "HeadConflict",
+            Error::StoreCorrupt(_) => "StoreCorrupt",
+            Error::Backend(_) => "Backend",
+            Error::Io(_) => "Io",
+            Error::Rng => "Rng",
+        }
+    }
+}

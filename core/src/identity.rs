@@ -1,0 +1,457 @@
+//! Participants and their RSA keys.
+//!
+//! An [`Identity`] is a private key with a [`Role`] and a human label; its [`IdentityId`] is the
+//! sha2-256 multihash of the public key's SPKI DER encoding, printed as multibase base32 — it
+//! depends on the key only, never on the name. Private keys leave memory only encrypted under a
+//! passphrase (PKCS#8 PBES2, scrypt + AES-256-GCM) inside a versioned key file (see
+//! `docs/FORMAT.md`), and are zeroized when dropped.
+
+use std::fmt;
+use std::path::Path;
+use std::str::FromStr;
+
+use pkcs8::der::Decode;
+use pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePrivateKey, EncodePublicKey, LineEnding};
+use rsa::sha2::Sha256;
+use rsa::traits::PublicKeyParts;
+use sha2::Digest;
+use zeroize::Zeroizing;
+
+use crate::cid::{multibase_base32, multihash_sha256, parse_multibase_base32};
+use crate::error::{Error, Result};
+use crate::limits;
+
+/// Default RSA modulus size for new identities.
+pub const DEFAULT_KEY_BITS: usize = 3072;
+/// Smallest RSA modulus medshare accepts.
+pub const MIN_KEY_BITS: usize = 2048;
+/// Largest RSA modulus medshare accepts (bigger keys make verification a denial-of-service lever).
+pub const MAX_KEY_BITS: usize = 4096;
+
+/// What a participant is on the network.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Role {
+    /// Owns records and decides who reads them.
+    Patient,
+    /// Reads the records patients grant; registered with an authority's endorsement.
+    Doctor,
+    /// Seals ledger blocks and endorses doctors (hospitals, regulators).
+    Authority,
+}
+
+impl Role {
+    /// Lower-case name (`patient`, `doctor`, `authority`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Patient => "patient",
+            Role::Doctor => "doctor",
+            Role::Authority => "authority",
+        }
+    }
+
+    /// The one-byte code used in binary formats.
+    pub fn code(self) -> u8 {
+        match self {
+            Role::Patient => 1,
+            Role::Doctor => 2,
+            Role::Authority => 3,
+        }
+    }
+
+    /// Inverse of [`Role::code`].
+    pub fn from_code(code: u8) -> Option<Role> {
+        match code {
+            1 => Some(Role::Patient),
+            2 => Some(Role::Doctor),
+            3 => Some(Role::Authority),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Role> {
+        match s.to_ascii_lowercase().as_str() {
+            "patient" => Ok(Role::Patient),
+            "doctor" => Ok(Role::Doctor),
+            "authority" => Ok(Role::Authority),
+            _ => Err(Error::InvalidKey(format!("unknown role `{s}` (patient, doctor or authority)"))),
+        }
+    }
+}
+
+/// The id of a participant: sha2-256 multihash of its SPKI DER public key.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IdentityId([u8; 34]);
+
+impl IdentityId {
+    /// The id of a public key given as SPKI DER.
+    pub fn of_spki_der(der: &[u8]) -> IdentityId {
+        IdentityId(multihash_sha256(&sha2::Sha256::digest(der).into()))
+    }
+
+    /// The 34 multihash bytes.
+    pub fn as_bytes(&self) -> &[u8; 34] {
+        &self.0
+    }
+
+    /// From the 34 multihash bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<IdentityId> {
+        let arr: [u8; 34] = bytes
+            .try_into()
+            .map_err(|_| Error::InvalidKey("identity id must be a 34-byte sha2-256 multihash".into()))?;
+        if arr[0] != 0x12 || arr[1] != 0x20 {
+            return Err(Error::InvalidKey("identity id must be a sha2-256 multihash".into()));
+        }
+        Ok(IdentityId(arr))
+    }
+}
+
+impl fmt::Display for IdentityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&multibase_base32(&self.0))
+    }
+}
+
+impl fmt::Debug for IdentityId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "IdentityId({self})")
+    }
+}
+
+impl FromStr for IdentityId {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<IdentityId> {
+        let bytes = parse_multibase_base32(s)
+            .ok_or_else(|| Error::InvalidKey(format!("`{s}` is not a multibase base32 identity id")))?;
+        IdentityId::from_bytes(&bytes)
+    }
+}
+
+/// A participant's public key, with its id precomputed.
+#[derive(Clone)]
+pub struct PublicKey {
+    key: rsa::PublicKey,
+    spki_der: Vec<u8>,
+    id: IdentityId,
+}
+
+impl PublicKey {
+    fn from_rsa(key: rsa::PublicKey) -> Result<PublicKey> {
+        check_bits(key.size() * 8)?;
+        let spki_der = key
+            .to_public_key_der()
+            .map_err(|e| Error::InvalidKey(format!("cannot encode public key: {e}")))?
+            .into_vec();
+        let id = IdentityId::of_spki_der(&spki_der);
+        Ok(PublicKey { key, spki_der, id })
+    }
+
+    /// Parses an SPKI DER public key. Keys under 2048 bits are refused with [`Error::WeakKey`].
+    pub fn from_spki_der(der: &[u8]) -> Result<PublicKey> {
+        if der.len() > limits::MAX_PUBLIC_KEY_DER {
+            return Err(Error::TooLarge {
+                what: "public key",
+                size: der.len() as u64,
+                limit: limits::MAX_PUBLIC_KEY_DER as u64,
+            });
+        }
+        let key = rsa::PublicKey::from_public_key_der(der).map_err(|e| Error::InvalidKey(format!("bad SPKI DER: {e}")))?;
+        let pk = PublicKey::from_rsa(key)?;
+        if pk.spki_der != der {
+            return Err(Error::InvalidKey("SPKI DER is not in canonical form".into()));
+        }
+        Ok(pk)
+    }
+
+    /// Parses a PEM `PUBLIC KEY` (SPKI).
+    pub fn from_pem(pem: &str) -> Result<PublicKey> {
+        if pem.len() > 4 * limits::MAX_PUBLIC_KEY_DER {
+            return Err(Error::TooLarge {
+                what: "public key PEM",
+                size: pem.len() as u64,
+                limit: 4 * limits::MAX_PUBLIC_KEY_DER as u64,
+            });
+        }
+        let (label, der) = pkcs8::der::pem::decode_vec(pem.as_bytes())
+            .map_err(|e| Error::InvalidKey(format!("bad PEM: {e}")))?;
+        if label != "PUBLIC KEY" {
+            return Err(Error::InvalidKey(format!("expected a PUBLIC KEY PEM, found {label}")));
+        }
+        PublicKey::from_spki_der(&der)
+    }
+
+    /// SPKI DER encoding.
+    pub fn to_spki_der(&self) -> &[u8] {
+        &self.spki_der
+    }
+
+    /// PEM `PUBLIC KEY` encoding.
+    pub fn to_pem(&self) -> String {
+        // Encoding a few hundred bytes to PEM cannot fail.
+        pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.spki_der).unwrap_or_default()
+    }
+
+    /// The participant id derived from this key.
+    pub fn id(&self) -> IdentityId {
+        self.id
+    }
+
+    /// Modulus size in bits.
+    pub fn bits(&self) -> usize {
+        self.key.size() * 8
+    }
+
+    /// Verifies an RSA-PSS (SHA-256, 32-byte salt) signature over `message`.
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> Result<()> {
+        if signature.len() != self.key.size() {
+            return Err(Error::BadSignature);
+        }
+        self.key.pss_verify::<Sha256>(message, signature).map_err(|_| Error::BadSignature)
+    }
+
+    /// Wraps a key with RSA-OAEP (SHA-256, MGF1-SHA-256) under `label`.
+    pub(crate) fn oaep_wrap(&self, secret: &[u8], label: &[u8]) -> Result<Vec<u8>> {
+        let padding = rsa::Oaep::<Sha256>::new_with_label(label);
+        self.key
+            .encrypt(&mut getrandom::SysRng, padding, secret)
+            .map_err(|_| Error::Rng)
+    }
+}
+
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.spki_der == other.spki_der
+    }
+}
+
+impl Eq for PublicKey {}
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({}, {} bits)", self.id, self.bits())
+    }
+}
+
+fn check_bits(bits: usize) -> Result<()> {
+    if bits < MIN_KEY_BITS {
+        return Err(Error::WeakKey { bits, min: MIN_KEY_BITS });
+    }
+    if bits > MAX_KEY_BITS {
+        return Err(Error::UnsupportedKeySize { bits });
+    }
+    Ok(())
+}
+
+/// A participant's private key with its role and display name. Zeroized on drop.
+pub struct Identity {
+    role: Role,
+    name: String,
+    key: rsa::PrivateKey,
+    public: PublicKey,
+}
+
+const KEY_FILE_MAGIC: &[u8; 4] = b"MSID";
+const KEY_FILE_VERSION: u8 = 1;
+const KEY_FILE_PEM_LABEL: &str = "MEDSHARE IDENTITY";
+/// scrypt cost for new key files: N = 2^17, r = 8, p = 1 (128 MiB, ~0.3 s).
+const SCRYPT_LOG_N: u8 = 17;
+/// Largest scrypt memory (128 * r * N bytes) a key file may ask for when loading.
+const SCRYPT_MAX_MEMORY: u64 = 256 << 20;
+
+impl Identity {
+    /// Generates a new identity. `bits` must be 2048, 3072 or 4096; smaller sizes are refused with
+    /// [`Error::WeakKey`].
+    pub fn generate(role: Role, name: &str, bits: usize) -> Result<Identity> {
+        check_bits(bits)?;
+        if !matches!(bits, 2048 | 3072 | 4096) {
+            return Err(Error::UnsupportedKeySize { bits });
+        }
+        check_name(name)?;
+        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).map_err(|_| Error::Rng)?;
+        Identity::from_private_key(role, name, key)
+    }
+
+    fn from_private_key(role: Role, name: &str, key: rsa::PrivateKey) -> Result<Identity> {
+        let public = PublicKey::from_rsa(key.to_public_key())?;
+        Ok(Identity { role, name: name.to_owned(), key, public })
+    }
+
+    /// Builds an identity from an unencrypted PKCS#8 DER private key (for importing keys made
+    /// elsewhere, and for test fixtures).
+    pub fn from_pkcs8_der(role: Role, name: &str, der: &[u8]) -> Result<Identity> {
+        check_name(name)?;
+        let key = rsa::PrivateKey::from_pkcs8_der(der).map_err(|e| Error::InvalidKey(format!("bad PKCS#8: {e}")))?;
+        Identity::from_private_key(role, name, key)
+    }
+
+    /// Builds an identity from an unencrypted PKCS#8 PEM (`PRIVATE KEY`).
+    pub fn from_pkcs8_pem(role: Role, name: &str, pem: &str) -> Result<Identity> {
+        check_name(name)?;
+        let key = rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| Error::InvalidKey(format!("bad PKCS#8 PEM: {e}")))?;
+        Identity::from_private_key(role, name, key)
+    }
+
+    /// The role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The display name (a local label; not part of the id).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The id (derived from the public key).
+    pub fn id(&self) -> IdentityId {
+        self.public.id
+    }
+
+    /// The public part.
+    pub fn public(&self) -> &PublicKey {
+        &self.public
+    }
+
+    /// Signs `message` with RSA-PSS (SHA-256, 32-byte salt).
+    pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        self.key.pss_sign::<Sha256>(message).map_err(|_| Error::Rng)
+    }
+
+    /// Unwraps an RSA-OAEP-wrapped key made for this identity under `label`.
+    pub(crate) fn oaep_unwrap(&self, wrapped: &[u8], label: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
+        if wrapped.len() != self.key.size() {
+            return Err(Error::KeyUnwrap);
+        }
+        let padding = rsa::Oaep::<Sha256>::new_with_label(label);
+        self.key.decrypt(padding, wrapped).map(Zeroizing::new).map_err(|_| Error::KeyUnwrap)
+    }
+
+    /// Encodes the identity as a passphrase-protected key file (PEM `MEDSHARE IDENTITY`; the
+    /// layout is in `docs/FORMAT.md`).
+    pub fn to_key_file(&self, passphrase: &str) -> Result<String> {
+        let der = self.key.to_pkcs8_der().map_err(|e| Error::InvalidKey(format!("cannot encode key: {e}")))?;
+        let info = pkcs8::PrivateKeyInfoRef::from_der(der.as_bytes())
+            .map_err(|e| Error::InvalidKey(format!("cannot encode key: {e}")))?;
+        let mut salt = [0u8; 16];
+        let mut nonce = [0u8; 12];
+        getrandom::fill(&mut salt).map_err(|_| Error::Rng)?;
+        getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
+        let scrypt = pkcs8::pkcs5::scrypt::Params::new(SCRYPT_LOG_N, 8, 1).map_err(|_| Error::Rng)?;
+        let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256gcm(scrypt, &salt, nonce)
+            .map_err(|e| Error::InvalidKey(format!("scrypt parameters: {e}")))?;
+        let encrypted = info
+            .encrypt_with_params(params, passphrase.as_bytes())
+            .map_err(|e| Error::InvalidKey(format!("cannot encrypt key: {e}")))?;
+        let mut body = Zeroizing::new(Vec::with_capacity(8 + self.name.len() + encrypted.as_bytes().len()));
+        body.extend_from_slice(KEY_FILE_MAGIC);
+        body.push(KEY_FILE_VERSION);
+        body.push(self.role.code());
+        body.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
+        body.extend_from_slice(self.name.as_bytes());
+        body.extend_from_slice(encrypted.as_bytes());
+        pkcs8::der::pem::encode_string(KEY_FILE_PEM_LABEL, LineEnding::LF, &body)
+            .map_err(|e| Error::InvalidKey(format!("cannot armor key file: {e}")))
+    }
+
+    /// Decodes a key file made by [`Identity::to_key_file`].
+    pub fn from_key_file(text: &str, passphrase: &str) -> Result<Identity> {
+        if text.len() > limits::MAX_KEY_FILE {
+            return Err(Error::TooLarge {
+                what: "key file",
+                size: text.len() as u64,
+                limit: limits::MAX_KEY_FILE as u64,
+            });
+        }
+        let (label, body) =
+            pkcs8::der::pem::decode_vec(text.as_bytes()).map_err(|e| Error::InvalidKey(format!("bad PEM: {e}")))?;
+        let body = Zeroizing::new(body);
+        if label != KEY_FILE_PEM_LABEL {
+            return Err(Error::InvalidKey(format!("expected a {KEY_FILE_PEM_LABEL} PEM, found {label}")));
+        }
+        if body.len() < 8 || &body[..4] != KEY_FILE_MAGIC {
+            return Err(Error::InvalidKey("not a medshare key file".into()));
+        }
+        if body[4] != KEY_FILE_VERSION {
+            return Err(Error::InvalidKey(format!("unsupported key file version {}", body[4])));
+        }
+        let role = Role::from_code(body[5]).ok_or_else(|| Error::InvalidKey(format!("unknown role code {}", body[5])))?;
+        let name_len = usize::from(u16::from_be_bytes([body[6], body[7]]));
+        let rest = &body[8..];
+        if rest.len() < name_len {
+            return Err(Error::InvalidKey("key file truncated".into()));
+        }
+        let name = std::str::from_utf8(&rest[..name_len]).map_err(|_| Error::InvalidKey("name is not UTF-8".into()))?;
+        check_name(name)?;
+        let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&rest[name_len..])
+            .map_err(|e| Error::InvalidKey(format!("bad encrypted PKCS#8: {e}")))?;
+        check_kdf(&encrypted)?;
+        let der = encrypted.decrypt(passphrase.as_bytes()).map_err(|_| Error::WrongPassphrase)?;
+        let key = rsa::PrivateKey::from_pkcs8_der(der.as_bytes()).map_err(|_| Error::WrongPassphrase)?;
+        Identity::from_private_key(role, name, key)
+    }
+
+    /// Writes the encrypted key file to `path` (atomically; mode 0600 on Unix).
+    pub fn save(&self, path: impl AsRef<Path>, passphrase: &str) -> Result<()> {
+        let text = self.to_key_file(passphrase)?;
+        crate::store::fs::write_atomic(path.as_ref(), text.as_bytes(), true)
+    }
+
+    /// Reads and decrypts a key file written by [`Identity::save`].
+    pub fn load(path: impl AsRef<Path>, passphrase: &str) -> Result<Identity> {
+        let path = path.as_ref();
+        let meta = std::fs::metadata(path)?;
+        if meta.len() > limits::MAX_KEY_FILE as u64 {
+            return Err(Error::TooLarge { what: "key file", size: meta.len(), limit: limits::MAX_KEY_FILE as u64 });
+        }
+        let text = Zeroizing::new(std::fs::read_to_string(path)?);
+        Identity::from_key_file(&text, passphrase)
+    }
+}
+
+/// Refuses key files whose scrypt parameters would make loading a memory/CPU bomb, and anything
+/// that is not scrypt-based PBES2.
+fn check_kdf(encrypted: &pkcs8::EncryptedPrivateKeyInfoRef<'_>) -> Result<()> {
+    let pbes2 = encrypted
+        .encryption_algorithm
+        .pbes2()
+        .ok_or_else(|| Error::InvalidKey("key file must use PBES2".into()))?;
+    let scrypt = pbes2
+        .kdf
+        .scrypt()
+        .ok_or_else(|| Error::InvalidKey("key file must use scrypt".into()))?;
+    let memory = 128u64
+        .saturating_mul(u64::from(scrypt.block_size))
+        .saturating_mul(scrypt.cost_parameter);
+    if memory > SCRYPT_MAX_MEMORY || scrypt.parallelization > 4 {
+        return Err(Error::InvalidKey("scrypt parameters exceed the allowed cost".into()));
+    }
+    Ok(())
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if name.len() > limits::MAX_NAME {
+        return Err(Error::TooLarge { what: "identity name", size: name.len() as u64, limit: limits::MAX_NAME as u64 });
+    }
+    Ok(())
+}
+
+impl fmt::Debug for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Never print key material.
+        f.debug_struct("Identity")
+            .field("role", &self.role)
+            .field("name", &self.name)
+            .field("id", &self.public.id)
+            .field("bits", &self.public.bits())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,166 @@
+//! Block storage: the [`BlockStore`] trait that backends implement, and [`Store`], the handle the
+//! rest of medshare uses, which hash-checks every block going in or coming out.
+//!
+//! The trait is asynchronous because browser stores (IndexedDB, `fetch` from a gateway) and
+//! Kotlin/Swift callbacks are; on native targets its futures are `Send`, on wasm they are not.
+//! medshare never picks an executor: callers drive the futures. Backends here:
+//! [`memory::MemoryStore`] and [`fs::FsStore`] (the embedded default).
+
+pub mod fs;
+pub mod memory;
+pub mod testsuite;
+
+use std::sync::Arc;
+
+use crate::cid::Cid;
+use crate::error::{Error, Result};
+use crate::limits;
+use crate::unixfs::Block;
+
+/// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
+/// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSendSync for T {}
+
+/// A content-addressed block store with one head pointer.
+///
+/// Implementations store and return bytes; they need not hash anything — [`Store`] checks every
+/// block against its CID on the way in and on the way out, so a faulty or hostile backend can
+/// lose data but cannot substitute it. Blocks are keyed by multihash: the CIDv0 and the dag-pb
+/// CIDv1 of the same bytes name the same block, as in IPFS.
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
+pub trait BlockStore: MaybeSendSync {
+    /// Stores `data` under `cid` (idempotent).
+    async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()>;
+
+    /// Stores several blocks; backends may batch their durability work.
+    async fn put_many(&self, blocks: &[Block]) -> Result<()> {
+        for b in blocks {
+            self.put(&b.cid, &b.data).await?;
+        }
+        Ok(())
+    }
+
+    /// The bytes stored under `cid`, or `None`.
+    async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
+
+    /// Whether a block is stored under `cid`.
+    async fn has(&self, cid: &Cid) -> Result<bool>;
+
+    /// Removes the block under `cid` (no error if absent).
+    async fn delete(&self, cid: &Cid) -> Result<()>;
+
+    /// The head pointer, if set.
+    async fn head(&self) -> Result<Option<Cid>>;
+
+    /// Sets the head to `new` if it currently equals `expected`; otherwise fails with
+    /// [`Error::HeadConflict`] and changes nothing.
+    async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()>;
+}
+
+/// The verified handle over any [`BlockStore`]. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<dyn BlockStore>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Store(..)")
+    }
+}
+
+fn check_size(len: usize) -> Result<()> {
+    if len > limits::MAX_BLOCK_SIZE {
+        return Err(Error::TooLarge { what: "block", size: len as u64, limit: limits::MAX_BLOCK_SIZE as u64 });
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Wraps a backend.
+    pub fn new(backend: impl BlockStore + 'static) -> Store {
+        Store { inner: Arc::new(backend) }
+    }
+
+    /// Wraps a shared backend.
+    pub fn from_arc(backend: Arc<dyn BlockStore>) -> Store {
+        Store { inner: backend }
+    }
+
+    /// A fresh in-memory store.
+    pub fn memory() -> Store {
+        Store::new(memory::MemoryStore::default())
+    }
+
+    /// Opens (creating if needed) the filesystem store at `path`, taking its lock.
+    pub fn open_dir(path: impl AsRef<std::path::Path>) -> Result<Store> {
+        Ok(Store::new(fs::FsStore::open(path)?))
+    }
+
+    /// Stores a block after checking that `data` hashes to `cid` and fits the size limit.
+    pub async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
+        check_size(data.len())?;
+        cid.verify(data)?;
+        self.inner.put(cid, data).await
+    }
+
+    /// Stores blocks after checking each.
+    pub async fn put_many(&self, blocks: &[Block]) -> Result<()> {
+        for b in blocks {
+            check_size(b.data.len())?;
+            b.cid.verify(&b.data)?;
+        }
+        self.inner.put_many(blocks).await
+    }
+
+    /// Fetches a block and checks it against `cid`; [`Error::NotFound`] if absent.
+    pub async fn get(&self, cid: &Cid) -> Result<Vec<u8>> {
+        self.get_opt(cid).await?.ok_or(Error::NotFound(*cid))
+    }
+
+    /// Fetches a block if present, checked against `cid`.
+    pub async fn get_opt(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        match self.inner.get(cid).await? {
+            None => Ok(None),
+            Some(data) => {
+                check_size(data.len())?;
+                cid.verify(&data)?;
+                Ok(Some(data))
+            }
+        }
+    }
+
+    /// Whether a block is present.
+    pub async fn has(&self, cid: &Cid) -> Result<bool> {
+        self.inner.has(cid).await
+    }
+
+    /// Removes a block.
+    pub async fn delete(&self, cid: &Cid) -> Result<()> {
+        self.inner.delete(cid).await
+    }
+
+    /// The head pointer.
+    pub async fn head(&self) -> Result<Option<Cid>> {
+        self.inner.head().await
+    }
+
+    /// Compare-and-swap of the head pointer.
+    pub async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
+        self.inner.compare_and_swap_head(expected, new).await
+    }
+}
+
+/// Builds the [`Error::HeadConflict`] for a failed compare-and-swap.
+pub fn head_conflict(expected: Option<&Cid>, found: Option<&Cid>) -> Error {
+    let show = |c: Option<&Cid>| c.map_or_else(|| "none".to_owned(), Cid::to_string);
+    Error::HeadConflict { expected: show(expected), found: show(found) }
+}

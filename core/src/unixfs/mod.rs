@@ -1,0 +1,372 @@
+//! UnixFS files: an importer whose root CID is byte-for-byte what `ipfs add` prints, and a
+//! walker that reads a file back block by block, checking every block against its CID.
+//!
+//! Both are executor-free state machines: the importer is fed bytes and hands out finished
+//! blocks; the walker says which block it needs next and is handed its bytes. The caller moves
+//! blocks to and from whatever (possibly asynchronous) store it uses.
+//!
+//! Layout is kubo's balanced DAG: fixed-size chunks become leaves, which are grouped left to
+//! right under internal nodes of at most `max_links` children, all leaves at the same depth.
+//! A file of one chunk is its own root.
+
+pub mod pb;
+
+use std::fmt;
+use std::io::Read;
+use std::str::FromStr;
+
+use sha2::{Digest, Sha256};
+
+use crate::cid::{Cid, DAG_PB, RAW};
+use crate::error::{Error, Result};
+use crate::limits;
+
+/// How a file is cut and linked; each profile reproduces one `ipfs add` configuration.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum Profile {
+    /// IPIP-499 `unixfs-v1-2025`: CIDv1, raw leaves, 1 MiB chunks, 1024 links per node.
+    #[default]
+    UnixfsV1_2025,
+    /// Legacy kubo default `unixfs-v0-2015`: CIDv0, dag-pb leaves, 256 KiB chunks, 174 links per node.
+    UnixfsV0_2015,
+}
+
+impl Profile {
+    /// Bytes of file data per leaf.
+    pub fn chunk_size(self) -> usize {
+        match self {
+            Profile::UnixfsV1_2025 => 1 << 20,
+            Profile::UnixfsV0_2015 => 256 << 10,
+        }
+    }
+
+    /// Most links per internal node.
+    pub fn max_links(self) -> usize {
+        match self {
+            Profile::UnixfsV1_2025 => 1024,
+            Profile::UnixfsV0_2015 => 174,
+        }
+    }
+
+    /// Whether leaves are raw blocks (else dag-pb UnixFS nodes).
+    pub fn raw_leaves(self) -> bool {
+        matches!(self, Profile::UnixfsV1_2025)
+    }
+
+    /// The profile's name as kubo spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Profile::UnixfsV1_2025 => "unixfs-v1-2025",
+            Profile::UnixfsV0_2015 => "unixfs-v0-2015",
+        }
+    }
+
+    fn node_cid(self, bytes: &[u8]) -> Cid {
+        match self {
+            Profile::UnixfsV1_2025 => Cid::v1(DAG_PB, bytes),
+            Profile::UnixfsV0_2015 => Cid::v0(bytes),
+        }
+    }
+}
+
+impl fmt::Display for Profile {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Profile {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Profile> {
+        match s {
+            "unixfs-v1-2025" => Ok(Profile::UnixfsV1_2025),
+            "unixfs-v0-2015" | "legacy-cid-v0" => Ok(Profile::UnixfsV0_2015),
+            _ => Err(Error::InvalidCid(format!("unknown profile `{s}` (unixfs-v1-2025 or unixfs-v0-2015)"))),
+        }
+    }
+}
+
+/// A content-addressed block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Its CID.
+    pub cid: Cid,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
+
+#[derive(Clone, Copy)]
+struct Link {
+    cid: Cid,
+    tsize: u64,
+    filesize: u64,
+}
+
+/// Streaming UnixFS importer.
+pub struct Importer {
+    profile: Profile,
+    emit: bool,
+    leaf: Vec<u8>,
+    /// Pending links per level (0 = leaves).
+    levels: Vec<Vec<Link>>,
+    total: u64,
+}
+
+impl Importer {
+    /// An importer that hands out every block (leaves and nodes) through `push`/`finish`.
+    pub fn new(profile: Profile) -> Importer {
+        Importer::build(profile, true)
+    }
+
+    /// An importer that only computes the root CID (no block is materialised).
+    pub fn hash_only(profile: Profile) -> Importer {
+        Importer::build(profile, false)
+    }
+
+    fn build(profile: Profile, emit: bool) -> Importer {
+        Importer {
+            profile,
+            emit,
+            leaf: Vec::with_capacity(if emit { profile.chunk_size() } else { 0 }),
+            levels: vec![Vec::new()],
+            total: 0,
+        }
+    }
+
+    /// Bytes imported so far.
+    pub fn len(&self) -> u64 {
+        self.total
+    }
+
+    /// Whether nothing was imported yet.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+
+    /// Feeds file bytes; finished blocks are appended to `out` (nothing, in hash-only mode).
+    pub fn push(&mut self, mut data: &[u8], out: &mut Vec<Block>) {
+        let cs = self.profile.chunk_size();
+        self.total += data.len() as u64;
+        // Whole chunks go straight from the input (no copy) when no partial leaf is pending. A full
+        // leaf is the same block whether or not more data follows, so nothing is held back.
+        while !data.is_empty() {
+            if self.leaf.is_empty() && data.len() >= cs {
+                let (chunk, rest) = data.split_at(cs);
+                self.add_leaf(chunk, out);
+                data = rest;
+                continue;
+            }
+            let n = (cs - self.leaf.len()).min(data.len());
+            self.leaf.extend_from_slice(&data[..n]);
+            data = &data[n..];
+            if self.leaf.len() == cs {
+                let leaf = std::mem::take(&mut self.leaf);
+                self.add_leaf(&leaf, out);
+                self.leaf = leaf;
+                self.leaf.clear();
+            }
+        }
+    }
+
+    fn add_leaf(&mut self, chunk: &[u8], out: &mut Vec<Block>) {
+        let link = if self.profile.raw_leaves() {
+            let cid = Cid::v1(RAW, chunk);
+            if self.emit {
+                out.push(Block { cid, data: chunk.to_vec() });
+            }
+            Link { cid, tsize: chunk.len() as u64, filesize: chunk.len() as u64 }
+        } else {
+            let (head, tail) = pb::leaf_frame(chunk.len());
+            let mut h = Sha256::new();
+            h.update(&head);
+            h.update(chunk);
+            h.update(&tail);
+            let cid = Cid::v0_from_digest(h.finalize().into());
+            let size = head.len() + chunk.len() + tail.len();
+            if self.emit {
+                let mut data = Vec::with_capacity(size);
+                data.extend_from_slice(&head);
+                data.extend_from_slice(chunk);
+                data.extend_from_slice(&tail);
+                out.push(Block { cid, data });
+            }
+            Link { cid, tsize: size as u64, filesize: chunk.len() as u64 }
+        };
+        self.add_link(0, link, out);
+    }
+
+    fn add_link(&mut self, level: usize, link: Link, out: &mut Vec<Block>) {
+        if self.levels.len() <= level {
+            self.levels.push(Vec::new());
+        }
+        self.levels[level].push(link);
+        if self.levels[level].len() == self.profile.max_links() {
+            let links = std::mem::take(&mut self.levels[level]);
+            let parent = self.make_node(&links, out);
+            self.add_link(level + 1, parent, out);
+        }
+    }
+
+    fn make_node(&self, links: &[Link], out: &mut Vec<Block>) -> Link {
+        let filesize: u64 = links.iter().map(|l| l.filesize).sum();
+        let sizes: Vec<u64> = links.iter().map(|l| l.filesize).collect();
+        let data = pb::encode_file_data(None, filesize, &sizes);
+        let pairs: Vec<(Cid, u64)> = links.iter().map(|l| (l.cid, l.tsize)).collect();
+        let bytes = pb::encode_node(&pairs, &data);
+        let cid = self.profile.node_cid(&bytes);
+        let tsize = bytes.len() as u64 + links.iter().map(|l| l.tsize).sum::<u64>();
+        if self.emit {
+            out.push(Block { cid, data: bytes });
+        }
+        Link { cid, tsize, filesize }
+    }
+
+    /// Flushes the last leaf and the pending nodes; returns the root CID.
+    pub fn finish(mut self, out: &mut Vec<Block>) -> Cid {
+        let leaf = std::mem::take(&mut self.leaf);
+        if !leaf.is_empty() || self.total == 0 {
+            self.add_leaf(&leaf, out);
+        }
+        // Close every level bottom-up; a level's pending links become one node as long as any
+        // level above holds links (so all leaves end at the same depth).
+        let mut level = 0;
+        loop {
+            let above = self.levels[level + 1..].iter().any(|l| !l.is_empty());
+            let pending = std::mem::take(&mut self.levels[level]);
+            if !above {
+                match pending.len() {
+                    0 => {
+                        level += 1;
+                        continue;
+                    }
+                    1 => return pending[0].cid,
+                    _ => {}
+                }
+            }
+            if !pending.is_empty() {
+                let node = self.make_node(&pending, out);
+                if self.levels.len() <= level + 1 {
+                    self.levels.push(Vec::new());
+                }
+                self.levels[level + 1].push(node);
+            }
+            level += 1;
+        }
+    }
+}
+
+/// The root CID `ipfs add` gives `data` under `profile`.
+pub fn cid(data: &[u8], profile: Profile) -> Cid {
+    let mut imp = Importer::hash_only(profile);
+    let mut sink = Vec::new();
+    imp.push(data, &mut sink);
+    imp.finish(&mut sink)
+}
+
+/// The root CID of everything `input` yields, in constant memory.
+pub fn cid_of_reader<R: Read>(mut input: R, profile: Profile) -> Result<Cid> {
+    let mut imp = Importer::hash_only(profile);
+    let mut sink = Vec::new();
+    let mut buf = vec![0u8; 4 << 20];
+    loop {
+        let n = match input.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        };
+        imp.push(&buf[..n], &mut sink);
+    }
+    Ok(imp.finish(&mut sink))
+}
+
+/// Largest DAG depth the walker follows (1024^6 MiB is far beyond any record).
+const MAX_DEPTH: usize = 6;
+
+/// Reads a UnixFS file back: asks for blocks in file order, verifies each against its CID,
+/// checks the declared sizes, and yields the file bytes.
+pub struct Walker {
+    /// Blocks still to visit, last = next, with the file size the parent declared and depth.
+    stack: Vec<(Cid, Option<u64>, usize)>,
+    total: u64,
+}
+
+impl Walker {
+    /// Starts at `root`.
+    pub fn new(root: Cid) -> Walker {
+        Walker { stack: vec![(root, None, 0)], total: 0 }
+    }
+
+    /// The next block to fetch, or `None` when the file is complete.
+    pub fn next_cid(&self) -> Option<Cid> {
+        self.stack.last().map(|(c, _, _)| *c)
+    }
+
+    /// File bytes yielded so far.
+    pub fn position(&self) -> u64 {
+        self.total
+    }
+
+    /// Hands the walker the bytes of [`Walker::next_cid`]. Returns the file bytes this block
+    /// holds (empty for internal nodes).
+    pub fn visit(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+        let (cid, expected, depth) = self.stack.pop().ok_or_else(|| Error::MalformedNode("walk already finished".into()))?;
+        if bytes.len() > limits::MAX_BLOCK_SIZE {
+            return Err(Error::TooLarge { what: "block", size: bytes.len() as u64, limit: limits::MAX_BLOCK_SIZE as u64 });
+        }
+        cid.verify(bytes)?;
+        let check = |actual: u64| match expected {
+            Some(e) if e != actual => Err(Error::MalformedNode(format!(
+                "block {cid} holds {actual} bytes of file data, its parent says {e}"
+            ))),
+            _ => Ok(()),
+        };
+        match cid.codec() {
+            RAW => {
+                check(bytes.len() as u64)?;
+                self.total += bytes.len() as u64;
+                Ok(bytes.to_vec())
+            }
+            DAG_PB => {
+                let node = pb::decode_node(bytes)?;
+                let data = node.data.as_deref().ok_or_else(|| Error::MalformedNode("dag-pb node without Data".into()))?;
+                let fs = pb::decode_unixfs(data)?;
+                if fs.kind != pb::TYPE_FILE && fs.kind != pb::TYPE_RAW {
+                    return Err(Error::MalformedNode(format!("UnixFS type {} is not a file", fs.kind)));
+                }
+                let inline = fs.data.unwrap_or_default();
+                if node.links.is_empty() {
+                    if let Some(size) = fs.filesize {
+                        if size != inline.len() as u64 {
+                            return Err(Error::MalformedNode("leaf filesize differs from its data".into()));
+                        }
+                    }
+                    check(inline.len() as u64)?;
+                    self.total += inline.len() as u64;
+                    return Ok(inline);
+                }
+                if !inline.is_empty() {
+                    return Err(Error::MalformedNode("file node with both data and links".into()));
+                }
+                if fs.blocksizes.len() != node.links.len() {
+                    return Err(Error::MalformedNode("blocksizes do not match links".into()));
+                }
+                let sum = fs.blocksizes.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+                let sum = sum.ok_or_else(|| Error::MalformedNode("blocksizes overflow".into()))?;
+                if fs.filesize.is_some_and(|f| f != sum) {
+                    return Err(Error::MalformedNode("filesize differs from the sum of blocksizes".into()));
+                }
+                check(sum)?;
+                if depth >= MAX_DEPTH {
+                    return Err(Error::MalformedNode("DAG too deep".into()));
+                }
+                for (link, size) in node.links.iter().zip(&fs.blocksizes).rev() {
+                    self.stack.push((link.cid, Some(*size), depth + 1));
+                }
+                Ok(Vec::new())
+            }
+            other => Err(Error::MalformedNode(format!("codec 0x{other:x} is not a UnixFS file block"))),
+        }
+    }
+}
