@@ -295,7 +295,7 @@ fn opener_accepts_any_split() {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 48, failure_persistence: None, ..ProptestConfig::default() })]
 
     #[test]
     fn seal_open_round_trip(data in proptest::collection::vec(any::<u8>(), 0..20_000), exp in 12u8..=14, split in 1usize..5000) {
