@@ -1,0 +1,241 @@
+//! Store backends: the shared conformance suite on each, filesystem crash safety (a child
+//! process killed mid-write, in a loop), locking between processes, and corrupt backends.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{Rand, random_seed};
+use medshare::cid::{Cid, RAW};
+use medshare::store::fs::FsStore;
+use medshare::store::memory::MemoryStore;
+use medshare::store::{BlockStore, testsuite};
+use medshare::{Error, Store};
+use pollster::block_on;
+
+#[test]
+fn memory_store_passes_the_suite() {
+    block_on(testsuite::run_all(Store::memory)).unwrap_or_else(|f| panic!("{f}"));
+}
+
+#[test]
+fn fs_store_passes_the_suite() {
+    let dirs: std::cell::RefCell<Vec<tempfile::TempDir>> = Default::default();
+    block_on(testsuite::run_all(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_dir(dir.path()).unwrap();
+        dirs.borrow_mut().push(dir);
+        store
+    }))
+    .unwrap_or_else(|f| panic!("{f}"));
+}
+
+#[test]
+fn fs_store_persists_across_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let cid = Cid::v1(RAW, b"persist me");
+    {
+        let s = Store::open_dir(dir.path()).unwrap();
+        block_on(s.put(&cid, b"persist me")).unwrap();
+        block_on(s.compare_and_swap_head(None, Some(&cid))).unwrap();
+    }
+    let s = Store::open_dir(dir.path()).unwrap();
+    assert_eq!(block_on(s.get(&cid)).unwrap(), b"persist me");
+    assert_eq!(block_on(s.head()).unwrap(), Some(cid));
+}
+
+#[test]
+fn second_handle_in_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = FsStore::open(dir.path()).unwrap();
+    match FsStore::open(dir.path()) {
+        Err(Error::StoreLocked(p)) => assert!(p.contains(&dir.path().display().to_string())),
+        other => panic!("expected StoreLocked, got {other:?}"),
+    }
+    drop(first);
+    FsStore::open(dir.path()).unwrap();
+}
+
+/// Re-runs this test binary as a child executing the ignored test `name`.
+fn child(name: &str, dir: &Path) -> Command {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+        .env("MEDSHARE_STORE_CHILD_DIR", dir)
+        .stdin(Stdio::null());
+    c
+}
+
+#[test]
+#[ignore = "child process of another_process_is_refused"]
+fn child_try_open() {
+    let Some(dir) = std::env::var_os("MEDSHARE_STORE_CHILD_DIR") else { return };
+    match FsStore::open(&dir) {
+        Ok(_) => println!("RESULT opened"),
+        Err(e) => println!("RESULT {} {e}", e.code()),
+    }
+}
+
+#[test]
+fn another_process_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let held = FsStore::open(dir.path()).unwrap();
+    let out = child("child_try_open", dir.path()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("RESULT StoreLocked store is locked by another process"), "{text}");
+    drop(held);
+    let out = child("child_try_open", dir.path()).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("RESULT opened"));
+}
+
+#[test]
+#[ignore = "child process of crash_at_any_point_loses_nothing"]
+fn child_writer() {
+    let Some(dir) = std::env::var_os("MEDSHARE_STORE_CHILD_DIR") else { return };
+    let store = Store::open_dir(&dir).unwrap();
+    let mut rng = Rand::new(random_seed());
+    let mut head = block_on(store.head()).unwrap();
+    let stdout = std::io::stdout();
+    for i in 0u64.. {
+        let mut len = [0u8; 4];
+        rng.fill(&mut len);
+        let len = (u32::from_le_bytes(len) % (1 << 17)) as usize + 1;
+        let data = rng.bytes(len);
+        let cid = Cid::v1(RAW, &data);
+        block_on(store.put(&cid, &data)).unwrap();
+        writeln!(stdout.lock(), "B {cid}").unwrap();
+        if i % 3 == 0 {
+            let node = Cid::dag_cbor(cid.to_string().as_bytes());
+            block_on(store.put(&node, cid.to_string().as_bytes())).unwrap();
+            block_on(store.compare_and_swap_head(head.as_ref(), Some(&node))).unwrap();
+            head = Some(node);
+            writeln!(stdout.lock(), "H {node}").unwrap();
+        }
+    }
+}
+
+/// Every file under `blocks/` must hash to its name: no partial or foreign file is ever visible.
+fn check_every_block_file(root: &Path) -> usize {
+    let mut n = 0;
+    for shard in std::fs::read_dir(root.join("blocks")).unwrap() {
+        for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
+            let path = f.unwrap().path();
+            let data = std::fs::read(&path).unwrap();
+            let name = path.file_name().unwrap().to_str().unwrap().to_owned();
+            let ok = [Cid::v1(RAW, &data), Cid::dag_cbor(&data)].iter().any(|c| c.storage_key() == name);
+            assert!(ok, "block file {name} does not match its content ({} bytes)", data.len());
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn crash_at_any_point_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut committed: Vec<Cid> = Vec::new();
+    let mut last_head: Option<Cid> = None;
+    let mut rng = Rand::new(random_seed());
+    for round in 0..25 {
+        let mut proc = child("child_writer", dir.path()).stdout(Stdio::piped()).spawn().unwrap();
+        let out = proc.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            BufReader::new(out).lines().map_while(Result::ok).collect::<Vec<String>>()
+        });
+        let mut wait = [0u8; 2];
+        rng.fill(&mut wait);
+        std::thread::sleep(Duration::from_millis(30 + u64::from(u16::from_le_bytes(wait)) % 400));
+        proc.kill().unwrap(); // SIGKILL: no destructor, no flush, mid-write
+        proc.wait().unwrap();
+        let lines = reader.join().unwrap();
+        for l in &lines {
+            match l.split_once(' ') {
+                Some(("B", c)) => committed.push(c.parse().unwrap()),
+                Some(("H", c)) => last_head = Some(c.parse().unwrap()),
+                _ => {}
+            }
+        }
+        // Reopen: the lock died with the process; tmp/ is swept; nothing acknowledged is lost.
+        let store = Store::open_dir(dir.path()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        for cid in &committed {
+            block_on(store.get(cid)).unwrap_or_else(|e| panic!("round {round}: acknowledged block {cid} lost: {e}"));
+        }
+        let head = block_on(store.head()).unwrap();
+        if let Some(h) = last_head {
+            let head = head.expect("head vanished");
+            // The head is the last acknowledged one or a newer one written just before the kill.
+            block_on(store.get(&head)).unwrap();
+            if head != h {
+                assert!(!committed.contains(&head));
+            }
+        }
+        check_every_block_file(dir.path());
+    }
+    assert!(committed.len() > 25, "child wrote too little to exercise crashes ({})", committed.len());
+    eprintln!("{} acknowledged blocks survived 25 SIGKILLs", committed.len());
+}
+
+/// A backend that returns altered bytes.
+struct Lying(MemoryStore);
+
+#[async_trait::async_trait]
+impl BlockStore for Lying {
+    async fn put(&self, cid: &Cid, data: &[u8]) -> medshare::Result<()> {
+        self.0.put(cid, data).await
+    }
+    async fn get(&self, cid: &Cid) -> medshare::Result<Option<Vec<u8>>> {
+        Ok(self.0.get(cid).await?.map(|mut d| {
+            d[0] ^= 1;
+            d
+        }))
+    }
+    async fn has(&self, cid: &Cid) -> medshare::Result<bool> {
+        self.0.has(cid).await
+    }
+    async fn delete(&self, cid: &Cid) -> medshare::Result<()> {
+        self.0.delete(cid).await
+    }
+    async fn head(&self) -> medshare::Result<Option<Cid>> {
+        self.0.head().await
+    }
+    async fn compare_and_swap_head(&self, e: Option<&Cid>, n: Option<&Cid>) -> medshare::Result<()> {
+        self.0.compare_and_swap_head(e, n).await
+    }
+}
+
+#[test]
+fn a_store_returning_wrong_bytes_is_caught() {
+    let store = Store::new(Lying(MemoryStore::default()));
+    let cid = Cid::v1(RAW, b"true bytes");
+    block_on(store.put(&cid, b"true bytes")).unwrap();
+    match block_on(store.get(&cid)) {
+        Err(Error::CidMismatch { expected, actual }) => {
+            assert_eq!(expected, cid);
+            assert_ne!(actual, cid);
+        }
+        other => panic!("expected CidMismatch, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_block_file_altered_on_disk_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_dir(dir.path()).unwrap();
+    let cid = Cid::v1(RAW, b"on disk");
+    block_on(store.put(&cid, b"on disk")).unwrap();
+    let key = cid.storage_key();
+    let path = dir.path().join("blocks").join(&key[key.len() - 3..key.len() - 1]).join(&key);
+    std::fs::write(&path, b"on disc").unwrap();
+    assert!(matches!(block_on(store.get(&cid)), Err(Error::CidMismatch { .. })));
+}
+
+#[test]
+fn damaged_head_is_reported() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(FsStore::open(dir.path()).unwrap());
+    std::fs::write(dir.path().join("HEAD"), "not a cid\n").unwrap();
+    assert!(matches!(FsStore::open(dir.path()), Err(Error::StoreCorrupt(_))));
+}
