@@ -47,7 +47,11 @@ impl Cid {
 
     /// CIDv1 from an already computed sha2-256 digest.
     pub fn v1_from_digest(codec: u64, digest: [u8; 32]) -> Cid {
-        Cid { version: Version::V1, codec, digest }
+        Cid {
+            version: Version::V1,
+            codec,
+            digest,
+        }
     }
 
     /// CIDv0 (dag-pb) of `data`.
@@ -57,7 +61,11 @@ impl Cid {
 
     /// CIDv0 from an already computed sha2-256 digest.
     pub fn v0_from_digest(digest: [u8; 32]) -> Cid {
-        Cid { version: Version::V0, codec: DAG_PB, digest }
+        Cid {
+            version: Version::V0,
+            codec: DAG_PB,
+            digest,
+        }
     }
 
     /// CIDv1 of a DAG-CBOR object's bytes.
@@ -67,7 +75,11 @@ impl Cid {
 
     /// The CID of `data` under the same version and codec as `self` (used to check fetched bytes).
     pub fn same_kind_of(&self, data: &[u8]) -> Cid {
-        Cid { version: self.version, codec: self.codec, digest: Sha256::digest(data).into() }
+        Cid {
+            version: self.version,
+            codec: self.codec,
+            digest: Sha256::digest(data).into(),
+        }
     }
 
     /// Checks that `data` hashes to this CID.
@@ -76,7 +88,10 @@ impl Cid {
         if actual.digest == self.digest {
             Ok(())
         } else {
-            Err(Error::CidMismatch { expected: *self, actual })
+            Err(Error::CidMismatch {
+                expected: *self,
+                actual,
+            })
         }
     }
 
@@ -121,7 +136,9 @@ impl Cid {
         let mut rest = bytes;
         let version = take_varint(&mut rest)?;
         if version != 1 {
-            return Err(Error::InvalidCid(format!("unsupported CID version {version}")));
+            return Err(Error::InvalidCid(format!(
+                "unsupported CID version {version}"
+            )));
         }
         let codec = take_varint(&mut rest)?;
         if !matches!(codec, RAW | DAG_PB | DAG_CBOR) {
@@ -130,7 +147,9 @@ impl Cid {
         let hash = take_varint(&mut rest)?;
         let len = take_varint(&mut rest)?;
         if hash != SHA2_256 || len != 32 || rest.len() != 32 {
-            return Err(Error::InvalidCid("only 32-byte sha2-256 multihashes are supported".into()));
+            return Err(Error::InvalidCid(
+                "only 32-byte sha2-256 multihashes are supported".into(),
+            ));
         }
         let mut digest = [0u8; 32];
         digest.copy_from_slice(rest);
@@ -167,7 +186,9 @@ pub fn parse_multibase_base32(s: &str) -> Option<Vec<u8>> {
     if body.bytes().any(|c| c.is_ascii_uppercase()) {
         return None;
     }
-    BASE32_LOWER.decode(body.to_ascii_uppercase().as_bytes()).ok()
+    BASE32_LOWER
+        .decode(body.to_ascii_uppercase().as_bytes())
+        .ok()
 }
 
 impl fmt::Display for Cid {
@@ -198,8 +219,11 @@ impl FromStr for Cid {
                 .map_err(|e| Error::InvalidCid(format!("bad base58: {e}")))?;
             return Cid::from_bytes(&bytes);
         }
-        let bytes = parse_multibase_base32(s)
-            .ok_or_else(|| Error::InvalidCid(format!("`{s}` is neither a CIDv0 (Qm…) nor a base32 CIDv1 (b…)")))?;
+        let bytes = parse_multibase_base32(s).ok_or_else(|| {
+            Error::InvalidCid(format!(
+                "`{s}` is neither a CIDv0 (Qm…) nor a base32 CIDv1 (b…)"
+            ))
+        })?;
         Cid::from_bytes(&bytes)
     }
 }
@@ -240,22 +264,43 @@ mod tests {
     fn kubo_documented_hello() {
         // `echo "hello IPFS" | ipfs add -q --cid-version 1` (kubo's docs)
         let cid = Cid::v1(RAW, b"hello IPFS\n");
-        assert_eq!(cid.to_string(), "bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa");
+        assert_eq!(
+            cid.to_string(),
+            "bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa"
+        );
     }
 
     #[test]
     fn text_and_binary_round_trip() {
-        for cid in [Cid::v1(RAW, b"x"), Cid::v1(DAG_PB, b"x"), Cid::dag_cbor(b"x"), Cid::v0(b"x")] {
+        for cid in [
+            Cid::v1(RAW, b"x"),
+            Cid::v1(DAG_PB, b"x"),
+            Cid::dag_cbor(b"x"),
+            Cid::v0(b"x"),
+        ] {
             assert_eq!(cid.to_string().parse::<Cid>().unwrap(), cid);
             assert_eq!(Cid::from_bytes(&cid.to_bytes()).unwrap(), cid);
         }
-        assert_eq!(Cid::v0(b"x").storage_key(), Cid::v1(DAG_PB, b"x").storage_key());
+        assert_eq!(
+            Cid::v0(b"x").storage_key(),
+            Cid::v1(DAG_PB, b"x").storage_key()
+        );
     }
 
     #[test]
     fn bad_text_is_rejected() {
-        for bad in ["", "b", "Qm", "bafyB", "zzz", "bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxs"] {
-            assert!(matches!(bad.parse::<Cid>(), Err(Error::InvalidCid(_))), "{bad}");
+        for bad in [
+            "",
+            "b",
+            "Qm",
+            "bafyB",
+            "zzz",
+            "bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxs",
+        ] {
+            assert!(
+                matches!(bad.parse::<Cid>(), Err(Error::InvalidCid(_))),
+                "{bad}"
+            );
         }
     }
 

@@ -124,7 +124,11 @@ impl Metadata {
             });
         }
         if self.size > limits::MAX_RECORD_SIZE {
-            return Err(Error::TooLarge { what: "record", size: self.size, limit: limits::MAX_RECORD_SIZE });
+            return Err(Error::TooLarge {
+                what: "record",
+                size: self.size,
+                limit: limits::MAX_RECORD_SIZE,
+            });
         }
         Ok(())
     }
@@ -145,13 +149,22 @@ impl Metadata {
     fn decode(bytes: &[u8]) -> Result<Metadata> {
         let bad = |why: &str| Error::MalformedEnvelope(format!("metadata: {why}"));
         let mut r = bytes;
-        let size = u64::from_be_bytes(take(&mut r, 8).ok_or_else(|| bad("truncated"))?.try_into().map_err(|_| bad("size"))?);
+        let size = u64::from_be_bytes(
+            take(&mut r, 8)
+                .ok_or_else(|| bad("truncated"))?
+                .try_into()
+                .map_err(|_| bad("size"))?,
+        );
         let name = take_str16(&mut r).ok_or_else(|| bad("bad name"))?;
         let media_type = take_str16(&mut r).ok_or_else(|| bad("bad media type"))?;
         if r.iter().any(|&b| b != 0) {
             return Err(bad("non-zero padding"));
         }
-        let m = Metadata { name, media_type, size };
+        let m = Metadata {
+            name,
+            media_type,
+            size,
+        };
         m.validate()?;
         Ok(m)
     }
@@ -201,7 +214,12 @@ impl DataKey {
 
     /// Unwraps a key wrapped by [`DataKey::wrap`] for `identity` and the same (record, version).
     /// Any mismatch — other key, other record or version, altered bytes — is [`Error::KeyUnwrap`].
-    pub fn unwrap(identity: &Identity, wrapped: &[u8], record: &RecordId, version: u32) -> Result<DataKey> {
+    pub fn unwrap(
+        identity: &Identity,
+        wrapped: &[u8],
+        record: &RecordId,
+        version: u32,
+    ) -> Result<DataKey> {
         let raw = identity.oaep_unwrap(wrapped, &oaep_label(record, version))?;
         let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| Error::KeyUnwrap)?;
         Ok(DataKey(Zeroizing::new(arr)))
@@ -260,7 +278,9 @@ impl Header {
                 .map_err(|_| Error::MalformedEnvelope("bad recipient id".into()))?;
             let len = usize::from(u16::from_be_bytes([raw[start + 34], raw[start + 35]]));
             if !(256..=512).contains(&len) {
-                return Err(Error::MalformedEnvelope(format!("wrapped key length {len} out of range")));
+                return Err(Error::MalformedEnvelope(format!(
+                    "wrapped key length {len} out of range"
+                )));
             }
             let at = raw.len();
             raw.resize(at + len, 0);
@@ -268,19 +288,35 @@ impl Header {
             if stanzas.iter().any(|s: &Stanza| s.recipient == recipient) {
                 return Err(Error::MalformedEnvelope("duplicate recipient".into()));
             }
-            stanzas.push(Stanza { recipient, wrapped_key: raw[at..].to_vec() });
+            stanzas.push(Stanza {
+                recipient,
+                wrapped_key: raw[at..].to_vec(),
+            });
         }
         let at = raw.len();
         raw.resize(at + 4, 0);
         read_exact_or_truncated(input, &mut raw[at..])?;
-        let meta_len = u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) as usize;
-        if meta_len > MAX_METADATA_CT || meta_len < METADATA_PAD + TAG_LEN || (meta_len - TAG_LEN) % METADATA_PAD != 0 {
-            return Err(Error::MalformedEnvelope(format!("metadata length {meta_len} invalid")));
+        let meta_len =
+            u32::from_be_bytes([raw[at], raw[at + 1], raw[at + 2], raw[at + 3]]) as usize;
+        if !(METADATA_PAD + TAG_LEN..=MAX_METADATA_CT).contains(&meta_len)
+            || !(meta_len - TAG_LEN).is_multiple_of(METADATA_PAD)
+        {
+            return Err(Error::MalformedEnvelope(format!(
+                "metadata length {meta_len} invalid"
+            )));
         }
         let meta_offset = raw.len();
         raw.resize(meta_offset + meta_len, 0);
         read_exact_or_truncated(input, &mut raw[meta_offset..])?;
-        Ok(Header { chunk_exp, record, version, salt, stanzas, meta_offset, raw })
+        Ok(Header {
+            chunk_exp,
+            record,
+            version,
+            salt,
+            stanzas,
+            meta_offset,
+            raw,
+        })
     }
 
     /// Parses a header from the start of `bytes`.
@@ -336,7 +372,8 @@ impl Header {
     fn keys(&self, dek: &DataKey) -> Result<Keys> {
         let hk = hkdf::Hkdf::<Sha256>::new(Some(&self.salt), dek.expose());
         let mut meta_key = Zeroizing::new([0u8; 32]);
-        hk.expand(HKDF_INFO_METADATA, meta_key.as_mut()).map_err(|_| Error::Rng)?;
+        hk.expand(HKDF_INFO_METADATA, meta_key.as_mut())
+            .map_err(|_| Error::Rng)?;
         let mut payload_key = Zeroizing::new([0u8; 32]);
         let header_hash = Sha256::digest(&self.raw);
         hk.expand_multi_info(&[HKDF_INFO_PAYLOAD, &header_hash], payload_key.as_mut())
@@ -374,14 +411,18 @@ impl Header {
 
 fn parse_fixed(raw: &[u8]) -> Result<(u8, RecordId, u32, [u8; 32], usize)> {
     if &raw[..6] != MAGIC {
-        return Err(Error::MalformedEnvelope("not a medshare envelope (bad magic)".into()));
+        return Err(Error::MalformedEnvelope(
+            "not a medshare envelope (bad magic)".into(),
+        ));
     }
     if raw[6] != FORMAT_VERSION {
         return Err(Error::UnsupportedVersion(raw[6]));
     }
     let chunk_exp = raw[7];
     if !(MIN_CHUNK_EXP..=MAX_CHUNK_EXP).contains(&chunk_exp) {
-        return Err(Error::MalformedEnvelope(format!("chunk size exponent {chunk_exp} out of range")));
+        return Err(Error::MalformedEnvelope(format!(
+            "chunk size exponent {chunk_exp} out of range"
+        )));
     }
     let mut record = [0u8; 16];
     record.copy_from_slice(&raw[8..24]);
@@ -390,7 +431,9 @@ fn parse_fixed(raw: &[u8]) -> Result<(u8, RecordId, u32, [u8; 32], usize)> {
     salt.copy_from_slice(&raw[28..60]);
     let count = usize::from(u16::from_be_bytes([raw[60], raw[61]]));
     if count == 0 || count > limits::MAX_RECIPIENTS {
-        return Err(Error::MalformedEnvelope(format!("recipient count {count} out of range")));
+        return Err(Error::MalformedEnvelope(format!(
+            "recipient count {count} out of range"
+        )));
     }
     Ok((chunk_exp, RecordId(record), version, salt, count))
 }
@@ -419,9 +462,17 @@ fn seal_in_place(cipher: &Aes256Gcm, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]
     }
 }
 
-fn open_in_place(cipher: &Aes256Gcm, nonce: [u8; 12], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> Result<(), ()> {
+fn open_in_place(
+    cipher: &Aes256Gcm,
+    nonce: [u8; 12],
+    aad: &[u8],
+    buf: &mut [u8],
+    tag: &[u8],
+) -> Result<(), ()> {
     let tag = aes_gcm::Tag::try_from(tag).map_err(|_| ())?;
-    cipher.decrypt_inout_detached(&nonce.into(), aad, buf.into(), &tag).map_err(|_| ())
+    cipher
+        .decrypt_inout_detached(&nonce.into(), aad, buf.into(), &tag)
+        .map_err(|_| ())
 }
 
 fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
@@ -440,7 +491,9 @@ pub struct SealOptions {
 
 impl Default for SealOptions {
     fn default() -> Self {
-        SealOptions { chunk_exp: DEFAULT_CHUNK_EXP }
+        SealOptions {
+            chunk_exp: DEFAULT_CHUNK_EXP,
+        }
     }
 }
 
@@ -475,7 +528,14 @@ impl Sealer {
         recipients: &[&PublicKey],
         options: SealOptions,
     ) -> Result<(Sealer, Vec<u8>)> {
-        Sealer::with_key(DataKey::generate()?, record, version, metadata, recipients, options)
+        Sealer::with_key(
+            DataKey::generate()?,
+            record,
+            version,
+            metadata,
+            recipients,
+            options,
+        )
     }
 
     /// Like [`Sealer::new`] with a caller-chosen DEK and a fresh salt.
@@ -491,7 +551,12 @@ impl Sealer {
         getrandom::fill(&mut salt).map_err(|_| Error::Rng)?;
         let stanzas = recipients
             .iter()
-            .map(|pk| Ok(Stanza { recipient: pk.id(), wrapped_key: dek.wrap(pk, record, version)? }))
+            .map(|pk| {
+                Ok(Stanza {
+                    recipient: pk.id(),
+                    wrapped_key: dek.wrap(pk, record, version)?,
+                })
+            })
             .collect::<Result<Vec<_>>>()?;
         Sealer::from_parts(dek, salt, stanzas, record, version, metadata, options)
     }
@@ -508,7 +573,10 @@ impl Sealer {
     ) -> Result<(Sealer, Vec<u8>)> {
         metadata.validate()?;
         if !(MIN_CHUNK_EXP..=MAX_CHUNK_EXP).contains(&options.chunk_exp) {
-            return Err(Error::MalformedEnvelope(format!("chunk size exponent {} out of range", options.chunk_exp)));
+            return Err(Error::MalformedEnvelope(format!(
+                "chunk size exponent {} out of range",
+                options.chunk_exp
+            )));
         }
         if stanzas.is_empty() || stanzas.len() > limits::MAX_RECIPIENTS {
             return Err(Error::TooLarge {
@@ -549,7 +617,8 @@ impl Sealer {
         };
         let hk = hkdf::Hkdf::<Sha256>::new(Some(&salt), dek.expose());
         let mut meta_key = Zeroizing::new([0u8; 32]);
-        hk.expand(HKDF_INFO_METADATA, meta_key.as_mut()).map_err(|_| Error::Rng)?;
+        hk.expand(HKDF_INFO_METADATA, meta_key.as_mut())
+            .map_err(|_| Error::Rng)?;
         let meta_cipher = new_cipher(&meta_key);
         let mut ct = meta_plain.to_vec();
         let tag = seal_in_place(&meta_cipher, [0u8; 12], &header.raw, &mut ct);
@@ -574,7 +643,10 @@ impl Sealer {
     pub fn update(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
         self.seen += plaintext.len() as u64;
         if self.seen > self.declared {
-            return Err(Error::SizeMismatch { expected: self.declared, actual: self.seen });
+            return Err(Error::SizeMismatch {
+                expected: self.declared,
+                actual: self.seen,
+            });
         }
         while !plaintext.is_empty() {
             if self.buf.len() == self.chunk_size {
@@ -592,7 +664,12 @@ impl Sealer {
         out.extend_from_slice(&self.buf);
         self.buf.zeroize();
         self.buf.clear();
-        let tag = seal_in_place(&self.cipher, chunk_nonce(self.index, last), &[], &mut out[start..]);
+        let tag = seal_in_place(
+            &self.cipher,
+            chunk_nonce(self.index, last),
+            &[],
+            &mut out[start..],
+        );
         out.extend_from_slice(&tag);
         self.index += 1;
         Ok(())
@@ -601,7 +678,10 @@ impl Sealer {
     /// Writes the final chunk and returns the DEK (so the caller can wrap it to more recipients).
     pub fn finish(mut self, out: &mut Vec<u8>) -> Result<DataKey> {
         if self.seen != self.declared {
-            return Err(Error::SizeMismatch { expected: self.declared, actual: self.seen });
+            return Err(Error::SizeMismatch {
+                expected: self.declared,
+                actual: self.seen,
+            });
         }
         self.emit(true, out)?;
         Ok(self.dek.clone())
@@ -712,7 +792,13 @@ pub fn seal<R: Read, W: Write>(
     mut input: R,
     mut output: W,
 ) -> Result<Sealed> {
-    let (mut sealer, header) = Sealer::new(record, version, metadata, recipients, SealOptions::default())?;
+    let (mut sealer, header) = Sealer::new(
+        record,
+        version,
+        metadata,
+        recipients,
+        SealOptions::default(),
+    )?;
     output.write_all(&header)?;
     let mut len = header.len() as u64;
     let mut inbuf = Zeroizing::new(vec![0u8; IO_BUF]);
@@ -752,12 +838,21 @@ pub fn open<R: Read, W: Write>(identity: &Identity, mut input: R, output: W) -> 
 }
 
 /// Opens an envelope with an already unwrapped DEK (e.g. from a ledger grant).
-pub fn open_with_key<R: Read, W: Write>(dek: &DataKey, mut input: R, output: W) -> Result<Metadata> {
+pub fn open_with_key<R: Read, W: Write>(
+    dek: &DataKey,
+    mut input: R,
+    output: W,
+) -> Result<Metadata> {
     let header = Header::read_from(&mut input)?;
     open_payload(&header, dek, input, output)
 }
 
-fn open_payload<R: Read, W: Write>(header: &Header, dek: &DataKey, mut input: R, mut output: W) -> Result<Metadata> {
+fn open_payload<R: Read, W: Write>(
+    header: &Header,
+    dek: &DataKey,
+    mut input: R,
+    mut output: W,
+) -> Result<Metadata> {
     let mut opener = Opener::new(header, dek)?;
     let mut inbuf = vec![0u8; IO_BUF];
     let mut out = Zeroizing::new(Vec::with_capacity(IO_BUF));
@@ -790,11 +885,15 @@ pub fn open_range<R: Read + Seek, W: Write>(
     let header = Header::read_from(&mut input)?;
     let keys = header.keys(dek)?;
     let meta = header.decrypt_metadata(&keys)?;
-    let end = start.checked_add(len).filter(|&e| e <= meta.size).ok_or(Error::RangeOutOfBounds {
-        start,
-        end: start.saturating_add(len),
-        size: meta.size,
-    })?;
+    let end =
+        start
+            .checked_add(len)
+            .filter(|&e| e <= meta.size)
+            .ok_or(Error::RangeOutOfBounds {
+                start,
+                end: start.saturating_add(len),
+                size: meta.size,
+            })?;
     let total = input.seek(SeekFrom::End(0))?;
     let expected = header.len() as u64 + header.payload_len(meta.size);
     if total < expected {
@@ -810,7 +909,9 @@ pub fn open_range<R: Read + Seek, W: Write>(
     let chunks = header.chunk_count(meta.size);
     let first = start / cs;
     let last_needed = (end - 1) / cs;
-    input.seek(SeekFrom::Start(header.len() as u64 + first * (cs + TAG_LEN as u64)))?;
+    input.seek(SeekFrom::Start(
+        header.len() as u64 + first * (cs + TAG_LEN as u64),
+    ))?;
     let mut buf = Zeroizing::new(Vec::with_capacity(cs as usize + TAG_LEN));
     for index in first..=last_needed {
         let is_last = index + 1 == chunks;

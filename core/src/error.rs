@@ -51,7 +51,9 @@ pub enum Error {
     NotARecipient,
     /// Unwrapping the data key failed: the wrapped key was made for another key, or for another
     /// (record, version) — the OAEP label does not match — or it was altered.
-    #[error("the wrapped data key could not be unwrapped (wrong key, wrong record/version label, or altered)")]
+    #[error(
+        "the wrapped data key could not be unwrapped (wrong key, wrong record/version label, or altered)"
+    )]
     KeyUnwrap,
     /// A payload chunk (or the encrypted metadata) failed authentication: the ciphertext was
     /// altered, or chunks were swapped or reordered.

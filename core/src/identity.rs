@@ -83,7 +83,9 @@ impl FromStr for Role {
             "patient" => Ok(Role::Patient),
             "doctor" => Ok(Role::Doctor),
             "authority" => Ok(Role::Authority),
-            _ => Err(Error::InvalidKey(format!("unknown role `{s}` (patient, doctor or authority)"))),
+            _ => Err(Error::InvalidKey(format!(
+                "unknown role `{s}` (patient, doctor or authority)"
+            ))),
         }
     }
 }
@@ -105,11 +107,13 @@ impl IdentityId {
 
     /// From the 34 multihash bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<IdentityId> {
-        let arr: [u8; 34] = bytes
-            .try_into()
-            .map_err(|_| Error::InvalidKey("identity id must be a 34-byte sha2-256 multihash".into()))?;
+        let arr: [u8; 34] = bytes.try_into().map_err(|_| {
+            Error::InvalidKey("identity id must be a 34-byte sha2-256 multihash".into())
+        })?;
         if arr[0] != 0x12 || arr[1] != 0x20 {
-            return Err(Error::InvalidKey("identity id must be a sha2-256 multihash".into()));
+            return Err(Error::InvalidKey(
+                "identity id must be a sha2-256 multihash".into(),
+            ));
         }
         Ok(IdentityId(arr))
     }
@@ -131,8 +135,9 @@ impl FromStr for IdentityId {
     type Err = Error;
 
     fn from_str(s: &str) -> Result<IdentityId> {
-        let bytes = parse_multibase_base32(s)
-            .ok_or_else(|| Error::InvalidKey(format!("`{s}` is not a multibase base32 identity id")))?;
+        let bytes = parse_multibase_base32(s).ok_or_else(|| {
+            Error::InvalidKey(format!("`{s}` is not a multibase base32 identity id"))
+        })?;
         IdentityId::from_bytes(&bytes)
     }
 }
@@ -165,10 +170,13 @@ impl PublicKey {
                 limit: limits::MAX_PUBLIC_KEY_DER as u64,
             });
         }
-        let key = rsa::PublicKey::from_public_key_der(der).map_err(|e| Error::InvalidKey(format!("bad SPKI DER: {e}")))?;
+        let key = rsa::PublicKey::from_public_key_der(der)
+            .map_err(|e| Error::InvalidKey(format!("bad SPKI DER: {e}")))?;
         let pk = PublicKey::from_rsa(key)?;
         if pk.spki_der != der {
-            return Err(Error::InvalidKey("SPKI DER is not in canonical form".into()));
+            return Err(Error::InvalidKey(
+                "SPKI DER is not in canonical form".into(),
+            ));
         }
         Ok(pk)
     }
@@ -185,7 +193,9 @@ impl PublicKey {
         let (label, der) = pkcs8::der::pem::decode_vec(pem.as_bytes())
             .map_err(|e| Error::InvalidKey(format!("bad PEM: {e}")))?;
         if label != "PUBLIC KEY" {
-            return Err(Error::InvalidKey(format!("expected a PUBLIC KEY PEM, found {label}")));
+            return Err(Error::InvalidKey(format!(
+                "expected a PUBLIC KEY PEM, found {label}"
+            )));
         }
         PublicKey::from_spki_der(&der)
     }
@@ -198,7 +208,8 @@ impl PublicKey {
     /// PEM `PUBLIC KEY` encoding.
     pub fn to_pem(&self) -> String {
         // Encoding a few hundred bytes to PEM cannot fail.
-        pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.spki_der).unwrap_or_default()
+        pkcs8::der::pem::encode_string("PUBLIC KEY", LineEnding::LF, &self.spki_der)
+            .unwrap_or_default()
     }
 
     /// The participant id derived from this key.
@@ -216,7 +227,9 @@ impl PublicKey {
         if signature.len() != self.key.size() {
             return Err(Error::BadSignature);
         }
-        self.key.pss_verify::<Sha256>(message, signature).map_err(|_| Error::BadSignature)
+        self.key
+            .pss_verify::<Sha256>(message, signature)
+            .map_err(|_| Error::BadSignature)
     }
 
     /// Wraps a key with RSA-OAEP (SHA-256, MGF1-SHA-256) under `label`.
@@ -244,7 +257,10 @@ impl fmt::Debug for PublicKey {
 
 fn check_bits(bits: usize) -> Result<()> {
     if bits < MIN_KEY_BITS {
-        return Err(Error::WeakKey { bits, min: MIN_KEY_BITS });
+        return Err(Error::WeakKey {
+            bits,
+            min: MIN_KEY_BITS,
+        });
     }
     if bits > MAX_KEY_BITS {
         return Err(Error::UnsupportedKeySize { bits });
@@ -283,21 +299,28 @@ impl Identity {
 
     fn from_private_key(role: Role, name: &str, key: rsa::PrivateKey) -> Result<Identity> {
         let public = PublicKey::from_rsa(key.to_public_key())?;
-        Ok(Identity { role, name: name.to_owned(), key, public })
+        Ok(Identity {
+            role,
+            name: name.to_owned(),
+            key,
+            public,
+        })
     }
 
     /// Builds an identity from an unencrypted PKCS#8 DER private key (for importing keys made
     /// elsewhere, and for test fixtures).
     pub fn from_pkcs8_der(role: Role, name: &str, der: &[u8]) -> Result<Identity> {
         check_name(name)?;
-        let key = rsa::PrivateKey::from_pkcs8_der(der).map_err(|e| Error::InvalidKey(format!("bad PKCS#8: {e}")))?;
+        let key = rsa::PrivateKey::from_pkcs8_der(der)
+            .map_err(|e| Error::InvalidKey(format!("bad PKCS#8: {e}")))?;
         Identity::from_private_key(role, name, key)
     }
 
     /// Builds an identity from an unencrypted PKCS#8 PEM (`PRIVATE KEY`).
     pub fn from_pkcs8_pem(role: Role, name: &str, pem: &str) -> Result<Identity> {
         check_name(name)?;
-        let key = rsa::PrivateKey::from_pkcs8_pem(pem).map_err(|e| Error::InvalidKey(format!("bad PKCS#8 PEM: {e}")))?;
+        let key = rsa::PrivateKey::from_pkcs8_pem(pem)
+            .map_err(|e| Error::InvalidKey(format!("bad PKCS#8 PEM: {e}")))?;
         Identity::from_private_key(role, name, key)
     }
 
@@ -332,26 +355,35 @@ impl Identity {
             return Err(Error::KeyUnwrap);
         }
         let padding = rsa::Oaep::<Sha256>::new_with_label(label);
-        self.key.decrypt(padding, wrapped).map(Zeroizing::new).map_err(|_| Error::KeyUnwrap)
+        self.key
+            .decrypt(padding, wrapped)
+            .map(Zeroizing::new)
+            .map_err(|_| Error::KeyUnwrap)
     }
 
     /// Encodes the identity as a passphrase-protected key file (PEM `MEDSHARE IDENTITY`; the
     /// layout is in `docs/FORMAT.md`).
     pub fn to_key_file(&self, passphrase: &str) -> Result<String> {
-        let der = self.key.to_pkcs8_der().map_err(|e| Error::InvalidKey(format!("cannot encode key: {e}")))?;
+        let der = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| Error::InvalidKey(format!("cannot encode key: {e}")))?;
         let info = pkcs8::PrivateKeyInfoRef::from_der(der.as_bytes())
             .map_err(|e| Error::InvalidKey(format!("cannot encode key: {e}")))?;
         let mut salt = [0u8; 16];
         let mut nonce = [0u8; 12];
         getrandom::fill(&mut salt).map_err(|_| Error::Rng)?;
         getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
-        let scrypt = pkcs8::pkcs5::scrypt::Params::new(SCRYPT_LOG_N, 8, 1).map_err(|_| Error::Rng)?;
+        let scrypt =
+            pkcs8::pkcs5::scrypt::Params::new(SCRYPT_LOG_N, 8, 1).map_err(|_| Error::Rng)?;
         let params = pkcs8::pkcs5::pbes2::Parameters::scrypt_aes256gcm(scrypt, &salt, nonce)
             .map_err(|e| Error::InvalidKey(format!("scrypt parameters: {e}")))?;
         let encrypted = info
             .encrypt_with_params(params, passphrase.as_bytes())
             .map_err(|e| Error::InvalidKey(format!("cannot encrypt key: {e}")))?;
-        let mut body = Zeroizing::new(Vec::with_capacity(8 + self.name.len() + encrypted.as_bytes().len()));
+        let mut body = Zeroizing::new(Vec::with_capacity(
+            8 + self.name.len() + encrypted.as_bytes().len(),
+        ));
         body.extend_from_slice(KEY_FILE_MAGIC);
         body.push(KEY_FILE_VERSION);
         body.push(self.role.code());
@@ -371,31 +403,41 @@ impl Identity {
                 limit: limits::MAX_KEY_FILE as u64,
             });
         }
-        let (label, body) =
-            pkcs8::der::pem::decode_vec(text.as_bytes()).map_err(|e| Error::InvalidKey(format!("bad PEM: {e}")))?;
+        let (label, body) = pkcs8::der::pem::decode_vec(text.as_bytes())
+            .map_err(|e| Error::InvalidKey(format!("bad PEM: {e}")))?;
         let body = Zeroizing::new(body);
         if label != KEY_FILE_PEM_LABEL {
-            return Err(Error::InvalidKey(format!("expected a {KEY_FILE_PEM_LABEL} PEM, found {label}")));
+            return Err(Error::InvalidKey(format!(
+                "expected a {KEY_FILE_PEM_LABEL} PEM, found {label}"
+            )));
         }
         if body.len() < 8 || &body[..4] != KEY_FILE_MAGIC {
             return Err(Error::InvalidKey("not a medshare key file".into()));
         }
         if body[4] != KEY_FILE_VERSION {
-            return Err(Error::InvalidKey(format!("unsupported key file version {}", body[4])));
+            return Err(Error::InvalidKey(format!(
+                "unsupported key file version {}",
+                body[4]
+            )));
         }
-        let role = Role::from_code(body[5]).ok_or_else(|| Error::InvalidKey(format!("unknown role code {}", body[5])))?;
+        let role = Role::from_code(body[5])
+            .ok_or_else(|| Error::InvalidKey(format!("unknown role code {}", body[5])))?;
         let name_len = usize::from(u16::from_be_bytes([body[6], body[7]]));
         let rest = &body[8..];
         if rest.len() < name_len {
             return Err(Error::InvalidKey("key file truncated".into()));
         }
-        let name = std::str::from_utf8(&rest[..name_len]).map_err(|_| Error::InvalidKey("name is not UTF-8".into()))?;
+        let name = std::str::from_utf8(&rest[..name_len])
+            .map_err(|_| Error::InvalidKey("name is not UTF-8".into()))?;
         check_name(name)?;
         let encrypted = pkcs8::EncryptedPrivateKeyInfoRef::from_der(&rest[name_len..])
             .map_err(|e| Error::InvalidKey(format!("bad encrypted PKCS#8: {e}")))?;
         check_kdf(&encrypted)?;
-        let der = encrypted.decrypt(passphrase.as_bytes()).map_err(|_| Error::WrongPassphrase)?;
-        let key = rsa::PrivateKey::from_pkcs8_der(der.as_bytes()).map_err(|_| Error::WrongPassphrase)?;
+        let der = encrypted
+            .decrypt(passphrase.as_bytes())
+            .map_err(|_| Error::WrongPassphrase)?;
+        let key =
+            rsa::PrivateKey::from_pkcs8_der(der.as_bytes()).map_err(|_| Error::WrongPassphrase)?;
         Identity::from_private_key(role, name, key)
     }
 
@@ -410,7 +452,11 @@ impl Identity {
         let path = path.as_ref();
         let meta = std::fs::metadata(path)?;
         if meta.len() > limits::MAX_KEY_FILE as u64 {
-            return Err(Error::TooLarge { what: "key file", size: meta.len(), limit: limits::MAX_KEY_FILE as u64 });
+            return Err(Error::TooLarge {
+                what: "key file",
+                size: meta.len(),
+                limit: limits::MAX_KEY_FILE as u64,
+            });
         }
         let text = Zeroizing::new(std::fs::read_to_string(path)?);
         Identity::from_key_file(&text, passphrase)
@@ -432,14 +478,20 @@ fn check_kdf(encrypted: &pkcs8::EncryptedPrivateKeyInfoRef<'_>) -> Result<()> {
         .saturating_mul(u64::from(scrypt.block_size))
         .saturating_mul(scrypt.cost_parameter);
     if memory > SCRYPT_MAX_MEMORY || scrypt.parallelization > 4 {
-        return Err(Error::InvalidKey("scrypt parameters exceed the allowed cost".into()));
+        return Err(Error::InvalidKey(
+            "scrypt parameters exceed the allowed cost".into(),
+        ));
     }
     Ok(())
 }
 
 fn check_name(name: &str) -> Result<()> {
     if name.len() > limits::MAX_NAME {
-        return Err(Error::TooLarge { what: "identity name", size: name.len() as u64, limit: limits::MAX_NAME as u64 });
+        return Err(Error::TooLarge {
+            what: "identity name",
+            size: name.len() as u64,
+            limit: limits::MAX_NAME as u64,
+        });
     }
     Ok(())
 }

@@ -3,19 +3,32 @@ mod common;
 use std::io::Cursor;
 
 use common::{Rand, identity};
-use medshare::envelope::{self, DataKey, Header, Metadata, Opener, RecordId, SealOptions, Sealer, TAG_LEN};
+use medshare::envelope::{
+    self, DataKey, Header, Metadata, Opener, RecordId, SealOptions, Sealer, TAG_LEN,
+};
 use medshare::{Error, Identity};
 use proptest::prelude::*;
 
 fn meta(size: usize) -> Metadata {
-    Metadata { name: "scan.dcm".into(), media_type: "application/dicom".into(), size: size as u64 }
+    Metadata {
+        name: "scan.dcm".into(),
+        media_type: "application/dicom".into(),
+        size: size as u64,
+    }
 }
 
 /// Seals `data` with small (4 KiB) chunks so that tests see many chunks.
 fn seal_small(data: &[u8], to: &[&Identity]) -> (RecordId, Vec<u8>, DataKey) {
     let record = RecordId::random().unwrap();
     let pks: Vec<_> = to.iter().map(|i| i.public()).collect();
-    let (mut sealer, mut out) = Sealer::new(&record, 1, &meta(data.len()), &pks, SealOptions { chunk_exp: 12 }).unwrap();
+    let (mut sealer, mut out) = Sealer::new(
+        &record,
+        1,
+        &meta(data.len()),
+        &pks,
+        SealOptions { chunk_exp: 12 },
+    )
+    .unwrap();
     sealer.update(data, &mut out).unwrap();
     let dek = sealer.finish(&mut out).unwrap();
     (record, out, dek)
@@ -41,7 +54,10 @@ fn round_trip_for_every_recipient() {
     let h = Header::parse(&sealed).unwrap();
     assert_eq!((h.record(), h.version(), h.stanzas().len()), (record, 1, 2));
     // Exactly header + plaintext + one tag per chunk.
-    assert_eq!(sealed.len(), h.len() + data.len() + data.len().div_ceil(4096) * TAG_LEN);
+    assert_eq!(
+        sealed.len(),
+        h.len() + data.len() + data.len().div_ceil(4096) * TAG_LEN
+    );
 }
 
 #[test]
@@ -70,7 +86,10 @@ fn empty_and_boundary_sizes() {
 #[test]
 fn not_a_recipient() {
     let (_, sealed, _) = seal_small(b"secret", &[&identity("patient")]);
-    assert!(matches!(open_all(&identity("doctor"), &sealed), Err(Error::NotARecipient)));
+    assert!(matches!(
+        open_all(&identity("doctor"), &sealed),
+        Err(Error::NotARecipient)
+    ));
 }
 
 #[test]
@@ -79,8 +98,20 @@ fn wrong_key_for_a_stanza_fails_unwrap() {
     let (p, d) = (identity("patient"), identity("doctor"));
     let record = RecordId::random().unwrap();
     let dek = DataKey::generate().unwrap();
-    let stanza = envelope::Stanza { recipient: d.id(), wrapped_key: dek.wrap(p.public(), &record, 1).unwrap() };
-    let (mut s, mut out) = Sealer::from_parts(dek, [7; 32], vec![stanza], &record, 1, &meta(3), SealOptions::default()).unwrap();
+    let stanza = envelope::Stanza {
+        recipient: d.id(),
+        wrapped_key: dek.wrap(p.public(), &record, 1).unwrap(),
+    };
+    let (mut s, mut out) = Sealer::from_parts(
+        dek,
+        [7; 32],
+        vec![stanza],
+        &record,
+        1,
+        &meta(3),
+        SealOptions::default(),
+    )
+    .unwrap();
     s.update(b"abc", &mut out).unwrap();
     s.finish(&mut out).unwrap();
     assert!(matches!(open_all(&d, &out), Err(Error::KeyUnwrap)));
@@ -93,12 +124,33 @@ fn wrong_oaep_label_fails_unwrap() {
     let other = RecordId::random().unwrap();
     let dek = DataKey::generate().unwrap();
     let wrapped = dek.wrap(d.public(), &record, 1).unwrap();
-    assert_eq!(DataKey::unwrap(&d, &wrapped, &record, 1).unwrap().expose(), dek.expose());
-    assert!(matches!(DataKey::unwrap(&d, &wrapped, &other, 1), Err(Error::KeyUnwrap)));
-    assert!(matches!(DataKey::unwrap(&d, &wrapped, &record, 2), Err(Error::KeyUnwrap)));
+    assert_eq!(
+        DataKey::unwrap(&d, &wrapped, &record, 1).unwrap().expose(),
+        dek.expose()
+    );
+    assert!(matches!(
+        DataKey::unwrap(&d, &wrapped, &other, 1),
+        Err(Error::KeyUnwrap)
+    ));
+    assert!(matches!(
+        DataKey::unwrap(&d, &wrapped, &record, 2),
+        Err(Error::KeyUnwrap)
+    ));
     // Replaying the wrapped key of one record into an envelope of another record.
-    let stanza = envelope::Stanza { recipient: d.id(), wrapped_key: wrapped };
-    let (mut s, mut out) = Sealer::from_parts(dek, [1; 32], vec![stanza], &other, 1, &meta(1), SealOptions::default()).unwrap();
+    let stanza = envelope::Stanza {
+        recipient: d.id(),
+        wrapped_key: wrapped,
+    };
+    let (mut s, mut out) = Sealer::from_parts(
+        dek,
+        [1; 32],
+        vec![stanza],
+        &other,
+        1,
+        &meta(1),
+        SealOptions::default(),
+    )
+    .unwrap();
     s.update(b"x", &mut out).unwrap();
     s.finish(&mut out).unwrap();
     assert!(matches!(open_all(&d, &out), Err(Error::KeyUnwrap)));
@@ -111,7 +163,10 @@ fn tampered_chunk() {
     let (_, mut sealed, _) = seal_small(&data, &[&p]);
     let start = payload_start(&sealed);
     sealed[start + 2 * (4096 + TAG_LEN) + 100] ^= 0x40;
-    assert!(matches!(open_all(&p, &sealed), Err(Error::ChunkAuthentication { index: 2 })));
+    assert!(matches!(
+        open_all(&p, &sealed),
+        Err(Error::ChunkAuthentication { index: 2 })
+    ));
 }
 
 #[test]
@@ -121,13 +176,22 @@ fn tampered_tag_and_metadata_and_header() {
     let start = payload_start(&sealed);
     let mut t = sealed.clone();
     t[start + 4096 + TAG_LEN - 1] ^= 1; // tag of chunk 0
-    assert!(matches!(open_all(&p, &t), Err(Error::ChunkAuthentication { index: 0 })));
+    assert!(matches!(
+        open_all(&p, &t),
+        Err(Error::ChunkAuthentication { index: 0 })
+    ));
     let mut t = sealed.clone();
     t[start - 20] ^= 1; // inside the metadata ciphertext
-    assert!(matches!(open_all(&p, &t), Err(Error::ChunkAuthentication { index: u64::MAX })));
+    assert!(matches!(
+        open_all(&p, &t),
+        Err(Error::ChunkAuthentication { index: u64::MAX })
+    ));
     let mut t = sealed.clone();
     t[40] ^= 1; // the salt: every key changes
-    assert!(matches!(open_all(&p, &t), Err(Error::ChunkAuthentication { .. })));
+    assert!(matches!(
+        open_all(&p, &t),
+        Err(Error::ChunkAuthentication { .. })
+    ));
 }
 
 #[test]
@@ -144,19 +208,28 @@ fn swapped_and_reordered_chunks() {
         swapped.extend_from_slice(&chunk(i));
     }
     swapped.extend_from_slice(&sealed[start + 4 * c..]);
-    assert!(matches!(open_all(&p, &swapped), Err(Error::ChunkAuthentication { index: 1 })));
+    assert!(matches!(
+        open_all(&p, &swapped),
+        Err(Error::ChunkAuthentication { index: 1 })
+    ));
     // Rotate the full chunks.
     let mut reordered = sealed[..start].to_vec();
     for i in [1, 2, 3, 0] {
         reordered.extend_from_slice(&chunk(i));
     }
     reordered.extend_from_slice(&sealed[start + 4 * c..]);
-    assert!(matches!(open_all(&p, &reordered), Err(Error::ChunkAuthentication { index: 0 })));
+    assert!(matches!(
+        open_all(&p, &reordered),
+        Err(Error::ChunkAuthentication { index: 0 })
+    ));
     // A chunk taken from another envelope sealed to the same recipient.
     let (_, other, _) = seal_small(&data, &[&p]);
     let mut mixed = sealed.clone();
     mixed[start + c..start + 2 * c].copy_from_slice(&other[start + c..start + 2 * c]);
-    assert!(matches!(open_all(&p, &mixed), Err(Error::ChunkAuthentication { index: 1 })));
+    assert!(matches!(
+        open_all(&p, &mixed),
+        Err(Error::ChunkAuthentication { index: 1 })
+    ));
 }
 
 #[test]
@@ -168,7 +241,10 @@ fn truncated_envelopes() {
     let c = 4096 + TAG_LEN;
     // Cut at a chunk boundary (dropping the final chunk), in the middle of a chunk, and inside the header.
     for cut in [start + 2 * c, start + c + 77, start, start - 1, 10, 0] {
-        assert!(matches!(open_all(&p, &sealed[..cut]), Err(Error::Truncated)), "cut at {cut}");
+        assert!(
+            matches!(open_all(&p, &sealed[..cut]), Err(Error::Truncated)),
+            "cut at {cut}"
+        );
     }
 }
 
@@ -189,7 +265,10 @@ fn malformed_headers() {
     assert!(matches!(open_all(&p, &t), Err(Error::MalformedEnvelope(_))));
     let mut t = sealed.clone();
     t[6] = 9;
-    assert!(matches!(open_all(&p, &t), Err(Error::UnsupportedVersion(9))));
+    assert!(matches!(
+        open_all(&p, &t),
+        Err(Error::UnsupportedVersion(9))
+    ));
     let mut t = sealed.clone();
     t[7] = 40; // chunk exponent
     assert!(matches!(open_all(&p, &t), Err(Error::MalformedEnvelope(_))));
@@ -207,30 +286,62 @@ fn malformed_headers() {
 fn declared_size_is_enforced() {
     let p = identity("patient");
     let record = RecordId::random().unwrap();
-    let (mut s, mut out) = Sealer::new(&record, 1, &meta(10), &[p.public()], SealOptions::default()).unwrap();
+    let (mut s, mut out) =
+        Sealer::new(&record, 1, &meta(10), &[p.public()], SealOptions::default()).unwrap();
     s.update(b"12345", &mut out).unwrap();
-    assert!(matches!(s.finish(&mut out), Err(Error::SizeMismatch { expected: 10, actual: 5 })));
-    let (mut s, mut out) = Sealer::new(&record, 1, &meta(3), &[p.public()], SealOptions::default()).unwrap();
-    assert!(matches!(s.update(b"12345", &mut out), Err(Error::SizeMismatch { expected: 3, actual: 5 })));
+    assert!(matches!(
+        s.finish(&mut out),
+        Err(Error::SizeMismatch {
+            expected: 10,
+            actual: 5
+        })
+    ));
+    let (mut s, mut out) =
+        Sealer::new(&record, 1, &meta(3), &[p.public()], SealOptions::default()).unwrap();
+    assert!(matches!(
+        s.update(b"12345", &mut out),
+        Err(Error::SizeMismatch {
+            expected: 3,
+            actual: 5
+        })
+    ));
 }
 
 #[test]
 fn oversize_inputs_are_refused() {
     let p = identity("patient");
     let record = RecordId::random().unwrap();
-    let huge = Metadata { size: (1u64 << 40) + 1, ..meta(0) };
+    let huge = Metadata {
+        size: (1u64 << 40) + 1,
+        ..meta(0)
+    };
     assert!(matches!(
         Sealer::new(&record, 1, &huge, &[p.public()], SealOptions::default()),
         Err(Error::TooLarge { what: "record", .. })
     ));
-    let long_name = Metadata { name: "n".repeat(2000), ..meta(0) };
+    let long_name = Metadata {
+        name: "n".repeat(2000),
+        ..meta(0)
+    };
     assert!(matches!(
-        Sealer::new(&record, 1, &long_name, &[p.public()], SealOptions::default()),
-        Err(Error::TooLarge { what: "file name", .. })
+        Sealer::new(
+            &record,
+            1,
+            &long_name,
+            &[p.public()],
+            SealOptions::default()
+        ),
+        Err(Error::TooLarge {
+            what: "file name",
+            ..
+        })
     ));
     assert!(matches!(
         Sealer::new(&record, 1, &meta(0), &[], SealOptions::default()),
-        Err(Error::TooLarge { what: "recipient list", .. })
+        Err(Error::TooLarge {
+            what: "recipient list",
+            ..
+        })
     ));
 }
 
@@ -239,14 +350,32 @@ fn byte_ranges_decrypt_alone() {
     let p = identity("patient");
     let data = Rand::new(6).bytes(5 * 4096 + 123);
     let (_, sealed, dek) = seal_small(&data, &[&p]);
-    for (start, len) in [(0u64, 1u64), (4095, 2), (4096, 4096), (100, 20_000), (20_000, 600), (0, data.len() as u64), (7, 0)] {
+    for (start, len) in [
+        (0u64, 1u64),
+        (4095, 2),
+        (4096, 4096),
+        (100, 20_000),
+        (20_000, 600),
+        (0, data.len() as u64),
+        (7, 0),
+    ] {
         let mut out = Vec::new();
         envelope::open_range(&dek, Cursor::new(&sealed), start, len, &mut out).unwrap();
-        assert_eq!(out, &data[start as usize..(start + len) as usize], "{start}+{len}");
+        assert_eq!(
+            out,
+            &data[start as usize..(start + len) as usize],
+            "{start}+{len}"
+        );
     }
     let mut out = Vec::new();
     assert!(matches!(
-        envelope::open_range(&dek, Cursor::new(&sealed), data.len() as u64 - 1, 2, &mut out),
+        envelope::open_range(
+            &dek,
+            Cursor::new(&sealed),
+            data.len() as u64 - 1,
+            2,
+            &mut out
+        ),
         Err(Error::RangeOutOfBounds { .. })
     ));
     // A range read still authenticates the chunks it touches.
@@ -258,7 +387,13 @@ fn byte_ranges_decrypt_alone() {
         Err(Error::ChunkAuthentication { index: 1 })
     ));
     assert!(matches!(
-        envelope::open_range(&dek, Cursor::new(&sealed[..sealed.len() - 1]), 0, 1, &mut Vec::new()),
+        envelope::open_range(
+            &dek,
+            Cursor::new(&sealed[..sealed.len() - 1]),
+            0,
+            1,
+            &mut Vec::new()
+        ),
         Err(Error::Truncated)
     ));
 }
@@ -269,7 +404,15 @@ fn streaming_read_write_api_round_trip() {
     let data = Rand::new(7).bytes(3 << 20);
     let record = RecordId::random().unwrap();
     let mut sealed = Vec::new();
-    let out = envelope::seal(&record, 4, &meta(data.len()), &[p.public(), d.public()], &data[..], &mut sealed).unwrap();
+    let out = envelope::seal(
+        &record,
+        4,
+        &meta(data.len()),
+        &[p.public(), d.public()],
+        &data[..],
+        &mut sealed,
+    )
+    .unwrap();
     assert_eq!(out.len, sealed.len() as u64);
     let mut plain = Vec::new();
     let m = envelope::open_with_key(&out.key, &sealed[..], &mut plain).unwrap();

@@ -31,7 +31,12 @@ fn spki_der_and_pem_round_trip() {
         .spawn();
     if let Ok(mut child) = openssl {
         use std::io::Write;
-        child.stdin.take().unwrap().write_all(key("doctor").as_bytes()).unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(key("doctor").as_bytes())
+            .unwrap();
         let out = child.wait_with_output().unwrap();
         assert_eq!(out.stdout, der);
     }
@@ -43,26 +48,62 @@ fn sign_and_verify_pss() {
     let sig = id.sign(b"register me").unwrap();
     assert_eq!(sig.len(), 256);
     id.public().verify(b"register me", &sig).unwrap();
-    assert!(matches!(id.public().verify(b"register mE", &sig), Err(Error::BadSignature)));
+    assert!(matches!(
+        id.public().verify(b"register mE", &sig),
+        Err(Error::BadSignature)
+    ));
     let mut forged = sig.clone();
     forged[10] ^= 1;
-    assert!(matches!(id.public().verify(b"register me", &forged), Err(Error::BadSignature)));
-    assert!(matches!(identity("doctor").public().verify(b"register me", &sig), Err(Error::BadSignature)));
-    assert!(matches!(id.public().verify(b"register me", &sig[..255]), Err(Error::BadSignature)));
+    assert!(matches!(
+        id.public().verify(b"register me", &forged),
+        Err(Error::BadSignature)
+    ));
+    assert!(matches!(
+        identity("doctor").public().verify(b"register me", &sig),
+        Err(Error::BadSignature)
+    ));
+    assert!(matches!(
+        id.public().verify(b"register me", &sig[..255]),
+        Err(Error::BadSignature)
+    ));
 }
 
 #[test]
 fn weak_keys_are_refused() {
-    assert!(matches!(Identity::generate(Role::Patient, "x", 1024), Err(Error::WeakKey { bits: 1024, min: 2048 })));
-    assert!(matches!(Identity::generate(Role::Patient, "x", 2047), Err(Error::WeakKey { bits: 2047, min: 2048 })));
-    assert!(matches!(Identity::generate(Role::Patient, "x", 2560), Err(Error::UnsupportedKeySize { bits: 2560 })));
-    assert!(matches!(Identity::generate(Role::Patient, "x", 8192), Err(Error::UnsupportedKeySize { bits: 8192 })));
+    assert!(matches!(
+        Identity::generate(Role::Patient, "x", 1024),
+        Err(Error::WeakKey {
+            bits: 1024,
+            min: 2048
+        })
+    ));
+    assert!(matches!(
+        Identity::generate(Role::Patient, "x", 2047),
+        Err(Error::WeakKey {
+            bits: 2047,
+            min: 2048
+        })
+    ));
+    assert!(matches!(
+        Identity::generate(Role::Patient, "x", 2560),
+        Err(Error::UnsupportedKeySize { bits: 2560 })
+    ));
+    assert!(matches!(
+        Identity::generate(Role::Patient, "x", 8192),
+        Err(Error::UnsupportedKeySize { bits: 8192 })
+    ));
     assert!(matches!(
         Identity::from_pkcs8_pem(Role::Patient, "x", key("weak")),
-        Err(Error::WeakKey { bits: 1024, min: 2048 })
+        Err(Error::WeakKey {
+            bits: 1024,
+            min: 2048
+        })
     ));
     let weak_pub = include_str!("../testdata/keys/weak-1024.pub.pem");
-    assert!(matches!(PublicKey::from_pem(weak_pub), Err(Error::WeakKey { bits: 1024, .. })));
+    assert!(matches!(
+        PublicKey::from_pem(weak_pub),
+        Err(Error::WeakKey { bits: 1024, .. })
+    ));
 }
 
 #[test]
@@ -85,7 +126,10 @@ fn key_file_round_trip_and_wrong_passphrase() {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o600
+        );
     }
     let text = std::fs::read_to_string(&path).unwrap();
     assert!(text.starts_with("-----BEGIN MEDSHARE IDENTITY-----"));
@@ -95,19 +139,40 @@ fn key_file_round_trip_and_wrong_passphrase() {
     assert_eq!(back.role(), Role::Doctor);
     assert_eq!(back.name(), "doctor3072");
     assert_eq!(back.public().bits(), 3072);
-    assert!(matches!(Identity::load(&path, "wrong"), Err(Error::WrongPassphrase)));
+    assert!(matches!(
+        Identity::load(&path, "wrong"),
+        Err(Error::WrongPassphrase)
+    ));
 }
 
 #[test]
 fn malformed_key_files_are_named() {
-    assert!(matches!(Identity::from_key_file("not pem", "p"), Err(Error::InvalidKey(_))));
-    assert!(matches!(Identity::from_key_file(key("patient"), "p"), Err(Error::InvalidKey(_))));
+    assert!(matches!(
+        Identity::from_key_file("not pem", "p"),
+        Err(Error::InvalidKey(_))
+    ));
+    assert!(matches!(
+        Identity::from_key_file(key("patient"), "p"),
+        Err(Error::InvalidKey(_))
+    ));
     let big = "A".repeat(20_000);
-    assert!(matches!(Identity::from_key_file(&big, "p"), Err(Error::TooLarge { what: "key file", .. })));
-    assert!(matches!(PublicKey::from_spki_der(b"\x30\x03\x02\x01\x01"), Err(Error::InvalidKey(_))));
+    assert!(matches!(
+        Identity::from_key_file(&big, "p"),
+        Err(Error::TooLarge {
+            what: "key file",
+            ..
+        })
+    ));
+    assert!(matches!(
+        PublicKey::from_spki_der(b"\x30\x03\x02\x01\x01"),
+        Err(Error::InvalidKey(_))
+    ));
     assert!(matches!(
         Identity::generate(Role::Patient, &"n".repeat(300), 2048),
-        Err(Error::TooLarge { what: "identity name", .. })
+        Err(Error::TooLarge {
+            what: "identity name",
+            ..
+        })
     ));
 }
 

@@ -62,16 +62,24 @@ fn second_handle_in_process_is_refused() {
 /// Re-runs this test binary as a child executing the ignored test `name`.
 fn child(name: &str, dir: &Path) -> Command {
     let mut c = Command::new(std::env::current_exe().unwrap());
-    c.args([name, "--exact", "--ignored", "--nocapture", "--test-threads=1"])
-        .env("MEDSHARE_STORE_CHILD_DIR", dir)
-        .stdin(Stdio::null());
+    c.args([
+        name,
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+    ])
+    .env("MEDSHARE_STORE_CHILD_DIR", dir)
+    .stdin(Stdio::null());
     c
 }
 
 #[test]
 #[ignore = "child process of another_process_is_refused"]
 fn child_try_open() {
-    let Some(dir) = std::env::var_os("MEDSHARE_STORE_CHILD_DIR") else { return };
+    let Some(dir) = std::env::var_os("MEDSHARE_STORE_CHILD_DIR") else {
+        return;
+    };
     match FsStore::open(&dir) {
         Ok(_) => println!("RESULT opened"),
         Err(e) => println!("RESULT {} {e}", e.code()),
@@ -84,7 +92,10 @@ fn another_process_is_refused() {
     let held = FsStore::open(dir.path()).unwrap();
     let out = child("child_try_open", dir.path()).output().unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("RESULT StoreLocked store is locked by another process"), "{text}");
+    assert!(
+        text.contains("RESULT StoreLocked store is locked by another process"),
+        "{text}"
+    );
     drop(held);
     let out = child("child_try_open", dir.path()).output().unwrap();
     assert!(String::from_utf8_lossy(&out.stdout).contains("RESULT opened"));
@@ -93,7 +104,9 @@ fn another_process_is_refused() {
 #[test]
 #[ignore = "child process of crash_at_any_point_loses_nothing"]
 fn child_writer() {
-    let Some(dir) = std::env::var_os("MEDSHARE_STORE_CHILD_DIR") else { return };
+    let Some(dir) = std::env::var_os("MEDSHARE_STORE_CHILD_DIR") else {
+        return;
+    };
     let store = Store::open_dir(&dir).unwrap();
     let mut rng = Rand::new(random_seed());
     let mut head = block_on(store.head()).unwrap();
@@ -124,8 +137,14 @@ fn check_every_block_file(root: &Path) -> usize {
             let path = f.unwrap().path();
             let data = std::fs::read(&path).unwrap();
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            let ok = [Cid::v1(RAW, &data), Cid::dag_cbor(&data)].iter().any(|c| c.storage_key() == name);
-            assert!(ok, "block file {name} does not match its content ({} bytes)", data.len());
+            let ok = [Cid::v1(RAW, &data), Cid::dag_cbor(&data)]
+                .iter()
+                .any(|c| c.storage_key() == name);
+            assert!(
+                ok,
+                "block file {name} does not match its content ({} bytes)",
+                data.len()
+            );
             n += 1;
         }
     }
@@ -139,14 +158,22 @@ fn crash_at_any_point_loses_nothing() {
     let mut last_head: Option<Cid> = None;
     let mut rng = Rand::new(random_seed());
     for round in 0..25 {
-        let mut proc = child("child_writer", dir.path()).stdout(Stdio::piped()).spawn().unwrap();
+        let mut proc = child("child_writer", dir.path())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
         let out = proc.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
-            BufReader::new(out).lines().map_while(Result::ok).collect::<Vec<String>>()
+            BufReader::new(out)
+                .lines()
+                .map_while(Result::ok)
+                .collect::<Vec<String>>()
         });
         let mut wait = [0u8; 2];
         rng.fill(&mut wait);
-        std::thread::sleep(Duration::from_millis(30 + u64::from(u16::from_le_bytes(wait)) % 400));
+        std::thread::sleep(Duration::from_millis(
+            30 + u64::from(u16::from_le_bytes(wait)) % 400,
+        ));
         proc.kill().unwrap(); // SIGKILL: no destructor, no flush, mid-write
         proc.wait().unwrap();
         let lines = reader.join().unwrap();
@@ -158,10 +185,15 @@ fn crash_at_any_point_loses_nothing() {
             }
         }
         // Reopen: the lock died with the process; tmp/ is swept; nothing acknowledged is lost.
-        let store = Store::open_dir(dir.path()).unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        let store = Store::open_dir(dir.path())
+            .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
         for cid in &committed {
-            block_on(store.get(cid)).unwrap_or_else(|e| panic!("round {round}: acknowledged block {cid} lost: {e}"));
+            block_on(store.get(cid))
+                .unwrap_or_else(|e| panic!("round {round}: acknowledged block {cid} lost: {e}"));
         }
         let head = block_on(store.head()).unwrap();
         if let Some(h) = last_head {
@@ -174,8 +206,15 @@ fn crash_at_any_point_loses_nothing() {
         }
         check_every_block_file(dir.path());
     }
-    assert!(committed.len() > 25, "child wrote too little to exercise crashes ({})", committed.len());
-    eprintln!("{} acknowledged blocks survived 25 SIGKILLs", committed.len());
+    assert!(
+        committed.len() > 25,
+        "child wrote too little to exercise crashes ({})",
+        committed.len()
+    );
+    eprintln!(
+        "{} acknowledged blocks survived 25 SIGKILLs",
+        committed.len()
+    );
 }
 
 /// A backend that returns altered bytes.
@@ -201,7 +240,11 @@ impl BlockStore for Lying {
     async fn head(&self) -> medshare::Result<Option<Cid>> {
         self.0.head().await
     }
-    async fn compare_and_swap_head(&self, e: Option<&Cid>, n: Option<&Cid>) -> medshare::Result<()> {
+    async fn compare_and_swap_head(
+        &self,
+        e: Option<&Cid>,
+        n: Option<&Cid>,
+    ) -> medshare::Result<()> {
         self.0.compare_and_swap_head(e, n).await
     }
 }
@@ -227,9 +270,16 @@ fn a_block_file_altered_on_disk_is_caught() {
     let cid = Cid::v1(RAW, b"on disk");
     block_on(store.put(&cid, b"on disk")).unwrap();
     let key = cid.storage_key();
-    let path = dir.path().join("blocks").join(&key[key.len() - 3..key.len() - 1]).join(&key);
+    let path = dir
+        .path()
+        .join("blocks")
+        .join(&key[key.len() - 3..key.len() - 1])
+        .join(&key);
     std::fs::write(&path, b"on disc").unwrap();
-    assert!(matches!(block_on(store.get(&cid)), Err(Error::CidMismatch { .. })));
+    assert!(matches!(
+        block_on(store.get(&cid)),
+        Err(Error::CidMismatch { .. })
+    ));
 }
 
 #[test]
@@ -237,5 +287,8 @@ fn damaged_head_is_reported() {
     let dir = tempfile::tempdir().unwrap();
     drop(FsStore::open(dir.path()).unwrap());
     std::fs::write(dir.path().join("HEAD"), "not a cid\n").unwrap();
-    assert!(matches!(FsStore::open(dir.path()), Err(Error::StoreCorrupt(_))));
+    assert!(matches!(
+        FsStore::open(dir.path()),
+        Err(Error::StoreCorrupt(_))
+    ));
 }

@@ -22,7 +22,11 @@ fn vectors() -> Vec<(Profile, usize, String)> {
         .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
         .map(|l| {
             let f: Vec<&str> = l.split('\t').collect();
-            (f[0].parse().unwrap(), f[1].parse().unwrap(), f[2].to_owned())
+            (
+                f[0].parse().unwrap(),
+                f[1].parse().unwrap(),
+                f[2].to_owned(),
+            )
         })
         .collect()
 }
@@ -31,7 +35,11 @@ fn vectors() -> Vec<(Profile, usize, String)> {
 fn pinned_ipfs_add_vectors() {
     for (profile, len, expected) in vectors() {
         let data = pattern(len);
-        assert_eq!(unixfs::cid(&data, profile).to_string(), expected, "{profile} {len}");
+        assert_eq!(
+            unixfs::cid(&data, profile).to_string(),
+            expected,
+            "{profile} {len}"
+        );
         // Streaming in odd pieces gives the same root, and emitting blocks does too.
         let mut imp = Importer::new(profile);
         let mut blocks = Vec::new();
@@ -52,7 +60,10 @@ fn read_back(blocks: &[Block], root: Cid) -> Result<Vec<u8>, Error> {
     let mut w = Walker::new(root);
     let mut out = Vec::new();
     while let Some(cid) = w.next_cid() {
-        let b = blocks.iter().find(|b| b.cid.multihash() == cid.multihash()).ok_or(Error::NotFound(cid))?;
+        let b = blocks
+            .iter()
+            .find(|b| b.cid.multihash() == cid.multihash())
+            .ok_or(Error::NotFound(cid))?;
         out.extend_from_slice(&w.visit(&b.data)?);
     }
     Ok(out)
@@ -80,7 +91,11 @@ fn profiles_shape_the_dag() {
     let root = imp.finish(&mut blocks);
     assert!(root.to_string().starts_with("Qm"));
     assert_eq!(blocks.len(), 4);
-    assert!(blocks.iter().all(|b| b.cid.version() == medshare::cid::Version::V0));
+    assert!(
+        blocks
+            .iter()
+            .all(|b| b.cid.version() == medshare::cid::Version::V0)
+    );
 }
 
 #[test]
@@ -93,22 +108,47 @@ fn walker_rejects_bad_blocks() {
     // Bytes that do not match the CID.
     let mut bad = blocks.clone();
     bad[1].data[5] ^= 1;
-    assert!(matches!(read_back(&bad, root), Err(Error::CidMismatch { .. })));
+    assert!(matches!(
+        read_back(&bad, root),
+        Err(Error::CidMismatch { .. })
+    ));
     // A missing block.
     let missing: Vec<_> = blocks.iter().skip(1).cloned().collect();
     assert!(matches!(read_back(&missing, root), Err(Error::NotFound(_))));
     // A root whose blocksizes lie about its children.
     let node = pb::decode_node(&blocks.last().unwrap().data).unwrap();
-    let links: Vec<(Cid, u64)> = node.links.iter().map(|l| (l.cid, l.tsize.unwrap())).collect();
-    let lying = pb::encode_node(&links, &pb::encode_file_data(None, 3 * MIB + 3, &[MIB, MIB, MIB + 3]));
+    let links: Vec<(Cid, u64)> = node
+        .links
+        .iter()
+        .map(|l| (l.cid, l.tsize.unwrap()))
+        .collect();
+    let lying = pb::encode_node(
+        &links,
+        &pb::encode_file_data(None, 3 * MIB + 3, &[MIB, MIB, MIB + 3]),
+    );
     let lying_root = Cid::v1(DAG_PB, &lying);
     let mut with_lie = blocks.clone();
-    with_lie.push(Block { cid: lying_root, data: lying });
-    assert!(matches!(read_back(&with_lie, lying_root), Err(Error::MalformedNode(_))));
+    with_lie.push(Block {
+        cid: lying_root,
+        data: lying,
+    });
+    assert!(matches!(
+        read_back(&with_lie, lying_root),
+        Err(Error::MalformedNode(_))
+    ));
     // Garbage in a dag-pb block.
     let garbage = b"\xff\xff\xff".to_vec();
     let g = Cid::v1(DAG_PB, &garbage);
-    assert!(matches!(read_back(&[Block { cid: g, data: garbage }], g), Err(Error::MalformedNode(_))));
+    assert!(matches!(
+        read_back(
+            &[Block {
+                cid: g,
+                data: garbage
+            }],
+            g
+        ),
+        Err(Error::MalformedNode(_))
+    ));
 }
 
 #[test]
@@ -125,7 +165,10 @@ fn dag_pb_decoder_round_trips_encoder() {
     let mut swapped = Vec::new();
     swapped.extend_from_slice(&[0x0a, 0x00]);
     swapped.extend_from_slice(&bytes[..bytes.len() - data.len() - 2]);
-    assert!(matches!(pb::decode_node(&swapped), Err(Error::MalformedNode(_))));
+    assert!(matches!(
+        pb::decode_node(&swapped),
+        Err(Error::MalformedNode(_))
+    ));
 }
 
 proptest! {
@@ -173,7 +216,11 @@ impl KuboRepo {
     fn new(profile: Profile) -> KuboRepo {
         let dir = tempfile::tempdir().unwrap();
         let status = Command::new(ipfs_bin())
-            .args(["init", "--empty-repo", &format!("--profile=test,{}", profile.as_str())])
+            .args([
+                "init",
+                "--empty-repo",
+                &format!("--profile=test,{}", profile.as_str()),
+            ])
             .env("IPFS_PATH", dir.path())
             .stdout(Stdio::null())
             .status()
@@ -196,7 +243,12 @@ impl KuboRepo {
             Rand::new(seed).stream(len, |piece| stdin.write_all(piece).unwrap());
         });
         let mut out = String::new();
-        child.stdout.take().unwrap().read_to_string(&mut out).unwrap();
+        child
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
         feeder.join().unwrap();
         assert!(child.wait().unwrap().success());
         out.trim().to_owned()
@@ -218,7 +270,10 @@ fn cross_check(profile: Profile, sizes: &[u64]) {
             let mine = s.spawn(|| ours(profile, seed, len));
             (repo.add_only_hash(seed, len), mine.join().unwrap())
         });
-        assert_eq!(mine, theirs, "{profile}: {len} bytes from seed {seed:#x} differ from kubo");
+        assert_eq!(
+            mine, theirs,
+            "{profile}: {len} bytes from seed {seed:#x} differ from kubo"
+        );
         eprintln!("{profile} {len:>11} bytes: {mine} (matches kubo)");
     }
 }
@@ -226,20 +281,50 @@ fn cross_check(profile: Profile, sizes: &[u64]) {
 #[test]
 fn matches_kubo_v1_small_and_chunk_boundaries() {
     let cs = MIB;
-    cross_check(Profile::UnixfsV1_2025, &[0, 1, 2, cs - 1, cs, cs + 1, 2 * cs - 1, 2 * cs, 2 * cs + 1, 5 * cs + 12345]);
+    cross_check(
+        Profile::UnixfsV1_2025,
+        &[
+            0,
+            1,
+            2,
+            cs - 1,
+            cs,
+            cs + 1,
+            2 * cs - 1,
+            2 * cs,
+            2 * cs + 1,
+            5 * cs + 12345,
+        ],
+    );
 }
 
 #[test]
 fn matches_kubo_v0_small_and_chunk_boundaries() {
     let cs = 256 * KIB;
-    cross_check(Profile::UnixfsV0_2015, &[0, 1, 2, cs - 1, cs, cs + 1, 2 * cs - 1, 2 * cs + 1, 7 * cs + 999]);
+    cross_check(
+        Profile::UnixfsV0_2015,
+        &[
+            0,
+            1,
+            2,
+            cs - 1,
+            cs,
+            cs + 1,
+            2 * cs - 1,
+            2 * cs + 1,
+            7 * cs + 999,
+        ],
+    );
 }
 
 #[test]
 fn matches_kubo_v0_multi_level() {
     // 174 leaves fill one node; one byte more needs a second level.
     let cs = 256 * KIB;
-    cross_check(Profile::UnixfsV0_2015, &[174 * cs - 1, 174 * cs, 174 * cs + 1, 349 * cs + 7]);
+    cross_check(
+        Profile::UnixfsV0_2015,
+        &[174 * cs - 1, 174 * cs, 174 * cs + 1, 349 * cs + 7],
+    );
 }
 
 #[test]

@@ -49,17 +49,30 @@ impl FsStore {
     pub fn open(path: impl AsRef<Path>) -> Result<FsStore> {
         let root = path.as_ref().to_path_buf();
         fs::create_dir_all(&root)?;
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(root.join("LOCK"))?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(root.join("LOCK"))?;
         match lock.try_lock() {
             Ok(()) => {}
-            Err(fs::TryLockError::WouldBlock) => return Err(Error::StoreLocked(root.display().to_string())),
+            Err(fs::TryLockError::WouldBlock) => {
+                return Err(Error::StoreLocked(root.display().to_string()));
+            }
             Err(fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
         let marker = root.join("STORE");
         match fs::read_to_string(&marker) {
             Ok(m) if m == MARKER => {}
-            Ok(m) => return Err(Error::StoreCorrupt(format!("unknown store format marker {:?}", m.trim()))),
-            Err(e) if e.kind() == ErrorKind::NotFound => write_atomic(&marker, MARKER.as_bytes(), false)?,
+            Ok(m) => {
+                return Err(Error::StoreCorrupt(format!(
+                    "unknown store format marker {:?}",
+                    m.trim()
+                )));
+            }
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                write_atomic(&marker, MARKER.as_bytes(), false)?
+            }
             Err(e) => return Err(Error::Io(e)),
         }
         fs::create_dir_all(root.join("blocks"))?;
@@ -70,7 +83,11 @@ impl FsStore {
             let entry = entry?;
             fs::remove_file(entry.path())?;
         }
-        let store = FsStore { root, lock, head: Mutex::new(()) };
+        let store = FsStore {
+            root,
+            lock,
+            head: Mutex::new(()),
+        };
         store.read_head()?;
         Ok(store)
     }
@@ -89,8 +106,14 @@ impl FsStore {
     fn tmp_file(&self) -> Result<(PathBuf, File)> {
         let mut name = [0u8; 12];
         getrandom::fill(&mut name).map_err(|_| Error::Rng)?;
-        let path = self.root.join("tmp").join(data_encoding::HEXLOWER.encode(&name));
-        let file = OpenOptions::new().write(true).create_new(true).open(&path)?;
+        let path = self
+            .root
+            .join("tmp")
+            .join(data_encoding::HEXLOWER.encode(&name));
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
         Ok((path, file))
     }
 
@@ -109,7 +132,10 @@ impl FsStore {
     fn publish(&self, staged: Vec<(PathBuf, PathBuf)>) -> Result<()> {
         let mut dirs: Vec<PathBuf> = Vec::new();
         for (tmp, dest) in staged {
-            let dir = dest.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+            let dir = dest
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| self.root.clone());
             if !dir.exists() {
                 fs::create_dir_all(&dir)?;
                 sync_dir(&self.root.join("blocks"))?;
@@ -131,7 +157,9 @@ impl FsStore {
                 let line = text
                     .strip_suffix('\n')
                     .ok_or_else(|| Error::StoreCorrupt("HEAD is not a CID line".into()))?;
-                line.parse().map(Some).map_err(|e| Error::StoreCorrupt(format!("HEAD: {e}")))
+                line.parse()
+                    .map(Some)
+                    .map_err(|e| Error::StoreCorrupt(format!("HEAD: {e}")))
             }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::Io(e)),
@@ -175,7 +203,11 @@ impl BlockStore for FsStore {
         };
         let len = file.metadata()?.len();
         if len > crate::limits::MAX_BLOCK_SIZE as u64 {
-            return Err(Error::TooLarge { what: "block", size: len, limit: crate::limits::MAX_BLOCK_SIZE as u64 });
+            return Err(Error::TooLarge {
+                what: "block",
+                size: len,
+                limit: crate::limits::MAX_BLOCK_SIZE as u64,
+            });
         }
         let mut data = Vec::with_capacity(len as usize);
         std::io::Read::read_to_end(&mut std::io::Read::take(file, len + 1), &mut data)?;
@@ -199,7 +231,10 @@ impl BlockStore for FsStore {
     }
 
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
-        let _guard = self.head.lock().map_err(|_| Error::Backend("head mutex poisoned".into()))?;
+        let _guard = self
+            .head
+            .lock()
+            .map_err(|_| Error::Backend("head mutex poisoned".into()))?;
         let current = self.read_head()?;
         if current.as_ref() != expected {
             return Err(head_conflict(expected, current.as_ref()));
@@ -233,8 +268,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
     };
     let mut rand = [0u8; 8];
     getrandom::fill(&mut rand).map_err(|_| Error::Rng)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.{}.tmp", data_encoding::HEXLOWER.encode(&rand)));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{file_name}.{}.tmp",
+        data_encoding::HEXLOWER.encode(&rand)
+    ));
     let mut options = OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]

@@ -21,7 +21,9 @@ struct State {
 
 impl MemoryStore {
     fn lock(&self) -> Result<std::sync::MutexGuard<'_, State>> {
-        self.state.lock().map_err(|_| Error::Backend("memory store mutex poisoned".into()))
+        self.state
+            .lock()
+            .map_err(|_| Error::Backend("memory store mutex poisoned".into()))
     }
 
     /// Number of blocks held.
@@ -39,7 +41,10 @@ impl MemoryStore {
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for MemoryStore {
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
-        self.lock()?.blocks.entry(cid.multihash()).or_insert_with(|| data.to_vec());
+        self.lock()?
+            .blocks
+            .entry(cid.multihash())
+            .or_insert_with(|| data.to_vec());
         Ok(())
     }
 

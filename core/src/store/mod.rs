@@ -79,7 +79,11 @@ impl std::fmt::Debug for Store {
 
 fn check_size(len: usize) -> Result<()> {
     if len > limits::MAX_BLOCK_SIZE {
-        return Err(Error::TooLarge { what: "block", size: len as u64, limit: limits::MAX_BLOCK_SIZE as u64 });
+        return Err(Error::TooLarge {
+            what: "block",
+            size: len as u64,
+            limit: limits::MAX_BLOCK_SIZE as u64,
+        });
     }
     Ok(())
 }
@@ -87,7 +91,9 @@ fn check_size(len: usize) -> Result<()> {
 impl Store {
     /// Wraps a backend.
     pub fn new(backend: impl BlockStore + 'static) -> Store {
-        Store { inner: Arc::new(backend) }
+        Store {
+            inner: Arc::new(backend),
+        }
     }
 
     /// Wraps a shared backend.
@@ -154,7 +160,11 @@ impl Store {
     }
 
     /// Compare-and-swap of the head pointer.
-    pub async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
+    pub async fn compare_and_swap_head(
+        &self,
+        expected: Option<&Cid>,
+        new: Option<&Cid>,
+    ) -> Result<()> {
         self.inner.compare_and_swap_head(expected, new).await
     }
 }
@@ -162,5 +172,8 @@ impl Store {
 /// Builds the [`Error::HeadConflict`] for a failed compare-and-swap.
 pub fn head_conflict(expected: Option<&Cid>, found: Option<&Cid>) -> Error {
     let show = |c: Option<&Cid>| c.map_or_else(|| "none".to_owned(), Cid::to_string);
-    Error::HeadConflict { expected: show(expected), found: show(found) }
+    Error::HeadConflict {
+        expected: show(expected),
+        found: show(found),
+    }
 }

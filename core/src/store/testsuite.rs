@@ -63,12 +63,20 @@ pub async fn put_get_round_trip(store: &Store) -> Result<(), Failure> {
     const C: &str = "put_get_round_trip";
     let (cid, data) = block(RAW, b"a medical record block");
     store.put(&cid, &data).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.has(&cid).await.map_err(|e| fail(C, e))?, "has() is false after put");
+    ensure!(
+        C,
+        store.has(&cid).await.map_err(|e| fail(C, e))?,
+        "has() is false after put"
+    );
     let back = store.get(&cid).await.map_err(|e| fail(C, e))?;
     ensure!(C, back == data, "get returned different bytes");
     let (cbor, cdata) = block(crate::cid::DAG_CBOR, &[0xa1, 0x61, 0x61, 0x01]);
     store.put(&cbor, &cdata).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.get(&cbor).await.map_err(|e| fail(C, e))? == cdata, "dag-cbor block differs");
+    ensure!(
+        C,
+        store.get(&cbor).await.map_err(|e| fail(C, e))? == cdata,
+        "dag-cbor block differs"
+    );
     Ok(())
 }
 
@@ -76,11 +84,22 @@ pub async fn put_get_round_trip(store: &Store) -> Result<(), Failure> {
 pub async fn missing_block(store: &Store) -> Result<(), Failure> {
     const C: &str = "missing_block";
     let cid = Cid::v1(RAW, b"never stored");
-    ensure!(C, !store.has(&cid).await.map_err(|e| fail(C, e))?, "has() true for a missing block");
-    ensure!(C, store.get_opt(&cid).await.map_err(|e| fail(C, e))?.is_none(), "get_opt returned data");
+    ensure!(
+        C,
+        !store.has(&cid).await.map_err(|e| fail(C, e))?,
+        "has() true for a missing block"
+    );
+    ensure!(
+        C,
+        store.get_opt(&cid).await.map_err(|e| fail(C, e))?.is_none(),
+        "get_opt returned data"
+    );
     match store.get(&cid).await {
         Err(Error::NotFound(c)) if c == cid => Ok(()),
-        other => Err(Failure { check: C, reason: format!("expected NotFound, got {other:?}") }),
+        other => Err(Failure {
+            check: C,
+            reason: format!("expected NotFound, got {other:?}"),
+        }),
     }
 }
 
@@ -90,7 +109,11 @@ pub async fn put_is_idempotent(store: &Store) -> Result<(), Failure> {
     let (cid, data) = block(RAW, b"twice");
     store.put(&cid, &data).await.map_err(|e| fail(C, e))?;
     store.put(&cid, &data).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.get(&cid).await.map_err(|e| fail(C, e))? == data, "block changed");
+    ensure!(
+        C,
+        store.get(&cid).await.map_err(|e| fail(C, e))? == data,
+        "block changed"
+    );
     Ok(())
 }
 
@@ -102,8 +125,16 @@ pub async fn delete_removes(store: &Store) -> Result<(), Failure> {
     store.put(&a, &da).await.map_err(|e| fail(C, e))?;
     store.put(&b, &db).await.map_err(|e| fail(C, e))?;
     store.delete(&b).await.map_err(|e| fail(C, e))?;
-    ensure!(C, !store.has(&b).await.map_err(|e| fail(C, e))?, "deleted block still present");
-    ensure!(C, store.has(&a).await.map_err(|e| fail(C, e))?, "other block was removed");
+    ensure!(
+        C,
+        !store.has(&b).await.map_err(|e| fail(C, e))?,
+        "deleted block still present"
+    );
+    ensure!(
+        C,
+        store.has(&a).await.map_err(|e| fail(C, e))?,
+        "other block was removed"
+    );
     store.delete(&b).await.map_err(|e| fail(C, e))?;
     Ok(())
 }
@@ -111,11 +142,18 @@ pub async fn delete_removes(store: &Store) -> Result<(), Failure> {
 /// CIDv0 and dag-pb CIDv1 of the same bytes address the same block (multihash keying).
 pub async fn v0_and_v1_share_a_block(store: &Store) -> Result<(), Failure> {
     const C: &str = "v0_and_v1_share_a_block";
-    let bytes = crate::unixfs::pb::encode_node(&[], &crate::unixfs::pb::encode_file_data(Some(b"x"), 1, &[]));
+    let bytes = crate::unixfs::pb::encode_node(
+        &[],
+        &crate::unixfs::pb::encode_file_data(Some(b"x"), 1, &[]),
+    );
     let v0 = Cid::v0(&bytes);
     let v1 = Cid::v1(DAG_PB, &bytes);
     store.put(&v0, &bytes).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.get(&v1).await.map_err(|e| fail(C, e))? == bytes, "v1 lookup of a v0 block failed");
+    ensure!(
+        C,
+        store.get(&v1).await.map_err(|e| fail(C, e))? == bytes,
+        "v1 lookup of a v0 block failed"
+    );
     Ok(())
 }
 
@@ -125,7 +163,11 @@ pub async fn large_block(store: &Store) -> Result<(), Failure> {
     let data: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 251) as u8).collect();
     let cid = Cid::v1(RAW, &data);
     store.put(&cid, &data).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.get(&cid).await.map_err(|e| fail(C, e))? == data, "1 MiB block differs");
+    ensure!(
+        C,
+        store.get(&cid).await.map_err(|e| fail(C, e))? == data,
+        "1 MiB block differs"
+    );
     Ok(())
 }
 
@@ -136,9 +178,18 @@ pub async fn oversize_block_refused(store: &Store) -> Result<(), Failure> {
     let cid = Cid::v1(RAW, &data);
     match store.put(&cid, &data).await {
         Err(Error::TooLarge { what: "block", .. }) => {}
-        other => return Err(Failure { check: C, reason: format!("expected TooLarge, got {other:?}") }),
+        other => {
+            return Err(Failure {
+                check: C,
+                reason: format!("expected TooLarge, got {other:?}"),
+            });
+        }
     }
-    ensure!(C, !store.has(&cid).await.map_err(|e| fail(C, e))?, "oversize block was stored");
+    ensure!(
+        C,
+        !store.has(&cid).await.map_err(|e| fail(C, e))?,
+        "oversize block was stored"
+    );
     Ok(())
 }
 
@@ -148,9 +199,18 @@ pub async fn mismatched_put_refused(store: &Store) -> Result<(), Failure> {
     let cid = Cid::v1(RAW, b"claimed");
     match store.put(&cid, b"actual").await {
         Err(Error::CidMismatch { expected, .. }) if expected == cid => {}
-        other => return Err(Failure { check: C, reason: format!("expected CidMismatch, got {other:?}") }),
+        other => {
+            return Err(Failure {
+                check: C,
+                reason: format!("expected CidMismatch, got {other:?}"),
+            });
+        }
     }
-    ensure!(C, !store.has(&cid).await.map_err(|e| fail(C, e))?, "mismatched block was stored");
+    ensure!(
+        C,
+        !store.has(&cid).await.map_err(|e| fail(C, e))?,
+        "mismatched block was stored"
+    );
     Ok(())
 }
 
@@ -160,12 +220,20 @@ pub async fn put_many_stores_all(store: &Store) -> Result<(), Failure> {
     let blocks: Vec<Block> = (0..50u32)
         .map(|i| {
             let data = format!("block number {i}").into_bytes();
-            Block { cid: Cid::v1(RAW, &data), data }
+            Block {
+                cid: Cid::v1(RAW, &data),
+                data,
+            }
         })
         .collect();
     store.put_many(&blocks).await.map_err(|e| fail(C, e))?;
     for b in &blocks {
-        ensure!(C, store.get(&b.cid).await.map_err(|e| fail(C, e))? == b.data, "block {} missing", b.cid);
+        ensure!(
+            C,
+            store.get(&b.cid).await.map_err(|e| fail(C, e))? == b.data,
+            "block {} missing",
+            b.cid
+        );
     }
     Ok(())
 }
@@ -175,23 +243,58 @@ pub async fn head_compare_and_swap(store: &Store) -> Result<(), Failure> {
     const C: &str = "head_compare_and_swap";
     let a = Cid::dag_cbor(b"a");
     let b = Cid::dag_cbor(b"b");
-    ensure!(C, store.head().await.map_err(|e| fail(C, e))?.is_none(), "fresh store has a head");
-    store.compare_and_swap_head(None, Some(&a)).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.head().await.map_err(|e| fail(C, e))? == Some(a), "head not set");
+    ensure!(
+        C,
+        store.head().await.map_err(|e| fail(C, e))?.is_none(),
+        "fresh store has a head"
+    );
+    store
+        .compare_and_swap_head(None, Some(&a))
+        .await
+        .map_err(|e| fail(C, e))?;
+    ensure!(
+        C,
+        store.head().await.map_err(|e| fail(C, e))? == Some(a),
+        "head not set"
+    );
     match store.compare_and_swap_head(None, Some(&b)).await {
         Err(Error::HeadConflict { .. }) => {}
-        other => return Err(Failure { check: C, reason: format!("stale CAS: expected HeadConflict, got {other:?}") }),
+        other => {
+            return Err(Failure {
+                check: C,
+                reason: format!("stale CAS: expected HeadConflict, got {other:?}"),
+            });
+        }
     }
     match store.compare_and_swap_head(Some(&b), Some(&a)).await {
         Err(Error::HeadConflict { .. }) => {}
-        other => return Err(Failure { check: C, reason: format!("wrong CAS: expected HeadConflict, got {other:?}") }),
+        other => {
+            return Err(Failure {
+                check: C,
+                reason: format!("wrong CAS: expected HeadConflict, got {other:?}"),
+            });
+        }
     }
-    ensure!(C, store.head().await.map_err(|e| fail(C, e))? == Some(a), "failed CAS changed the head");
-    store.compare_and_swap_head(Some(&a), Some(&b)).await.map_err(|e| fail(C, e))?;
-    ensure!(C, store.head().await.map_err(|e| fail(C, e))? == Some(b), "head not moved");
+    ensure!(
+        C,
+        store.head().await.map_err(|e| fail(C, e))? == Some(a),
+        "failed CAS changed the head"
+    );
+    store
+        .compare_and_swap_head(Some(&a), Some(&b))
+        .await
+        .map_err(|e| fail(C, e))?;
+    ensure!(
+        C,
+        store.head().await.map_err(|e| fail(C, e))? == Some(b),
+        "head not moved"
+    );
     Ok(())
 }
 
 fn fail(check: &'static str, e: Error) -> Failure {
-    Failure { check, reason: format!("unexpected error: {e}") }
+    Failure {
+        check,
+        reason: format!("unexpected error: {e}"),
+    }
 }

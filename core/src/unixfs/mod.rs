@@ -82,7 +82,9 @@ impl FromStr for Profile {
         match s {
             "unixfs-v1-2025" => Ok(Profile::UnixfsV1_2025),
             "unixfs-v0-2015" | "legacy-cid-v0" => Ok(Profile::UnixfsV0_2015),
-            _ => Err(Error::InvalidCid(format!("unknown profile `{s}` (unixfs-v1-2025 or unixfs-v0-2015)"))),
+            _ => Err(Error::InvalidCid(format!(
+                "unknown profile `{s}` (unixfs-v1-2025 or unixfs-v0-2015)"
+            ))),
         }
     }
 }
@@ -173,9 +175,16 @@ impl Importer {
         let link = if self.profile.raw_leaves() {
             let cid = Cid::v1(RAW, chunk);
             if self.emit {
-                out.push(Block { cid, data: chunk.to_vec() });
+                out.push(Block {
+                    cid,
+                    data: chunk.to_vec(),
+                });
             }
-            Link { cid, tsize: chunk.len() as u64, filesize: chunk.len() as u64 }
+            Link {
+                cid,
+                tsize: chunk.len() as u64,
+                filesize: chunk.len() as u64,
+            }
         } else {
             let (head, tail) = pb::leaf_frame(chunk.len());
             let mut h = Sha256::new();
@@ -191,7 +200,11 @@ impl Importer {
                 data.extend_from_slice(&tail);
                 out.push(Block { cid, data });
             }
-            Link { cid, tsize: size as u64, filesize: chunk.len() as u64 }
+            Link {
+                cid,
+                tsize: size as u64,
+                filesize: chunk.len() as u64,
+            }
         };
         self.add_link(0, link, out);
     }
@@ -219,7 +232,11 @@ impl Importer {
         if self.emit {
             out.push(Block { cid, data: bytes });
         }
-        Link { cid, tsize, filesize }
+        Link {
+            cid,
+            tsize,
+            filesize,
+        }
     }
 
     /// Flushes the last leaf and the pending nodes; returns the root CID.
@@ -295,7 +312,10 @@ pub struct Walker {
 impl Walker {
     /// Starts at `root`.
     pub fn new(root: Cid) -> Walker {
-        Walker { stack: vec![(root, None, 0)], total: 0 }
+        Walker {
+            stack: vec![(root, None, 0)],
+            total: 0,
+        }
     }
 
     /// The next block to fetch, or `None` when the file is complete.
@@ -311,9 +331,16 @@ impl Walker {
     /// Hands the walker the bytes of [`Walker::next_cid`]. Returns the file bytes this block
     /// holds (empty for internal nodes).
     pub fn visit(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
-        let (cid, expected, depth) = self.stack.pop().ok_or_else(|| Error::MalformedNode("walk already finished".into()))?;
+        let (cid, expected, depth) = self
+            .stack
+            .pop()
+            .ok_or_else(|| Error::MalformedNode("walk already finished".into()))?;
         if bytes.len() > limits::MAX_BLOCK_SIZE {
-            return Err(Error::TooLarge { what: "block", size: bytes.len() as u64, limit: limits::MAX_BLOCK_SIZE as u64 });
+            return Err(Error::TooLarge {
+                what: "block",
+                size: bytes.len() as u64,
+                limit: limits::MAX_BLOCK_SIZE as u64,
+            });
         }
         cid.verify(bytes)?;
         let check = |actual: u64| match expected {
@@ -330,32 +357,45 @@ impl Walker {
             }
             DAG_PB => {
                 let node = pb::decode_node(bytes)?;
-                let data = node.data.as_deref().ok_or_else(|| Error::MalformedNode("dag-pb node without Data".into()))?;
+                let data = node
+                    .data
+                    .as_deref()
+                    .ok_or_else(|| Error::MalformedNode("dag-pb node without Data".into()))?;
                 let fs = pb::decode_unixfs(data)?;
                 if fs.kind != pb::TYPE_FILE && fs.kind != pb::TYPE_RAW {
-                    return Err(Error::MalformedNode(format!("UnixFS type {} is not a file", fs.kind)));
+                    return Err(Error::MalformedNode(format!(
+                        "UnixFS type {} is not a file",
+                        fs.kind
+                    )));
                 }
                 let inline = fs.data.unwrap_or_default();
                 if node.links.is_empty() {
-                    if let Some(size) = fs.filesize {
-                        if size != inline.len() as u64 {
-                            return Err(Error::MalformedNode("leaf filesize differs from its data".into()));
-                        }
+                    if fs.filesize.is_some_and(|size| size != inline.len() as u64) {
+                        return Err(Error::MalformedNode(
+                            "leaf filesize differs from its data".into(),
+                        ));
                     }
                     check(inline.len() as u64)?;
                     self.total += inline.len() as u64;
                     return Ok(inline);
                 }
                 if !inline.is_empty() {
-                    return Err(Error::MalformedNode("file node with both data and links".into()));
+                    return Err(Error::MalformedNode(
+                        "file node with both data and links".into(),
+                    ));
                 }
                 if fs.blocksizes.len() != node.links.len() {
                     return Err(Error::MalformedNode("blocksizes do not match links".into()));
                 }
-                let sum = fs.blocksizes.iter().try_fold(0u64, |a, &b| a.checked_add(b));
+                let sum = fs
+                    .blocksizes
+                    .iter()
+                    .try_fold(0u64, |a, &b| a.checked_add(b));
                 let sum = sum.ok_or_else(|| Error::MalformedNode("blocksizes overflow".into()))?;
                 if fs.filesize.is_some_and(|f| f != sum) {
-                    return Err(Error::MalformedNode("filesize differs from the sum of blocksizes".into()));
+                    return Err(Error::MalformedNode(
+                        "filesize differs from the sum of blocksizes".into(),
+                    ));
                 }
                 check(sum)?;
                 if depth >= MAX_DEPTH {
@@ -366,7 +406,9 @@ impl Walker {
                 }
                 Ok(Vec::new())
             }
-            other => Err(Error::MalformedNode(format!("codec 0x{other:x} is not a UnixFS file block"))),
+            other => Err(Error::MalformedNode(format!(
+                "codec 0x{other:x} is not a UnixFS file block"
+            ))),
         }
     }
 }

@@ -118,7 +118,10 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64> {
         let mut v: u64 = 0;
         for i in 0..10 {
-            let (&b, rest) = self.buf.split_first().ok_or_else(|| bad("truncated varint"))?;
+            let (&b, rest) = self
+                .buf
+                .split_first()
+                .ok_or_else(|| bad("truncated varint"))?;
             self.buf = rest;
             if i == 9 && b > 1 {
                 return Err(bad("varint overflow"));
@@ -190,9 +193,15 @@ fn decode_link(bytes: &[u8]) -> Result<PbLink> {
         }
         last = field;
         match k {
-            0x0a => cid = Some(Cid::from_bytes(r.bytes()?).map_err(|e| bad(&format!("link hash: {e}")))?),
+            0x0a => {
+                cid =
+                    Some(Cid::from_bytes(r.bytes()?).map_err(|e| bad(&format!("link hash: {e}")))?)
+            }
             0x12 => {
-                name = Some(String::from_utf8(r.bytes()?.to_vec()).map_err(|_| bad("link name is not UTF-8"))?);
+                name = Some(
+                    String::from_utf8(r.bytes()?.to_vec())
+                        .map_err(|_| bad("link name is not UTF-8"))?,
+                );
             }
             0x18 => tsize = Some(r.varint()?),
             _ => return Err(bad("unknown field in PBLink")),

@@ -1,0 +1,189 @@
+//! Pinned test vectors for the envelope format (docs/FORMAT.md), shared with every binding's
+//! tests through `testdata/vectors/envelope-v1.txt`.
+//!
+//! The file was produced once by `cargo test --test vectors -- --ignored generate` and is checked
+//! forever after: sealing the same inputs must give the same bytes, and opening the pinned bytes
+//! with the pinned key must give the pinned plaintext.
+
+mod common;
+
+use std::collections::BTreeMap;
+
+use common::{identity, pattern};
+use medshare::envelope::{self, DataKey, Metadata, RecordId, SealOptions, Sealer, Stanza};
+use medshare::{Profile, unixfs};
+
+const PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/vectors/envelope-v1.txt"
+);
+
+struct Case {
+    name: &'static str,
+    chunk_exp: u8,
+    plaintext: Vec<u8>,
+    file_name: &'static str,
+    media_type: &'static str,
+    version: u32,
+}
+
+fn cases() -> Vec<Case> {
+    vec![
+        Case {
+            name: "empty",
+            chunk_exp: 12,
+            plaintext: vec![],
+            file_name: "",
+            media_type: "text/plain",
+            version: 1,
+        },
+        Case {
+            name: "fhir-small",
+            chunk_exp: 16,
+            plaintext: br#"{"resourceType":"Bundle","type":"collection","entry":[]}"#.to_vec(),
+            file_name: "labs.json",
+            media_type: "application/fhir+json",
+            version: 1,
+        },
+        Case {
+            name: "multi-chunk",
+            chunk_exp: 12,
+            plaintext: pattern(3 * 4096 + 17),
+            file_name: "scan.dcm",
+            media_type: "application/dicom",
+            version: 7,
+        },
+    ]
+}
+
+fn seq(start: u8, n: usize) -> Vec<u8> {
+    (0..n).map(|i| start.wrapping_add(i as u8)).collect()
+}
+
+fn seal_case(c: &Case, wrapped: Vec<u8>) -> Vec<u8> {
+    let patient = identity("patient");
+    let dek = DataKey::from_bytes(seq(0x00, 32).try_into().unwrap());
+    let salt: [u8; 32] = seq(0x20, 32).try_into().unwrap();
+    let record = RecordId::from_bytes(seq(0x40, 16).try_into().unwrap());
+    let meta = Metadata {
+        name: c.file_name.into(),
+        media_type: c.media_type.into(),
+        size: c.plaintext.len() as u64,
+    };
+    let stanza = Stanza {
+        recipient: patient.id(),
+        wrapped_key: wrapped,
+    };
+    let (mut s, mut out) = Sealer::from_parts(
+        dek,
+        salt,
+        vec![stanza],
+        &record,
+        c.version,
+        &meta,
+        SealOptions {
+            chunk_exp: c.chunk_exp,
+        },
+    )
+    .unwrap();
+    s.update(&c.plaintext, &mut out).unwrap();
+    s.finish(&mut out).unwrap();
+    out
+}
+
+fn hex(b: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(b)
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap()
+}
+
+#[test]
+#[ignore = "regenerates the pinned vectors; run only when the format version changes"]
+fn generate() {
+    let patient = identity("patient");
+    let mut text = String::from(
+        "# medshare envelope format v1 test vectors (docs/FORMAT.md).\n\
+         # Recipient private key: testdata/keys/patient-2048.pem. All binary fields are lower-case hex.\n\
+         # dek = 00..1f, salt = 20..3f, record = 40..4f (bytes counting up).\n\n",
+    );
+    for c in cases() {
+        let record = RecordId::from_bytes(seq(0x40, 16).try_into().unwrap());
+        let dek = DataKey::from_bytes(seq(0x00, 32).try_into().unwrap());
+        let wrapped = dek.wrap(patient.public(), &record, c.version).unwrap();
+        let env = seal_case(&c, wrapped.clone());
+        text += &format!(
+            "name: {}\nrecord: {}\nversion: {}\nchunk_exp: {}\nfile_name: {}\nmedia_type: {}\nrecipient: {}\nwrapped_key: {}\nplaintext: {}\nenvelope: {}\ncid_v1: {}\ncid_v0: {}\n\n",
+            c.name,
+            record,
+            c.version,
+            c.chunk_exp,
+            c.file_name,
+            c.media_type,
+            patient.id(),
+            hex(&wrapped),
+            hex(&c.plaintext),
+            hex(&env),
+            unixfs::cid(&env, Profile::UnixfsV1_2025),
+            unixfs::cid(&env, Profile::UnixfsV0_2015),
+        );
+    }
+    std::fs::write(PATH, text).unwrap();
+}
+
+fn load() -> Vec<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(PATH).unwrap();
+    text.split("\n\n")
+        .filter(|b| b.lines().any(|l| l.starts_with("name:")))
+        .map(|b| {
+            b.lines()
+                .filter(|l| !l.starts_with('#'))
+                .filter_map(|l| {
+                    l.split_once(": ")
+                        .or_else(|| l.strip_suffix(':').map(|k| (k, "")))
+                })
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+                .collect()
+        })
+        .collect()
+}
+
+#[test]
+fn pinned_envelopes_are_reproduced_and_open() {
+    let patient = identity("patient");
+    let vectors = load();
+    assert_eq!(vectors.len(), cases().len());
+    for (c, v) in cases().iter().zip(&vectors) {
+        assert_eq!(v["name"], c.name);
+        let env = unhex(&v["envelope"]);
+        // Same inputs, same bytes.
+        assert_eq!(
+            seal_case(c, unhex(&v["wrapped_key"])),
+            env,
+            "{}: sealing drifted from the pinned bytes",
+            c.name
+        );
+        // The pinned bytes open with the pinned key.
+        let mut plain = Vec::new();
+        let meta = envelope::open(&patient, &env[..], &mut plain).unwrap();
+        assert_eq!(plain, unhex(&v["plaintext"]));
+        assert_eq!(
+            (meta.name.as_str(), meta.media_type.as_str()),
+            (c.file_name, c.media_type)
+        );
+        assert_eq!(
+            v["record"],
+            RecordId::from_bytes(seq(0x40, 16).try_into().unwrap()).to_string()
+        );
+        assert_eq!(v["recipient"], patient.id().to_string());
+        assert_eq!(
+            unixfs::cid(&env, Profile::UnixfsV1_2025).to_string(),
+            v["cid_v1"]
+        );
+        assert_eq!(
+            unixfs::cid(&env, Profile::UnixfsV0_2015).to_string(),
+            v["cid_v0"]
+        );
+    }
+}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs, idempotently, the external tools the test suite runs for real, under .tools/:
+#   - kubo (the reference IPFS implementation) built from the Go module proxy;
+#   - a Python virtualenv with `cryptography` for the independent envelope reader.
+# Safe to run repeatedly: each step is skipped when its result is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS="$PWD/.tools"
+KUBO_VERSION="${KUBO_VERSION:-v0.43.0}"
+mkdir -p "$TOOLS/bin"
+
+# --- kubo -------------------------------------------------------------------------------------
+if [ -x "$TOOLS/bin/ipfs" ] && "$TOOLS/bin/ipfs" version | grep -q "${KUBO_VERSION#v}"; then
+  echo "kubo ${KUBO_VERSION} present"
+else
+  command -v go >/dev/null || { echo "Go is required to build kubo" >&2; exit 1; }
+  echo "building kubo ${KUBO_VERSION} from the Go module proxy (a few minutes the first time)"
+  # `go install pkg@version` refuses kubo's go.mod (it has exclude directives), so build inside
+  # the downloaded module, where its go.mod applies as the main module.
+  dir=$(go mod download -json "github.com/ipfs/kubo@${KUBO_VERSION}" | sed -n 's/.*"Dir": "\(.*\)",/\1/p')
+  [ -d "$dir" ] || { echo "go mod download of kubo failed" >&2; exit 1; }
+  (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$TOOLS/bin/ipfs" ./cmd/ipfs)
+  "$TOOLS/bin/ipfs" version
+fi
+
+# --- Python virtualenv --------------------------------------------------------------------------
+if [ ! -x "$TOOLS/venv/bin/python" ]; then
+  python3 -m venv "$TOOLS/venv"
+fi
+if ! "$TOOLS/venv/bin/python" -c "import cryptography" 2>/dev/null; then
+  "$TOOLS/venv/bin/pip" install --quiet --upgrade pip
+  "$TOOLS/venv/bin/pip" install --quiet "cryptography>=42"
+fi
+echo "tools ready in $TOOLS"

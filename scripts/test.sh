@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Runs every check and test of the project, installing what it needs first (idempotent).
+#   ./scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "tools (kubo, Python venv)"
+scripts/install-tools.sh
+
+step "rustfmt"
+cargo fmt --all --check
+
+step "clippy (-D warnings)"
+cargo clippy --release --workspace --all-targets -- -D warnings
+
+step "docs (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --quiet
+
+step "Rust tests (unit, integration incl. kubo cross-checks, doc-tests)"
+cargo test --release --workspace
+
+step "envelope vectors through an independent Python/OpenSSL reader"
+.tools/venv/bin/python core/testdata/vectors/check_envelope.py
+
+step "all green"
