@@ -5,6 +5,11 @@
 //! messages are written for an operator reading a log line.
 
 use crate::cid::Cid;
+use crate::ledger::Rule;
+
+fn tx_note(tx: &Option<usize>) -> String {
+    tx.map(|i| format!(", transaction {i}")).unwrap_or_default()
+}
 
 /// Result alias used throughout the crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -135,6 +140,48 @@ pub enum Error {
     /// An operating-system I/O error.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+    // ---- ledger and access ----
+    /// A block or transaction of the chain breaks a validation rule.
+    #[error("invalid chain at block {height}{}: rule {rule} broken: {detail}", tx_note(.tx))]
+    InvalidChain {
+        /// Height of the offending block.
+        height: u64,
+        /// Index of the offending transaction within the block, if the fault is in one.
+        tx: Option<usize>,
+        /// The rule broken.
+        rule: Rule,
+        /// What exactly was wrong.
+        detail: String,
+    },
+    /// A new transaction was refused because it breaks a ledger rule; nothing was written.
+    #[error("refused by the ledger: rule {rule}: {detail}")]
+    Rejected {
+        /// The rule the transaction would break.
+        rule: Rule,
+        /// What exactly was wrong.
+        detail: String,
+    },
+    /// The reader's access to the record was revoked by its owner.
+    #[error("access to record {0} was revoked by its owner")]
+    AccessRevoked(String),
+    /// The reader's grant on the record has expired.
+    #[error("access to record {0} expired")]
+    AccessExpired(String),
+    /// The reader was never granted the record.
+    #[error("no access to record {0}: it was never granted to this identity")]
+    AccessDenied(String),
+    /// No such record on the chain.
+    #[error("unknown record {0}")]
+    UnknownRecord(String),
+    /// No such identity on the chain.
+    #[error("unknown identity {0}: it is not registered on this chain")]
+    UnknownIdentity(String),
+    /// The operation needs an authority key to seal blocks, and this vault has none.
+    #[error("this vault has no sealing authority: it can verify and read but not append")]
+    ReadOnly,
+    /// The store holds no chain yet (no head).
+    #[error("the store holds no chain; initialise it first")]
+    NoChain,
     /// The system random number generator failed.
     #[error("random number generator failed")]
     Rng,
@@ -168,6 +215,15 @@ impl Error {
             Error::StoreCorrupt(_) => "StoreCorrupt",
             Error::Backend(_) => "Backend",
             Error::Io(_) => "Io",
+            Error::InvalidChain { .. } => "InvalidChain",
+            Error::Rejected { .. } => "Rejected",
+            Error::AccessRevoked(_) => "AccessRevoked",
+            Error::AccessExpired(_) => "AccessExpired",
+            Error::AccessDenied(_) => "AccessDenied",
+            Error::UnknownRecord(_) => "UnknownRecord",
+            Error::UnknownIdentity(_) => "UnknownIdentity",
+            Error::ReadOnly => "ReadOnly",
+            Error::NoChain => "NoChain",
             Error::Rng => "Rng",
         }
     }
