@@ -144,7 +144,8 @@ pub enum Error {
     /// A block or transaction of the chain breaks a validation rule.
     #[error("invalid chain at block {height}{}: rule {rule} broken: {detail}", tx_note(.tx))]
     InvalidChain {
-        /// Height of the offending block.
+        /// Height of the offending block (`u64::MAX` when the head block itself cannot be
+        /// decoded, so its height is unknown; the detail then names its CID).
         height: u64,
         /// Index of the offending transaction within the block, if the fault is in one.
         tx: Option<usize>,

@@ -787,7 +787,7 @@ async fn fetch_block(store: &Store, cid: &Cid, height_hint: u64) -> Result<Block
         height: height_hint,
         tx: None,
         rule: crate::ledger::Rule::Encoding,
-        detail,
+        detail: format!("block {cid}: {detail}"),
     })
 }
 
