@@ -77,7 +77,7 @@ fn bench(c: &mut Criterion) {
                                 chunk,
                             )
                             .unwrap();
-                        std::hint::black_box(tag);
+                        let _ = std::hint::black_box(tag);
                     }
                 })
             },

@@ -89,10 +89,11 @@ impl Home {
         }
         for e in std::fs::read_dir(dir)? {
             let path = e?.path();
-            if path.extension().is_some_and(|x| x == "key") {
-                if let Some(stem) = path.file_stem() {
-                    out.push((stem.to_string_lossy().into_owned(), path));
-                }
+            if let Some(stem) = path
+                .file_stem()
+                .filter(|_| path.extension().is_some_and(|x| x == "key"))
+            {
+                out.push((stem.to_string_lossy().into_owned(), path));
             }
         }
         out.sort();
