@@ -49,8 +49,9 @@ impl Home {
         Ok(self.identities_dir().join(format!("{name}.key")))
     }
 
+    /// Whether a store (with a chain) lives here: made by `init`, or by `import` of a CAR file.
     pub fn is_initialised(&self) -> bool {
-        self.authority_path().exists()
+        self.store_dir().join("HEAD").exists()
     }
 
     fn require_init(&self) -> Result<()> {
@@ -76,6 +77,11 @@ impl Home {
     }
 
     pub fn load_authority(&self) -> Result<Identity> {
+        if !self.authority_path().exists() {
+            bail!(
+                "this home has no authority key (a replica made by `import`): it can read and verify, not write"
+            );
+        }
         let pass = passphrase("authority", false)?;
         Identity::load(self.authority_path(), &pass).context("loading the authority key")
     }

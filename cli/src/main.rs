@@ -306,11 +306,62 @@ fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
-        Command::Export { .. } | Command::Import { .. } => {
-            bail!("CAR export/import is not available yet (tracked with the IPFS/kubo work)")
+        Command::Export { car } => {
+            let vault = home.vault(false)?;
+            let file = std::fs::File::create(&car)
+                .with_context(|| format!("creating {}", car.display()))?;
+            let n = pollster::block_on(
+                vault.export_car(std::io::BufWriter::with_capacity(1 << 20, file)),
+            )?;
+            let head = vault.state().head();
+            out.emit(
+                format!("exported {n} blocks rooted at {head} to {}", car.display()),
+                json!({"car": car.display().to_string(), "blocks": n, "root": head.to_string()}),
+            );
+            Ok(())
         }
+        Command::Import { car } => import(&home, &car, &out),
         Command::Demo => demo::run(&cli.home, cli.home.as_os_str() != ".medshare"),
     }
+}
+
+fn import(home: &Home, car: &Path, out: &Out) -> Result<()> {
+    let file = std::fs::File::open(car).with_context(|| format!("opening {}", car.display()))?;
+    let mut reader =
+        medshare::car::CarReader::new(std::io::BufReader::with_capacity(1 << 20, file))?;
+    let [root] = reader.roots() else {
+        bail!(
+            "{} has {} roots; medshare imports a CAR rooted at one chain head",
+            car.display(),
+            reader.roots().len()
+        );
+    };
+    let root = *root;
+    let existing = home.is_initialised();
+    let store = Store::open_dir(home.store_dir())?;
+    let mut batch = Vec::new();
+    let mut n = 0u64;
+    while let Some(block) = reader.next_block()? {
+        batch.push(block);
+        n += 1;
+        if batch.len() == 64 {
+            pollster::block_on(store.put_many(&batch))?;
+            batch.clear();
+        }
+    }
+    pollster::block_on(store.put_many(&batch))?;
+    let applied = if existing {
+        let mut vault = pollster::block_on(Vault::open(store, None))?;
+        pollster::block_on(vault.import_head(root))?
+    } else {
+        let vault = pollster::block_on(Vault::adopt(store, root))?;
+        vault.state().height() + 1
+    };
+    out.emit(
+        format!("imported {n} blocks from {}; chain verified, {applied} new ledger block(s), head {root}", car.display()),
+        json!({"blocks": n, "applied": applied, "head": root.to_string()}),
+    );
+    Ok(())
 }
 
 fn init(home: &Home, network: &str, out: &Out) -> Result<()> {

@@ -117,6 +117,9 @@ pub enum Error {
     /// A dag-pb / UnixFS node could not be decoded.
     #[error("malformed UnixFS/dag-pb node: {0}")]
     MalformedNode(String),
+    /// A CAR file could not be read.
+    #[error("malformed CAR file: {0}")]
+    MalformedCar(String),
     /// A block is not in the store.
     #[error("block {0} not found in the store")]
     NotFound(Cid),
@@ -210,6 +213,7 @@ impl Error {
             Error::InvalidCid(_) => "InvalidCid",
             Error::CidMismatch { .. } => "CidMismatch",
             Error::MalformedNode(_) => "MalformedNode",
+            Error::MalformedCar(_) => "MalformedCar",
             Error::NotFound(_) => "NotFound",
             Error::StoreLocked(_) => "StoreLocked",
             Error::HeadConflict { .. } => "HeadConflict",

@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod envelope;

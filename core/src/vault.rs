@@ -703,24 +703,43 @@ impl Vault {
     }
 
     /// Applies blocks that another writer appended to the store since this vault last looked
-    /// (incremental: only the new blocks are checked).
+    /// (incremental: only the new blocks are checked). Returns how many were applied.
     pub async fn sync(&mut self) -> Result<u64> {
         let head = self.store.head().await?.ok_or(Error::NoChain)?;
+        let (next, n) = self.descend(head).await?;
+        self.state = next;
+        Ok(n)
+    }
+
+    /// Adopts `target` as the head if it extends this vault's chain (blocks already in the
+    /// store, e.g. from a CAR import): the new blocks are verified incrementally, then the head
+    /// moves by compare-and-swap. Returns how many blocks were applied.
+    pub async fn import_head(&mut self, target: Cid) -> Result<u64> {
+        let (next, n) = self.descend(target).await?;
+        if n > 0 {
+            self.store
+                .compare_and_swap_head(Some(&self.state.head()), Some(&target))
+                .await?;
+            self.state = next;
+        }
+        Ok(n)
+    }
+
+    /// The state after applying the blocks between the current head and `target`.
+    async fn descend(&self, target: Cid) -> Result<(State, u64)> {
         let mut pending = Vec::new();
-        let mut cursor = head;
+        let mut cursor = target;
         while cursor != self.state.head() {
-            let block = fetch_block(
-                &self.store,
-                &cursor,
-                self.state.height() + pending.len() as u64 + 1,
-            )
-            .await?;
+            let block = fetch_block(&self.store, &cursor, u64::MAX).await?;
             if block.header.height <= self.state.height() {
                 return Err(Error::InvalidChain {
                     height: block.header.height,
                     tx: None,
                     rule: crate::ledger::Rule::Parent,
-                    detail: "the store's head does not descend from this vault's head".into(),
+                    detail: format!(
+                        "{target} does not descend from this vault's head {}",
+                        self.state.head()
+                    ),
                 });
             }
             cursor = block.header.parent.ok_or_else(|| Error::InvalidChain {
@@ -737,7 +756,47 @@ impl Vault {
             let txs = fetch_txs(&self.store, &block).await?;
             next.apply_block(&block, &txs, self.now())?;
         }
-        self.state = next;
+        Ok((next, n))
+    }
+
+    /// Opens a replica from blocks already in `store` (e.g. imported from a CAR file) whose chain
+    /// ends at `head`: verifies it from genesis, then sets the store's empty head to it.
+    pub async fn adopt(store: Store, head: Cid) -> Result<Vault> {
+        let (state, _) = load_chain_from(&store, head, system_clock()).await?;
+        store.compare_and_swap_head(None, Some(&head)).await?;
+        Ok(Vault {
+            store,
+            state,
+            sealer: None,
+            profile: Profile::default(),
+            clock: Arc::new(system_clock),
+        })
+    }
+
+    /// Writes the whole chain (blocks and transactions) and the current version of every record
+    /// still in the store to a CARv1 stream rooted at the head. Returns the number of blocks.
+    pub async fn export_car<W: Write>(&self, out: W) -> Result<u64> {
+        let mut car = crate::car::CarWriter::new(out, &[self.state.head()])?;
+        let mut n = 0u64;
+        let mut cursor = Some(self.state.head());
+        while let Some(cid) = cursor {
+            let bytes = self.store.get(&cid).await?;
+            let block = Block::decode(&bytes).map_err(Error::MalformedNode)?;
+            car.write_block(&cid, &bytes)?;
+            n += 1;
+            for t in &block.header.txs {
+                car.write_block(t, &self.store.get(t).await?)?;
+                n += 1;
+            }
+            cursor = block.header.parent;
+        }
+        for info in self.state.all_records() {
+            for cid in self.dag_blocks(info.content).await? {
+                car.write_block(&cid, &self.store.get(&cid).await?)?;
+                n += 1;
+            }
+        }
+        car.finish()?;
         Ok(n)
     }
 }
@@ -840,6 +899,11 @@ async fn fetch_txs(store: &Store, block: &Block) -> Result<Vec<SignedTx>> {
 /// Loads and fully verifies the chain in `store` from its head back to genesis.
 async fn load_chain(store: &Store, now: u64) -> Result<(State, VerifyReport)> {
     let head = store.head().await?.ok_or(Error::NoChain)?;
+    load_chain_from(store, head, now).await
+}
+
+/// Loads and fully verifies the chain ending at `head`.
+async fn load_chain_from(store: &Store, head: Cid, now: u64) -> Result<(State, VerifyReport)> {
     // Walk back to genesis, then replay forwards.
     let mut blocks: Vec<Block> = Vec::new();
     let mut cursor = Some(head);

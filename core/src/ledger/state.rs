@@ -707,6 +707,17 @@ impl State {
             .and_then(|r| self.info(record, r, None))
     }
 
+    /// Every record.
+    pub fn all_records(&self) -> Vec<RecordInfo> {
+        let mut v: Vec<_> = self
+            .records
+            .iter()
+            .filter_map(|(id, r)| self.info(id, r, None))
+            .collect();
+        v.sort_by_key(|i| i.record);
+        v
+    }
+
     /// Records owned by `owner`.
     pub fn records_of(&self, owner: &IdentityId) -> Vec<RecordInfo> {
         let mut v: Vec<_> = self

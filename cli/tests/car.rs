@@ -1,0 +1,114 @@
+//! CAR export/import between medshare homes and with the real kubo (`ipfs dag import/get/export`).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn run(home: &Path, args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
+        .arg("--home")
+        .arg(home)
+        .arg("--json")
+        .args(args)
+        .env("MEDSHARE_PASSPHRASE", "a test passphrase")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn ipfs(repo: &Path, args: &[&str]) -> Vec<u8> {
+    let bin = std::env::var_os("MEDSHARE_IPFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/ipfs"));
+    assert!(
+        bin.exists(),
+        "kubo not found at {} (scripts/install-tools.sh builds it)",
+        bin.display()
+    );
+    let out = Command::new(bin)
+        .args(args)
+        .env("IPFS_PATH", repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ipfs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+#[test]
+fn export_import_round_trip_and_kubo_interop() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    run(&a, &["init"]);
+    run(
+        &a,
+        &[
+            "identity", "new", "--role", "patient", "--name", "p", "--bits", "2048",
+        ],
+    );
+    let f = dir.path().join("study.bin");
+    std::fs::write(
+        &f,
+        (0..3_000_000u32)
+            .map(|i| (i * 7 % 256) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
+    let rec = run(&a, &["record", "add", "--as", "p", f.to_str().unwrap()]);
+    let car = dir.path().join("a.car");
+    let exp = run(&a, &["export", "--car", car.to_str().unwrap()]);
+    let head = exp["root"].as_str().unwrap().to_owned();
+
+    // A fresh home becomes a verified read-only replica.
+    let b = dir.path().join("b");
+    let imp = run(&b, &["import", "--car", car.to_str().unwrap()]);
+    assert_eq!(imp["head"], head.as_str());
+    assert_eq!(run(&b, &["verify"])["head"], head.as_str());
+    assert_eq!(
+        run(&b, &["audit", "--record", rec["id"].as_str().unwrap()])
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // Importing what a home already has changes nothing.
+    assert_eq!(
+        run(&a, &["import", "--car", car.to_str().unwrap()])["applied"],
+        0
+    );
+
+    // kubo reads our CAR, shows the block as DAG-CBOR with links, and exports it back.
+    let repo = dir.path().join("ipfs");
+    ipfs(&repo, &["init", "--profile=test", "--empty-repo"]);
+    ipfs(&repo, &["dag", "import", car.to_str().unwrap()]);
+    let block: Value = serde_json::from_slice(&ipfs(&repo, &["dag", "get", &head])).unwrap();
+    assert_eq!(block["height"], 2);
+    assert!(
+        block["parent"]["/"]
+            .as_str()
+            .unwrap()
+            .starts_with("bafyrei")
+    );
+    // kubo fetches the record's ciphertext by its root CID, byte for byte what medshare stored.
+    let content = rec["content"].as_str().unwrap();
+    let cat = ipfs(&repo, &["cat", content]);
+    assert!(cat.starts_with(b"MSHENV"));
+    assert_eq!(
+        medshare::cid(&cat, medshare::Profile::UnixfsV1_2025).to_string(),
+        content
+    );
+    let back = dir.path().join("kubo.car");
+    std::fs::write(&back, ipfs(&repo, &["dag", "export", &head])).unwrap();
+    let c = dir.path().join("c");
+    run(&c, &["import", "--car", back.to_str().unwrap()]);
+    assert_eq!(run(&c, &["verify"])["blocks"], 3);
+}
