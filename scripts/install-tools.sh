@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs, idempotently, the external tools the test suite runs for real, under .tools/:
 #   - kubo (the reference IPFS implementation) built from the Go module proxy;
-#   - a Python virtualenv with `cryptography` for the independent envelope reader.
+#   - a Python virtualenv with `cryptography` (the independent envelope reader), and maturin,
+#     pytest and mypy for the Python package.
 # Safe to run repeatedly: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,8 +28,8 @@ fi
 if [ ! -x "$TOOLS/venv/bin/python" ]; then
   python3 -m venv "$TOOLS/venv"
 fi
-if ! "$TOOLS/venv/bin/python" -c "import cryptography" 2>/dev/null; then
+if ! "$TOOLS/venv/bin/python" -c "import cryptography, maturin, pytest, mypy" 2>/dev/null; then
   "$TOOLS/venv/bin/pip" install --quiet --upgrade pip
-  "$TOOLS/venv/bin/pip" install --quiet "cryptography>=42"
+  "$TOOLS/venv/bin/pip" install --quiet "cryptography>=42" "maturin>=1.9,<2" "pytest>=7" "mypy>=1.8"
 fi
 echo "tools ready in $TOOLS"

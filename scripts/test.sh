@@ -22,6 +22,10 @@ RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --quiet
 step "Rust tests (unit, integration incl. kubo cross-checks, doc-tests)"
 cargo test --release --workspace
 
+step "Python package: pip install ./bindings-python (maturin, shared target dir), pytest, mypy"
+.tools/venv/bin/pip install --quiet --force-reinstall --no-deps ./bindings-python
+(cd bindings-python/tests && MEDSHARE_CLI="$PWD/../../target/release/medshare" ../../.tools/venv/bin/python -m pytest -q)
+
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py
 

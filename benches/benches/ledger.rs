@@ -45,7 +45,20 @@ fn build(bits: usize) -> (Store, Identity) {
             let mut txs = Vec::new();
             if h == 1 {
                 seq += 1;
-                txs.push(SignedTx::sign(Tx { author: patient.id(), seq, time: t0, body: TxBody::RegisterPatient { key: patient.public().clone() } }, &patient).unwrap());
+                txs.push(
+                    SignedTx::sign(
+                        Tx {
+                            author: patient.id(),
+                            seq,
+                            time: t0,
+                            body: TxBody::RegisterPatient {
+                                key: patient.public().clone(),
+                            },
+                        },
+                        &patient,
+                    )
+                    .unwrap(),
+                );
             }
             while txs.len() < TXS_PER_BLOCK {
                 seq += 1;
@@ -56,7 +69,18 @@ fn build(bits: usize) -> (Store, Identity) {
                     size: 1000,
                     wrapped_key: vec![7; bits / 8],
                 };
-                txs.push(SignedTx::sign(Tx { author: patient.id(), seq, time: t0, body }, &patient).unwrap());
+                txs.push(
+                    SignedTx::sign(
+                        Tx {
+                            author: patient.id(),
+                            seq,
+                            time: t0,
+                            body,
+                        },
+                        &patient,
+                    )
+                    .unwrap(),
+                );
             }
             for t in &txs {
                 store.put(&t.cid, &t.bytes).await.unwrap();
@@ -79,7 +103,10 @@ fn build(bits: usize) -> (Store, Identity) {
             store.put(&b.cid, &b.bytes).await.unwrap();
             parent = b.cid;
         }
-        store.compare_and_swap_head(None, Some(&parent)).await.unwrap();
+        store
+            .compare_and_swap_head(None, Some(&parent))
+            .await
+            .unwrap();
     });
     (store, authority)
 }

@@ -95,6 +95,14 @@ impl Cid {
         }
     }
 
+    /// The same CID in version 1 (a CIDv0 becomes the dag-pb CIDv1 of the same multihash).
+    pub fn to_v1(&self) -> Cid {
+        Cid {
+            version: Version::V1,
+            ..*self
+        }
+    }
+
     /// The CID version.
     pub fn version(&self) -> Version {
         self.version

@@ -268,7 +268,8 @@ fn check_bits(bits: usize) -> Result<()> {
     Ok(())
 }
 
-/// A participant's private key with its role and display name. Zeroized on drop.
+/// A participant's private key with its role and display name. Zeroized on drop (every clone).
+#[derive(Clone)]
 pub struct Identity {
     role: Role,
     name: String,

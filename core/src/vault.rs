@@ -361,7 +361,7 @@ impl Vault {
             importer.push(&ct, &mut blocks);
             ct.clear();
             if blocks.len() >= PUT_BATCH {
-                self.store.put_many(&blocks).await?;
+                self.store.put_many_hashed(&blocks).await?;
                 blocks.clear();
             }
             done += n as u64;
@@ -371,7 +371,7 @@ impl Vault {
         importer.push(&ct, &mut blocks);
         let size = importer.len();
         let root = importer.finish(&mut blocks);
-        self.store.put_many(&blocks).await?;
+        self.store.put_many_hashed(&blocks).await?;
         Ok((root, size, wrapped))
     }
 
@@ -506,7 +506,7 @@ impl Vault {
         importer.push(&ct, &mut blocks);
         let size = importer.len();
         let root = importer.finish(&mut blocks);
-        self.store.put_many(&blocks).await?;
+        self.store.put_many_hashed(&blocks).await?;
         let mut txs = vec![SignedTx::sign(revoke, patient)?];
         let publish = self.next_tx(
             patient,
@@ -615,7 +615,7 @@ impl Vault {
         let mut head = Vec::new();
         while let Some(cid) = walker.next_cid() {
             let bytes = self.store.get(&cid).await?;
-            head.extend_from_slice(&walker.visit(&bytes)?);
+            head.extend_from_slice(&walker.visit_verified(&bytes)?);
             match Header::parse(&head) {
                 Ok(h) => return h.metadata(dek),
                 Err(Error::Truncated) => continue,
@@ -641,7 +641,7 @@ impl Vault {
         let mut done = 0u64;
         while let Some(cid) = walker.next_cid() {
             let bytes = self.store.get(&cid).await?;
-            let data = walker.visit(&bytes)?;
+            let data = walker.visit_verified(&bytes)?;
             match opener.as_mut() {
                 Some(o) => o.update(&data, &mut plain)?,
                 None => {
@@ -668,7 +668,7 @@ impl Vault {
             out.consume(&plain)?;
             let blocks = out.drain();
             if !blocks.is_empty() {
-                self.store.put_many(&blocks).await?;
+                self.store.put_many_hashed(&blocks).await?;
             }
             done += plain.len() as u64;
             zeroize::Zeroize::zeroize(&mut *plain);

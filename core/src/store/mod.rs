@@ -32,8 +32,9 @@ impl<T: ?Sized> MaybeSendSync for T {}
 ///
 /// Implementations store and return bytes; they need not hash anything — [`Store`] checks every
 /// block against its CID on the way in and on the way out, so a faulty or hostile backend can
-/// lose data but cannot substitute it. Blocks are keyed by multihash: the CIDv0 and the dag-pb
-/// CIDv1 of the same bytes name the same block, as in IPFS.
+/// lose data but cannot substitute it. [`Store`] always hands backends CIDv1s (a CIDv0 is passed
+/// as the dag-pb CIDv1 of the same multihash), so a backend keyed by CID text needs no
+/// normalisation of its own to treat both versions as one block, as IPFS does.
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 pub trait BlockStore: MaybeSendSync {
@@ -115,7 +116,7 @@ impl Store {
     pub async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
         check_size(data.len())?;
         cid.verify(data)?;
-        self.inner.put(cid, data).await
+        self.inner.put(&cid.to_v1(), data).await
     }
 
     /// Stores blocks after checking each.
@@ -124,7 +125,42 @@ impl Store {
             check_size(b.data.len())?;
             b.cid.verify(&b.data)?;
         }
-        self.inner.put_many(blocks).await
+        if blocks
+            .iter()
+            .all(|b| b.cid.version() == crate::cid::Version::V1)
+        {
+            return self.inner.put_many(blocks).await;
+        }
+        let v1: Vec<Block> = blocks
+            .iter()
+            .map(|b| Block {
+                cid: b.cid.to_v1(),
+                data: b.data.clone(),
+            })
+            .collect();
+        self.inner.put_many(&v1).await
+    }
+
+    /// Stores blocks this process just hashed (the UnixFS importer's output), skipping the
+    /// re-hash `put_many` does for blocks of unknown origin. Sizes are still checked.
+    pub(crate) async fn put_many_hashed(&self, blocks: &[Block]) -> Result<()> {
+        for b in blocks {
+            check_size(b.data.len())?;
+        }
+        if blocks
+            .iter()
+            .all(|b| b.cid.version() == crate::cid::Version::V1)
+        {
+            return self.inner.put_many(blocks).await;
+        }
+        let v1: Vec<Block> = blocks
+            .iter()
+            .map(|b| Block {
+                cid: b.cid.to_v1(),
+                data: b.data.clone(),
+            })
+            .collect();
+        self.inner.put_many(&v1).await
     }
 
     /// Fetches a block and checks it against `cid`; [`Error::NotFound`] if absent.
@@ -134,7 +170,7 @@ impl Store {
 
     /// Fetches a block if present, checked against `cid`.
     pub async fn get_opt(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
-        match self.inner.get(cid).await? {
+        match self.inner.get(&cid.to_v1()).await? {
             None => Ok(None),
             Some(data) => {
                 check_size(data.len())?;
@@ -146,12 +182,12 @@ impl Store {
 
     /// Whether a block is present.
     pub async fn has(&self, cid: &Cid) -> Result<bool> {
-        self.inner.has(cid).await
+        self.inner.has(&cid.to_v1()).await
     }
 
     /// Removes a block.
     pub async fn delete(&self, cid: &Cid) -> Result<()> {
-        self.inner.delete(cid).await
+        self.inner.delete(&cid.to_v1()).await
     }
 
     /// The head pointer.

@@ -11,6 +11,7 @@
 
 pub mod pb;
 
+use std::borrow::Cow;
 use std::fmt;
 use std::io::Read;
 use std::str::FromStr;
@@ -328,9 +329,19 @@ impl Walker {
         self.total
     }
 
-    /// Hands the walker the bytes of [`Walker::next_cid`]. Returns the file bytes this block
-    /// holds (empty for internal nodes).
-    pub fn visit(&mut self, bytes: &[u8]) -> Result<Vec<u8>> {
+    /// Hands the walker the bytes of [`Walker::next_cid`], which it checks against the CID.
+    /// Returns the file bytes this block holds (empty for internal nodes), borrowed from `bytes` for raw leaves.
+    pub fn visit<'a>(&mut self, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>> {
+        let cid = self
+            .next_cid()
+            .ok_or_else(|| Error::MalformedNode("walk already finished".into()))?;
+        cid.verify(bytes)?;
+        self.visit_verified(bytes)
+    }
+
+    /// Like [`Walker::visit`], for bytes already checked against [`Walker::next_cid`] — as
+    /// [`crate::Store`] does for every block it returns.
+    pub fn visit_verified<'a>(&mut self, bytes: &'a [u8]) -> Result<Cow<'a, [u8]>> {
         let (cid, expected, depth) = self
             .stack
             .pop()
@@ -342,7 +353,6 @@ impl Walker {
                 limit: limits::MAX_BLOCK_SIZE as u64,
             });
         }
-        cid.verify(bytes)?;
         let check = |actual: u64| match expected {
             Some(e) if e != actual => Err(Error::MalformedNode(format!(
                 "block {cid} holds {actual} bytes of file data, its parent says {e}"
@@ -353,7 +363,7 @@ impl Walker {
             RAW => {
                 check(bytes.len() as u64)?;
                 self.total += bytes.len() as u64;
-                Ok(bytes.to_vec())
+                Ok(Cow::Borrowed(bytes))
             }
             DAG_PB => {
                 let node = pb::decode_node(bytes)?;
@@ -377,7 +387,7 @@ impl Walker {
                     }
                     check(inline.len() as u64)?;
                     self.total += inline.len() as u64;
-                    return Ok(inline);
+                    return Ok(Cow::Owned(inline));
                 }
                 if !inline.is_empty() {
                     return Err(Error::MalformedNode(
@@ -404,7 +414,7 @@ impl Walker {
                 for (link, size) in node.links.iter().zip(&fs.blocksizes).rev() {
                     self.stack.push((link.cid, Some(*size), depth + 1));
                 }
-                Ok(Vec::new())
+                Ok(Cow::Borrowed(&[]))
             }
             other => Err(Error::MalformedNode(format!(
                 "codec 0x{other:x} is not a UnixFS file block"
