@@ -447,6 +447,18 @@ impl Identity {
 
 // ---- results ---------------------------------------------------------------------------------------
 
+/// Python-style repr of an optional number.
+fn opt_num<T: std::fmt::Display>(v: &Option<T>) -> String {
+    v.as_ref()
+        .map_or_else(|| "None".to_owned(), ToString::to_string)
+}
+
+/// Python-style repr of an optional string.
+fn opt_str(v: &Option<String>) -> String {
+    v.as_ref()
+        .map_or_else(|| "None".to_owned(), |s| format!("'{s}'"))
+}
+
 /// A record as the chain knows it.
 #[pyclass(frozen, get_all, module = "medshare._native")]
 struct RecordInfo {
@@ -463,8 +475,12 @@ struct RecordInfo {
 impl RecordInfo {
     fn __repr__(&self) -> String {
         format!(
-            "RecordInfo(record='{}', version={}, size={}, expires={:?}, purpose={:?})",
-            self.record, self.version, self.size, self.expires, self.purpose
+            "RecordInfo(record='{}', version={}, size={}, expires={}, purpose={})",
+            self.record,
+            self.version,
+            self.size,
+            opt_num(&self.expires),
+            opt_str(&self.purpose)
         )
     }
 }
@@ -502,8 +518,12 @@ struct AuditEvent {
 impl AuditEvent {
     fn __repr__(&self) -> String {
         format!(
-            "AuditEvent(kind='{}', height={}, time={}, version={:?}, doctor={:?})",
-            self.kind, self.height, self.time, self.version, self.doctor
+            "AuditEvent(kind='{}', height={}, time={}, version={}, doctor={})",
+            self.kind,
+            self.height,
+            self.time,
+            opt_num(&self.version),
+            opt_str(&self.doctor)
         )
     }
 }
@@ -572,9 +592,12 @@ struct RevokeReport {
 #[pymethods]
 impl RevokeReport {
     fn __repr__(&self) -> String {
+        let remaining: Vec<String> = self.remaining.iter().map(|d| format!("'{d}'")).collect();
         format!(
-            "RevokeReport(new_version={}, remaining={:?}, deleted_blocks={})",
-            self.new_version, self.remaining, self.deleted_blocks
+            "RevokeReport(new_version={}, remaining=[{}], deleted_blocks={})",
+            self.new_version,
+            remaining.join(", "),
+            self.deleted_blocks
         )
     }
 }

@@ -80,3 +80,13 @@ def test_identity_round_trip(tmp_path):
 def test_cid_matches_ipfs_add_profiles():
     assert medshare.cid(b"hello IPFS\n") == "bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxsa"
     assert medshare.cid(b"", profile="unixfs-v0-2015") == "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
+
+
+def test_reprs_are_python_literals(vault, patient, doctor):
+    rec = vault.publish(patient, b"r")
+    vault.grant(patient, rec, doctor)
+    report = vault.revoke(patient, rec, doctor)
+    assert repr(report) == f"RevokeReport(new_version=2, remaining=[], deleted_blocks={report.deleted_blocks})"
+    event = vault.audit(rec)[1]
+    assert repr(event).endswith(f"version=1, doctor='{doctor.id}')")
+    assert "version=None, doctor=" in repr(vault.audit(rec)[2])
