@@ -36,7 +36,7 @@ const PUT_BATCH: usize = 16;
 const READ_BUF: usize = 1 << 20;
 
 /// Progress callback: bytes done so far.
-pub type Progress<'a> = &'a mut dyn FnMut(u64);
+pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
 
 /// What [`Vault::verify`] checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -279,7 +279,7 @@ impl Vault {
 
     /// Publishes a new record read from `input` (exactly `metadata.size` bytes), in constant
     /// memory: sealed, cut into UnixFS blocks, stored, and recorded on the chain.
-    pub async fn publish<R: Read>(
+    pub async fn publish<R: Read + Send>(
         &mut self,
         patient: &Identity,
         input: R,
@@ -325,7 +325,7 @@ impl Vault {
 
     /// Seals `input` for `owner`, stores it as UnixFS; returns (root, envelope size, owner wrap).
     #[allow(clippy::too_many_arguments)]
-    async fn store_sealed<R: Read>(
+    async fn store_sealed<R: Read + Send>(
         &self,
         owner: &Identity,
         record: &RecordId,
@@ -574,7 +574,7 @@ impl Vault {
 
     /// Decrypts the latest version of `record` as `reader`, after checking the chain's access
     /// list at the head: owner, or a doctor with an unexpired, unrevoked grant.
-    pub async fn open_record<W: Write>(
+    pub async fn open_record<W: Write + Send>(
         &self,
         reader: &Identity,
         record: &RecordId,
@@ -585,7 +585,7 @@ impl Vault {
     }
 
     /// [`Vault::open_record`] with a progress callback (plaintext bytes written so far).
-    pub async fn open_record_with_progress<W: Write>(
+    pub async fn open_record_with_progress<W: Write + Send>(
         &self,
         reader: &Identity,
         record: &RecordId,
@@ -775,7 +775,7 @@ impl Vault {
 
     /// Writes the whole chain (blocks and transactions) and the current version of every record
     /// still in the store to a CARv1 stream rooted at the head. Returns the number of blocks.
-    pub async fn export_car<W: Write>(&self, out: W) -> Result<u64> {
+    pub async fn export_car<W: Write + Send>(&self, out: W) -> Result<u64> {
         let mut car = crate::car::CarWriter::new(out, &[self.state.head()])?;
         let mut n = 0u64;
         let mut cursor = Some(self.state.head());
@@ -802,7 +802,7 @@ impl Vault {
 }
 
 /// Where decrypted plaintext goes; a sink may produce blocks to store as it consumes.
-trait Sink {
+trait Sink: Send {
     fn consume(&mut self, plain: &[u8]) -> Result<()>;
     fn drain(&mut self) -> Vec<UnixfsBlock> {
         Vec::new()
@@ -811,7 +811,7 @@ trait Sink {
 
 struct WriteSink<W: Write>(W);
 
-impl<W: Write> Sink for WriteSink<W> {
+impl<W: Write + Send> Sink for WriteSink<W> {
     fn consume(&mut self, plain: &[u8]) -> Result<()> {
         self.0.write_all(plain).map_err(Error::Io)
     }

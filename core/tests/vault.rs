@@ -166,3 +166,26 @@ fn expired_grant() {
         }
     });
 }
+
+/// The vault's futures are `Send` on native targets, so any executor (and uniffi) can drive them.
+#[test]
+fn vault_futures_are_send() {
+    fn assert_send<T: Send>(_: &T) {}
+    block_on(async {
+        let mut v = fresh().await;
+        let p = identity("patient");
+        let f = v.register(&p, None);
+        assert_send(&f);
+        f.await.unwrap();
+        let f = v.publish_bytes(&p, b"x", "", "");
+        assert_send(&f);
+        let r = f.await.unwrap();
+        let mut out = Vec::new();
+        let f = v.open_record(&p, &r, &mut out);
+        assert_send(&f);
+        f.await.unwrap();
+        let f = v.verify();
+        assert_send(&f);
+        f.await.unwrap();
+    });
+}
