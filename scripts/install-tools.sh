@@ -2,7 +2,8 @@
 # Installs, idempotently, the external tools the test suite runs for real, under .tools/:
 #   - kubo (the reference IPFS implementation) built from the Go module proxy;
 #   - a Python virtualenv with `cryptography` (the independent envelope reader), and maturin,
-#     pytest and mypy for the Python package.
+#     pytest and mypy for the Python package;
+#   - kotlinc (npm `kotlin-compiler`) and JNA (Maven Central) for the Kotlin tests.
 # Safe to run repeatedly: each step is skipped when its result is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -32,4 +33,17 @@ if ! "$TOOLS/venv/bin/python" -c "import cryptography, maturin, pytest, mypy" 2>
   "$TOOLS/venv/bin/pip" install --quiet --upgrade pip
   "$TOOLS/venv/bin/pip" install --quiet "cryptography>=42" "maturin>=1.9,<2" "pytest>=7" "mypy>=1.8"
 fi
+# --- Kotlin compiler (npm package `kotlin-compiler`) and JNA (Maven Central) ---------------------
+KOTLIN_VERSION=2.4.20
+if [ -x "$TOOLS/kotlin/node_modules/kotlin-compiler/bin/kotlinc-jvm" ] \
+   && grep -q "\"version\": \"$KOTLIN_VERSION\"" "$TOOLS/kotlin/node_modules/kotlin-compiler/package.json"; then
+  echo "kotlinc $KOTLIN_VERSION present"
+else
+  mkdir -p "$TOOLS/kotlin"
+  npm install --silent --no-audit --no-fund --prefix "$TOOLS/kotlin" "kotlin-compiler@$KOTLIN_VERSION"
+fi
+if [ ! -s "$HOME/.m2/repository/net/java/dev/jna/jna/5.15.0/jna-5.15.0.jar" ]; then
+  mvn -q dependency:get -Dartifact=net.java.dev.jna:jna:5.15.0
+fi
+
 echo "tools ready in $TOOLS"

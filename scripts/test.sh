@@ -26,6 +26,9 @@ step "Python package: pip install ./bindings-python (maturin, shared target dir)
 .tools/venv/bin/pip install --quiet --force-reinstall --no-deps ./bindings-python
 (cd bindings-python/tests && MEDSHARE_CLI="$PWD/../../target/release/medshare" ../../.tools/venv/bin/python -m pytest -q)
 
+step "mobile SDK: Swift bindings generated and checked, Kotlin tests on the JVM"
+bindings-mobile/scripts/test-mobile.sh
+
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py
 
