@@ -7,6 +7,8 @@
 //! [`memory::MemoryStore`] and [`fs::FsStore`] (the embedded default).
 
 pub mod fs;
+#[cfg(feature = "kubo")]
+pub mod kubo;
 pub mod memory;
 pub mod testsuite;
 

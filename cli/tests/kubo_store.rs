@@ -1,0 +1,235 @@
+//! The kubo store against a real kubo daemon started here on 127.0.0.1: the core's store
+//! conformance suite, a vault story with `ipfs cat` interop, and a node that is down or
+//! answers garbage.
+
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use medshare::ledger::Policy;
+use medshare::store::kubo::{KuboConfig, KuboStore};
+use medshare::store::testsuite;
+use medshare::{Error, Identity, Role, Store, Vault};
+
+fn ipfs_bin() -> PathBuf {
+    let p = std::env::var_os("MEDSHARE_IPFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/ipfs"));
+    assert!(
+        p.exists(),
+        "kubo not found at {} (scripts/install-tools.sh builds it)",
+        p.display()
+    );
+    p
+}
+
+/// A kubo daemon on 127.0.0.1 (random ports, offline: no network beyond loopback), stopped on drop.
+struct Daemon {
+    child: Child,
+    repo: tempfile::TempDir,
+    url: String,
+}
+
+fn ipfs(repo: &Path, args: &[&str]) {
+    let out = Command::new(ipfs_bin())
+        .args(args)
+        .env("IPFS_PATH", repo)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ipfs {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Daemon {
+    fn start() -> Daemon {
+        let repo = tempfile::tempdir().unwrap();
+        let r = repo.path();
+        ipfs(r, &["init", "--profile=test"]);
+        ipfs(r, &["config", "Addresses.API", "/ip4/127.0.0.1/tcp/0"]);
+        ipfs(r, &["config", "Addresses.Gateway", "/ip4/127.0.0.1/tcp/0"]);
+        ipfs(
+            r,
+            &[
+                "config",
+                "--json",
+                "Addresses.Swarm",
+                r#"["/ip4/127.0.0.1/tcp/0"]"#,
+            ],
+        );
+        let child = Command::new(ipfs_bin())
+            .args(["daemon", "--offline"])
+            .env("IPFS_PATH", r)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let api_file = r.join("api");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if let Ok(a) = std::fs::read_to_string(&api_file) {
+                if !a.trim().is_empty() {
+                    break a;
+                }
+            }
+            assert!(Instant::now() < deadline, "kubo daemon did not start");
+            std::thread::sleep(Duration::from_millis(100));
+        };
+        // "/ip4/127.0.0.1/tcp/PORT"
+        let port = addr.trim().rsplit('/').next().unwrap().to_owned();
+        Daemon {
+            child,
+            repo,
+            url: format!("http://127.0.0.1:{port}"),
+        }
+    }
+
+    fn store(&self, namespace: &str) -> KuboStore {
+        KuboStore::new(KuboConfig {
+            namespace: namespace.into(),
+            ..KuboConfig::new(&self.url)
+        })
+    }
+
+    fn rpc(&self, path: &str) -> Vec<u8> {
+        let out = Command::new(ipfs_bin())
+            .args(path.split(' '))
+            .env("IPFS_PATH", self.repo.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "ipfs {path}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = Command::new(ipfs_bin())
+            .arg("shutdown")
+            .env("IPFS_PATH", self.repo.path())
+            .output();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn kubo_store_against_a_real_daemon() {
+    let d = Daemon::start();
+    // The same conformance suite as every other backend, each check in its own MFS namespace.
+    let mut n = 0;
+    pollster::block_on(testsuite::run_all(|| {
+        n += 1;
+        Store::new(d.store(&format!("/medshare-suite-{n}")))
+    }))
+    .unwrap_or_else(|f| panic!("{f}"));
+
+    // A vault over kubo: publish, grant, read, revoke; kubo serves the envelope by its root.
+    pollster::block_on(async {
+        let store = Store::new(d.store("/medshare"));
+        let authority = Identity::generate(Role::Authority, "a", 2048).unwrap();
+        let mut v = Vault::create(store.clone(), "kubo-net", authority, Policy::default())
+            .await
+            .unwrap();
+        let p = Identity::generate(Role::Patient, "p", 2048).unwrap();
+        let doc = Identity::generate(Role::Doctor, "d", 2048).unwrap();
+        v.register(&p, None).await.unwrap();
+        v.register(&doc, Some("L")).await.unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let rec = v
+            .publish_bytes(&p, &data, "scan.dcm", "application/dicom")
+            .await
+            .unwrap();
+        v.grant(&p, &rec, &doc.id(), None, None).await.unwrap();
+        let mut out = Vec::new();
+        v.open_record(&doc, &rec, &mut out).await.unwrap();
+        assert_eq!(out, data);
+        // `ipfs cat <root>` prints exactly the sealed envelope medshare stored.
+        let content = v.state().record(&rec).unwrap().content;
+        let cat = d.rpc(&format!("cat {content}"));
+        assert!(cat.starts_with(b"MSHENV"));
+        assert_eq!(
+            medshare::cid(&cat, medshare::Profile::UnixfsV1_2025),
+            content
+        );
+        // `ipfs dag get` shows the head block as DAG-CBOR with links.
+        let head = v.state().head();
+        let json = String::from_utf8(d.rpc(&format!("dag get {head}"))).unwrap();
+        assert!(json.contains("\"parent\":{\"/\":\"bafyrei"), "{json}");
+        // Revocation removes the old version's blocks from the node.
+        v.revoke(&p, &rec, &doc.id()).await.unwrap();
+        assert!(!store.has(&content).await.unwrap());
+        assert!(matches!(
+            v.open_record(&doc, &rec, &mut Vec::new()).await,
+            Err(Error::AccessRevoked(_))
+        ));
+        // Another vault over the same node replays and verifies the chain.
+        let again = Vault::open(Store::new(d.store("/medshare")), None)
+            .await
+            .unwrap();
+        assert_eq!(again.state().head(), v.state().head());
+    });
+}
+
+#[test]
+fn node_down_is_a_clear_error() {
+    // A port nobody listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let store = KuboStore::new(KuboConfig {
+        attempts: 2,
+        timeout: Duration::from_secs(5),
+        ..KuboConfig::new(&format!("http://127.0.0.1:{port}"))
+    });
+    match pollster::block_on(Store::new(store).head()) {
+        Err(Error::Backend(m)) => assert!(m.contains("unreachable"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn garbage_answers_are_a_clear_error() {
+    // A server on 127.0.0.1 that answers every request with a non-kubo reply.
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 500 Oops\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!",
+            );
+        }
+    });
+    let store = Store::new(KuboStore::new(KuboConfig::new(&format!(
+        "http://127.0.0.1:{port}"
+    ))));
+    let cid = medshare::Cid::v1(medshare::cid::RAW, b"x");
+    match pollster::block_on(store.get(&cid)) {
+        Err(Error::Backend(m)) => assert!(m.contains("unexpected HTTP 500"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match pollster::block_on(store.put(&cid, b"x")) {
+        Err(Error::Backend(m)) => assert!(m.contains("unexpected HTTP 500"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    server.join().unwrap();
+}
