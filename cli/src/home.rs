@@ -11,18 +11,41 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, anyhow, bail};
+use medshare::store::kubo::{KuboConfig, KuboStore};
 use medshare::{Identity, IdentityId, PublicKey, Store, Vault};
 use zeroize::Zeroizing;
 
 pub struct Home {
     pub root: PathBuf,
+    /// `Some` when the blocks live on a kubo node (`--store kubo=URL`) instead of `<home>/store`.
+    pub kubo: Option<KuboConfig>,
 }
 
 impl Home {
-    pub fn new(root: &Path) -> Home {
-        Home {
+    pub fn new(root: &Path, store: &str) -> Result<Home> {
+        let kubo = match store {
+            "fs" => None,
+            s if s.starts_with("kubo=") => {
+                let mut c = KuboConfig::new(&s["kubo=".len()..]);
+                c.token = std::env::var("MEDSHARE_KUBO_TOKEN")
+                    .ok()
+                    .filter(|t| !t.is_empty());
+                Some(c)
+            }
+            other => bail!("unknown --store `{other}`: use `fs` or `kubo=http://127.0.0.1:5001`"),
+        };
+        Ok(Home {
             root: root.to_path_buf(),
-        }
+            kubo,
+        })
+    }
+
+    /// The block store: the embedded filesystem store, or the kubo node.
+    pub fn open_store(&self) -> Result<Store> {
+        Ok(match &self.kubo {
+            Some(c) => Store::new(KuboStore::new(c.clone())),
+            None => Store::open_dir(self.store_dir())?,
+        })
     }
 
     pub fn store_dir(&self) -> PathBuf {
@@ -49,17 +72,30 @@ impl Home {
         Ok(self.identities_dir().join(format!("{name}.key")))
     }
 
-    /// Whether a store (with a chain) lives here: made by `init`, or by `import` of a CAR file.
+    /// Whether the store holds a chain: made by `init`, or by `import` of a CAR file.
     pub fn is_initialised(&self) -> bool {
-        self.store_dir().join("HEAD").exists()
+        match &self.kubo {
+            None => self.store_dir().join("HEAD").exists(),
+            Some(_) => self
+                .open_store()
+                .ok()
+                .and_then(|s| pollster::block_on(s.head()).ok().flatten())
+                .is_some(),
+        }
     }
 
     fn require_init(&self) -> Result<()> {
         if !self.is_initialised() {
-            bail!(
-                "{} is not a medshare home; run `medshare init` first",
-                self.root.display()
-            );
+            match &self.kubo {
+                None => bail!(
+                    "{} is not a medshare home; run `medshare init` first",
+                    self.root.display()
+                ),
+                Some(c) => bail!(
+                    "the kubo node at {} holds no medshare chain; run `medshare init` first",
+                    c.url
+                ),
+            }
         }
         Ok(())
     }
@@ -67,7 +103,7 @@ impl Home {
     /// Opens the store and the chain; with `write`, loads the authority to seal blocks.
     pub fn vault(&self, write: bool) -> Result<Vault> {
         self.require_init()?;
-        let store = Store::open_dir(self.store_dir())?;
+        let store = self.open_store()?;
         let sealer = if write {
             Some(self.load_authority()?)
         } else {

@@ -16,7 +16,7 @@ use anyhow::{Context, Result, bail};
 use clap::{Parser, Subcommand};
 use medshare::envelope::{Metadata, RecordId};
 use medshare::ledger::{AuditKind, Policy};
-use medshare::{Identity, Profile, Role, Store, Vault};
+use medshare::{Identity, Profile, Role, Vault};
 use serde_json::json;
 
 use crate::home::{Home, passphrase};
@@ -34,6 +34,10 @@ struct Cli {
     /// Machine-readable JSON output.
     #[arg(long, global = true)]
     json: bool,
+    /// Where blocks live: `fs` (the home's embedded store) or `kubo=http://127.0.0.1:5001`
+    /// (a kubo node's RPC API; a bearer token is read from MEDSHARE_KUBO_TOKEN).
+    #[arg(long, global = true, default_value = "fs")]
+    store: String,
     #[command(subcommand)]
     command: Command,
 }
@@ -198,7 +202,7 @@ impl Out {
 
 fn run(cli: Cli) -> Result<()> {
     let out = Out { json: cli.json };
-    let home = Home::new(&cli.home);
+    let home = Home::new(&cli.home, &cli.store)?;
     match cli.command {
         Command::Init { network } => init(&home, &network, &out),
         Command::Identity {
@@ -338,7 +342,7 @@ fn import(home: &Home, car: &Path, out: &Out) -> Result<()> {
     };
     let root = *root;
     let existing = home.is_initialised();
-    let store = Store::open_dir(home.store_dir())?;
+    let store = home.open_store()?;
     let mut batch = Vec::new();
     let mut n = 0u64;
     while let Some(block) = reader.next_block()? {
@@ -366,7 +370,10 @@ fn import(home: &Home, car: &Path, out: &Out) -> Result<()> {
 
 fn init(home: &Home, network: &str, out: &Out) -> Result<()> {
     if home.is_initialised() {
-        bail!("{} is already initialised", home.root.display());
+        match &home.kubo {
+            None => bail!("{} is already initialised", home.root.display()),
+            Some(c) => bail!("the kubo node at {} already holds a medshare chain", c.url),
+        }
     }
     std::fs::create_dir_all(home.identities_dir())?;
     let pass = passphrase("the new authority key", true)?;
@@ -375,7 +382,7 @@ fn init(home: &Home, network: &str, out: &Out) -> Result<()> {
         "local-authority",
         medshare::identity::DEFAULT_KEY_BITS,
     )?;
-    let store = Store::open_dir(home.store_dir())?;
+    let store = home.open_store()?;
     let id = authority.id();
     authority.save(home.authority_path(), &pass)?;
     pollster::block_on(Vault::create(store, network, authority, Policy::default()))?;

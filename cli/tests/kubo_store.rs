@@ -233,3 +233,75 @@ fn garbage_answers_are_a_clear_error() {
     }
     server.join().unwrap();
 }
+
+#[test]
+fn cli_runs_on_a_kubo_node() {
+    let d = Daemon::start();
+    let dir = tempfile::tempdir().unwrap();
+    let store = format!("kubo={}", d.url);
+    let run = |args: &[&str]| -> serde_json::Value {
+        let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
+            .args([
+                "--home",
+                dir.path().join("home").to_str().unwrap(),
+                "--store",
+                &store,
+                "--json",
+            ])
+            .args(args)
+            .env("MEDSHARE_PASSPHRASE", "kubo test passphrase")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    run(&["init"]);
+    run(&[
+        "identity", "new", "--role", "patient", "--name", "alice", "--bits", "2048",
+    ]);
+    run(&[
+        "identity",
+        "new",
+        "--role",
+        "doctor",
+        "--name",
+        "bob",
+        "--bits",
+        "2048",
+        "--licence",
+        "L-1",
+    ]);
+    let src = dir.path().join("labs.json");
+    std::fs::write(&src, br#"{"resourceType":"Bundle","id":"on-kubo"}"#).unwrap();
+    let rec = run(&["record", "add", "--as", "alice", src.to_str().unwrap()]);
+    run(&[
+        "grant",
+        "--as",
+        "alice",
+        "--record",
+        rec["id"].as_str().unwrap(),
+        "--doctor",
+        "bob",
+    ]);
+    let out = dir.path().join("out.json");
+    run(&[
+        "record",
+        "get",
+        "--as",
+        "bob",
+        "--record",
+        rec["id"].as_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
+    assert_eq!(run(&["verify"])["blocks"], 5);
+    // Nothing of the chain or the record is in the home: the blocks are on the node.
+    assert!(!dir.path().join("home/store").exists());
+    let cat = d.rpc(&format!("cat {}", rec["content"].as_str().unwrap()));
+    assert!(cat.starts_with(b"MSHENV"));
+}
