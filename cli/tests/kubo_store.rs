@@ -70,10 +70,11 @@ impl Daemon {
         let api_file = r.join("api");
         let deadline = Instant::now() + Duration::from_secs(60);
         let addr = loop {
-            if let Ok(a) = std::fs::read_to_string(&api_file) {
-                if !a.trim().is_empty() {
-                    break a;
-                }
+            if let Some(a) = std::fs::read_to_string(&api_file)
+                .ok()
+                .filter(|a| !a.trim().is_empty())
+            {
+                break a;
             }
             assert!(Instant::now() < deadline, "kubo daemon did not start");
             std::thread::sleep(Duration::from_millis(100));
