@@ -46,6 +46,11 @@ fn ipfs(repo: &Path, args: &[&str]) {
 
 impl Daemon {
     fn start() -> Daemon {
+        Daemon::start_with(false)
+    }
+
+    /// `online`: a daemon that talks libp2p, with no bootstrap peers (only peers we connect).
+    fn start_with(online: bool) -> Daemon {
         let repo = tempfile::tempdir().unwrap();
         let r = repo.path();
         ipfs(r, &["init", "--profile=test"]);
@@ -60,8 +65,15 @@ impl Daemon {
                 r#"["/ip4/127.0.0.1/tcp/0"]"#,
             ],
         );
+        ipfs(r, &["config", "--json", "Bootstrap", "[]"]);
+        ipfs(r, &["config", "Routing.Type", "dht"]);
+        let args: &[&str] = if online {
+            &["daemon"]
+        } else {
+            &["daemon", "--offline"]
+        };
         let child = Command::new(ipfs_bin())
-            .args(["daemon", "--offline"])
+            .args(args)
             .env("IPFS_PATH", r)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -305,4 +317,77 @@ fn cli_runs_on_a_kubo_node() {
     assert!(!dir.path().join("home/store").exists());
     let cat = d.rpc(&format!("cat {}", rec["content"].as_str().unwrap()));
     assert!(cat.starts_with(b"MSHENV"));
+}
+
+/// Two nodes peered only with each other: node A's vault publishes, grants and revokes; node B
+/// shares no files with A, learns the head from IPNS, fetches chain and records through IPFS,
+/// verifies, and enforces the same access decisions.
+#[test]
+fn replica_on_a_second_node_follows_the_head_over_ipns() {
+    let a = Daemon::start_with(true);
+    let b = Daemon::start_with(true);
+    let addr = String::from_utf8(b.rpc("id -f <addrs>")).unwrap();
+    let addr = addr
+        .lines()
+        .find(|l| l.starts_with("/ip4/127.0.0.1/"))
+        .unwrap()
+        .to_owned();
+    a.rpc(&format!("swarm connect {addr}"));
+
+    let sealer = KuboStore::new(KuboConfig {
+        publish_key: Some("medshare-head".into()),
+        ..KuboConfig::new(&a.url)
+    });
+    let name = sealer.ipns_key("medshare-head").unwrap();
+    assert!(name.starts_with("k51"), "{name}");
+    let (p, d1, d2) = (
+        Identity::generate(Role::Patient, "p", 2048).unwrap(),
+        Identity::generate(Role::Doctor, "d1", 2048).unwrap(),
+        Identity::generate(Role::Doctor, "d2", 2048).unwrap(),
+    );
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    let rec = pollster::block_on(async {
+        let authority = Identity::generate(Role::Authority, "a", 2048).unwrap();
+        let mut v = Vault::create(
+            Store::new(sealer),
+            "replicated",
+            authority,
+            Policy::default(),
+        )
+        .await
+        .unwrap();
+        v.register(&p, None).await.unwrap();
+        v.register(&d1, Some("L1")).await.unwrap();
+        v.register(&d2, Some("L2")).await.unwrap();
+        let rec = v
+            .publish_bytes(&p, &data, "ct.dcm", "application/dicom")
+            .await
+            .unwrap();
+        v.grant(&p, &rec, &d1.id(), None, None).await.unwrap();
+        v.grant(&p, &rec, &d2.id(), None, None).await.unwrap();
+        v.revoke(&p, &rec, &d1.id()).await.unwrap();
+        rec
+    });
+
+    let follower = KuboStore::new(KuboConfig {
+        follow: Some(name),
+        ..KuboConfig::new(&b.url)
+    });
+    pollster::block_on(async {
+        let mut replica = Vault::open(Store::new(follower), None).await.unwrap();
+        let report = replica.verify().await.unwrap();
+        assert_eq!(report.blocks, 8);
+        let mut out = Vec::new();
+        replica.open_record(&d2, &rec, &mut out).await.unwrap();
+        assert_eq!(out, data);
+        assert!(matches!(
+            replica.open_record(&d1, &rec, &mut Vec::new()).await,
+            Err(Error::AccessRevoked(_))
+        ));
+        // A follower never moves the head itself.
+        assert!(matches!(
+            replica.register(&p, None).await,
+            Err(Error::ReadOnly)
+        ));
+    });
 }

@@ -6,11 +6,12 @@
 //! node keeps, serves and replicates them. An optional bearer token is sent on every call
 //! (pinning services front kubo that way).
 //!
-//! **Head pointer.** The chain head lives in the node's MFS at `<namespace>/HEAD` (default
+//! **Head pointer.** The sealer's head lives in the node's MFS at `<namespace>/HEAD` (default
 //! `/medshare/HEAD`), read and replaced by this handle under a process-local lock: that gives
 //! the sealer compare-and-swap as long as one sealer process writes to a node, which is the
-//! proof-of-authority setup. MFS is node-local; other replicas learn heads by other means (see
-//! docs), and fetch the blocks themselves through IPFS.
+//! proof-of-authority setup. With [`KuboConfig::publish_key`] every new head is also published
+//! under that IPNS key; a replica on another node sets [`KuboConfig::follow`] to the IPNS name,
+//! reads the head from IPNS and fetches the blocks through IPFS (bitswap), verifying everything.
 //!
 //! Calls are blocking inside the async methods (like the filesystem store), time out, and are
 //! retried a few times on connection failures; a node that is down or answers garbage gives
@@ -37,6 +38,12 @@ pub struct KuboConfig {
     pub attempts: u32,
     /// MFS directory holding `HEAD`.
     pub namespace: String,
+    /// Sealer side: the name of a key in the node's keystore under which every new head is also
+    /// published to IPNS, so replicas on other nodes can find it.
+    pub publish_key: Option<String>,
+    /// Replica side: an IPNS name (`k51…`) to read the head from, instead of the local MFS file.
+    /// Such a store is read-only for the head (compare-and-swap refuses).
+    pub follow: Option<String>,
 }
 
 impl KuboConfig {
@@ -48,6 +55,8 @@ impl KuboConfig {
             timeout: Duration::from_secs(60),
             attempts: 3,
             namespace: "/medshare".into(),
+            publish_key: None,
+            follow: None,
         }
     }
 }
@@ -228,6 +237,46 @@ impl KuboStore {
         }
     }
 
+    /// The CID an IPNS name points to (`/ipfs/<cid>`), or `None` if it resolves to nothing yet.
+    fn resolve_ipns(&self, name: &str) -> Result<Option<Cid>> {
+        let arg = format!("/ipns/{name}");
+        match self.call("name/resolve", &[("arg", &arg)], None)? {
+            Answer::Ok(b) => {
+                let path = json_field(&b, "Path").ok_or_else(|| {
+                    Error::Backend(format!("kubo name/resolve answered garbage for {name}"))
+                })?;
+                let cid = path.strip_prefix("/ipfs/").unwrap_or(&path);
+                cid.parse().map(Some)
+            }
+            Answer::Refused(m) if m.contains("not found") || m.contains("could not resolve") => {
+                Ok(None)
+            }
+            Answer::Refused(m) => Err(Error::Backend(format!(
+                "kubo at {}: name/resolve {name}: {m}",
+                self.config.url
+            ))),
+        }
+    }
+
+    /// Creates (or finds) the node keystore key `name` and returns its IPNS name (`k51…`).
+    pub fn ipns_key(&self, name: &str) -> Result<String> {
+        let list = self.ok("key/list", &[("l", "true")], None)?;
+        let text = String::from_utf8_lossy(&list).into_owned();
+        // {"Keys":[{"Name":"self","Id":"k51…"},…]}
+        let needle = format!("\"Name\":\"{name}\",\"Id\":\"");
+        if let Some(at) = text.find(&needle) {
+            let rest = &text[at + needle.len()..];
+            return rest
+                .split('"')
+                .next()
+                .map(str::to_owned)
+                .ok_or_else(|| Error::Backend("key/list garbage".into()));
+        }
+        let made = self.ok("key/gen", &[("arg", name), ("type", "ed25519")], None)?;
+        json_field(&made, "Id")
+            .ok_or_else(|| Error::Backend(format!("kubo key/gen answered garbage for {name}")))
+    }
+
     /// Pins `root` recursively (a UnixFS file, or a chain head with everything it links).
     pub fn pin_root(&self, root: &Cid) -> Result<()> {
         self.ok(
@@ -339,7 +388,10 @@ impl BlockStore for KuboStore {
     }
 
     async fn head(&self) -> Result<Option<Cid>> {
-        self.read_head()
+        match &self.config.follow {
+            Some(name) => self.resolve_ipns(name),
+            None => self.read_head(),
+        }
     }
 
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
@@ -363,6 +415,14 @@ impl BlockStore for KuboStore {
                     ],
                     Some(format!("{cid}\n").as_bytes()),
                 )?;
+                if let Some(key) = &self.config.publish_key {
+                    let path = format!("/ipfs/{cid}");
+                    self.ok(
+                        "name/publish",
+                        &[("arg", &path), ("key", key), ("allow-offline", "true")],
+                        None,
+                    )?;
+                }
             }
             None => {
                 self.ok("files/rm", &[("arg", &self.head_path())], None)?;
