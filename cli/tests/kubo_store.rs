@@ -26,9 +26,10 @@ fn ipfs_bin() -> PathBuf {
 
 /// A kubo daemon on 127.0.0.1 (random ports, offline: no network beyond loopback), stopped on drop.
 struct Daemon {
-    child: Child,
+    child: Option<Child>,
     repo: tempfile::TempDir,
     url: String,
+    online: bool,
 }
 
 fn ipfs(repo: &Path, args: &[&str]) {
@@ -67,7 +68,21 @@ impl Daemon {
         );
         ipfs(r, &["config", "--json", "Bootstrap", "[]"]);
         ipfs(r, &["config", "Routing.Type", "dht"]);
-        let args: &[&str] = if online {
+        let mut d = Daemon {
+            child: None,
+            repo,
+            url: String::new(),
+            online,
+        };
+        d.run();
+        d
+    }
+
+    /// Starts the daemon process on this repository (again, after `stop`).
+    fn run(&mut self) {
+        let r = self.repo.path();
+        let _ = std::fs::remove_file(r.join("api"));
+        let args: &[&str] = if self.online {
             &["daemon"]
         } else {
             &["daemon", "--offline"]
@@ -93,11 +108,37 @@ impl Daemon {
         };
         // "/ip4/127.0.0.1/tcp/PORT"
         let port = addr.trim().rsplit('/').next().unwrap().to_owned();
-        Daemon {
-            child,
-            repo,
-            url: format!("http://127.0.0.1:{port}"),
+        self.url = format!("http://127.0.0.1:{port}");
+        self.child = Some(child);
+    }
+
+    /// Stops the daemon process (the repository stays).
+    fn stop(&mut self) {
+        let _ = Command::new(ipfs_bin())
+            .arg("shutdown")
+            .env("IPFS_PATH", self.repo.path())
+            .output();
+        if let Some(mut child) = self.child.take() {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
         }
+    }
+
+    /// The swarm address other local nodes dial.
+    fn swarm_addr(&self) -> String {
+        let addrs = String::from_utf8(self.rpc("id -f <addrs>")).unwrap();
+        addrs
+            .lines()
+            .find(|l| l.starts_with("/ip4/127.0.0.1/"))
+            .unwrap()
+            .to_owned()
     }
 
     fn store(&self, namespace: &str) -> KuboStore {
@@ -124,19 +165,7 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = Command::new(ipfs_bin())
-            .arg("shutdown")
-            .env("IPFS_PATH", self.repo.path())
-            .output();
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }
 
@@ -324,15 +353,9 @@ fn cli_runs_on_a_kubo_node() {
 /// verifies, and enforces the same access decisions.
 #[test]
 fn replica_on_a_second_node_follows_the_head_over_ipns() {
-    let a = Daemon::start_with(true);
+    let mut a = Daemon::start_with(true);
     let b = Daemon::start_with(true);
-    let addr = String::from_utf8(b.rpc("id -f <addrs>")).unwrap();
-    let addr = addr
-        .lines()
-        .find(|l| l.starts_with("/ip4/127.0.0.1/"))
-        .unwrap()
-        .to_owned();
-    a.rpc(&format!("swarm connect {addr}"));
+    a.rpc(&format!("swarm connect {}", b.swarm_addr()));
 
     let sealer = KuboStore::new(KuboConfig {
         publish_key: Some("medshare-head".into()),
@@ -346,12 +369,12 @@ fn replica_on_a_second_node_follows_the_head_over_ipns() {
         Identity::generate(Role::Doctor, "d2", 2048).unwrap(),
     );
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    let authority = Identity::generate(Role::Authority, "a", 2048).unwrap();
     let rec = pollster::block_on(async {
-        let authority = Identity::generate(Role::Authority, "a", 2048).unwrap();
         let mut v = Vault::create(
             Store::new(sealer),
             "replicated",
-            authority,
+            authority.clone(),
             Policy::default(),
         )
         .await
@@ -370,7 +393,7 @@ fn replica_on_a_second_node_follows_the_head_over_ipns() {
     });
 
     let follower = KuboStore::new(KuboConfig {
-        follow: Some(name),
+        follow: Some(name.clone()),
         ..KuboConfig::new(&b.url)
     });
     pollster::block_on(async {
@@ -390,4 +413,65 @@ fn replica_on_a_second_node_follows_the_head_over_ipns() {
             Err(Error::ReadOnly)
         ));
     });
+
+    // Node A goes down while B needs a record only A holds: B's fetch fails cleanly and B's
+    // state stays intact; once A is back, B resumes and reads it.
+    let big: Vec<u8> = (0..24_000_000u32).map(|i| (i % 239) as u8).collect();
+    let sealer = KuboStore::new(KuboConfig {
+        publish_key: Some("medshare-head".into()),
+        ..KuboConfig::new(&a.url)
+    });
+    let rec2 = pollster::block_on(async {
+        let mut v = Vault::open(Store::new(sealer), Some(authority.clone()))
+            .await
+            .unwrap();
+        let rec2 = v
+            .publish_bytes(&p, &big, "mri.dcm", "application/dicom")
+            .await
+            .unwrap();
+        v.grant(&p, &rec2, &d2.id(), None, None).await.unwrap();
+        rec2
+    });
+    let follower = || {
+        Store::new(KuboStore::new(KuboConfig {
+            follow: Some(name.clone()),
+            timeout: Duration::from_secs(5),
+            attempts: 1,
+            ..KuboConfig::new(&b.url)
+        }))
+    };
+    let mut replica = pollster::block_on(Vault::open(follower(), None)).unwrap();
+    assert_eq!(pollster::block_on(replica.verify()).unwrap().blocks, 10);
+    // B starts fetching the record: the root and the first half of its leaves arrive from A…
+    let content = replica.state().record(&rec2).unwrap().content;
+    let b_store = follower();
+    let root = pollster::block_on(b_store.get(&content)).unwrap();
+    let leaves: Vec<medshare::Cid> = medshare::unixfs::pb::decode_node(&root)
+        .unwrap()
+        .links
+        .iter()
+        .map(|l| l.cid)
+        .collect();
+    assert!(leaves.len() >= 20, "{} leaves", leaves.len());
+    let half = leaves.len() / 2;
+    for leaf in &leaves[..half] {
+        pollster::block_on(b_store.get(leaf)).unwrap();
+    }
+    // …then node A stops, midway.
+    a.stop();
+    let head_before = replica.state().head();
+    match pollster::block_on(replica.open_record(&d2, &rec2, &mut Vec::new())) {
+        Err(Error::Backend(m)) => assert!(m.contains("block/get"), "{m}"),
+        other => panic!("with node A down the record cannot be fetched, got {other:?}"),
+    }
+    assert_eq!(replica.state().head(), head_before);
+    // What B fetched before the stop is still there, hash-checked; the rest is not.
+    assert!(pollster::block_on(b_store.has(&leaves[0])).unwrap());
+    assert!(!pollster::block_on(b_store.has(&leaves[leaves.len() - 1])).unwrap());
+    a.run();
+    b.rpc(&format!("swarm connect {}", a.swarm_addr()));
+    let mut out = Vec::new();
+    pollster::block_on(replica.open_record(&d2, &rec2, &mut out)).unwrap();
+    assert!(out == big, "resumed read differs");
+    assert_eq!(pollster::block_on(replica.verify()).unwrap().blocks, 10);
 }

@@ -240,7 +240,8 @@ impl KuboStore {
     /// The CID an IPNS name points to (`/ipfs/<cid>`), or `None` if it resolves to nothing yet.
     fn resolve_ipns(&self, name: &str) -> Result<Option<Cid>> {
         let arg = format!("/ipns/{name}");
-        match self.call("name/resolve", &[("arg", &arg)], None)? {
+        // nocache: a follower must see the newest head, not the node's cached answer.
+        match self.call("name/resolve", &[("arg", &arg), ("nocache", "true")], None)? {
             Answer::Ok(b) => {
                 let path = json_field(&b, "Path").ok_or_else(|| {
                     Error::Backend(format!("kubo name/resolve answered garbage for {name}"))
