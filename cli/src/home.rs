@@ -26,7 +26,18 @@ impl Home {
         let kubo = match store {
             "fs" => None,
             s if s.starts_with("kubo=") => {
-                let mut c = KuboConfig::new(&s["kubo=".len()..]);
+                // kubo=URL[,ipns-key=NAME][,follow=IPNS-NAME]
+                let mut parts = s["kubo=".len()..].split(',');
+                let mut c = KuboConfig::new(parts.next().unwrap_or_default());
+                for opt in parts {
+                    match opt.split_once('=') {
+                        Some(("ipns-key", k)) => c.publish_key = Some(k.to_owned()),
+                        Some(("follow", n)) => c.follow = Some(n.to_owned()),
+                        _ => bail!(
+                            "unknown kubo store option `{opt}` (ipns-key=NAME or follow=IPNS-NAME)"
+                        ),
+                    }
+                }
                 c.token = std::env::var("MEDSHARE_KUBO_TOKEN")
                     .ok()
                     .filter(|t| !t.is_empty());

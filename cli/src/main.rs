@@ -35,7 +35,9 @@ struct Cli {
     #[arg(long, global = true)]
     json: bool,
     /// Where blocks live: `fs` (the home's embedded store) or `kubo=http://127.0.0.1:5001`
-    /// (a kubo node's RPC API; a bearer token is read from MEDSHARE_KUBO_TOKEN).
+    /// (a kubo node's RPC API; a bearer token is read from MEDSHARE_KUBO_TOKEN). Append
+    /// `,ipns-key=NAME` to publish every new head under that node key (sealer), or
+    /// `,follow=k51…` to read the head from that IPNS name (replica, read-only).
     #[arg(long, global = true, default_value = "fs")]
     store: String,
     #[command(subcommand)]
@@ -383,12 +385,25 @@ fn init(home: &Home, network: &str, out: &Out) -> Result<()> {
         medshare::identity::DEFAULT_KEY_BITS,
     )?;
     let store = home.open_store()?;
+    // A sealer publishing heads under IPNS: make sure the node has the key, and say its name.
+    let ipns = match &home.kubo {
+        Some(c) => match &c.publish_key {
+            Some(k) => Some(medshare::store::kubo::KuboStore::new(c.clone()).ipns_key(k)?),
+            None => None,
+        },
+        None => None,
+    };
     let id = authority.id();
     authority.save(home.authority_path(), &pass)?;
     pollster::block_on(Vault::create(store, network, authority, Policy::default()))?;
     out.emit(
-        format!("initialised {} (network `{network}`, authority {id})", home.root.display()),
-        json!({"home": home.root.display().to_string(), "network": network, "authority": id.to_string()}),
+        format!(
+            "initialised {} (network `{network}`, authority {id}){}",
+            home.root.display(),
+            ipns.as_ref().map(|n| format!(", heads published at /ipns/{n}")).unwrap_or_default()
+        ),
+        json!({"home": home.root.display().to_string(), "network": network, "authority": id.to_string(),
+               "ipns": ipns}),
     );
     Ok(())
 }

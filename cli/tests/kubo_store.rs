@@ -280,7 +280,7 @@ fn garbage_answers_are_a_clear_error() {
 fn cli_runs_on_a_kubo_node() {
     let d = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
-    let store = format!("kubo={}", d.url);
+    let store = format!("kubo={},ipns-key=medshare-head", d.url);
     let run = |args: &[&str]| -> serde_json::Value {
         let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
             .args([
@@ -301,7 +301,8 @@ fn cli_runs_on_a_kubo_node() {
         );
         serde_json::from_slice(&out.stdout).unwrap()
     };
-    run(&["init"]);
+    let init = run(&["init"]);
+    let ipns = init["ipns"].as_str().unwrap().to_owned();
     run(&[
         "identity", "new", "--role", "patient", "--name", "alice", "--bits", "2048",
     ]);
@@ -346,6 +347,27 @@ fn cli_runs_on_a_kubo_node() {
     assert!(!dir.path().join("home/store").exists());
     let cat = d.rpc(&format!("cat {}", rec["content"].as_str().unwrap()));
     assert!(cat.starts_with(b"MSHENV"));
+    // A replica home follows the head through IPNS: same chain, verified, read-only.
+    let replica = dir.path().join("replica");
+    let follow = format!("kubo={},follow={ipns}", d.url);
+    let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
+        .args([
+            "--home",
+            replica.to_str().unwrap(),
+            "--store",
+            &follow,
+            "--json",
+            "verify",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["blocks"], 5);
 }
 
 /// Two nodes peered only with each other: node A's vault publishes, grants and revokes; node B
