@@ -7,6 +7,8 @@ pub mod cbor;
 pub mod cid;
 pub mod envelope;
 pub mod error;
+#[doc(hidden)]
+pub mod fuzz;
 pub mod identity;
 pub mod ledger;
 pub mod limits;
