@@ -47,10 +47,11 @@ pub fn cbor(data: &[u8]) {
 
 /// dag-pb and UnixFS decoding, and one walker step over the node.
 pub fn dagpb(data: &[u8]) {
-    if let Ok(node) = crate::unixfs::pb::decode_node(data) {
-        if let Some(d) = node.data.as_deref() {
-            let _ = crate::unixfs::pb::decode_unixfs(d);
-        }
+    if let Some(d) = crate::unixfs::pb::decode_node(data)
+        .ok()
+        .and_then(|n| n.data)
+    {
+        let _ = crate::unixfs::pb::decode_unixfs(&d);
     }
     let mut walker = crate::unixfs::Walker::new(Cid::v1(DAG_PB, data));
     let _ = walker.visit(data);
