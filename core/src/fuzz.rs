@@ -90,36 +90,12 @@ pub fn chain(data: &[u8]) {
         let obj = &rest[2..2 + len];
         rest = &rest[2 + len..];
         let cid = Cid::v1(DAG_CBOR, obj);
-        if pollster_lite::block_on(store.put(&cid, obj)).is_ok() {
+        if pollster::block_on(store.put(&cid, obj)).is_ok() {
             last = Some(cid);
         }
     }
     if let Some(head) = last {
-        let _ = pollster_lite::block_on(store.compare_and_swap_head(None, Some(&head)));
-        let _ = pollster_lite::block_on(crate::Vault::open(store, None));
-    }
-}
-
-/// A minimal executor for the harnesses (the memory store never suspends).
-mod pollster_lite {
-    use std::future::Future;
-    use std::pin::pin;
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-
-    struct Noop;
-    impl Wake for Noop {
-        fn wake(self: Arc<Self>) {}
-    }
-
-    pub fn block_on<F: Future>(f: F) -> F::Output {
-        let waker = Waker::from(Arc::new(Noop));
-        let mut cx = Context::from_waker(&waker);
-        let mut f = pin!(f);
-        loop {
-            if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-                return v;
-            }
-        }
+        let _ = pollster::block_on(store.compare_and_swap_head(None, Some(&head)));
+        let _ = pollster::block_on(crate::Vault::open(store, None));
     }
 }
