@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use medshare::envelope::{Metadata, RecordId};
-use medshare::ledger::{AuditKind, Policy};
+use medshare::ledger::AuditKind;
 use medshare::{Cid, IdentityId, Profile, Store};
 
 uniffi::setup_scaffolding!();
@@ -403,25 +403,9 @@ pub struct Vault {
     inner: async_lock::Mutex<medshare::Vault>,
 }
 
-async fn open_or_create(
-    store: Store,
-    authority: Option<Arc<Identity>>,
-    network: String,
-) -> Result<Arc<Vault>> {
-    let sealer = authority.map(|a| a.0.clone());
-    let vault = if store.head().await?.is_some() {
-        medshare::Vault::open(store, sealer).await?
-    } else {
-        let sealer = match sealer {
-            Some(s) => s,
-            None => {
-                medshare::Identity::generate(medshare::Role::Authority, "vault-authority", 3072)?
-            }
-        };
-        medshare::Vault::create(store, &network, sealer, Policy::default()).await?
-    };
+fn wrap(vault: medshare::Result<medshare::Vault>) -> Result<Arc<Vault>> {
     Ok(Arc::new(Vault {
-        inner: async_lock::Mutex::new(vault),
+        inner: async_lock::Mutex::new(vault?),
     }))
 }
 
@@ -444,16 +428,29 @@ macro_rules! with_vault {
 #[uniffi::export]
 impl Vault {
     /// Opens the filesystem store at `path` (created if needed); an empty store gets a new chain
-    /// sealed by `authority` (or a freshly generated authority).
+    /// sealed by `authority`, which is then required (`NoChain` without it).
     #[uniffi::constructor]
     pub async fn open(path: String, authority: Option<Arc<Identity>>) -> Result<Arc<Self>> {
-        open_or_create(Store::open_dir(path)?, authority, "medshare".into()).await
+        wrap(
+            medshare::Vault::open_or_create(
+                Store::open_dir(path)?,
+                "medshare",
+                authority.map(|a| a.0.clone()),
+            )
+            .await,
+        )
     }
 
-    /// A vault in memory.
+    /// A vault in memory; without `authority`, a fresh one is made.
     #[uniffi::constructor]
     pub async fn memory(authority: Option<Arc<Identity>>) -> Result<Arc<Self>> {
-        open_or_create(Store::memory(), authority, "medshare".into()).await
+        wrap(match authority {
+            Some(a) => {
+                medshare::Vault::open_or_create(Store::memory(), "medshare", Some(a.0.clone()))
+                    .await
+            }
+            None => medshare::Vault::memory("medshare").await,
+        })
     }
 
     /// A vault over a Kotlin/Swift store.
@@ -462,7 +459,14 @@ impl Vault {
         store: Arc<dyn ForeignStore>,
         authority: Option<Arc<Identity>>,
     ) -> Result<Arc<Self>> {
-        open_or_create(Store::new(Bridge(store)), authority, "medshare".into()).await
+        wrap(
+            medshare::Vault::open_or_create(
+                Store::new(Bridge(store)),
+                "medshare",
+                authority.map(|a| a.0.clone()),
+            )
+            .await,
+        )
     }
 
     /// Registers an identity; doctors need a licence, endorsed by the vault's authority.

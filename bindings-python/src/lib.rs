@@ -10,7 +10,7 @@ use std::str::FromStr;
 use std::sync::Mutex;
 
 use medshare::envelope::{Metadata, RecordId};
-use medshare::ledger::{AuditKind, Policy};
+use medshare::ledger::AuditKind;
 use medshare::store::BlockStore;
 use medshare::{Cid, IdentityId, Profile, Role, Store};
 use pyo3::exceptions::PyException;
@@ -842,22 +842,22 @@ impl Vault {
 
 fn open_or_create(
     py: Python<'_>,
-    store: Store,
+    store: Option<Store>,
     authority: Option<&Identity>,
     network: &str,
 ) -> PyResult<Vault> {
     let sealer = authority.map(|a| a.0.clone());
-    let network = network.to_owned();
     py.detach(|| {
         pollster::block_on(async move {
-            if store.head().await?.is_some() {
-                return medshare::Vault::open(store, sealer).await;
+            match store {
+                Some(store) => medshare::Vault::open_or_create(store, network, sealer).await,
+                None => match sealer {
+                    Some(s) => {
+                        medshare::Vault::open_or_create(Store::memory(), network, Some(s)).await
+                    }
+                    None => medshare::Vault::memory(network).await,
+                },
             }
-            let sealer = match sealer {
-                Some(s) => s,
-                None => medshare::Identity::generate(Role::Authority, "vault-authority", 3072)?,
-            };
-            medshare::Vault::create(store, &network, sealer, Policy::default()).await
         })
     })
     .map(Vault::wrap)
@@ -867,7 +867,7 @@ fn open_or_create(
 #[pymethods]
 impl Vault {
     /// Opens the filesystem store at `path` (created if needed). An empty store gets a new chain
-    /// sealed by `authority` (or by a freshly generated authority key when none is given).
+    /// sealed by `authority`, which is then required (`NoChain` without it).
     #[staticmethod]
     #[pyo3(signature = (path, authority = None, network = "medshare"))]
     fn open(
@@ -877,17 +877,18 @@ impl Vault {
         network: &str,
     ) -> PyResult<Self> {
         let store = py.detach(|| Store::open_dir(&path)).map_err(err)?;
-        open_or_create(py, store, authority, network)
+        open_or_create(py, Some(store), authority, network)
     }
 
-    /// A vault in memory (tests, short-lived tools).
+    /// A vault in memory (tests, short-lived tools); without `authority`, a fresh one is made.
     #[staticmethod]
     #[pyo3(signature = (authority = None, network = "medshare"))]
     fn memory(py: Python<'_>, authority: Option<&Identity>, network: &str) -> PyResult<Self> {
-        open_or_create(py, Store::memory(), authority, network)
+        open_or_create(py, None, authority, network)
     }
 
-    /// A vault over a Python object implementing the block store methods.
+    /// A vault over a Python object implementing the block store methods (an empty store needs
+    /// `authority` to start a chain).
     #[staticmethod]
     #[pyo3(signature = (store, authority = None, network = "medshare"))]
     fn with_store(
@@ -896,7 +897,7 @@ impl Vault {
         authority: Option<&Identity>,
         network: &str,
     ) -> PyResult<Self> {
-        open_or_create(py, Store::new(PyStore(store)), authority, network)
+        open_or_create(py, Some(Store::new(PyStore(store))), authority, network)
     }
 
     /// Releases the store (and its lock). Further calls raise.

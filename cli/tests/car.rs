@@ -1,48 +1,9 @@
 //! CAR export/import between medshare homes and with the real kubo (`ipfs dag import/get/export`).
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+mod common;
 
+use common::{ipfs, ok_json as run};
 use serde_json::Value;
-
-fn run(home: &Path, args: &[&str]) -> Value {
-    let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
-        .arg("--home")
-        .arg(home)
-        .arg("--json")
-        .args(args)
-        .env("MEDSHARE_PASSPHRASE", "a test passphrase")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn ipfs(repo: &Path, args: &[&str]) -> Vec<u8> {
-    let bin = std::env::var_os("MEDSHARE_IPFS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/ipfs"));
-    assert!(
-        bin.exists(),
-        "kubo not found at {} (scripts/install-tools.sh builds it)",
-        bin.display()
-    );
-    let out = Command::new(bin)
-        .args(args)
-        .env("IPFS_PATH", repo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ipfs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
 
 #[test]
 fn export_import_round_trip_and_kubo_interop() {

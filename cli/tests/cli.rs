@@ -1,37 +1,12 @@
 //! The `medshare` binary driven as a user would: every command, `--json`, and failures that exit
 //! non-zero with one line.
 
+mod common;
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use serde_json::Value;
-
-fn medshare(home: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_medshare"))
-        .arg("--home")
-        .arg(home)
-        .args(args)
-        .env("MEDSHARE_PASSPHRASE", "a test passphrase")
-        .output()
-        .unwrap()
-}
-
-fn ok_json(home: &Path, args: &[&str]) -> Value {
-    let mut a = vec!["--json"];
-    a.extend_from_slice(args);
-    let out = medshare(home, &a);
-    assert!(
-        out.status.success(),
-        "{args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "{args:?}: not JSON ({e}): {}",
-            String::from_utf8_lossy(&out.stdout)
-        )
-    })
-}
+use common::{medshare, ok_json};
 
 /// Asserts failure with exactly one line on stderr containing `needle`.
 fn fails_with(home: &Path, args: &[&str], needle: &str) {

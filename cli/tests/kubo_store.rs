@@ -2,27 +2,17 @@
 //! conformance suite, a vault story with `ipfs cat` interop, and a node that is down or
 //! answers garbage.
 
+mod common;
+
 use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use common::{ipfs, ipfs_bin, ok_json};
 use medshare::ledger::Policy;
 use medshare::store::kubo::{KuboConfig, KuboStore};
 use medshare::store::testsuite;
 use medshare::{Error, Identity, Role, Store, Vault};
-
-fn ipfs_bin() -> PathBuf {
-    let p = std::env::var_os("MEDSHARE_IPFS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/ipfs"));
-    assert!(
-        p.exists(),
-        "kubo not found at {} (scripts/install-tools.sh builds it)",
-        p.display()
-    );
-    p
-}
 
 /// A kubo daemon on 127.0.0.1 (random ports, offline: no network beyond loopback), stopped on drop.
 struct Daemon {
@@ -30,19 +20,6 @@ struct Daemon {
     repo: tempfile::TempDir,
     url: String,
     online: bool,
-}
-
-fn ipfs(repo: &Path, args: &[&str]) {
-    let out = Command::new(ipfs_bin())
-        .args(args)
-        .env("IPFS_PATH", repo)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "ipfs {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 impl Daemon {
@@ -149,17 +126,7 @@ impl Daemon {
     }
 
     fn rpc(&self, path: &str) -> Vec<u8> {
-        let out = Command::new(ipfs_bin())
-            .args(path.split(' '))
-            .env("IPFS_PATH", self.repo.path())
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "ipfs {path}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        out.stdout
+        ipfs(self.repo.path(), &path.split(' ').collect::<Vec<_>>())
     }
 }
 
@@ -281,25 +248,11 @@ fn cli_runs_on_a_kubo_node() {
     let d = Daemon::start();
     let dir = tempfile::tempdir().unwrap();
     let store = format!("kubo={},ipns-key=medshare-head", d.url);
-    let run = |args: &[&str]| -> serde_json::Value {
-        let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
-            .args([
-                "--home",
-                dir.path().join("home").to_str().unwrap(),
-                "--store",
-                &store,
-                "--json",
-            ])
-            .args(args)
-            .env("MEDSHARE_PASSPHRASE", "kubo test passphrase")
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
+    let home = dir.path().join("home");
+    let run = |args: &[&str]| {
+        let mut a = vec!["--store", store.as_str()];
+        a.extend_from_slice(args);
+        ok_json(&home, &a)
     };
     let init = run(&["init"]);
     let ipns = init["ipns"].as_str().unwrap().to_owned();
@@ -350,23 +303,7 @@ fn cli_runs_on_a_kubo_node() {
     // A replica home follows the head through IPNS: same chain, verified, read-only.
     let replica = dir.path().join("replica");
     let follow = format!("kubo={},follow={ipns}", d.url);
-    let out = Command::new(env!("CARGO_BIN_EXE_medshare"))
-        .args([
-            "--home",
-            replica.to_str().unwrap(),
-            "--store",
-            &follow,
-            "--json",
-            "verify",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let v = ok_json(&replica, &["--store", &follow, "verify"]);
     assert_eq!(v["blocks"], 5);
 }
 

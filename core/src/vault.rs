@@ -143,6 +143,33 @@ impl Vault {
         })
     }
 
+    /// Opens the chain in `store`, or, if the store is empty, creates one sealed by `authority`
+    /// (default policy). An empty store without an authority is [`Error::NoChain`]: a chain
+    /// whose sealing key nobody keeps could never be appended to.
+    pub async fn open_or_create(
+        store: Store,
+        network: &str,
+        authority: Option<Identity>,
+    ) -> Result<Vault> {
+        if store.head().await?.is_some() {
+            return Vault::open(store, authority).await;
+        }
+        match authority {
+            Some(a) => Vault::create(store, network, a, Policy::default()).await,
+            None => Err(Error::NoChain),
+        }
+    }
+
+    /// A vault in memory with a freshly generated authority (tests, short-lived tools).
+    pub async fn memory(network: &str) -> Result<Vault> {
+        let authority = Identity::generate(
+            Role::Authority,
+            "vault-authority",
+            crate::identity::DEFAULT_KEY_BITS,
+        )?;
+        Vault::create(Store::memory(), network, authority, Policy::default()).await
+    }
+
     /// Replaces the clock (unix seconds) used for grant expiry and block times.
     pub fn set_clock(&mut self, clock: Clock) {
         self.clock = clock;

@@ -189,3 +189,20 @@ fn vault_futures_are_send() {
         f.await.unwrap();
     });
 }
+
+#[test]
+fn open_or_create_needs_an_authority_for_an_empty_store() {
+    block_on(async {
+        let store = Store::memory();
+        assert!(matches!(
+            Vault::open_or_create(store.clone(), "n", None).await,
+            Err(Error::NoChain)
+        ));
+        let created = Vault::open_or_create(store.clone(), "n", Some(identity("authority")))
+            .await
+            .unwrap();
+        let reopened = Vault::open_or_create(store, "n", None).await.unwrap();
+        assert_eq!(reopened.state().head(), created.state().head());
+        assert_eq!(Vault::memory("m").await.unwrap().state().height(), 0);
+    });
+}

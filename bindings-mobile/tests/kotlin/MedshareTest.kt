@@ -81,6 +81,7 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
     },
     "filesystem vault and lock" to {
         val dir = kotlin.io.path.createTempDirectory("medshare").toFile()
+        expect<MedshareException.NoChain> { Vault.open(File(dir, "empty").path, null) }
         val v = Vault.open(File(dir, "store").path, authority())
         expect<MedshareException.StoreLocked> { Vault.open(File(dir, "store").path, null) }
         v.close()

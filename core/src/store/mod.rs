@@ -124,23 +124,9 @@ impl Store {
     /// Stores blocks after checking each.
     pub async fn put_many(&self, blocks: &[Block]) -> Result<()> {
         for b in blocks {
-            check_size(b.data.len())?;
             b.cid.verify(&b.data)?;
         }
-        if blocks
-            .iter()
-            .all(|b| b.cid.version() == crate::cid::Version::V1)
-        {
-            return self.inner.put_many(blocks).await;
-        }
-        let v1: Vec<Block> = blocks
-            .iter()
-            .map(|b| Block {
-                cid: b.cid.to_v1(),
-                data: b.data.clone(),
-            })
-            .collect();
-        self.inner.put_many(&v1).await
+        self.put_many_hashed(blocks).await
     }
 
     /// Stores blocks this process just hashed (the UnixFS importer's output), skipping the
