@@ -333,40 +333,22 @@ fn run(cli: Cli) -> Result<()> {
 
 fn import(home: &Home, car: &Path, out: &Out) -> Result<()> {
     let file = std::fs::File::open(car).with_context(|| format!("opening {}", car.display()))?;
-    let mut reader =
-        medshare::car::CarReader::new(std::io::BufReader::with_capacity(1 << 20, file))?;
-    let [root] = reader.roots() else {
-        bail!(
-            "{} has {} roots; medshare imports a CAR rooted at one chain head",
-            car.display(),
-            reader.roots().len()
-        );
-    };
-    let root = *root;
-    let existing = home.is_initialised();
     let store = home.open_store()?;
-    let mut batch = Vec::new();
-    let mut n = 0u64;
-    while let Some(block) = reader.next_block()? {
-        batch.push(block);
-        n += 1;
-        if batch.len() == 64 {
-            pollster::block_on(store.put_many(&batch))?;
-            batch.clear();
-        }
-    }
-    pollster::block_on(store.put_many(&batch))?;
-    let applied = if existing {
-        let mut vault = pollster::block_on(Vault::open(store, None))?;
-        pollster::block_on(vault.import_head(root))?
-    } else {
-        let vault = pollster::block_on(Vault::adopt(store, root))?;
-        vault.state().height() + 1
-    };
+    let (_, report) = pollster::block_on(Vault::import_car(
+        store,
+        std::io::BufReader::with_capacity(1 << 20, file),
+    ))
+    .with_context(|| format!("importing {}", car.display()))?;
+    let medshare::vault::ImportReport {
+        blocks: n,
+        applied,
+        head: root,
+    } = report;
     out.emit(
         format!("imported {n} blocks from {}; chain verified, {applied} new ledger block(s), head {root}", car.display()),
         json!({"blocks": n, "applied": applied, "head": root.to_string()}),
-    );
+    )
+    ;
     Ok(())
 }
 

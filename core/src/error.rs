@@ -192,6 +192,45 @@ pub enum Error {
 }
 
 impl Error {
+    /// Every value [`Error::code`] can return, in declaration order.
+    pub const CODES: &'static [&'static str] = &[
+        "WeakKey",
+        "UnsupportedKeySize",
+        "InvalidKey",
+        "WrongPassphrase",
+        "BadSignature",
+        "MalformedEnvelope",
+        "UnsupportedVersion",
+        "NotARecipient",
+        "KeyUnwrap",
+        "ChunkAuthentication",
+        "Truncated",
+        "TrailingData",
+        "SizeMismatch",
+        "RangeOutOfBounds",
+        "TooLarge",
+        "InvalidCid",
+        "CidMismatch",
+        "MalformedNode",
+        "MalformedCar",
+        "NotFound",
+        "StoreLocked",
+        "HeadConflict",
+        "StoreCorrupt",
+        "Backend",
+        "Io",
+        "InvalidChain",
+        "Rejected",
+        "AccessRevoked",
+        "AccessExpired",
+        "AccessDenied",
+        "UnknownRecord",
+        "UnknownIdentity",
+        "ReadOnly",
+        "NoChain",
+        "Rng",
+    ];
+
     /// A stable, machine-readable name for the error kind (the bindings expose it as `code`).
     pub fn code(&self) -> &'static str {
         match self {
@@ -230,6 +269,29 @@ impl Error {
             Error::ReadOnly => "ReadOnly",
             Error::NoChain => "NoChain",
             Error::Rng => "Rng",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Error;
+
+    #[test]
+    fn codes_are_unique_and_listed() {
+        let mut sorted = Error::CODES.to_vec();
+        sorted.sort_unstable();
+        sorted.dedup();
+        assert_eq!(sorted.len(), Error::CODES.len());
+        for e in [
+            Error::WrongPassphrase,
+            Error::ReadOnly,
+            Error::NoChain,
+            Error::Rng,
+            Error::AccessRevoked("x".into()),
+            Error::ChunkAuthentication { index: 3 },
+        ] {
+            assert!(Error::CODES.contains(&e.code()), "{}", e.code());
         }
     }
 }

@@ -25,18 +25,29 @@ use crate::unixfs::{Block as UnixfsBlock, Importer, Profile, Walker, pb};
 pub type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 fn system_clock() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
+    // `std::time::SystemTime::now()` panics on wasm32-unknown-unknown; web-time asks the JS host
+    // there and is std's SystemTime everywhere else.
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
         .map(|d| d.as_secs())
         .unwrap_or(0)
 }
 
-/// Blocks are written to the store in batches of this many (16 MiB of 1 MiB leaves).
+/// Blocks are written to the store in batches of this many (16 MiB of 1 MiB leaves). In a
+/// browser each batch is also where the page gets control back, so batches are smaller there.
+#[cfg(not(target_arch = "wasm32"))]
 const PUT_BATCH: usize = 16;
+#[cfg(target_arch = "wasm32")]
+const PUT_BATCH: usize = 2;
 const READ_BUF: usize = 1 << 20;
 
 /// Progress callback: bytes done so far.
+#[cfg(not(target_arch = "wasm32"))]
 pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
+/// Progress callback: bytes done so far. (On wasm there are no threads, so no `Send`: a
+/// JavaScript callback can be one.)
+#[cfg(target_arch = "wasm32")]
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
 
 /// What [`Vault::verify`] checked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -59,6 +70,20 @@ pub struct RevokeReport {
     /// Blocks of older versions deleted from the store.
     pub deleted_blocks: usize,
 }
+
+/// What [`Vault::import_car`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ImportReport {
+    /// Blocks read from the CAR and stored.
+    pub blocks: u64,
+    /// Ledger blocks newly applied (the whole chain, genesis included, for an empty store).
+    pub applied: u64,
+    /// The CAR's root: the chain head now.
+    pub head: Cid,
+}
+
+/// CAR blocks are stored in batches of this many.
+const CAR_BATCH: usize = 64;
 
 /// A medshare vault over a block store.
 pub struct Vault {
@@ -798,6 +823,51 @@ impl Vault {
             profile: Profile::default(),
             clock: Arc::new(system_clock),
         })
+    }
+
+    /// Imports a CARv1 stream rooted at one chain head (as written by [`Vault::export_car`] or
+    /// `ipfs dag export`) into `store`, then verifies it. An empty store adopts the chain from
+    /// genesis ([`Vault::adopt`]); a store that already holds a chain must be extended by it
+    /// ([`Vault::import_head`]). Blocks are written in batches, in constant memory; each is
+    /// hash-checked by the store. The vault returned reads and verifies (no sealer).
+    pub async fn import_car<R: Read + Send>(store: Store, car: R) -> Result<(Vault, ImportReport)> {
+        let mut reader = crate::car::CarReader::new(car)?;
+        let [root] = reader.roots() else {
+            return Err(Error::MalformedCar(format!(
+                "the CAR has {} roots; medshare imports a CAR rooted at one chain head",
+                reader.roots().len()
+            )));
+        };
+        let root = *root;
+        let existing = store.head().await?.is_some();
+        let mut batch = Vec::with_capacity(CAR_BATCH);
+        let mut blocks = 0u64;
+        while let Some(block) = reader.next_block()? {
+            batch.push(block);
+            blocks += 1;
+            if batch.len() == CAR_BATCH {
+                store.put_many(&batch).await?;
+                batch.clear();
+            }
+        }
+        store.put_many(&batch).await?;
+        let (vault, applied) = if existing {
+            let mut vault = Vault::open(store, None).await?;
+            let applied = vault.import_head(root).await?;
+            (vault, applied)
+        } else {
+            let vault = Vault::adopt(store, root).await?;
+            let applied = vault.state.height() + 1;
+            (vault, applied)
+        };
+        Ok((
+            vault,
+            ImportReport {
+                blocks,
+                applied,
+                head: root,
+            },
+        ))
     }
 
     /// Writes the whole chain (blocks and transactions) and the current version of every record
