@@ -100,7 +100,10 @@ fn js_err(e: medshare::Error) -> JsValue {
         medshare::Error::InvalidChain {
             height, tx, rule, ..
         } => {
-            set(&err, "height", &JsValue::from_f64(*height as f64));
+            // u64::MAX stands for "unknowable" (the block did not decode).
+            if *height != u64::MAX {
+                set(&err, "height", &JsValue::from_f64(*height as f64));
+            }
             set(&err, "rule", &JsValue::from_str(&rule.to_string()));
             if let Some(tx) = tx {
                 set(&err, "tx", &JsValue::from_str(&tx.to_string()));
@@ -163,28 +166,34 @@ fn progress_of(options: &JsValue) -> impl FnMut(u64) + use<> {
 
 const SLICE_MS: f64 = 25.0;
 
-#[wasm_bindgen]
+// A new task queued behind whatever the host already has waiting (timers, input, rendering):
+// setImmediate in Node, a MessageChannel message in browsers and workers (no 4 ms clamp, unlike
+// nested setTimeout), setTimeout elsewhere.
+#[wasm_bindgen(inline_js = r#"
+export function yieldToHost() {
+  return new Promise((resolve) => {
+    if (typeof setImmediate === "function") {
+      setImmediate(resolve);
+    } else if (typeof MessageChannel === "function") {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(null);
+    } else {
+      setTimeout(resolve, 0);
+    }
+  });
+}
+"#)]
 extern "C" {
-    #[wasm_bindgen(js_name = setTimeout)]
-    fn set_timeout(handler: &Function, ms: i32) -> JsValue;
+    #[wasm_bindgen(js_name = yieldToHost)]
+    fn yield_promise() -> Promise;
 }
 
 async fn yield_to_host() {
-    let scheduler = Reflect::get(&js_sys::global(), &JsValue::from_str("scheduler"))
-        .ok()
-        .filter(|s| s.is_object());
-    let promise = scheduler
-        .and_then(|s| {
-            let f = Reflect::get(&s, &JsValue::from_str("yield")).ok()?;
-            let f = f.dyn_into::<Function>().ok()?;
-            f.call0(&s).ok()?.dyn_into::<Promise>().ok()
-        })
-        .unwrap_or_else(|| {
-            Promise::new(&mut |resolve, _| {
-                set_timeout(&resolve, 0);
-            })
-        });
-    let _ = JsFuture::from(promise).await;
+    let _ = JsFuture::from(yield_promise()).await;
 }
 
 /// Wraps a backend; yields to the host between blocks once a time slice is used up.
