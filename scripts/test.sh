@@ -29,6 +29,9 @@ step "Python package: pip install ./bindings-python (maturin, shared target dir)
 step "mobile SDK: Swift bindings generated and checked, Kotlin tests on the JVM"
 bindings-mobile/scripts/test-mobile.sh
 
+step "WASM/npm package: build, tsc --noEmit, node --test, real headless Chromium"
+MEDSHARE_CLI="$PWD/target/release/medshare" bindings-wasm/scripts/test-wasm.sh
+
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py
 

@@ -164,7 +164,7 @@ fn progress_of(options: &JsValue) -> impl FnMut(u64) + use<> {
 // Giving the JS event loop its turn: long operations hand control back to the host at most
 // every SLICE_MS of work, between blocks, so a page keeps painting and handling input.
 
-const SLICE_MS: f64 = 25.0;
+const SLICE_MS: f64 = 16.0;
 
 // A new task queued behind whatever the host already has waiting (timers, input, rendering):
 // setImmediate in Node, a MessageChannel message in browsers and workers (no 4 ms clamp, unlike
@@ -290,7 +290,8 @@ fn options<T: JsCast>(o: Option<T>) -> JsValue {
 struct JsBridge(JsStore);
 
 async fn settle(op: &str, called: JsResult<JsValue>) -> medshare::Result<JsValue> {
-    let failed = |e: JsValue| medshare::Error::Backend(format!("JS store {op}: {}", message_of(&e)));
+    let failed =
+        |e: JsValue| medshare::Error::Backend(format!("JS store {op}: {}", message_of(&e)));
     let value = called.map_err(failed)?;
     JsFuture::from(Promise::resolve(&value))
         .await
@@ -302,7 +303,9 @@ fn cid_text(v: &JsValue, op: &str) -> medshare::Result<Option<Cid>> {
         return Ok(None);
     }
     let text = v.as_string().ok_or_else(|| {
-        medshare::Error::Backend(format!("JS store {op} returned neither a CID string nor null"))
+        medshare::Error::Backend(format!(
+            "JS store {op} returned neither a CID string nor null"
+        ))
     })?;
     Cid::from_str(&text).map(Some)
 }
@@ -325,7 +328,9 @@ impl BlockStore for JsBridge {
         Ok(Some(bytes.to_vec()))
     }
     async fn has(&self, cid: &Cid) -> medshare::Result<bool> {
-        Ok(settle("has", self.0.has(&cid.to_string())).await?.is_truthy())
+        Ok(settle("has", self.0.has(&cid.to_string()))
+            .await?
+            .is_truthy())
     }
     async fn delete(&self, cid: &Cid) -> medshare::Result<()> {
         settle("delete", self.0.delete(&cid.to_string()))
@@ -536,6 +541,64 @@ pub struct RecordMetadata {
     pub size: f64,
 }
 
+/// Reads a JS `Uint8Array` piece by piece, so a large input is never copied whole into wasm
+/// memory (and the copy never blocks the page in one go).
+struct JsReader {
+    data: Uint8Array,
+    pos: u32,
+}
+
+impl std::io::Read for JsReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let left = self.data.length() - self.pos;
+        let n = left.min(u32::try_from(buf.len()).unwrap_or(u32::MAX));
+        self.data
+            .subarray(self.pos, self.pos + n)
+            .copy_to(&mut buf[..n as usize]);
+        self.pos += n;
+        Ok(n as usize)
+    }
+}
+
+/// Collects plaintext as JS-side chunks (no wasm-memory copy of the whole record), joined once
+/// into one `Uint8Array` at the end.
+#[derive(Default)]
+struct JsWriter {
+    chunks: Vec<Uint8Array>,
+    len: u32,
+}
+
+impl std::io::Write for JsWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = u32::try_from(buf.len())
+            .ok()
+            .filter(|n| self.len.checked_add(*n).is_some())
+            .ok_or_else(|| {
+                std::io::Error::other("a record over 4 GiB does not fit a Uint8Array")
+            })?;
+        if n > 0 {
+            self.chunks.push(Uint8Array::from(buf));
+            self.len += n;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl JsWriter {
+    fn join(self) -> Uint8Array {
+        let out = Uint8Array::new_with_length(self.len);
+        let mut at = 0;
+        for c in self.chunks {
+            out.set(&c, at);
+            at += c.length();
+        }
+        out
+    }
+}
+
 fn array<T: Into<JsValue>>(items: impl IntoIterator<Item = T>) -> JsValue {
     items.into_iter().map(Into::into).collect::<Array>().into()
 }
@@ -657,19 +720,17 @@ impl Vault {
         options: Option<PublishOptions>,
     ) -> Promise {
         let patient = patient.0.clone();
-        let data = data.to_vec();
         let options = self::options(options);
         let meta = Metadata {
             name: option_string(&options, "name").unwrap_or_default(),
             media_type: option_string(&options, "mediaType")
                 .unwrap_or_else(|| "application/octet-stream".into()),
-            size: data.len() as u64,
+            size: u64::from(data.length()),
         };
+        let data = JsReader { data, pos: 0 };
         let mut progress = progress_of(&options);
         self.run(async move |v| {
-            let id = v
-                .publish(&patient, data.as_slice(), meta, &mut progress)
-                .await;
+            let id = v.publish(&patient, data, meta, &mut progress).await;
             Ok(id.map_err(js_err)?.to_string())
         })
     }
@@ -714,10 +775,7 @@ impl Vault {
         let ids = record_id(record).and_then(|r| Ok((r, identity_id(doctor)?)));
         self.run(async move |v| {
             let (record, doctor) = ids?;
-            let r = v
-                .revoke(&patient, &record, &doctor)
-                .await
-                .map_err(js_err)?;
+            let r = v.revoke(&patient, &record, &doctor).await.map_err(js_err)?;
             Ok(RevokeReport {
                 new_version: r.new_version,
                 remaining: r.remaining.iter().map(ToString::to_string).collect(),
@@ -740,11 +798,11 @@ impl Vault {
         let mut progress = progress_of(&self::options(options));
         self.run(async move |v| {
             let record = record?;
-            let mut out = Vec::new();
+            let mut out = JsWriter::default();
             v.open_record_with_progress(&identity, &record, &mut out, &mut progress)
                 .await
                 .map_err(js_err)?;
-            Ok(Uint8Array::from(out.as_slice()))
+            Ok(out.join())
         })
     }
 
@@ -864,5 +922,8 @@ pub fn cid(data: &[u8], profile: Option<String>) -> JsResult<String> {
 /// The stable error codes, one per core error kind (the `code` of every thrown error).
 #[wasm_bindgen(js_name = errorCodes)]
 pub fn error_codes() -> Vec<String> {
-    medshare::Error::CODES.iter().map(|c| (*c).to_owned()).collect()
+    medshare::Error::CODES
+        .iter()
+        .map(|c| (*c).to_owned())
+        .collect()
 }

@@ -18,7 +18,7 @@ use crate::ledger::{
     AccessGrant, AuditEvent, Block, BlockHeader, Genesis, Policy, RecordInfo, SignedTx, State, Tx,
     TxBody, endorsement_message, merkle_root,
 };
-use crate::store::Store;
+use crate::store::{MaybeSend, Store};
 use crate::unixfs::{Block as UnixfsBlock, Importer, Profile, Walker, pb};
 
 /// Unix time in seconds, as the vault sees it.
@@ -331,7 +331,7 @@ impl Vault {
 
     /// Publishes a new record read from `input` (exactly `metadata.size` bytes), in constant
     /// memory: sealed, cut into UnixFS blocks, stored, and recorded on the chain.
-    pub async fn publish<R: Read + Send>(
+    pub async fn publish<R: Read + MaybeSend>(
         &mut self,
         patient: &Identity,
         input: R,
@@ -377,7 +377,7 @@ impl Vault {
 
     /// Seals `input` for `owner`, stores it as UnixFS; returns (root, envelope size, owner wrap).
     #[allow(clippy::too_many_arguments)]
-    async fn store_sealed<R: Read + Send>(
+    async fn store_sealed<R: Read + MaybeSend>(
         &self,
         owner: &Identity,
         record: &RecordId,
@@ -626,7 +626,7 @@ impl Vault {
 
     /// Decrypts the latest version of `record` as `reader`, after checking the chain's access
     /// list at the head: owner, or a doctor with an unexpired, unrevoked grant.
-    pub async fn open_record<W: Write + Send>(
+    pub async fn open_record<W: Write + MaybeSend>(
         &self,
         reader: &Identity,
         record: &RecordId,
@@ -637,7 +637,7 @@ impl Vault {
     }
 
     /// [`Vault::open_record`] with a progress callback (plaintext bytes written so far).
-    pub async fn open_record_with_progress<W: Write + Send>(
+    pub async fn open_record_with_progress<W: Write + MaybeSend>(
         &self,
         reader: &Identity,
         record: &RecordId,
@@ -830,7 +830,10 @@ impl Vault {
     /// genesis ([`Vault::adopt`]); a store that already holds a chain must be extended by it
     /// ([`Vault::import_head`]). Blocks are written in batches, in constant memory; each is
     /// hash-checked by the store. The vault returned reads and verifies (no sealer).
-    pub async fn import_car<R: Read + Send>(store: Store, car: R) -> Result<(Vault, ImportReport)> {
+    pub async fn import_car<R: Read + MaybeSend>(
+        store: Store,
+        car: R,
+    ) -> Result<(Vault, ImportReport)> {
         let mut reader = crate::car::CarReader::new(car)?;
         let [root] = reader.roots() else {
             return Err(Error::MalformedCar(format!(
@@ -872,7 +875,7 @@ impl Vault {
 
     /// Writes the whole chain (blocks and transactions) and the current version of every record
     /// still in the store to a CARv1 stream rooted at the head. Returns the number of blocks.
-    pub async fn export_car<W: Write + Send>(&self, out: W) -> Result<u64> {
+    pub async fn export_car<W: Write + MaybeSend>(&self, out: W) -> Result<u64> {
         let mut car = crate::car::CarWriter::new(out, &[self.state.head()])?;
         let mut n = 0u64;
         let mut cursor = Some(self.state.head());
@@ -899,7 +902,7 @@ impl Vault {
 }
 
 /// Where decrypted plaintext goes; a sink may produce blocks to store as it consumes.
-trait Sink: Send {
+trait Sink: MaybeSend {
     fn consume(&mut self, plain: &[u8]) -> Result<()>;
     fn drain(&mut self) -> Vec<UnixfsBlock> {
         Vec::new()
@@ -908,7 +911,7 @@ trait Sink: Send {
 
 struct WriteSink<W: Write>(W);
 
-impl<W: Write + Send> Sink for WriteSink<W> {
+impl<W: Write + MaybeSend> Sink for WriteSink<W> {
     fn consume(&mut self, plain: &[u8]) -> Result<()> {
         self.0.write_all(plain).map_err(Error::Io)
     }

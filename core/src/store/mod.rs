@@ -19,6 +19,19 @@ use crate::error::{Error, Result};
 use crate::limits;
 use crate::unixfs::Block;
 
+/// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
+/// The bound on the readers and writers the vault streams through.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
+/// The bound on the readers and writers the vault streams through.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
 /// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
 #[cfg(not(target_arch = "wasm32"))]
 pub trait MaybeSendSync: Send + Sync {}
