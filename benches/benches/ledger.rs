@@ -1,8 +1,11 @@
-//! Full chain verification throughput (blocks/s and transactions/s) for 2048- and 3072-bit keys.
-//! The peer is the raw RSA-PSS verification rate of the same keys: verification cannot beat
-//! (blocks + transactions) / that rate, so the ratio shows what the rest of validation costs.
+//! Full chain verification throughput (transactions/s) for 2048- and 3072-bit keys, on one core
+//! and on both (a rayon pool of 1 and of 2 threads). The peer is the raw RSA-PSS verification
+//! rate of the same key with the same threads: verification cannot beat (blocks + transactions)
+//! / that rate, so the ratio shows what the rest of validation costs.
 //!
 //! `cargo bench -p medshare-benches --bench ledger`
+//! The chain has 1,000 blocks of 10 transactions; `MEDSHARE_BENCH_BLOCKS=10000` for 100,000
+//! (building it signs every transaction: about 90 s at 2048 bits on 2 cores).
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use medshare::cid::Cid;
@@ -10,8 +13,16 @@ use medshare::envelope::RecordId;
 use medshare::ledger::{Block, BlockHeader, Genesis, Policy, SignedTx, Tx, TxBody, merkle_root};
 use medshare::{Identity, Role, Store, Vault};
 
-const BLOCKS: usize = 100;
+use rayon::prelude::*;
+
 const TXS_PER_BLOCK: usize = 10;
+
+fn blocks() -> usize {
+    std::env::var("MEDSHARE_BENCH_BLOCKS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
 
 /// A chain of BLOCKS blocks of TXS_PER_BLOCK PublishRecord transactions each, in a memory store.
 fn build(bits: usize) -> (Store, Identity) {
@@ -41,7 +52,7 @@ fn build(bits: usize) -> (Store, Identity) {
         store.put(&g.cid, &g.bytes).await.unwrap();
         let mut parent = g.cid;
         let mut seq = 0;
-        for h in 1..=BLOCKS as u64 {
+        for h in 1..=blocks() as u64 {
             let mut txs = Vec::new();
             if h == 1 {
                 seq += 1;
@@ -60,28 +71,30 @@ fn build(bits: usize) -> (Store, Identity) {
                     .unwrap(),
                 );
             }
-            while txs.len() < TXS_PER_BLOCK {
-                seq += 1;
-                let body = TxBody::PublishRecord {
-                    record: RecordId::random().unwrap(),
-                    version: 1,
-                    content: Cid::dag_cbor(&seq.to_be_bytes()),
-                    size: 1000,
-                    wrapped_key: vec![7; bits / 8],
-                };
-                txs.push(
-                    SignedTx::sign(
-                        Tx {
+            let first = seq + 1;
+            let count = (TXS_PER_BLOCK - txs.len()) as u64;
+            seq += count;
+            txs.extend(
+                (first..first + count)
+                    .into_par_iter()
+                    .map(|seq| {
+                        let body = TxBody::PublishRecord {
+                            record: RecordId::random().unwrap(),
+                            version: 1,
+                            content: Cid::dag_cbor(&seq.to_be_bytes()),
+                            size: 1000,
+                            wrapped_key: vec![7; bits / 8],
+                        };
+                        let tx = Tx {
                             author: patient.id(),
                             seq,
                             time: t0,
                             body,
-                        },
-                        &patient,
-                    )
-                    .unwrap(),
-                );
-            }
+                        };
+                        SignedTx::sign(tx, &patient).unwrap()
+                    })
+                    .collect::<Vec<_>>(),
+            );
             for t in &txs {
                 store.put(&t.cid, &t.bytes).await.unwrap();
             }
@@ -114,17 +127,34 @@ fn build(bits: usize) -> (Store, Identity) {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ledger_verify");
     g.sample_size(10);
+    let n = blocks();
     for bits in [2048usize, 3072] {
         let (store, id) = build(bits);
-        g.throughput(Throughput::Elements((BLOCKS * TXS_PER_BLOCK) as u64));
-        g.bench_function(BenchmarkId::new("medshare_verify_txs", bits), |b| {
-            b.iter(|| pollster::block_on(Vault::open(store.clone(), None)).unwrap())
-        });
         let sig = id.sign(b"message").unwrap();
-        g.throughput(Throughput::Elements(1));
-        g.bench_function(BenchmarkId::new("rsa_pss_verify_ceiling", bits), |b| {
-            b.iter(|| id.public().verify(b"message", &sig).unwrap())
-        });
+        let batch: Vec<u32> = (0..256).collect();
+        for threads in [1usize, 2] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let label = |what: &str| BenchmarkId::new(format!("{what}_{threads}core"), bits);
+            g.throughput(Throughput::Elements((n * TXS_PER_BLOCK) as u64));
+            g.bench_function(label("medshare_verify_txs"), |b| {
+                b.iter(|| {
+                    pool.install(|| pollster::block_on(Vault::open(store.clone(), None)).unwrap())
+                })
+            });
+            g.throughput(Throughput::Elements(batch.len() as u64));
+            g.bench_function(label("rsa_pss_verify_ceiling"), |b| {
+                b.iter(|| {
+                    pool.install(|| {
+                        batch
+                            .par_iter()
+                            .for_each(|_| id.public().verify(b"message", &sig).unwrap())
+                    })
+                })
+            });
+        }
     }
     g.finish();
 }

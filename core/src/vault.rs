@@ -802,12 +802,9 @@ impl Vault {
             })?;
             pending.push(block);
         }
-        let mut next = self.state.clone();
+        pending.reverse();
         let n = pending.len() as u64;
-        for block in pending.into_iter().rev() {
-            let txs = fetch_txs(&self.store, &block).await?;
-            next.apply_block(&block, &txs, self.now())?;
-        }
+        let (next, _) = apply_chain(&self.store, &self.state, &pending, self.now()).await?;
         Ok((next, n))
     }
 
@@ -996,6 +993,82 @@ async fn fetch_txs(store: &Store, block: &Block) -> Result<Vec<SignedTx>> {
     Ok(txs)
 }
 
+/// Ledger blocks whose rule checks run on one core while the other cores verify the previous
+/// batch's signatures.
+const VERIFY_BATCH: usize = 64;
+
+/// Applies `blocks` (in chain order, each extending the last) to a copy of `base`, checking
+/// every rule, with the signature checks split off and verified in parallel: batch k's
+/// signatures are verified on the rayon pool while batch k+1's rules are checked. If anything
+/// fails, the blocks are replayed from `base` one check at a time, so the error reported is
+/// exactly the first one in chain order. Returns the new state and the transaction count.
+async fn apply_chain(
+    store: &Store,
+    base: &State,
+    blocks: &[Block],
+    now: u64,
+) -> Result<(State, u64)> {
+    let mut state = base.clone();
+    let mut pending = Vec::new();
+    let mut transactions = 0u64;
+    let mut clean = true;
+    'batches: for batch in blocks.chunks(VERIFY_BATCH) {
+        let mut fetched = Vec::with_capacity(batch.len());
+        for block in batch {
+            match fetch_txs(store, block).await {
+                Ok(txs) => fetched.push(txs),
+                Err(_) => {
+                    clean = false;
+                    break 'batches;
+                }
+            }
+        }
+        let mut checks = Vec::new();
+        let (previous_ok, applied) = join(
+            || crate::ledger::verify_checks(&pending),
+            || -> Result<()> {
+                for (block, txs) in batch.iter().zip(&fetched) {
+                    state.apply_block_deferred(block, txs, now, &mut checks)?;
+                }
+                Ok(())
+            },
+        );
+        transactions += fetched.iter().map(|t| t.len() as u64).sum::<u64>();
+        if !previous_ok || applied.is_err() {
+            clean = false;
+            break;
+        }
+        pending = checks;
+    }
+    if clean && crate::ledger::verify_checks(&pending) {
+        return Ok((state, transactions));
+    }
+    // Something failed: find exactly what, in order.
+    let mut state = base.clone();
+    let mut transactions = 0u64;
+    for block in blocks {
+        let txs = fetch_txs(store, block).await?;
+        transactions += txs.len() as u64;
+        state.apply_block(block, &txs, now)?;
+    }
+    Ok((state, transactions))
+}
+
+/// Runs `a` and `b` in parallel where there are threads.
+fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Send>(
+    a: A,
+    b: B,
+) -> (RA, RB) {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        rayon::join(a, b)
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        (a(), b())
+    }
+}
+
 /// Loads and fully verifies the chain in `store` from its head back to genesis.
 async fn load_chain(store: &Store, now: u64) -> Result<(State, VerifyReport)> {
     let head = store.head().await?.ok_or(Error::NoChain)?;
@@ -1028,13 +1101,8 @@ async fn load_chain_from(store: &Store, head: Cid, now: u64) -> Result<(State, V
     }
     blocks.reverse();
     let genesis = blocks.first().ok_or(Error::NoChain)?;
-    let mut state = State::from_genesis(genesis, now)?;
-    let mut transactions = 0;
-    for block in &blocks[1..] {
-        let txs = fetch_txs(store, block).await?;
-        transactions += txs.len() as u64;
-        state.apply_block(block, &txs, now)?;
-    }
+    let base = State::from_genesis(genesis, now)?;
+    let (state, transactions) = apply_chain(store, &base, &blocks[1..], now).await?;
     Ok((
         state,
         VerifyReport {

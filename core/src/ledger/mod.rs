@@ -15,6 +15,7 @@ mod state;
 
 pub use codec::{Block, BlockHeader, Genesis, Policy, SignedTx, Tx, TxBody};
 pub use merkle::merkle_root;
+pub(crate) use state::verify_checks;
 pub use state::{Access, AccessGrant, AuditEvent, AuditKind, RecordInfo, State};
 
 use std::fmt;

@@ -9,6 +9,58 @@ use crate::identity::{IdentityId, PublicKey, Role};
 use crate::ledger::codec::{Block, Genesis, Policy, SignedTx, TxBody};
 use crate::ledger::{Rule, endorsement_message, merkle_root};
 
+/// A signature check set aside while blocks are applied, so that a batch of them can be
+/// verified on every core at once ([`verify_checks`]).
+pub(crate) struct SigCheck {
+    key: PublicKey,
+    msg: Vec<u8>,
+    sig: Vec<u8>,
+}
+
+/// How [`State`] checks signatures while applying transactions.
+pub(crate) enum Sigs<'a> {
+    /// Verify each signature where the rules meet it (exact first error).
+    Now,
+    /// Record each check and assume it passes; the caller verifies the batch afterwards and
+    /// discards the state if any fails.
+    Defer(&'a mut Vec<SigCheck>),
+    /// Skip them (checking an unsigned transaction before signing it).
+    Skip,
+}
+
+impl Sigs<'_> {
+    fn verify(&mut self, key: &PublicKey, msg: &[u8], sig: &[u8]) -> std::result::Result<(), ()> {
+        match self {
+            Sigs::Now => key.verify(msg, sig).map_err(drop),
+            Sigs::Defer(checks) => {
+                checks.push(SigCheck {
+                    key: key.clone(),
+                    msg: msg.to_vec(),
+                    sig: sig.to_vec(),
+                });
+                Ok(())
+            }
+            Sigs::Skip => Ok(()),
+        }
+    }
+}
+
+/// Verifies deferred checks, on every core (rayon) where there are threads. True if all pass.
+pub(crate) fn verify_checks(checks: &[SigCheck]) -> bool {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        checks
+            .par_iter()
+            .with_min_len(8)
+            .all(|c| c.key.verify(&c.msg, &c.sig).is_ok())
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        checks.iter().all(|c| c.key.verify(&c.msg, &c.sig).is_ok())
+    }
+}
+
 /// A failed rule with its explanation (placed into an error by the caller).
 type RuleResult<T = ()> = std::result::Result<T, (Rule, String)>;
 
@@ -203,7 +255,7 @@ impl State {
             records: HashMap::new(),
         };
         state
-            .check_seal(block, now)
+            .check_seal(block, now, &mut Sigs::Now)
             .map_err(|(rule, detail)| at(rule, detail))?;
         for k in state.genesis.authorities.clone() {
             state.key_owner.insert(k.id(), k.id());
@@ -220,7 +272,7 @@ impl State {
         Ok(state)
     }
 
-    fn check_seal(&self, block: &Block, now: u64) -> RuleResult {
+    fn check_seal(&self, block: &Block, now: u64, sigs: &mut Sigs<'_>) -> RuleResult {
         let h = &block.header;
         if h.network != self.genesis.network {
             return broken(Rule::Network, format!("block of network `{}`", h.network));
@@ -255,7 +307,7 @@ impl State {
                 "merkle root does not match the transactions",
             );
         }
-        key.verify(&Block::signing_bytes(h), &block.sig)
+        sigs.verify(key, &Block::signing_bytes(h), &block.sig)
             .map_err(|_| {
                 (
                     Rule::SealSignature,
@@ -267,6 +319,28 @@ impl State {
     /// Applies the next block and its transactions (in block order), checking every rule. On
     /// error the state may be partly updated: callers apply to a clone when they must recover.
     pub fn apply_block(&mut self, block: &Block, txs: &[SignedTx], now: u64) -> Result<()> {
+        self.apply_block_with(block, txs, now, &mut Sigs::Now)
+    }
+
+    /// [`State::apply_block`] with every signature check appended to `checks` instead of run.
+    /// The state is only valid once [`verify_checks`] passes on them.
+    pub(crate) fn apply_block_deferred(
+        &mut self,
+        block: &Block,
+        txs: &[SignedTx],
+        now: u64,
+        checks: &mut Vec<SigCheck>,
+    ) -> Result<()> {
+        self.apply_block_with(block, txs, now, &mut Sigs::Defer(checks))
+    }
+
+    fn apply_block_with(
+        &mut self,
+        block: &Block,
+        txs: &[SignedTx],
+        now: u64,
+        sigs: &mut Sigs<'_>,
+    ) -> Result<()> {
         let h = &block.header;
         let height = h.height;
         let at = |rule, detail: String| Error::InvalidChain {
@@ -296,7 +370,7 @@ impl State {
                 format!("time {} before the parent's {}", h.time, self.time),
             ));
         }
-        self.check_seal(block, now)
+        self.check_seal(block, now, sigs)
             .map_err(|(rule, detail)| at(rule, detail))?;
         if txs.len() != h.txs.len() || txs.iter().zip(&h.txs).any(|(t, c)| t.cid != *c) {
             return Err(at(
@@ -305,7 +379,7 @@ impl State {
             ));
         }
         for (i, tx) in txs.iter().enumerate() {
-            self.apply_tx(tx, block, true)
+            self.apply_tx(tx, block, sigs)
                 .map_err(|(rule, detail)| Error::InvalidChain {
                     height,
                     tx: Some(i),
@@ -336,11 +410,11 @@ impl State {
             genesis: None,
         };
         let block = Block::assemble(header, Vec::new());
-        copy.apply_tx(&tx, &block, false)
+        copy.apply_tx(&tx, &block, &mut Sigs::Skip)
             .map_err(|(rule, detail)| Error::Rejected { rule, detail })
     }
 
-    fn apply_tx(&mut self, stx: &SignedTx, block: &Block, check_sigs: bool) -> RuleResult {
+    fn apply_tx(&mut self, stx: &SignedTx, block: &Block, sigs: &mut Sigs<'_>) -> RuleResult {
         let tx = &stx.tx;
         if stx.bytes.len() as u64 > self.genesis.policy.max_object_bytes {
             return broken(
@@ -382,10 +456,8 @@ impl State {
                         format!("{} is already registered", tx.author),
                     );
                 }
-                if check_sigs {
-                    key.verify(&msg, &stx.sig)
-                        .map_err(|_| (Rule::TxSignature, "signature does not verify".to_owned()))?;
-                }
+                sigs.verify(key, &msg, &stx.sig)
+                    .map_err(|_| (Rule::TxSignature, "signature does not verify".to_owned()))?;
                 if tx.seq != 1 {
                     return broken(
                         Rule::Sequence,
@@ -405,7 +477,7 @@ impl State {
                                 format!("{authority} is not an authority"),
                             );
                         };
-                        auth.verify(&endorsement_message(&tx.author, licence), endorsement)
+                        sigs.verify(auth, &endorsement_message(&tx.author, licence), endorsement)
                             .map_err(|_| {
                                 (Rule::Endorsement, "endorsement does not verify".to_owned())
                             })?;
@@ -433,17 +505,15 @@ impl State {
                 format!("{} is not registered", tx.author),
             );
         };
-        if check_sigs {
-            author.key.verify(&msg, &stx.sig).map_err(|_| {
-                (
-                    Rule::TxSignature,
-                    format!(
-                        "signature does not verify against {}'s current key",
-                        tx.author
-                    ),
-                )
-            })?;
-        }
+        sigs.verify(&author.key, &msg, &stx.sig).map_err(|_| {
+            (
+                Rule::TxSignature,
+                format!(
+                    "signature does not verify against {}'s current key",
+                    tx.author
+                ),
+            )
+        })?;
         if tx.seq <= author.seq {
             return broken(
                 Rule::Sequence,
@@ -457,14 +527,12 @@ impl State {
             }
             TxBody::RotateKey { new_key } => {
                 let cosig = stx.cosig.as_deref().unwrap_or_default();
-                if check_sigs {
-                    new_key.verify(&msg, cosig).map_err(|_| {
-                        (
-                            Rule::KeyRotation,
-                            "new key's co-signature does not verify".to_owned(),
-                        )
-                    })?;
-                }
+                sigs.verify(new_key, &msg, cosig).map_err(|_| {
+                    (
+                        Rule::KeyRotation,
+                        "new key's co-signature does not verify".to_owned(),
+                    )
+                })?;
                 if (new_key.bits() as u64) < self.genesis.policy.min_key_bits {
                     return broken(Rule::KeyRotation, "new key under the policy minimum");
                 }
