@@ -817,3 +817,50 @@ proptest! {
         prop_assert!(detected);
     }
 }
+
+/// Signatures are verified in parallel batches, after the other rules; the error reported must
+/// still be the first one in chain order. Here a forged transaction signature at height 70 comes
+/// before a bad Merkle root at height 140, in a chain long enough for several batches.
+#[test]
+fn parallel_verification_reports_the_first_error_in_chain_order() {
+    let (mut c, p, ..) = populated();
+    for i in 0..150u32 {
+        let r = RecordId::from_bytes([100 + i as u8; 16]);
+        let seq = 3 + u64::from(i);
+        c.push(vec![publish(&p, seq, r, 1)]);
+    }
+    // Forge the signature at height 70, then re-seal every block from there so the links and
+    // seals stay valid; break the Merkle root of the block at height 140 on the way.
+    let forged_height = 70usize;
+    let t = &c.txs[forged_height][0];
+    let forged = SignedTx::assemble(
+        t.tx.clone(),
+        identity("doctor")
+            .sign(&SignedTx::signing_bytes(&t.tx))
+            .unwrap(),
+        None,
+    );
+    c.txs[forged_height][0] = forged;
+    for h in forged_height..c.blocks.len() {
+        let cids: Vec<Cid> = c.txs[h].iter().map(|t| t.cid).collect();
+        let mut header = c.blocks[h].header.clone();
+        header.parent = Some(c.blocks[h - 1].cid);
+        header.merkle = if h == 140 {
+            [0; 32]
+        } else {
+            merkle_root(&cids)
+        };
+        header.txs = cids;
+        c.blocks[h] = Block::seal(header, &c.authority).unwrap();
+    }
+    let (store, _) = store_chain(&c);
+    match open_err(store) {
+        Error::InvalidChain {
+            rule: Rule::TxSignature,
+            height,
+            tx: Some(0),
+            ..
+        } => assert_eq!(height, forged_height as u64),
+        e => panic!("{e:?}"),
+    }
+}
