@@ -400,18 +400,23 @@ impl Vault {
         let mut blocks: Vec<UnixfsBlock> = Vec::with_capacity(PUT_BATCH + 2);
         importer.push(&header, &mut blocks);
         let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_BUF]);
-        let mut ct = Vec::with_capacity(READ_BUF + READ_BUF / 64);
+        // Two stages on two cores: piece k+1 is sealed while piece k's ciphertext is cut into
+        // blocks and hashed (the importer). With one thread, `join` runs them one after the other.
+        let mut sealed = Vec::with_capacity(READ_BUF + READ_BUF / 64);
+        let mut hashing = Vec::with_capacity(READ_BUF + READ_BUF / 64);
         let mut done = 0u64;
         loop {
-            let n = match input.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Io(e)),
-            };
-            sealer.update(&buf[..n], &mut ct)?;
-            importer.push(&ct, &mut blocks);
-            ct.clear();
+            let n = read_full(&mut input, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            let (seal, ()) = join(
+                || sealer.update(&buf[..n], &mut sealed),
+                || importer.push(&hashing, &mut blocks),
+            );
+            seal?;
+            hashing.clear();
+            std::mem::swap(&mut sealed, &mut hashing);
             if blocks.len() >= PUT_BATCH {
                 self.store.put_many_hashed(&blocks).await?;
                 blocks.clear();
@@ -419,6 +424,9 @@ impl Vault {
             done += n as u64;
             progress(done);
         }
+        importer.push(&hashing, &mut blocks);
+        let mut ct = hashing;
+        ct.clear();
         sealer.finish(&mut ct)?;
         importer.push(&ct, &mut blocks);
         let size = importer.len();
@@ -691,32 +699,51 @@ impl Vault {
         let mut opener: Option<Opener> = None;
         let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(READ_BUF));
         let mut done = 0u64;
+        // The next raw leaf, fetched ahead and hashed on the other core while this one is
+        // decrypted (with one thread, `join` runs them one after the other).
+        let mut ahead: Option<(Cid, Vec<u8>)> = None;
         while let Some(cid) = walker.next_cid() {
-            let bytes = self.store.get(&cid).await?;
+            let bytes = match ahead.take() {
+                Some((c, b)) if c == cid => b,
+                _ => self.store.get(&cid).await?,
+            };
+            let next = match walker.after_next() {
+                Some(n) => Some((n, self.store.get_unchecked(&n).await?)),
+                None => None,
+            };
             let data = walker.visit_verified(&bytes)?;
-            match opener.as_mut() {
-                Some(o) => o.update(&data, &mut plain)?,
-                None => {
-                    head.extend_from_slice(&data);
-                    match Header::parse(&head) {
-                        Ok(h) => {
-                            if h.record() != *record || h.version() != version {
-                                return Err(Error::MalformedEnvelope(format!(
-                                    "content holds record {} version {}, the chain says {record} version {version}",
-                                    h.record(),
-                                    h.version()
-                                )));
+            let (opened, checked) = join(
+                || -> Result<()> {
+                    match opener.as_mut() {
+                        Some(o) => o.update(&data, &mut plain),
+                        None => {
+                            head.extend_from_slice(&data);
+                            match Header::parse(&head) {
+                                Ok(h) => {
+                                    if h.record() != *record || h.version() != version {
+                                        return Err(Error::MalformedEnvelope(format!(
+                                            "content holds record {} version {}, the chain says {record} version {version}",
+                                            h.record(),
+                                            h.version()
+                                        )));
+                                    }
+                                    let mut o = Opener::new(&h, dek)?;
+                                    o.update(&head[h.len()..], &mut plain)?;
+                                    opener = Some(o);
+                                    head = Vec::new();
+                                    Ok(())
+                                }
+                                Err(Error::Truncated) => Ok(()),
+                                Err(e) => Err(e),
                             }
-                            let mut o = Opener::new(&h, dek)?;
-                            o.update(&head[h.len()..], &mut plain)?;
-                            opener = Some(o);
-                            head = Vec::new();
                         }
-                        Err(Error::Truncated) => continue,
-                        Err(e) => return Err(e),
                     }
-                }
-            }
+                },
+                || next.as_ref().map_or(Ok(()), |(c, b)| Store::check(c, b)),
+            );
+            opened?;
+            checked?;
+            ahead = next;
             out.consume(&plain)?;
             let blocks = out.drain();
             if !blocks.is_empty() {
@@ -1052,6 +1079,20 @@ async fn apply_chain(
         state.apply_block(block, &txs, now)?;
     }
     Ok((state, transactions))
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(n)
 }
 
 /// Runs `a` and `b` in parallel where there are threads.

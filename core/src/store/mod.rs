@@ -181,6 +181,24 @@ impl Store {
         }
     }
 
+    /// Fetches a block without checking it against `cid` yet: the caller must pass it through
+    /// [`Store::check`] before using it (readers use this to hash one block while they decrypt
+    /// the previous one).
+    pub(crate) async fn get_unchecked(&self, cid: &Cid) -> Result<Vec<u8>> {
+        let data = self
+            .inner
+            .get(&cid.to_v1())
+            .await?
+            .ok_or(Error::NotFound(*cid))?;
+        check_size(data.len())?;
+        Ok(data)
+    }
+
+    /// The check [`Store::get`] makes: `data` is the block `cid` names.
+    pub(crate) fn check(cid: &Cid, data: &[u8]) -> Result<()> {
+        cid.verify(data)
+    }
+
     /// Whether a block is present.
     pub async fn has(&self, cid: &Cid) -> Result<bool> {
         self.inner.has(&cid.to_v1()).await

@@ -324,6 +324,16 @@ impl Walker {
         self.stack.last().map(|(c, _, _)| *c)
     }
 
+    /// The block to fetch after [`Walker::next_cid`], if the next one is a raw leaf (whose
+    /// visit cannot add blocks to the walk). Lets a reader fetch ahead.
+    pub fn after_next(&self) -> Option<Cid> {
+        let next = self.next_cid()?;
+        if next.codec() != crate::cid::RAW || self.stack.len() < 2 {
+            return None;
+        }
+        self.stack.get(self.stack.len() - 2).map(|(c, _, _)| *c)
+    }
+
     /// File bytes yielded so far.
     pub fn position(&self) -> u64 {
         self.total
