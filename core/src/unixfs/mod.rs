@@ -155,8 +155,13 @@ impl Importer {
         // leaf is the same block whether or not more data follows, so nothing is held back.
         while !data.is_empty() {
             if self.leaf.is_empty() && data.len() >= cs {
-                let (chunk, rest) = data.split_at(cs);
-                self.add_leaf(chunk, out);
+                // Every whole chunk at once: the leaves are hashed on every core, then linked
+                // in order.
+                let (chunks, rest) = data.split_at(data.len() / cs * cs);
+                for (link, block) in leaves(self.profile, self.emit, chunks) {
+                    out.extend(block);
+                    self.add_link(0, link, out);
+                }
                 data = rest;
                 continue;
             }
@@ -164,49 +169,30 @@ impl Importer {
             self.leaf.extend_from_slice(&data[..n]);
             data = &data[n..];
             if self.leaf.len() == cs {
-                let leaf = std::mem::take(&mut self.leaf);
-                self.add_leaf(&leaf, out);
-                self.leaf = leaf;
-                self.leaf.clear();
+                if self.emit && self.profile.raw_leaves() {
+                    // The full buffer becomes the block as it is: no second copy.
+                    let data = std::mem::replace(&mut self.leaf, Vec::with_capacity(cs));
+                    let cid = Cid::v1(RAW, &data);
+                    let link = Link {
+                        cid,
+                        tsize: data.len() as u64,
+                        filesize: data.len() as u64,
+                    };
+                    out.push(Block { cid, data });
+                    self.add_link(0, link, out);
+                } else {
+                    let leaf = std::mem::take(&mut self.leaf);
+                    self.add_leaf(&leaf, out);
+                    self.leaf = leaf;
+                    self.leaf.clear();
+                }
             }
         }
     }
 
     fn add_leaf(&mut self, chunk: &[u8], out: &mut Vec<Block>) {
-        let link = if self.profile.raw_leaves() {
-            let cid = Cid::v1(RAW, chunk);
-            if self.emit {
-                out.push(Block {
-                    cid,
-                    data: chunk.to_vec(),
-                });
-            }
-            Link {
-                cid,
-                tsize: chunk.len() as u64,
-                filesize: chunk.len() as u64,
-            }
-        } else {
-            let (head, tail) = pb::leaf_frame(chunk.len());
-            let mut h = Sha256::new();
-            h.update(&head);
-            h.update(chunk);
-            h.update(&tail);
-            let cid = Cid::v0_from_digest(h.finalize().into());
-            let size = head.len() + chunk.len() + tail.len();
-            if self.emit {
-                let mut data = Vec::with_capacity(size);
-                data.extend_from_slice(&head);
-                data.extend_from_slice(chunk);
-                data.extend_from_slice(&tail);
-                out.push(Block { cid, data });
-            }
-            Link {
-                cid,
-                tsize: size as u64,
-                filesize: chunk.len() as u64,
-            }
-        };
+        let (link, block) = leaf(self.profile, self.emit, chunk);
+        out.extend(block);
         self.add_link(0, link, out);
     }
 
@@ -274,6 +260,64 @@ impl Importer {
     }
 }
 
+/// One leaf: its link, and its block when blocks are emitted.
+fn leaf(profile: Profile, emit: bool, chunk: &[u8]) -> (Link, Option<Block>) {
+    if profile.raw_leaves() {
+        let cid = Cid::v1(RAW, chunk);
+        let link = Link {
+            cid,
+            tsize: chunk.len() as u64,
+            filesize: chunk.len() as u64,
+        };
+        let block = emit.then(|| Block {
+            cid,
+            data: chunk.to_vec(),
+        });
+        (link, block)
+    } else {
+        let (head, tail) = pb::leaf_frame(chunk.len());
+        let mut h = Sha256::new();
+        h.update(&head);
+        h.update(chunk);
+        h.update(&tail);
+        let cid = Cid::v0_from_digest(h.finalize().into());
+        let size = head.len() + chunk.len() + tail.len();
+        let block = emit.then(|| {
+            let mut data = Vec::with_capacity(size);
+            data.extend_from_slice(&head);
+            data.extend_from_slice(chunk);
+            data.extend_from_slice(&tail);
+            Block { cid, data }
+        });
+        let link = Link {
+            cid,
+            tsize: size as u64,
+            filesize: chunk.len() as u64,
+        };
+        (link, block)
+    }
+}
+
+/// The leaves of `chunks` (whole chunks of `profile`), in order, hashed on every core where
+/// there are threads.
+fn leaves(profile: Profile, emit: bool, chunks: &[u8]) -> Vec<(Link, Option<Block>)> {
+    let cs = profile.chunk_size();
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        if chunks.len() > cs {
+            return chunks
+                .par_chunks_exact(cs)
+                .map(|c| leaf(profile, emit, c))
+                .collect();
+        }
+    }
+    chunks
+        .chunks_exact(cs)
+        .map(|c| leaf(profile, emit, c))
+        .collect()
+}
+
 /// The root CID `ipfs add` gives `data` under `profile`.
 pub fn cid(data: &[u8], profile: Profile) -> Cid {
     let mut imp = Importer::hash_only(profile);
@@ -286,14 +330,22 @@ pub fn cid(data: &[u8], profile: Profile) -> Cid {
 pub fn cid_of_reader<R: Read>(mut input: R, profile: Profile) -> Result<Cid> {
     let mut imp = Importer::hash_only(profile);
     let mut sink = Vec::new();
-    let mut buf = vec![0u8; 4 << 20];
+    // Whole buffers, so that every read hands the importer several whole chunks to hash in
+    // parallel.
+    let mut buf = vec![0u8; 8 << 20];
     loop {
-        let n = match input.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
-        };
+        let mut n = 0;
+        while n < buf.len() {
+            match input.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(Error::Io(e)),
+            }
+        }
+        if n == 0 {
+            break;
+        }
         imp.push(&buf[..n], &mut sink);
     }
     Ok(imp.finish(&mut sink))
