@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Peers that are programs, not crates, on the same 1 GiB of random data in the same run:
+#   CIDs:    medshare `cid` vs kubo `ipfs add --only-hash` vs the npm ipfs-unixfs-importer,
+#            under both profiles (and the three must agree);
+#   sealing: medshare publish/open (filesystem store, medshare-rss: time and peak RSS)
+#            vs `age` encrypt/decrypt of the same file;
+#   raw:     openssl speed for AES-256-GCM, SHA-256 and RSA 2048/3072/4096.
+# Needs the tools of scripts/install-tools.sh (kubo) and Debian `age`; installs the npm importer.
+#   benches/peers.sh [size-MiB]          (default 1024)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+MIB=${1:-1024}
+IPFS=${MEDSHARE_IPFS:-$ROOT/.tools/bin/ipfs}
+command -v age >/dev/null || { apt-get install -y -qq age >/dev/null; }
+[ -d benches/js/node_modules/ipfs-unixfs-importer ] || (cd benches/js && npm install --silent --no-audit --no-fund)
+cargo build --quiet --release -p medshare-cli -p medshare-benches --bins
+MEDSHARE=$ROOT/target/release/medshare
+RSS=$ROOT/target/release/medshare-rss
+
+WORK=$(mktemp -d)
+trap 'rm -rf "$WORK"' EXIT
+DATA=$WORK/data
+head -c "$((MIB << 20))" /dev/urandom >"$DATA"
+cat "$DATA" >/dev/null   # page cache: every tool reads from memory
+
+t() { local s e; s=$(date +%s.%N); "$@" >"$WORK/out" 2>"$WORK/err"; e=$(date +%s.%N); printf '%.3f' "$(echo "$e - $s" | bc)"; }
+rate() { printf '%.2f' "$(echo "scale=4; $MIB * 1.048576 / $1 / 1000" | bc)"; }   # GB/s
+ratio() { printf '%.2f' "$(echo "scale=4; $1 / $2" | bc)"; }
+
+echo "# $(date -u +%F), $(nproc) cores, $MIB MiB of random data"
+echo
+echo "| CID of $MIB MiB | medshare cid | kubo ipfs add --only-hash | npm ipfs-unixfs-importer | medshare vs kubo | medshare vs JS |"
+echo "|---|---|---|---|---|---|"
+for profile in unixfs-v1-2025 unixfs-v0-2015; do
+  repo=$WORK/ipfs-$profile
+  IPFS_PATH=$repo "$IPFS" init -e --profile="test,$profile" >/dev/null
+  tm=$(t "$MEDSHARE" cid --profile "$profile" "$DATA"); cm=$(cat "$WORK/out")
+  tk=$(IPFS_PATH=$repo t "$IPFS" add --only-hash -Q --pin=false "$DATA"); ck=$(cat "$WORK/out")
+  tj=$(t node benches/js/cid.mjs "$DATA" "$profile"); cj=$(cut -d' ' -f1 "$WORK/out")
+  [ "$cm" = "$ck" ] && [ "$cm" = "$cj" ] || { echo "CIDs differ: $cm $ck $cj" >&2; exit 1; }
+  echo "| $profile | ${tm}s ($(rate "$tm") GB/s) | ${tk}s ($(rate "$tk") GB/s) | ${tj}s ($(rate "$tj") GB/s) | $(ratio "$tk" "$tm")× | $(ratio "$tj" "$tm")× |"
+done
+
+echo
+echo "| seal/open $MIB MiB | medshare (fs store, incl. CID + fsync'd blocks) | peak RSS | age (X25519) | ratio |"
+echo "|---|---|---|---|---|"
+age-keygen -o "$WORK/age.key" 2>/dev/null
+recipient=$(age-keygen -y "$WORK/age.key")
+tp=$(t "$RSS" publish "$DATA" "$WORK/store"); record=$(cat "$WORK/out"); rp=$(grep -oE '[0-9]+ KiB' "$WORK/err")
+ta=$(t age -r "$recipient" -o "$WORK/data.age" "$DATA")
+echo "| publish / encrypt | ${tp}s ($(rate "$tp") GB/s) | $rp | ${ta}s ($(rate "$ta") GB/s) | $(ratio "$tp" "$ta")× the time |"
+to=$(t "$RSS" open "$WORK/store" "$record"); ro=$(grep -oE '[0-9]+ KiB' "$WORK/err")
+td=$(t age -d -i "$WORK/age.key" -o /dev/null "$WORK/data.age")
+echo "| open / decrypt | ${to}s ($(rate "$to") GB/s) | $ro | ${td}s ($(rate "$td") GB/s) | $(ratio "$to" "$td")× the time |"
+
+echo
+echo "openssl speed (one core, 1 MiB buffers; RSA in ops/s):"
+openssl speed -elapsed -seconds 2 -bytes 1048576 -evp aes-256-gcm 2>/dev/null | tail -n 1
+openssl speed -elapsed -seconds 2 -bytes 1048576 -evp sha256 2>/dev/null | tail -n 1
+openssl speed -elapsed -seconds 2 rsa2048 rsa3072 rsa4096 2>/dev/null | grep -E "^rsa|sign/s"
