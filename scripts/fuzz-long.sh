@@ -23,6 +23,6 @@ for ((i = 0; i < ${#TARGETS[@]}; i += 2)); do
 done
 for t in "${TARGETS[@]}"; do
   execs=$(grep -oE '^Done [0-9]+ runs' "logs/$t.log" | grep -oE '[0-9]+' || echo "?")
-  crashes=$(ls "artifacts/$t"/crash-* 2>/dev/null | wc -l)
+  crashes=$(find "artifacts/$t" -name 'crash-*' 2>/dev/null | wc -l)
   echo "$t: $execs runs in ${SECS}s, corpus $(ls "corpus/$t" | wc -l) inputs, $crashes crashes"
 done

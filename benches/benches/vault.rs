@@ -1,14 +1,18 @@
 //! `publish` (seal + CID + store) and `open_record` (fetch + verify + open) of 1 MiB and 1 GiB
 //! records on a memory store, on one core and on both (a rayon pool of 1 and of 2 threads).
+//! `publish_sealcid` publishes into a store that drops the record's data blocks (as
+//! `ipfs add --only-hash` does), so it measures seal + CID alone.
 //! Peer, same run: ring AES-256-GCM + ring SHA-256 over the same bytes on one core — the least
 //! any sealed, content-addressed publish must do.
 //!
 //! `cargo bench -p medshare-benches --bench vault`
 
 use criterion::{BatchSize, BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use medshare::cid::{Cid, RAW};
 use medshare::envelope::Metadata;
 use medshare::ledger::Policy;
-use medshare::{Identity, Role, Store, Vault};
+use medshare::store::memory::MemoryStore;
+use medshare::{BlockStore, Identity, Role, Store, Vault};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
 const AUTHORITY: &str = include_str!("../../core/testdata/keys/authority-2048.pem");
@@ -20,10 +24,47 @@ fn data(len: usize) -> Vec<u8> {
         .collect()
 }
 
+/// Keeps the ledger, drops raw leaves (the record's data).
+#[derive(Default)]
+struct DropLeaves(MemoryStore);
+
+#[async_trait::async_trait]
+impl BlockStore for DropLeaves {
+    async fn put(&self, cid: &Cid, data: &[u8]) -> medshare::Result<()> {
+        if cid.codec() == RAW {
+            return Ok(());
+        }
+        self.0.put(cid, data).await
+    }
+    async fn get(&self, cid: &Cid) -> medshare::Result<Option<Vec<u8>>> {
+        self.0.get(cid).await
+    }
+    async fn has(&self, cid: &Cid) -> medshare::Result<bool> {
+        self.0.has(cid).await
+    }
+    async fn delete(&self, cid: &Cid) -> medshare::Result<()> {
+        self.0.delete(cid).await
+    }
+    async fn head(&self) -> medshare::Result<Option<Cid>> {
+        self.0.head().await
+    }
+    async fn compare_and_swap_head(
+        &self,
+        expected: Option<&Cid>,
+        new: Option<&Cid>,
+    ) -> medshare::Result<()> {
+        self.0.compare_and_swap_head(expected, new).await
+    }
+}
+
 fn fresh_vault(patient: &Identity) -> Vault {
+    vault_on(Store::memory(), patient)
+}
+
+fn vault_on(store: Store, patient: &Identity) -> Vault {
     let authority = Identity::from_pkcs8_pem(Role::Authority, "a", AUTHORITY).unwrap();
     pollster::block_on(async {
-        let mut v = Vault::create(Store::memory(), "bench", authority, Policy::default())
+        let mut v = Vault::create(store, "bench", authority, Policy::default())
             .await
             .unwrap();
         v.register(patient, None).await.unwrap();
@@ -56,6 +97,27 @@ fn bench(c: &mut Criterion) {
                 |b| {
                     b.iter_batched(
                         || fresh_vault(&patient),
+                        |mut v| {
+                            pool.install(|| {
+                                pollster::block_on(v.publish(
+                                    &patient,
+                                    plain.as_slice(),
+                                    meta(len),
+                                    &mut |_| {},
+                                ))
+                                .unwrap()
+                            });
+                            v
+                        },
+                        BatchSize::PerIteration,
+                    )
+                },
+            );
+            g.bench_function(
+                BenchmarkId::new(format!("publish_sealcid_{threads}core"), len),
+                |b| {
+                    b.iter_batched(
+                        || vault_on(Store::new(DropLeaves::default()), &patient),
                         |mut v| {
                             pool.install(|| {
                                 pollster::block_on(v.publish(

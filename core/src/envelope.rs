@@ -652,6 +652,19 @@ impl Sealer {
             if self.buf.len() == self.chunk_size {
                 self.emit(false, out)?;
             }
+            if self.buf.is_empty() && plaintext.len() > self.chunk_size {
+                // A whole chunk with more input after it, so not the last one: sealed straight
+                // from the input into `out`, without passing through the chunk buffer.
+                let (chunk, rest) = plaintext.split_at(self.chunk_size);
+                let start = out.len();
+                out.extend_from_slice(chunk);
+                let nonce = chunk_nonce(self.index, false);
+                let tag = seal_in_place(&self.cipher, nonce, &[], &mut out[start..]);
+                out.extend_from_slice(&tag);
+                self.index += 1;
+                plaintext = rest;
+                continue;
+            }
             let n = (self.chunk_size - self.buf.len()).min(plaintext.len());
             self.buf.extend_from_slice(&plaintext[..n]);
             plaintext = &plaintext[n..];
@@ -738,6 +751,32 @@ impl Opener {
         }
         self.remaining -= ciphertext.len() as u64;
         while !ciphertext.is_empty() {
+            let len = self.current_chunk_len();
+            if self.buf.is_empty() && ciphertext.len() >= len {
+                // A whole chunk in the input: decrypted straight into `out`. If it does not
+                // authenticate, what was written is wiped and removed.
+                let (chunk, rest) = ciphertext.split_at(len);
+                let (body, tag) = chunk.split_at(len - TAG_LEN);
+                let last = self.index + 1 == self.chunks;
+                let start = out.len();
+                out.extend_from_slice(body);
+                if open_in_place(
+                    &self.cipher,
+                    chunk_nonce(self.index, last),
+                    &[],
+                    &mut out[start..],
+                    tag,
+                )
+                .is_err()
+                {
+                    out[start..].zeroize();
+                    out.truncate(start);
+                    return Err(Error::ChunkAuthentication { index: self.index });
+                }
+                self.index += 1;
+                ciphertext = rest;
+                continue;
+            }
             let want = self.current_chunk_len() - self.buf.len();
             let n = want.min(ciphertext.len());
             self.buf.extend_from_slice(&ciphertext[..n]);

@@ -40,6 +40,11 @@ const PUT_BATCH: usize = 16;
 #[cfg(target_arch = "wasm32")]
 const PUT_BATCH: usize = 2;
 const READ_BUF: usize = 1 << 20;
+/// Plaintext sealed per pipeline step of `publish`: several leaves, so their hashing spreads.
+#[cfg(not(target_arch = "wasm32"))]
+const SEAL_PIECE: usize = 4 << 20;
+#[cfg(target_arch = "wasm32")]
+const SEAL_PIECE: usize = 1 << 20;
 
 /// Progress callback: bytes done so far.
 #[cfg(not(target_arch = "wasm32"))]
@@ -399,11 +404,13 @@ impl Vault {
         let mut importer = Importer::new(self.profile);
         let mut blocks: Vec<UnixfsBlock> = Vec::with_capacity(PUT_BATCH + 2);
         importer.push(&header, &mut blocks);
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; READ_BUF]);
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; SEAL_PIECE]);
         // Two stages on two cores: piece k+1 is sealed while piece k's ciphertext is cut into
-        // blocks and hashed (the importer). With one thread, `join` runs them one after the other.
-        let mut sealed = Vec::with_capacity(READ_BUF + READ_BUF / 64);
-        let mut hashing = Vec::with_capacity(READ_BUF + READ_BUF / 64);
+        // blocks and hashed (the importer, which hashes a piece's leaves in parallel too, so a
+        // core that finishes sealing first helps hashing). With one thread, `join` runs them one
+        // after the other.
+        let mut sealed = Vec::with_capacity(SEAL_PIECE + SEAL_PIECE / 64);
+        let mut hashing = Vec::with_capacity(SEAL_PIECE + SEAL_PIECE / 64);
         let mut done = 0u64;
         loop {
             let n = read_full(&mut input, &mut buf)?;
@@ -1022,7 +1029,7 @@ async fn fetch_txs(store: &Store, block: &Block) -> Result<Vec<SignedTx>> {
 
 /// Ledger blocks whose rule checks run on one core while the other cores verify the previous
 /// batch's signatures.
-const VERIFY_BATCH: usize = 64;
+const VERIFY_BATCH: usize = 16;
 
 /// Applies `blocks` (in chain order, each extending the last) to a copy of `base`, checking
 /// every rule, with the signature checks split off and verified in parallel: batch k's

@@ -148,46 +148,35 @@ impl Importer {
     }
 
     /// Feeds file bytes; finished blocks are appended to `out` (nothing, in hash-only mode).
+    /// Every leaf this call completes is hashed in parallel (on every core where there are
+    /// threads), then linked in order. A full leaf is the same block whether or not more data
+    /// follows, so nothing is held back.
     pub fn push(&mut self, mut data: &[u8], out: &mut Vec<Block>) {
         let cs = self.profile.chunk_size();
         self.total += data.len() as u64;
-        // Whole chunks go straight from the input (no copy) when no partial leaf is pending. A full
-        // leaf is the same block whether or not more data follows, so nothing is held back.
-        while !data.is_empty() {
-            if self.leaf.is_empty() && data.len() >= cs {
-                // Every whole chunk at once: the leaves are hashed on every core, then linked
-                // in order.
-                let (chunks, rest) = data.split_at(data.len() / cs * cs);
-                for (link, block) in leaves(self.profile, self.emit, chunks) {
-                    out.extend(block);
-                    self.add_link(0, link, out);
-                }
-                data = rest;
-                continue;
-            }
+        // Complete a pending partial leaf first.
+        let mut pending = None;
+        if !self.leaf.is_empty() {
             let n = (cs - self.leaf.len()).min(data.len());
             self.leaf.extend_from_slice(&data[..n]);
             data = &data[n..];
-            if self.leaf.len() == cs {
-                if self.emit && self.profile.raw_leaves() {
-                    // The full buffer becomes the block as it is: no second copy.
-                    let data = std::mem::replace(&mut self.leaf, Vec::with_capacity(cs));
-                    let cid = Cid::v1(RAW, &data);
-                    let link = Link {
-                        cid,
-                        tsize: data.len() as u64,
-                        filesize: data.len() as u64,
-                    };
-                    out.push(Block { cid, data });
-                    self.add_link(0, link, out);
-                } else {
-                    let leaf = std::mem::take(&mut self.leaf);
-                    self.add_leaf(&leaf, out);
-                    self.leaf = leaf;
-                    self.leaf.clear();
-                }
+            if self.leaf.len() < cs {
+                return;
+            }
+            pending = Some(std::mem::replace(
+                &mut self.leaf,
+                Vec::with_capacity(if self.emit { cs } else { 0 }),
+            ));
+        }
+        // Whole chunks go straight from the input (no copy).
+        let (chunks, rest) = data.split_at(data.len() / cs * cs);
+        if pending.is_some() || !chunks.is_empty() {
+            for (link, block) in leaves(self.profile, self.emit, pending, chunks) {
+                out.extend(block);
+                self.add_link(0, link, out);
             }
         }
+        self.leaf.extend_from_slice(rest);
     }
 
     fn add_leaf(&mut self, chunk: &[u8], out: &mut Vec<Block>) {
@@ -298,24 +287,42 @@ fn leaf(profile: Profile, emit: bool, chunk: &[u8]) -> (Link, Option<Block>) {
     }
 }
 
-/// The leaves of `chunks` (whole chunks of `profile`), in order, hashed on every core where
-/// there are threads.
-fn leaves(profile: Profile, emit: bool, chunks: &[u8]) -> Vec<(Link, Option<Block>)> {
+/// The leaves of `first` (one whole chunk, owned) and then of `chunks` (whole chunks of
+/// `profile`), in order, hashed on every core where there are threads.
+fn leaves(
+    profile: Profile,
+    emit: bool,
+    first: Option<Vec<u8>>,
+    chunks: &[u8],
+) -> Vec<(Link, Option<Block>)> {
     let cs = profile.chunk_size();
+    // An owned raw leaf becomes its block as it is (no copy), so only its link is computed.
+    let move_first = emit && profile.raw_leaves();
+    let pieces: Vec<(&[u8], bool)> = first
+        .as_deref()
+        .map(|f| (f, emit && !move_first))
+        .into_iter()
+        .chain(chunks.chunks_exact(cs).map(|c| (c, emit)))
+        .collect();
+    let one = |(piece, emit): &(&[u8], bool)| leaf(profile, *emit, piece);
     #[cfg(not(target_arch = "wasm32"))]
-    {
+    let mut done: Vec<(Link, Option<Block>)> = {
         use rayon::prelude::*;
-        if chunks.len() > cs {
-            return chunks
-                .par_chunks_exact(cs)
-                .map(|c| leaf(profile, emit, c))
-                .collect();
+        if pieces.len() > 1 {
+            pieces.par_iter().map(one).collect()
+        } else {
+            pieces.iter().map(one).collect()
         }
+    };
+    #[cfg(target_arch = "wasm32")]
+    let mut done: Vec<(Link, Option<Block>)> = pieces.iter().map(one).collect();
+    if let (true, Some(data), Some(slot)) = (move_first, first, done.first_mut()) {
+        slot.1 = Some(Block {
+            cid: slot.0.cid,
+            data,
+        });
     }
-    chunks
-        .chunks_exact(cs)
-        .map(|c| leaf(profile, emit, c))
-        .collect()
+    done
 }
 
 /// The root CID `ipfs add` gives `data` under `profile`.
