@@ -40,6 +40,11 @@ const PUT_BATCH: usize = 16;
 #[cfg(target_arch = "wasm32")]
 const PUT_BATCH: usize = 2;
 const READ_BUF: usize = 1 << 20;
+/// Raw leaves fetched and hashed ahead per step of `open_record`.
+#[cfg(not(target_arch = "wasm32"))]
+const OPEN_GROUP: usize = 4;
+#[cfg(target_arch = "wasm32")]
+const OPEN_GROUP: usize = 1;
 /// Plaintext sealed per pipeline step of `publish`: several leaves, so their hashing spreads.
 #[cfg(not(target_arch = "wasm32"))]
 const SEAL_PIECE: usize = 4 << 20;
@@ -706,61 +711,85 @@ impl Vault {
         let mut opener: Option<Opener> = None;
         let mut plain = zeroize::Zeroizing::new(Vec::with_capacity(READ_BUF));
         let mut done = 0u64;
-        // The next raw leaf, fetched ahead and hashed on the other core while this one is
-        // decrypted (with one thread, `join` runs them one after the other).
-        let mut ahead: Option<(Cid, Vec<u8>)> = None;
-        while let Some(cid) = walker.next_cid() {
-            let bytes = match ahead.take() {
-                Some((c, b)) if c == cid => b,
-                _ => self.store.get(&cid).await?,
-            };
-            let next = match walker.after_next() {
-                Some(n) => Some((n, self.store.get_unchecked(&n).await?)),
-                None => None,
-            };
-            let data = walker.visit_verified(&bytes)?;
-            let (opened, checked) = join(
-                || -> Result<()> {
-                    match opener.as_mut() {
-                        Some(o) => o.update(&data, &mut plain),
-                        None => {
-                            head.extend_from_slice(&data);
-                            match Header::parse(&head) {
-                                Ok(h) => {
-                                    if h.record() != *record || h.version() != version {
-                                        return Err(Error::MalformedEnvelope(format!(
-                                            "content holds record {} version {}, the chain says {record} version {version}",
-                                            h.record(),
-                                            h.version()
-                                        )));
-                                    }
-                                    let mut o = Opener::new(&h, dek)?;
-                                    o.update(&head[h.len()..], &mut plain)?;
-                                    opener = Some(o);
-                                    head = Vec::new();
-                                    Ok(())
+        // File data already checked against its CIDs, in order, waiting to be decrypted.
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        // Decrypts `pending` into `out`; returns the plaintext bytes written.
+        let mut decrypt = |pending: &[Vec<u8>], out: &mut dyn Sink| -> Result<u64> {
+            let mut n = 0u64;
+            for data in pending {
+                match opener.as_mut() {
+                    Some(o) => o.update(data, &mut plain)?,
+                    None => {
+                        head.extend_from_slice(data);
+                        match Header::parse(&head) {
+                            Ok(h) => {
+                                if h.record() != *record || h.version() != version {
+                                    return Err(Error::MalformedEnvelope(format!(
+                                        "content holds record {} version {}, the chain says {record} version {version}",
+                                        h.record(),
+                                        h.version()
+                                    )));
                                 }
-                                Err(Error::Truncated) => Ok(()),
-                                Err(e) => Err(e),
+                                let mut o = Opener::new(&h, dek)?;
+                                o.update(&head[h.len()..], &mut plain)?;
+                                opener = Some(o);
+                                head = Vec::new();
                             }
+                            Err(Error::Truncated) => {}
+                            Err(e) => return Err(e),
                         }
                     }
-                },
-                || next.as_ref().map_or(Ok(()), |(c, b)| Store::check(c, b)),
-            );
-            opened?;
-            checked?;
-            ahead = next;
-            out.consume(&plain)?;
+                }
+                out.consume(&plain)?;
+                n += plain.len() as u64;
+                zeroize::Zeroize::zeroize(&mut *plain);
+                plain.clear();
+            }
+            Ok(n)
+        };
+        loop {
+            // Raw leaves come in groups: group k+1 is fetched, then hashed on the rayon pool
+            // while group k is decrypted (with one thread, `join` runs one after the other).
+            let ids = walker.upcoming_raw(OPEN_GROUP);
+            if ids.is_empty() {
+                let Some(cid) = walker.next_cid() else { break };
+                let bytes = self.store.get(&cid).await?;
+                let data = walker.visit_verified(&bytes)?;
+                if !data.is_empty() {
+                    pending.push(data.into_owned());
+                }
+                done += decrypt(&pending, &mut *out)?;
+                pending.clear();
+            } else {
+                let mut fetched = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    fetched.push(self.store.get_unchecked(id).await?);
+                }
+                let (decrypted, checked) = join(
+                    || decrypt(&pending, &mut *out),
+                    || check_all(&ids, &fetched),
+                );
+                done += decrypted?;
+                checked?;
+                pending.clear();
+                for bytes in fetched {
+                    // A raw leaf's file data is the block itself.
+                    walker.visit_verified(&bytes)?;
+                    pending.push(bytes);
+                }
+            }
             let blocks = out.drain();
             if !blocks.is_empty() {
                 self.store.put_many_hashed(&blocks).await?;
             }
-            done += plain.len() as u64;
-            zeroize::Zeroize::zeroize(&mut *plain);
-            plain.clear();
             progress(done);
         }
+        done += decrypt(&pending, &mut *out)?;
+        let blocks = out.drain();
+        if !blocks.is_empty() {
+            self.store.put_many_hashed(&blocks).await?;
+        }
+        progress(done);
         let opener = opener.ok_or(Error::Truncated)?;
         opener.finish(&mut plain)
     }
@@ -1086,6 +1115,23 @@ async fn apply_chain(
         state.apply_block(block, &txs, now)?;
     }
     Ok((state, transactions))
+}
+
+/// Checks fetched blocks against their CIDs, on every core where there are threads.
+fn check_all(ids: &[Cid], blocks: &[Vec<u8>]) -> Result<()> {
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        use rayon::prelude::*;
+        ids.par_iter()
+            .zip(blocks)
+            .try_for_each(|(c, b)| Store::check(c, b))
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        ids.iter()
+            .zip(blocks)
+            .try_for_each(|(c, b)| Store::check(c, b))
+    }
 }
 
 /// Reads until `buf` is full or the input ends; returns the bytes read.

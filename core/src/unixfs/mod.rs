@@ -383,14 +383,17 @@ impl Walker {
         self.stack.last().map(|(c, _, _)| *c)
     }
 
-    /// The block to fetch after [`Walker::next_cid`], if the next one is a raw leaf (whose
-    /// visit cannot add blocks to the walk). Lets a reader fetch ahead.
-    pub fn after_next(&self) -> Option<Cid> {
-        let next = self.next_cid()?;
-        if next.codec() != crate::cid::RAW || self.stack.len() < 2 {
-            return None;
-        }
-        self.stack.get(self.stack.len() - 2).map(|(c, _, _)| *c)
+    /// Up to `n` blocks to fetch from [`Walker::next_cid`] on, as long as they are raw leaves
+    /// (whose visits cannot add blocks to the walk): what a reader may fetch ahead. Empty if the
+    /// next block is not a raw leaf.
+    pub fn upcoming_raw(&self, n: usize) -> Vec<Cid> {
+        self.stack
+            .iter()
+            .rev()
+            .take(n)
+            .map(|(c, _, _)| *c)
+            .take_while(|c| c.codec() == crate::cid::RAW)
+            .collect()
     }
 
     /// File bytes yielded so far.
