@@ -1076,30 +1076,47 @@ async fn apply_chain(
     let mut transactions = 0u64;
     let mut clean = true;
     'batches: for batch in blocks.chunks(VERIFY_BATCH) {
+        // Only the fetching is async; checking the objects' hashes and decoding them happen
+        // below, on this thread, while another worker verifies the previous batch's signatures.
         let mut fetched = Vec::with_capacity(batch.len());
         for block in batch {
-            match fetch_txs(store, block).await {
-                Ok(txs) => fetched.push(txs),
-                Err(_) => {
-                    clean = false;
-                    break 'batches;
+            let mut raw = Vec::with_capacity(block.header.txs.len());
+            for cid in &block.header.txs {
+                match store.get_unchecked(cid).await {
+                    Ok(bytes) => raw.push(bytes),
+                    Err(_) => {
+                        clean = false;
+                        break 'batches;
+                    }
                 }
             }
+            fetched.push(raw);
         }
         let mut checks = Vec::new();
-        let (previous_ok, applied) = join(
-            || crate::ledger::verify_checks(&pending),
-            || -> Result<()> {
-                for (block, txs) in batch.iter().zip(&fetched) {
-                    state.apply_block_deferred(block, txs, now, &mut checks)?;
+        // The rules run here, on this thread; the signature batch is the half another worker
+        // steals (and this thread helps with once the rules are done).
+        let (applied, previous_ok) = join(
+            || -> Result<u64> {
+                let mut n = 0u64;
+                for (block, raw) in batch.iter().zip(&fetched) {
+                    let mut txs = Vec::with_capacity(raw.len());
+                    for (cid, bytes) in block.header.txs.iter().zip(raw) {
+                        Store::check(cid, bytes)?;
+                        txs.push(SignedTx::decode(bytes).map_err(Error::MalformedNode)?);
+                    }
+                    state.apply_block_deferred(block, &txs, now, &mut checks)?;
+                    n += txs.len() as u64;
                 }
-                Ok(())
+                Ok(n)
             },
+            || crate::ledger::verify_checks(&pending),
         );
-        transactions += fetched.iter().map(|t| t.len() as u64).sum::<u64>();
-        if !previous_ok || applied.is_err() {
-            clean = false;
-            break;
+        match (applied, previous_ok) {
+            (Ok(n), true) => transactions += n,
+            _ => {
+                clean = false;
+                break;
+            }
         }
         pending = checks;
     }
