@@ -33,10 +33,11 @@ fn system_clock() -> u64 {
         .unwrap_or(0)
 }
 
-/// Blocks are written to the store in batches of this many (16 MiB of 1 MiB leaves). In a
+/// Blocks are written to the store in batches of this many (4 MiB of 1 MiB leaves: peak memory
+/// stays under 32 MiB for any file size). In a
 /// browser each batch is also where the page gets control back, so batches are smaller there.
 #[cfg(not(target_arch = "wasm32"))]
-const PUT_BATCH: usize = 16;
+const PUT_BATCH: usize = 4;
 #[cfg(target_arch = "wasm32")]
 const PUT_BATCH: usize = 2;
 const READ_BUF: usize = 1 << 20;
@@ -418,7 +419,7 @@ impl Vault {
         let mut hashing = Vec::with_capacity(SEAL_PIECE + SEAL_PIECE / 64);
         let mut done = 0u64;
         loop {
-            let n = read_full(&mut input, &mut buf)?;
+            let n = crate::unixfs::read_full(&mut input, &mut buf)?;
             if n == 0 {
                 break;
             }
@@ -1151,22 +1152,8 @@ fn check_all(ids: &[Cid], blocks: &[Vec<u8>]) -> Result<()> {
     }
 }
 
-/// Reads until `buf` is full or the input ends; returns the bytes read.
-fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match input.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(Error::Io(e)),
-        }
-    }
-    Ok(n)
-}
-
 /// Runs `a` and `b` in parallel where there are threads.
-fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Send>(
+pub(crate) fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Send>(
     a: A,
     b: B,
 ) -> (RA, RB) {

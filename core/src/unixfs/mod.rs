@@ -333,29 +333,41 @@ pub fn cid(data: &[u8], profile: Profile) -> Cid {
     imp.finish(&mut sink)
 }
 
-/// The root CID of everything `input` yields, in constant memory.
-pub fn cid_of_reader<R: Read>(mut input: R, profile: Profile) -> Result<Cid> {
+/// The root CID of everything `input` yields, in constant memory. Reading the next buffer
+/// overlaps hashing the current one, whose leaves are hashed on every core.
+pub fn cid_of_reader<R: Read + crate::store::MaybeSend>(
+    mut input: R,
+    profile: Profile,
+) -> Result<Cid> {
     let mut imp = Importer::hash_only(profile);
     let mut sink = Vec::new();
-    // Whole buffers, so that every read hands the importer several whole chunks to hash in
-    // parallel.
-    let mut buf = vec![0u8; 8 << 20];
-    loop {
-        let mut n = 0;
-        while n < buf.len() {
-            match input.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(Error::Io(e)),
-            }
-        }
-        if n == 0 {
-            break;
-        }
-        imp.push(&buf[..n], &mut sink);
+    // Whole buffers, so that every read hands the importer several whole chunks.
+    let mut current = vec![0u8; 8 << 20];
+    let mut next = vec![0u8; 8 << 20];
+    let mut n = read_full(&mut input, &mut current)?;
+    while n > 0 {
+        let (read, ()) = crate::vault::join(
+            || read_full(&mut input, &mut next),
+            || imp.push(&current[..n], &mut sink),
+        );
+        n = read?;
+        std::mem::swap(&mut current, &mut next);
     }
     Ok(imp.finish(&mut sink))
+}
+
+/// Reads until `buf` is full or the input ends; returns the bytes read.
+pub(crate) fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match input.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::Io(e)),
+        }
+    }
+    Ok(n)
 }
 
 /// Largest DAG depth the walker follows (1024^6 MiB is far beyond any record).
