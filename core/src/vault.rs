@@ -1152,19 +1152,22 @@ fn check_all(ids: &[Cid], blocks: &[Vec<u8>]) -> Result<()> {
     }
 }
 
-/// Runs `a` and `b` in parallel where there are threads.
-pub(crate) fn join<A: FnOnce() -> RA + Send, B: FnOnce() -> RB + Send, RA: Send, RB: Send>(
-    a: A,
-    b: B,
-) -> (RA, RB) {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        rayon::join(a, b)
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        (a(), b())
-    }
+/// Runs `a` and `b` in parallel (rayon).
+#[cfg(not(target_arch = "wasm32"))]
+pub(crate) fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    rayon::join(a, b)
+}
+
+/// Runs `a`, then `b` (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub(crate) fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB) {
+    (a(), b())
 }
 
 /// Loads and fully verifies the chain in `store` from its head back to genesis.
