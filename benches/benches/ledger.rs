@@ -5,7 +5,8 @@
 //!
 //! `cargo bench -p medshare-benches --bench ledger`
 //! The chain has 1,000 blocks of 10 transactions; `MEDSHARE_BENCH_BLOCKS=10000` for 100,000
-//! (building it signs every transaction: about 90 s at 2048 bits on 2 cores).
+//! (building it signs every transaction: about 90 s at 2048 bits on 2 cores), and
+//! `MEDSHARE_BENCH_BITS=2048` (or 3072) for one key size.
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use medshare::cid::Cid;
@@ -128,7 +129,11 @@ fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("ledger_verify");
     g.sample_size(10);
     let n = blocks();
-    for bits in [2048usize, 3072] {
+    let sizes: Vec<usize> = match std::env::var("MEDSHARE_BENCH_BITS") {
+        Ok(v) => v.split(',').filter_map(|b| b.trim().parse().ok()).collect(),
+        Err(_) => vec![2048, 3072],
+    };
+    for bits in sizes {
         let (store, id) = build(bits);
         let sig = id.sign(b"message").unwrap();
         let batch: Vec<u32> = (0..256).collect();
