@@ -93,8 +93,8 @@ pub struct ImportReport {
     pub head: Cid,
 }
 
-/// CAR blocks are stored in batches of this many.
-const CAR_BATCH: usize = 64;
+/// CAR blocks are stored in batches of this many (at most 32 MiB of 2 MiB blocks).
+const CAR_BATCH: usize = 16;
 
 /// A medshare vault over a block store.
 pub struct Vault {
@@ -889,8 +889,10 @@ impl Vault {
     /// Imports a CARv1 stream rooted at one chain head (as written by [`Vault::export_car`] or
     /// `ipfs dag export`) into `store`, then verifies it. An empty store adopts the chain from
     /// genesis ([`Vault::adopt`]); a store that already holds a chain must be extended by it
-    /// ([`Vault::import_head`]). Blocks are written in batches, in constant memory; each is
-    /// hash-checked by the store. The vault returned reads and verifies (no sealer).
+    /// ([`Vault::import_head`]). Blocks are written in batches of 16 (bounded memory for any CAR
+    /// size); the CAR reader checks each against its CID first. Blocks of a CAR whose chain is
+    /// then refused stay in the store, unreferenced. The vault returned reads and verifies (no
+    /// sealer).
     pub async fn import_car<R: Read + MaybeSend>(
         store: Store,
         car: R,
@@ -910,11 +912,12 @@ impl Vault {
             batch.push(block);
             blocks += 1;
             if batch.len() == CAR_BATCH {
-                store.put_many(&batch).await?;
+                // The CAR reader has checked every block against its CID.
+                store.put_many_hashed(&batch).await?;
                 batch.clear();
             }
         }
-        store.put_many(&batch).await?;
+        store.put_many_hashed(&batch).await?;
         let (vault, applied) = if existing {
             let mut vault = Vault::open(store, None).await?;
             let applied = vault.import_head(root).await?;

@@ -864,3 +864,34 @@ fn parallel_verification_reports_the_first_error_in_chain_order() {
         e => panic!("{e:?}"),
     }
 }
+
+/// `check_unsigned` (the vault's refusal before any work) skips only the transaction's own
+/// signature: a doctor registration whose authority endorsement does not verify is refused.
+#[test]
+fn check_unsigned_still_checks_the_endorsement() {
+    let c = Chain::new();
+    let d = identity("doctor");
+    let forged = identity("doctor2")
+        .sign(&endorsement_message(&d.id(), "L-1"))
+        .unwrap();
+    let t = Tx {
+        author: d.id(),
+        seq: 1,
+        time: T0,
+        body: TxBody::RegisterDoctor {
+            key: d.public().clone(),
+            licence: "L-1".into(),
+            authority: c.authority.id(),
+            endorsement: forged,
+        },
+    };
+    match c.state.check_unsigned(&t, T0 + 10) {
+        Err(Error::Rejected {
+            rule: Rule::Endorsement,
+            ..
+        }) => {}
+        other => panic!("{other:?}"),
+    }
+    let good = reg_doctor(&d, &c.authority);
+    c.state.check_unsigned(&good.tx, T0 + 10).unwrap();
+}
