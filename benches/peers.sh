@@ -13,7 +13,7 @@ ROOT=$PWD
 MIB=${1:-1024}
 IPFS=${MEDSHARE_IPFS:-$ROOT/.tools/bin/ipfs}
 command -v age >/dev/null || { apt-get install -y -qq age >/dev/null; }
-[ -d benches/js/node_modules/ipfs-unixfs-importer ] || (cd benches/js && npm install --silent --no-audit --no-fund)
+[ -d benches/js/node_modules/ipfs-unixfs-importer ] || (cd benches/js && npm ci --silent --no-audit --no-fund)
 cargo build --quiet --release -p medshare-cli -p medshare-benches --bins
 MEDSHARE=$ROOT/target/release/medshare
 RSS=$ROOT/target/release/medshare-rss
