@@ -10,7 +10,6 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use medshare::envelope::{Metadata, RecordId};
-use medshare::ledger::AuditKind;
 use medshare::{Cid, IdentityId, Profile, Store};
 
 uniffi::setup_scaffolding!();
@@ -584,23 +583,14 @@ impl Vault {
         let events = with_vault!(self, v => v.audit(&record)?);
         Ok(events
             .into_iter()
-            .map(|e| {
-                let (kind, version, doctor) = match e.kind {
-                    AuditKind::Published { version, .. } => ("published", Some(version), None),
-                    AuditKind::Granted {
-                        doctor, version, ..
-                    } => ("granted", Some(version), Some(doctor.to_string())),
-                    AuditKind::Revoked { doctor } => ("revoked", None, Some(doctor.to_string())),
-                };
-                AuditEvent {
-                    kind: kind.into(),
-                    height: e.height,
-                    time: e.time,
-                    tx: e.tx.to_string(),
-                    author: e.author.to_string(),
-                    version,
-                    doctor,
-                }
+            .map(|e| AuditEvent {
+                kind: e.kind.name().into(),
+                height: e.height,
+                time: e.time,
+                tx: e.tx.to_string(),
+                author: e.author.to_string(),
+                version: e.kind.version(),
+                doctor: e.kind.doctor().map(|d| d.to_string()),
             })
             .collect())
     }

@@ -530,33 +530,21 @@ impl AuditEvent {
 
 impl From<medshare::ledger::AuditEvent> for AuditEvent {
     fn from(e: medshare::ledger::AuditEvent) -> Self {
-        let (kind, version, doctor, expires, purpose) = match e.kind {
-            AuditKind::Published { version, .. } => ("published", Some(version), None, None, None),
+        let (expires, purpose) = match &e.kind {
             AuditKind::Granted {
-                doctor,
-                version,
-                expires,
-                purpose,
-            } => (
-                "granted",
-                Some(version),
-                Some(doctor.to_string()),
-                expires,
-                purpose,
-            ),
-            AuditKind::Revoked { doctor } => {
-                ("revoked", None, Some(doctor.to_string()), None, None)
-            }
+                expires, purpose, ..
+            } => (*expires, purpose.clone()),
+            _ => (None, None),
         };
         AuditEvent {
-            kind,
+            kind: e.kind.name(),
             height: e.height,
             block: e.block.to_string(),
             time: e.time,
             tx: e.tx.to_string(),
             author: e.author.to_string(),
-            version,
-            doctor,
+            version: e.kind.version(),
+            doctor: e.kind.doctor().map(|d| d.to_string()),
             expires,
             purpose,
         }

@@ -7,16 +7,4 @@ import { errorClasses } from "./errors.js";
 initSync({ module: readFileSync(new URL("./wasm/medshare_wasm_bg.wasm", import.meta.url)) });
 __registerErrorClasses(errorClasses);
 
-export {
-  AuditEvent,
-  Identity,
-  RecordInfo,
-  RecordMetadata,
-  RevokeReport,
-  Vault,
-  VerifyReport,
-  cid,
-  errorCodes,
-  storeConformance,
-} from "./wasm/medshare_wasm.js";
-export * from "./errors.js";
+export * from "./api.js";

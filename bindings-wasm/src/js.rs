@@ -10,7 +10,6 @@ use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
 use medshare::envelope::{Metadata, RecordId};
-use medshare::ledger::AuditKind;
 use medshare::store::memory::MemoryStore;
 use medshare::unixfs::Block;
 use medshare::{BlockStore, Cid, IdentityId, Profile, Role, Store};
@@ -849,23 +848,14 @@ impl Vault {
         let record = record_id(record);
         self.run(async move |v| {
             let events = v.audit(&record?).map_err(js_err)?;
-            Ok(array(events.into_iter().map(|e| {
-                let (kind, version, doctor) = match e.kind {
-                    AuditKind::Published { version, .. } => ("published", Some(version), None),
-                    AuditKind::Granted {
-                        doctor, version, ..
-                    } => ("granted", Some(version), Some(doctor.to_string())),
-                    AuditKind::Revoked { doctor } => ("revoked", None, Some(doctor.to_string())),
-                };
-                AuditEvent {
-                    kind: kind.into(),
-                    height: e.height as f64,
-                    time: e.time as f64,
-                    tx: e.tx.to_string(),
-                    author: e.author.to_string(),
-                    version,
-                    doctor,
-                }
+            Ok(array(events.into_iter().map(|e| AuditEvent {
+                kind: e.kind.name().into(),
+                height: e.height as f64,
+                time: e.time as f64,
+                tx: e.tx.to_string(),
+                author: e.author.to_string(),
+                version: e.kind.version(),
+                doctor: e.kind.doctor().map(|d| d.to_string()),
             })))
         })
     }

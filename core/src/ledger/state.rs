@@ -138,6 +138,35 @@ pub enum AuditKind {
     },
 }
 
+impl AuditKind {
+    /// `published`, `granted` or `revoked`: the stable name the bindings and the CLI show.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AuditKind::Published { .. } => "published",
+            AuditKind::Granted { .. } => "granted",
+            AuditKind::Revoked { .. } => "revoked",
+        }
+    }
+
+    /// The record version concerned (published, granted).
+    pub fn version(&self) -> Option<u32> {
+        match self {
+            AuditKind::Published { version, .. } | AuditKind::Granted { version, .. } => {
+                Some(*version)
+            }
+            AuditKind::Revoked { .. } => None,
+        }
+    }
+
+    /// The doctor concerned (granted, revoked).
+    pub fn doctor(&self) -> Option<IdentityId> {
+        match self {
+            AuditKind::Granted { doctor, .. } | AuditKind::Revoked { doctor } => Some(*doctor),
+            AuditKind::Published { .. } => None,
+        }
+    }
+}
+
 /// One entry of a record's audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEvent {
