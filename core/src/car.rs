@@ -10,7 +10,7 @@ use crate::cbor::{self, Value, map};
 use crate::cid::{Cid, put_varint};
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::unixfs::Block;
+use crate::store::Block;
 
 const MAX_HEADER: u64 = 64 * 1024;
 

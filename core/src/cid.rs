@@ -9,7 +9,36 @@ use std::str::FromStr;
 
 use sha2::{Digest, Sha256};
 
-use crate::error::{Error, Result};
+/// Why bytes or text are not a CID medshare accepts, or why bytes do not match their CID. The
+/// crate's [`crate::Error`] wraps it (`InvalidCid`, `CidMismatch`); this module depends on
+/// nothing else of the crate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CidError {
+    /// Not a CID medshare accepts (text, bytes, codec, hash).
+    Invalid(String),
+    /// Bytes do not hash to the CID they were stored or fetched under.
+    Mismatch {
+        /// The CID that was asked for.
+        expected: Cid,
+        /// The CID of the bytes actually received.
+        actual: Cid,
+    },
+}
+
+impl fmt::Display for CidError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CidError::Invalid(why) => write!(f, "invalid CID: {why}"),
+            CidError::Mismatch { expected, actual } => {
+                write!(f, "content does not match its CID: expected {expected}, got {actual}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for CidError {}
+
+type Result<T, E = CidError> = std::result::Result<T, E>;
 
 /// Multicodec code of raw bytes.
 pub const RAW: u64 = 0x55;
@@ -88,7 +117,7 @@ impl Cid {
         if actual.digest == self.digest {
             Ok(())
         } else {
-            Err(Error::CidMismatch {
+            Err(CidError::Mismatch {
                 expected: *self,
                 actual,
             })
@@ -144,18 +173,18 @@ impl Cid {
         let mut rest = bytes;
         let version = take_varint(&mut rest)?;
         if version != 1 {
-            return Err(Error::InvalidCid(format!(
+            return Err(CidError::Invalid(format!(
                 "unsupported CID version {version}"
             )));
         }
         let codec = take_varint(&mut rest)?;
         if !matches!(codec, RAW | DAG_PB | DAG_CBOR) {
-            return Err(Error::InvalidCid(format!("unsupported codec 0x{codec:x}")));
+            return Err(CidError::Invalid(format!("unsupported codec 0x{codec:x}")));
         }
         let hash = take_varint(&mut rest)?;
         let len = take_varint(&mut rest)?;
         if hash != SHA2_256 || len != 32 || rest.len() != 32 {
-            return Err(Error::InvalidCid(
+            return Err(CidError::Invalid(
                 "only 32-byte sha2-256 multihashes are supported".into(),
             ));
         }
@@ -215,20 +244,20 @@ impl fmt::Debug for Cid {
 }
 
 impl FromStr for Cid {
-    type Err = Error;
+    type Err = CidError;
 
     fn from_str(s: &str) -> Result<Cid> {
         if s.len() > 128 {
-            return Err(Error::InvalidCid("too long".into()));
+            return Err(CidError::Invalid("too long".into()));
         }
         if s.len() == 46 && s.starts_with("Qm") {
             let bytes = bs58::decode(s)
                 .into_vec()
-                .map_err(|e| Error::InvalidCid(format!("bad base58: {e}")))?;
+                .map_err(|e| CidError::Invalid(format!("bad base58: {e}")))?;
             return Cid::from_bytes(&bytes);
         }
         let bytes = parse_multibase_base32(s).ok_or_else(|| {
-            Error::InvalidCid(format!(
+            CidError::Invalid(format!(
                 "`{s}` is neither a CIDv0 (Qm…) nor a base32 CIDv1 (b…)"
             ))
         })?;
@@ -236,8 +265,54 @@ impl FromStr for Cid {
     }
 }
 
+impl serde::Serialize for Cid {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Cid {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Cid, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Lossless: every medshare CID is an IPFS CID (`cid` 0.11, the type rust-ipfs, iroh-car,
+/// forest and atrium use).
+impl From<Cid> for ::cid::Cid {
+    fn from(c: Cid) -> ::cid::Cid {
+        // A sha2-256 multihash of 32 bytes always fits the 64-byte multihash.
+        let mh = ::cid::multihash::Multihash::<64>::wrap(SHA2_256, &c.digest)
+            .unwrap_or_default();
+        match c.version {
+            Version::V0 => ::cid::Cid::new_v0(mh).unwrap_or_else(|_| ::cid::Cid::new_v1(DAG_PB, mh)),
+            Version::V1 => ::cid::Cid::new_v1(c.codec, mh),
+        }
+    }
+}
+
+/// Accepts exactly the CIDs medshare produces: sha2-256 under `raw`, `dag-pb` or `dag-cbor`.
+/// Anything else (another hash, another codec) is [`CidError::Invalid`], since medshare could
+/// not check such a block.
+impl TryFrom<::cid::Cid> for Cid {
+    type Error = CidError;
+
+    fn try_from(c: ::cid::Cid) -> Result<Cid> {
+        Cid::from_bytes(&c.to_bytes())
+    }
+}
+
+impl TryFrom<&::cid::Cid> for Cid {
+    type Error = CidError;
+
+    fn try_from(c: &::cid::Cid) -> Result<Cid> {
+        Cid::from_bytes(&c.to_bytes())
+    }
+}
+
 /// Appends an unsigned LEB128 varint.
-pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
     while v >= 0x80 {
         out.push((v as u8) | 0x80);
         v >>= 7;
@@ -246,22 +321,22 @@ pub(crate) fn put_varint(out: &mut Vec<u8>, mut v: u64) {
 }
 
 /// Reads an unsigned LEB128 varint (minimal encoding, at most 9 bytes as multiformats requires).
-pub(crate) fn take_varint(input: &mut &[u8]) -> Result<u64> {
+pub fn take_varint(input: &mut &[u8]) -> Result<u64> {
     let mut value: u64 = 0;
     for i in 0..9 {
         let Some((&b, rest)) = input.split_first() else {
-            return Err(Error::InvalidCid("truncated varint".into()));
+            return Err(CidError::Invalid("truncated varint".into()));
         };
         *input = rest;
         value |= u64::from(b & 0x7f) << (7 * i);
         if b & 0x80 == 0 {
             if b == 0 && i > 0 {
-                return Err(Error::InvalidCid("non-minimal varint".into()));
+                return Err(CidError::Invalid("non-minimal varint".into()));
             }
             return Ok(value);
         }
     }
-    Err(Error::InvalidCid("varint too long".into()))
+    Err(CidError::Invalid("varint too long".into()))
 }
 
 #[cfg(test)]
@@ -306,7 +381,7 @@ mod tests {
             "bafkreicouv3sksjuzxb3rbb6rziy6duakk2aikegsmtqtz5rsuppjorxs",
         ] {
             assert!(
-                matches!(bad.parse::<Cid>(), Err(Error::InvalidCid(_))),
+                matches!(bad.parse::<Cid>(), Err(CidError::Invalid(_))),
                 "{bad}"
             );
         }
@@ -316,11 +391,30 @@ mod tests {
     fn mismatch_is_named() {
         let cid = Cid::v1(RAW, b"a");
         match cid.verify(b"b") {
-            Err(Error::CidMismatch { expected, actual }) => {
+            Err(CidError::Mismatch { expected, actual }) => {
                 assert_eq!(expected, cid);
                 assert_eq!(actual, Cid::v1(RAW, b"b"));
             }
             other => panic!("{other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod ecosystem {
+    use super::*;
+
+    #[test]
+    fn converts_losslessly_to_and_from_the_cid_crate() {
+        for ours in [Cid::v1(RAW, b"x"), Cid::v1(DAG_PB, b"x"), Cid::dag_cbor(b"x"), Cid::v0(b"x")] {
+            let theirs: ::cid::Cid = ours.into();
+            assert_eq!(theirs.to_string(), ours.to_string());
+            assert_eq!(Cid::try_from(theirs).unwrap(), ours);
+        }
+        let blake = ::cid::Cid::new_v1(
+            RAW,
+            ::cid::multihash::Multihash::<64>::wrap(0x1e, &[0; 32]).unwrap(),
+        );
+        assert!(matches!(Cid::try_from(blake), Err(CidError::Invalid(_))));
     }
 }

@@ -6,7 +6,7 @@
 //! harness asserts it.
 
 use crate::cid::{Cid, DAG_CBOR, DAG_PB};
-use crate::envelope::{DataKey, Header, Opener};
+use crate::envelope::{DataKey, Decryptor, Header};
 use crate::store::Store;
 
 /// Envelope header and chunk parsing; the first 32 bytes serve as the DEK.
@@ -21,10 +21,10 @@ pub fn envelope(data: &[u8]) {
     };
     let dek = DataKey::from_bytes(key.try_into().unwrap_or([0; 32]));
     let _ = header.metadata(&dek);
-    if let Ok(mut opener) = Opener::new(&header, &dek) {
+    if let Ok(mut dec) = Decryptor::new(&header, &dek) {
         let mut out = Vec::new();
-        if opener.update(&rest[header.len()..], &mut out).is_ok() {
-            let _ = opener.finish(&mut out);
+        if dec.update(&rest[header.len()..], &mut out).is_ok() {
+            let _ = dec.finish();
         }
     }
 }
@@ -43,6 +43,14 @@ pub fn cbor(data: &[u8]) {
         assert_eq!(tx.bytes, data);
     }
     let _ = crate::ledger::Block::decode(data);
+    let _ = crate::ledger::GenesisBlock::decode(data);
+    let _ = crate::ledger::CertificateObject::decode(data);
+    let _ = crate::ledger::Submission::decode(data);
+    if let Ok(text) = std::str::from_utf8(data) {
+        if let Ok(c) = crate::ledger::Certificate::parse(text) {
+            assert_eq!(c.to_note(), text, "accepted certificate note is not canonical");
+        }
+    }
 }
 
 /// dag-pb and UnixFS decoding, and one walker step over the node.
@@ -70,13 +78,98 @@ pub fn car(data: &[u8]) {
     }
 }
 
-/// Key-file, SPKI DER and public-key PEM import.
+/// Key-file, SPKI DER and public-key PEM import, and structured key files (below).
 pub fn keyfile(data: &[u8]) {
     let _ = crate::PublicKey::from_spki_der(data);
     if let Ok(text) = std::str::from_utf8(data) {
         let _ = crate::PublicKey::from_pem(text);
         let _ = crate::Identity::from_key_file(text, "fuzz passphrase");
     }
+    let _ = crate::Identity::from_key_file(&structured_key_file(data), "fuzz passphrase");
+}
+
+fn der(tag: u8, body: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    let n = body.len();
+    if n < 0x80 {
+        out.push(n as u8);
+    } else if n < 0x100 {
+        out.extend_from_slice(&[0x81, n as u8]);
+    } else {
+        out.extend_from_slice(&[0x82, (n >> 8) as u8, n as u8]);
+    }
+    out.extend_from_slice(body);
+    out
+}
+
+fn der_uint(v: u64) -> Vec<u8> {
+    let mut b: Vec<u8> = v.to_be_bytes().into_iter().skip_while(|&x| x == 0).collect();
+    if b.first().is_none_or(|&x| x & 0x80 != 0) {
+        b.insert(0, 0);
+    }
+    der(0x02, &b)
+}
+
+fn der_oid(arcs: &[u8]) -> Vec<u8> {
+    der(0x06, arcs)
+}
+
+/// A syntactically valid key file whose KDF parameters, salt, nonce, role, name and ciphertext
+/// come from `data`: it reaches the checks past the DER parser (scrypt N, r, p; the cipher).
+pub fn structured_key_file(data: &[u8]) -> String {
+    let mut d = data.iter().copied().chain(std::iter::repeat(0));
+    let mut take = |n: usize| -> Vec<u8> { (&mut d).take(n).collect() };
+    let sel = take(4);
+    let n_choice = u64::from_be_bytes(take(8).try_into().unwrap_or([0; 8]));
+    // Mostly small exponents, sometimes raw values (0, odd, huge).
+    let cost = match sel[0] % 4 {
+        0 => 1u64 << (n_choice % 24),
+        1 => n_choice % 70_000,
+        _ => n_choice,
+    };
+    let r = u64::from(u16::from_be_bytes([sel[1], sel[2]])) % 40;
+    let p = u64::from(sel[3] % 6);
+    let salt_len = usize::from(take(1)[0] % 40);
+    let salt = take(salt_len);
+    let nonce = take(12);
+    let ct_len = usize::from(take(1)[0]) * 8;
+    let ct = take(ct_len);
+    let scrypt = der(
+        0x30,
+        &[der(0x04, &salt), der_uint(cost), der_uint(r), der_uint(p)].concat(),
+    );
+    // 1.3.6.1.4.1.11591.4.11 (scrypt), 1.2.840.113549.1.5.13 (PBES2), 2.16.840.1.101.3.4.1.46
+    // (AES-256-GCM).
+    let kdf = der(
+        0x30,
+        &[der_oid(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b]), scrypt].concat(),
+    );
+    let cipher = der(
+        0x30,
+        &[
+            der_oid(&[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x01, 0x2e]),
+            der(0x04, &nonce),
+        ]
+        .concat(),
+    );
+    let alg = der(
+        0x30,
+        &[
+            der_oid(&[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x05, 0x0d]),
+            der(0x30, &[kdf, cipher].concat()),
+        ]
+        .concat(),
+    );
+    let epki = der(0x30, &[alg, der(0x04, &ct)].concat());
+    let mut body = b"MSID".to_vec();
+    body.push(2);
+    body.push(1 + data.first().copied().unwrap_or(0) % 3);
+    body.extend_from_slice(&crate::IdentityId::of_spki_der(b"fuzz").as_bytes()[..]);
+    body.extend_from_slice(&4u16.to_be_bytes());
+    body.extend_from_slice(b"fuzz");
+    body.extend_from_slice(&epki);
+    pkcs8::der::pem::encode_string("MEDSHARE IDENTITY", pkcs8::LineEnding::LF, &body)
+        .unwrap_or_default()
 }
 
 /// Chain import: the input is a sequence of `u16`-length-prefixed objects stored under their
@@ -96,6 +189,6 @@ pub fn chain(data: &[u8]) {
     }
     if let Some(head) = last {
         let _ = pollster::block_on(store.compare_and_swap_head(None, Some(&head)));
-        let _ = pollster::block_on(crate::Vault::open(store, None));
+        let _ = pollster::block_on(crate::Vault::open(store, None, None));
     }
 }

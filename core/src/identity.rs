@@ -1,10 +1,12 @@
 //! Participants and their RSA keys.
 //!
-//! An [`Identity`] is a private key with a [`Role`] and a human label; its [`IdentityId`] is the
-//! sha2-256 multihash of the public key's SPKI DER encoding, printed as multibase base32 — it
-//! depends on the key only, never on the name. Private keys leave memory only encrypted under a
-//! passphrase (PKCS#8 PBES2, scrypt + AES-256-GCM) inside a versioned key file (see
-//! `docs/FORMAT.md`), and are zeroized when dropped.
+//! An [`Identity`] is a private key with a [`Role`], a human label and an account id. The
+//! account id ([`IdentityId`]) is the sha2-256 multihash of the *first* public key's SPKI DER
+//! encoding, printed as multibase base32: it depends on that key only, never on the name, and it
+//! stays the same when the key is rotated ([`Identity::rotated`]), so the ledger keeps knowing
+//! the participant. Private keys leave memory only encrypted under a passphrase (PKCS#8 PBES2,
+//! scrypt + AES-256-GCM) inside a versioned key file (see `docs/FORMAT.md`), and are zeroized
+//! when dropped.
 
 use std::fmt;
 use std::path::Path;
@@ -29,7 +31,10 @@ pub const MIN_KEY_BITS: usize = 2048;
 pub const MAX_KEY_BITS: usize = 4096;
 
 /// What a participant is on the network.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// Owns records and decides who reads them.
     Patient,
@@ -83,16 +88,30 @@ impl FromStr for Role {
             "patient" => Ok(Role::Patient),
             "doctor" => Ok(Role::Doctor),
             "authority" => Ok(Role::Authority),
-            _ => Err(Error::InvalidKey(format!(
+            _ => Err(Error::InvalidInput(format!(
                 "unknown role `{s}` (patient, doctor or authority)"
             ))),
         }
     }
 }
 
-/// The id of a participant: sha2-256 multihash of its SPKI DER public key.
+/// The id of a participant (its account, stable across key rotations), or of one key: the
+/// sha2-256 multihash of an SPKI DER public key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityId([u8; 34]);
+
+impl serde::Serialize for IdentityId {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for IdentityId {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
 
 impl IdentityId {
     /// The id of a public key given as SPKI DER.
@@ -136,9 +155,12 @@ impl FromStr for IdentityId {
 
     fn from_str(s: &str) -> Result<IdentityId> {
         let bytes = parse_multibase_base32(s).ok_or_else(|| {
-            Error::InvalidKey(format!("`{s}` is not a multibase base32 identity id"))
+            Error::InvalidInput(format!("`{s}` is not an identity id (multibase base32, b…)"))
         })?;
-        IdentityId::from_bytes(&bytes)
+        IdentityId::from_bytes(&bytes).map_err(|e| match e {
+            Error::InvalidKey(why) => Error::InvalidInput(format!("`{s}`: {why}")),
+            other => other,
+        })
     }
 }
 
@@ -268,17 +290,20 @@ fn check_bits(bits: usize) -> Result<()> {
     Ok(())
 }
 
-/// A participant's private key with its role and display name. Zeroized on drop (every clone).
+/// A participant's private key with its role, display name and account id. Zeroized on drop
+/// (every clone).
 #[derive(Clone)]
 pub struct Identity {
     role: Role,
     name: String,
+    account: IdentityId,
     key: rsa::PrivateKey,
     public: PublicKey,
 }
 
 const KEY_FILE_MAGIC: &[u8; 4] = b"MSID";
-const KEY_FILE_VERSION: u8 = 1;
+/// Version 2 adds the account id; version 1 files (account = the key's own id) still load.
+const KEY_FILE_VERSION: u8 = 2;
 const KEY_FILE_PEM_LABEL: &str = "MEDSHARE IDENTITY";
 /// scrypt cost for new key files: N = 2^17, r = 8, p = 1 (128 MiB, ~0.3 s).
 const SCRYPT_LOG_N: u8 = 17;
@@ -295,17 +320,32 @@ impl Identity {
         }
         check_name(name)?;
         let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).map_err(|_| Error::Rng)?;
-        Identity::from_private_key(role, name, key)
+        Identity::from_private_key(role, name, key, None)
     }
 
-    fn from_private_key(role: Role, name: &str, key: rsa::PrivateKey) -> Result<Identity> {
+    fn from_private_key(
+        role: Role,
+        name: &str,
+        key: rsa::PrivateKey,
+        account: Option<IdentityId>,
+    ) -> Result<Identity> {
         let public = PublicKey::from_rsa(key.to_public_key())?;
         Ok(Identity {
             role,
             name: name.to_owned(),
+            account: account.unwrap_or(public.id),
             key,
             public,
         })
+    }
+
+    /// A new key for the same participant: same account id, role and name, a fresh key of the
+    /// same size. The ledger learns it from a `RotateKey` transaction signed by both keys
+    /// ([`crate::Vault::rotate_key`]).
+    pub fn rotated(&self) -> Result<Identity> {
+        let bits = self.public.bits();
+        let key = rsa::PrivateKey::new(&mut getrandom::SysRng, bits).map_err(|_| Error::Rng)?;
+        Identity::from_private_key(self.role, &self.name, key, Some(self.account))
     }
 
     /// Builds an identity from an unencrypted PKCS#8 DER private key (for importing keys made
@@ -314,15 +354,18 @@ impl Identity {
         check_name(name)?;
         let key = rsa::PrivateKey::from_pkcs8_der(der)
             .map_err(|e| Error::InvalidKey(format!("bad PKCS#8: {e}")))?;
-        Identity::from_private_key(role, name, key)
+        Identity::from_private_key(role, name, key, None)
     }
 
     /// Builds an identity from an unencrypted PKCS#8 PEM (`PRIVATE KEY`).
     pub fn from_pkcs8_pem(role: Role, name: &str, pem: &str) -> Result<Identity> {
         check_name(name)?;
+        if pem.trim().is_empty() {
+            return Err(Error::InvalidKey("the PEM text is empty".into()));
+        }
         let key = rsa::PrivateKey::from_pkcs8_pem(pem)
             .map_err(|e| Error::InvalidKey(format!("bad PKCS#8 PEM: {e}")))?;
-        Identity::from_private_key(role, name, key)
+        Identity::from_private_key(role, name, key, None)
     }
 
     /// The role.
@@ -335,8 +378,14 @@ impl Identity {
         &self.name
     }
 
-    /// The id (derived from the public key).
+    /// The account id: derived from the participant's first public key, unchanged by
+    /// rotations. Transactions are authored by it.
     pub fn id(&self) -> IdentityId {
+        self.account
+    }
+
+    /// The id of the current key (equal to [`Identity::id`] until the first rotation).
+    pub fn key_id(&self) -> IdentityId {
         self.public.id
     }
 
@@ -383,11 +432,12 @@ impl Identity {
             .encrypt_with_params(params, passphrase.as_bytes())
             .map_err(|e| Error::InvalidKey(format!("cannot encrypt key: {e}")))?;
         let mut body = Zeroizing::new(Vec::with_capacity(
-            8 + self.name.len() + encrypted.as_bytes().len(),
+            42 + self.name.len() + encrypted.as_bytes().len(),
         ));
         body.extend_from_slice(KEY_FILE_MAGIC);
         body.push(KEY_FILE_VERSION);
         body.push(self.role.code());
+        body.extend_from_slice(self.account.as_bytes());
         body.extend_from_slice(&(self.name.len() as u16).to_be_bytes());
         body.extend_from_slice(self.name.as_bytes());
         body.extend_from_slice(encrypted.as_bytes());
@@ -404,8 +454,11 @@ impl Identity {
                 limit: limits::MAX_KEY_FILE as u64,
             });
         }
+        if text.trim().is_empty() {
+            return Err(Error::InvalidKey("the key file is empty".into()));
+        }
         let (label, body) = pkcs8::der::pem::decode_vec(text.as_bytes())
-            .map_err(|e| Error::InvalidKey(format!("bad PEM: {e}")))?;
+            .map_err(|e| Error::InvalidKey(format!("not a PEM key file: {e}")))?;
         let body = Zeroizing::new(body);
         if label != KEY_FILE_PEM_LABEL {
             return Err(Error::InvalidKey(format!(
@@ -415,16 +468,20 @@ impl Identity {
         if body.len() < 8 || &body[..4] != KEY_FILE_MAGIC {
             return Err(Error::InvalidKey("not a medshare key file".into()));
         }
-        if body[4] != KEY_FILE_VERSION {
-            return Err(Error::InvalidKey(format!(
-                "unsupported key file version {}",
-                body[4]
-            )));
-        }
         let role = Role::from_code(body[5])
             .ok_or_else(|| Error::InvalidKey(format!("unknown role code {}", body[5])))?;
-        let name_len = usize::from(u16::from_be_bytes([body[6], body[7]]));
-        let rest = &body[8..];
+        let (account, rest) = match body[4] {
+            1 => (None, &body[6..]),
+            2 if body.len() >= 42 => (Some(IdentityId::from_bytes(&body[6..40])?), &body[40..]),
+            2 => return Err(Error::InvalidKey("key file truncated".into())),
+            v => {
+                return Err(Error::InvalidKey(format!(
+                    "unsupported key file version {v}"
+                )));
+            }
+        };
+        let name_len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let rest = &rest[2..];
         if rest.len() < name_len {
             return Err(Error::InvalidKey("key file truncated".into()));
         }
@@ -439,16 +496,29 @@ impl Identity {
             .map_err(|_| Error::WrongPassphrase)?;
         let key =
             rsa::PrivateKey::from_pkcs8_der(der.as_bytes()).map_err(|_| Error::WrongPassphrase)?;
-        Identity::from_private_key(role, name, key)
+        Identity::from_private_key(role, name, key, account)
     }
 
-    /// Writes the encrypted key file to `path` (atomically; mode 0600 on Unix).
+    /// Writes the encrypted key file to a new file at `path` (mode 0600 on Unix). An existing
+    /// file is never replaced (an `Io` error of kind `AlreadyExists`): a key file overwritten
+    /// by mistake is a participant locked out of their records for good.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn save(&self, path: impl AsRef<Path>, passphrase: &str) -> Result<()> {
-        let text = self.to_key_file(passphrase)?;
-        crate::store::fs::write_atomic(path.as_ref(), text.as_bytes(), true)
+        let text = Zeroizing::new(self.to_key_file(passphrase)?);
+        crate::fsutil::write_new(path.as_ref(), text.as_bytes(), true).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists {
+                Error::Io(std::io::Error::new(
+                    e.kind(),
+                    format!("{} already exists; refusing to replace a key file", path.as_ref().display()),
+                ))
+            } else {
+                Error::Io(e)
+            }
+        })
     }
 
     /// Reads and decrypts a key file written by [`Identity::save`].
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn load(path: impl AsRef<Path>, passphrase: &str) -> Result<Identity> {
         let path = path.as_ref();
         let meta = std::fs::metadata(path)?;
@@ -475,10 +545,17 @@ fn check_kdf(encrypted: &pkcs8::EncryptedPrivateKeyInfoRef<'_>) -> Result<()> {
         .kdf
         .scrypt()
         .ok_or_else(|| Error::InvalidKey("key file must use scrypt".into()))?;
-    let memory = 128u64
-        .saturating_mul(u64::from(scrypt.block_size))
-        .saturating_mul(scrypt.cost_parameter);
-    if memory > SCRYPT_MAX_MEMORY || scrypt.parallelization > 4 {
+    let n = u64::from(scrypt.cost_parameter);
+    let r = u64::from(scrypt.block_size);
+    let p = u64::from(scrypt.parallelization);
+    // RFC 7914: N a power of two greater than 1, r and p at least 1.
+    if n < 2 || !n.is_power_of_two() || r == 0 || p == 0 {
+        return Err(Error::InvalidKey(format!(
+            "invalid scrypt parameters N={n}, r={r}, p={p}"
+        )));
+    }
+    let memory = 128u64.saturating_mul(r).saturating_mul(n);
+    if memory > SCRYPT_MAX_MEMORY || p > 4 {
         return Err(Error::InvalidKey(
             "scrypt parameters exceed the allowed cost".into(),
         ));
@@ -503,7 +580,8 @@ impl fmt::Debug for Identity {
         f.debug_struct("Identity")
             .field("role", &self.role)
             .field("name", &self.name)
-            .field("id", &self.public.id)
+            .field("id", &self.account)
+            .field("key", &self.public.id)
             .field("bits", &self.public.bits())
             .finish_non_exhaustive()
     }

@@ -2,29 +2,61 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+// Layers, bottom up (no module imports one above it; `tests/layers.rs` checks):
+//   platform, limits, rule, text, serde_util, fsutil       leaves
+//   cid, cbor, error                                        identifiers and the error type
+//   identity, record                                        keys, ids, purpose codes
+//   envelope (header, key, stream)                          the sealed record format
+//   store (+ net for its network backends), unixfs, car     content-addressed storage
+//   ledger (codec, merkle, checkpoint, state, apply, chain) the chain and its rules
+//   sequencer                                               where transactions go
+//   vault                                                   what applications hold
+
 pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod envelope;
 pub mod error;
+#[cfg(not(target_arch = "wasm32"))]
+pub mod fsutil;
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz;
 pub mod identity;
 pub mod ledger;
 pub mod limits;
+pub mod net;
+pub mod platform;
+pub mod record;
+pub mod rule;
+pub mod sequencer;
+pub mod serde_util;
 pub mod store;
+pub mod text;
 pub mod unixfs;
 pub mod vault;
 
 pub use crate::cid::Cid;
-pub use crate::envelope::{DataKey, Metadata, RecordId};
-pub use crate::error::{Error, Result};
+pub use crate::envelope::{DataKey, Metadata};
+pub use crate::error::{Category, Error, ErrorCode, Result};
 pub use crate::identity::{Identity, IdentityId, PublicKey, Role};
+pub use crate::ledger::{Endorsement, Policy};
+pub use crate::record::{Purpose, RecordId};
+pub use crate::rule::Rule;
+pub use crate::sequencer::{LocalSequencer, Sequencer};
 pub use crate::store::{BlockStore, Store};
 pub use crate::unixfs::Profile;
-pub use crate::vault::Vault;
+pub use crate::vault::{Expiry, GrantOptions, Vault};
 
 /// The root CID `ipfs add` prints for `data` under `profile` (see [`unixfs`]).
 pub fn cid(data: &[u8], profile: Profile) -> Cid {
     unixfs::cid(data, profile)
+}
+
+/// Parses a CID typed by someone: anything malformed is [`Error::InvalidInput`] (a CID found in
+/// stored data that does not parse is [`Error::InvalidCid`] instead).
+pub fn parse_cid(s: &str) -> Result<Cid> {
+    s.trim()
+        .parse()
+        .map_err(|e: crate::cid::CidError| Error::InvalidInput(format!("`{}`: {e}", text::escape(s))))
 }

@@ -19,3 +19,5 @@ pub const MAX_RECIPIENTS: usize = 1024;
 pub const MAX_RECORD_SIZE: u64 = 1 << 40;
 /// Largest block a store accepts or returns (kubo and bitswap refuse blocks over 2 MiB).
 pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
+/// Largest encrypted grant note on the ledger (nonce, text, tag), in bytes.
+pub const MAX_GRANT_NOTE: usize = 4096;

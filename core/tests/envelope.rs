@@ -4,9 +4,9 @@ use std::io::Cursor;
 
 use common::{Rand, identity};
 use medshare::envelope::{
-    self, DataKey, Header, Metadata, Opener, RecordId, SealOptions, Sealer, TAG_LEN,
+    self, DataKey, Decryptor, Encryptor, Header, Metadata, SealOptions, Stanza, TAG_LEN, padded_len,
 };
-use medshare::{Error, Identity};
+use medshare::{Error, Identity, RecordId};
 use proptest::prelude::*;
 
 fn meta(size: usize) -> Metadata {
@@ -21,7 +21,7 @@ fn meta(size: usize) -> Metadata {
 fn seal_small(data: &[u8], to: &[&Identity]) -> (RecordId, Vec<u8>, DataKey) {
     let record = RecordId::random().unwrap();
     let pks: Vec<_> = to.iter().map(|i| i.public()).collect();
-    let (mut sealer, mut out) = Sealer::new(
+    let (mut sealer, mut out) = Encryptor::new(
         &record,
         1,
         &meta(data.len()),
@@ -44,6 +44,15 @@ fn payload_start(sealed: &[u8]) -> usize {
     Header::parse(sealed).unwrap().len()
 }
 
+/// An envelope built from explicit parts (its own DEK, salt and stanzas).
+fn from_parts(dek: DataKey, salt: [u8; 32], stanzas: Vec<Stanza>, record: &RecordId, plain: &[u8]) -> Vec<u8> {
+    let h = Header::build(&dek, salt, 16, stanzas, record, 1, &meta(plain.len())).unwrap();
+    let (mut s, mut out) = Encryptor::from_header(dek, &h).unwrap();
+    s.update(plain, &mut out).unwrap();
+    s.finish(&mut out).unwrap();
+    out
+}
+
 #[test]
 fn round_trip_for_every_recipient() {
     let (p, d) = (identity("patient"), identity("doctor"));
@@ -53,11 +62,9 @@ fn round_trip_for_every_recipient() {
     assert_eq!(open_all(&d, &sealed).unwrap(), data);
     let h = Header::parse(&sealed).unwrap();
     assert_eq!((h.record(), h.version(), h.stanzas().len()), (record, 1, 2));
-    // Exactly header + plaintext + one tag per chunk.
-    assert_eq!(
-        sealed.len(),
-        h.len() + data.len() + data.len().div_ceil(4096) * TAG_LEN
-    );
+    // Exactly header + padded plaintext + one tag per chunk.
+    let padded = padded_len(data.len() as u64) as usize;
+    assert_eq!(sealed.len(), h.len() + padded + padded.div_ceil(4096) * TAG_LEN);
 }
 
 #[test]
@@ -98,22 +105,11 @@ fn wrong_key_for_a_stanza_fails_unwrap() {
     let (p, d) = (identity("patient"), identity("doctor"));
     let record = RecordId::random().unwrap();
     let dek = DataKey::generate().unwrap();
-    let stanza = envelope::Stanza {
+    let stanza = Stanza {
         recipient: d.id(),
         wrapped_key: dek.wrap(p.public(), &record, 1).unwrap(),
     };
-    let (mut s, mut out) = Sealer::from_parts(
-        dek,
-        [7; 32],
-        vec![stanza],
-        &record,
-        1,
-        &meta(3),
-        SealOptions::default(),
-    )
-    .unwrap();
-    s.update(b"abc", &mut out).unwrap();
-    s.finish(&mut out).unwrap();
+    let out = from_parts(dek, [7; 32], vec![stanza], &record, b"abc");
     assert!(matches!(open_all(&d, &out), Err(Error::KeyUnwrap)));
 }
 
@@ -137,23 +133,57 @@ fn wrong_oaep_label_fails_unwrap() {
         Err(Error::KeyUnwrap)
     ));
     // Replaying the wrapped key of one record into an envelope of another record.
-    let stanza = envelope::Stanza {
+    let stanza = Stanza {
         recipient: d.id(),
         wrapped_key: wrapped,
     };
-    let (mut s, mut out) = Sealer::from_parts(
-        dek,
-        [1; 32],
-        vec![stanza],
-        &other,
-        1,
-        &meta(1),
-        SealOptions::default(),
-    )
-    .unwrap();
-    s.update(b"x", &mut out).unwrap();
-    s.finish(&mut out).unwrap();
+    let out = from_parts(dek, [1; 32], vec![stanza], &other, b"x");
     assert!(matches!(open_all(&d, &out), Err(Error::KeyUnwrap)));
+}
+
+#[test]
+fn a_reader_given_another_key_is_refused_before_any_plaintext() {
+    // "Invisible salamanders": the publisher wraps one key for the patient and another for the
+    // doctor. AES-GCM alone would let both keys "open" crafted chunks to different plaintexts;
+    // the key commitment in the header refuses the doctor's key before anything is decrypted.
+    let (p, d) = (identity("patient"), identity("doctor"));
+    let record = RecordId::random().unwrap();
+    let dek = DataKey::generate().unwrap();
+    let other = DataKey::generate().unwrap();
+    let stanzas = vec![
+        Stanza { recipient: p.id(), wrapped_key: dek.wrap(p.public(), &record, 1).unwrap() },
+        Stanza { recipient: d.id(), wrapped_key: other.wrap(d.public(), &record, 1).unwrap() },
+    ];
+    let sealed = from_parts(dek, [3; 32], stanzas, &record, b"the patient's plaintext");
+    assert_eq!(open_all(&p, &sealed).unwrap(), b"the patient's plaintext");
+    let mut out = Vec::new();
+    assert!(matches!(envelope::open(&d, &sealed[..], &mut out), Err(Error::KeyCommitment)));
+    assert!(out.is_empty(), "nothing may be released to a reader holding another key");
+    let h = Header::parse(&sealed).unwrap();
+    assert!(matches!(h.metadata(&other), Err(Error::KeyCommitment)));
+    assert!(matches!(Decryptor::new(&h, &other), Err(Error::KeyCommitment)));
+    assert!(matches!(
+        envelope::open_range(&other, Cursor::new(&sealed), 0, 1, &mut Vec::new()),
+        Err(Error::KeyCommitment)
+    ));
+}
+
+#[test]
+fn the_envelope_size_reveals_only_the_padded_size() {
+    let p = identity("patient");
+    // Sizes that pad to the same length give envelopes of the same length.
+    let (_, a, _) = seal_small(&Rand::new(1).bytes(1000), &[&p]);
+    let (_, b, _) = seal_small(&Rand::new(2).bytes(1005), &[&p]);
+    assert_eq!(padded_len(1000), padded_len(1005));
+    assert_eq!(a.len(), b.len());
+    // Tiny records all look like 256 bytes.
+    let (_, c, _) = seal_small(b"", &[&p]);
+    let (_, e, _) = seal_small(&[7u8; 200], &[&p]);
+    assert_eq!(c.len(), e.len());
+    // What the size still says: within ~12% (docs/SECURITY.md).
+    for n in [300u64, 5_000, 1 << 20, 123_456_789] {
+        assert!(padded_len(n) >= n && padded_len(n) - n <= n / 8);
+    }
 }
 
 #[test]
@@ -165,7 +195,7 @@ fn tampered_chunk() {
     sealed[start + 2 * (4096 + TAG_LEN) + 100] ^= 0x40;
     assert!(matches!(
         open_all(&p, &sealed),
-        Err(Error::ChunkAuthentication { index: 2 })
+        Err(Error::ChunkAuthentication { chunk: Some(2) })
     ));
 }
 
@@ -178,20 +208,20 @@ fn tampered_tag_and_metadata_and_header() {
     t[start + 4096 + TAG_LEN - 1] ^= 1; // tag of chunk 0
     assert!(matches!(
         open_all(&p, &t),
-        Err(Error::ChunkAuthentication { index: 0 })
+        Err(Error::ChunkAuthentication { chunk: Some(0) })
     ));
     let mut t = sealed.clone();
     t[start - 20] ^= 1; // inside the metadata ciphertext
     assert!(matches!(
         open_all(&p, &t),
-        Err(Error::ChunkAuthentication { index: u64::MAX })
+        Err(Error::ChunkAuthentication { chunk: None })
     ));
     let mut t = sealed.clone();
-    t[40] ^= 1; // the salt: every key changes
-    assert!(matches!(
-        open_all(&p, &t),
-        Err(Error::ChunkAuthentication { .. })
-    ));
+    t[40] ^= 1; // the salt: the key commitment no longer matches
+    assert!(matches!(open_all(&p, &t), Err(Error::KeyCommitment)));
+    let mut t = sealed.clone();
+    t[70] ^= 1; // the commitment itself
+    assert!(matches!(open_all(&p, &t), Err(Error::KeyCommitment)));
 }
 
 #[test]
@@ -210,7 +240,7 @@ fn swapped_and_reordered_chunks() {
     swapped.extend_from_slice(&sealed[start + 4 * c..]);
     assert!(matches!(
         open_all(&p, &swapped),
-        Err(Error::ChunkAuthentication { index: 1 })
+        Err(Error::ChunkAuthentication { chunk: Some(1) })
     ));
     // Rotate the full chunks.
     let mut reordered = sealed[..start].to_vec();
@@ -220,7 +250,7 @@ fn swapped_and_reordered_chunks() {
     reordered.extend_from_slice(&sealed[start + 4 * c..]);
     assert!(matches!(
         open_all(&p, &reordered),
-        Err(Error::ChunkAuthentication { index: 0 })
+        Err(Error::ChunkAuthentication { chunk: Some(0) })
     ));
     // A chunk taken from another envelope sealed to the same recipient.
     let (_, other, _) = seal_small(&data, &[&p]);
@@ -228,7 +258,7 @@ fn swapped_and_reordered_chunks() {
     mixed[start + c..start + 2 * c].copy_from_slice(&other[start + c..start + 2 * c]);
     assert!(matches!(
         open_all(&p, &mixed),
-        Err(Error::ChunkAuthentication { index: 1 })
+        Err(Error::ChunkAuthentication { chunk: Some(1) })
     ));
 }
 
@@ -239,6 +269,8 @@ fn truncated_envelopes() {
     let (_, sealed, _) = seal_small(&data, &[&p]);
     let start = payload_start(&sealed);
     let c = 4096 + TAG_LEN;
+    // 3 * 4096 is already a Padmé length: three whole chunks.
+    assert_eq!(padded_len(3 * 4096), 3 * 4096);
     // Cut at a chunk boundary (dropping the final chunk), in the middle of a chunk, and inside the header.
     for cut in [start + 2 * c, start + c + 77, start, start - 1, 10, 0] {
         assert!(
@@ -273,11 +305,11 @@ fn malformed_headers() {
     t[7] = 40; // chunk exponent
     assert!(matches!(open_all(&p, &t), Err(Error::MalformedEnvelope(_))));
     let mut t = sealed.clone();
-    t[60] = 0;
-    t[61] = 0; // zero recipients
+    t[92] = 0;
+    t[93] = 0; // zero recipients
     assert!(matches!(open_all(&p, &t), Err(Error::MalformedEnvelope(_))));
     let mut t = sealed.clone();
-    t[62 + 34] = 0xff; // wrapped key length
+    t[94 + 34] = 0xff; // wrapped key length
     assert!(matches!(open_all(&p, &t), Err(Error::MalformedEnvelope(_))));
     assert!(matches!(open_all(&p, b""), Err(Error::Truncated)));
 }
@@ -287,7 +319,7 @@ fn declared_size_is_enforced() {
     let p = identity("patient");
     let record = RecordId::random().unwrap();
     let (mut s, mut out) =
-        Sealer::new(&record, 1, &meta(10), &[p.public()], SealOptions::default()).unwrap();
+        Encryptor::new(&record, 1, &meta(10), &[p.public()], SealOptions::default()).unwrap();
     s.update(b"12345", &mut out).unwrap();
     assert!(matches!(
         s.finish(&mut out),
@@ -297,7 +329,7 @@ fn declared_size_is_enforced() {
         })
     ));
     let (mut s, mut out) =
-        Sealer::new(&record, 1, &meta(3), &[p.public()], SealOptions::default()).unwrap();
+        Encryptor::new(&record, 1, &meta(3), &[p.public()], SealOptions::default()).unwrap();
     assert!(matches!(
         s.update(b"12345", &mut out),
         Err(Error::SizeMismatch {
@@ -316,7 +348,7 @@ fn oversize_inputs_are_refused() {
         ..meta(0)
     };
     assert!(matches!(
-        Sealer::new(&record, 1, &huge, &[p.public()], SealOptions::default()),
+        Encryptor::new(&record, 1, &huge, &[p.public()], SealOptions::default()),
         Err(Error::TooLarge { what: "record", .. })
     ));
     let long_name = Metadata {
@@ -324,7 +356,7 @@ fn oversize_inputs_are_refused() {
         ..meta(0)
     };
     assert!(matches!(
-        Sealer::new(
+        Encryptor::new(
             &record,
             1,
             &long_name,
@@ -337,11 +369,15 @@ fn oversize_inputs_are_refused() {
         })
     ));
     assert!(matches!(
-        Sealer::new(&record, 1, &meta(0), &[], SealOptions::default()),
+        Encryptor::new(&record, 1, &meta(0), &[], SealOptions::default()),
         Err(Error::TooLarge {
             what: "recipient list",
             ..
         })
+    ));
+    assert!(matches!(
+        Encryptor::new(&record, 1, &meta(0), &[p.public()], SealOptions { chunk_exp: 30 }),
+        Err(Error::InvalidInput(_))
     ));
 }
 
@@ -384,7 +420,7 @@ fn byte_ranges_decrypt_alone() {
     t[start + 4096 + TAG_LEN + 5] ^= 1;
     assert!(matches!(
         envelope::open_range(&dek, Cursor::new(&t), 4096, 10, &mut Vec::new()),
-        Err(Error::ChunkAuthentication { index: 1 })
+        Err(Error::ChunkAuthentication { chunk: Some(1) })
     ));
     assert!(matches!(
         envelope::open_range(
@@ -421,18 +457,18 @@ fn streaming_read_write_api_round_trip() {
 }
 
 #[test]
-fn opener_accepts_any_split() {
+fn decryptor_accepts_any_split() {
     let p = identity("patient");
     let data = Rand::new(8).bytes(10_000);
     let (_, sealed, dek) = seal_small(&data, &[&p]);
     let h = Header::parse(&sealed).unwrap();
     for step in [1usize, 7, 4096, 4112, 5000] {
-        let mut opener = Opener::new(&h, &dek).unwrap();
+        let mut dec = Decryptor::new(&h, &dek).unwrap();
         let mut out = Vec::new();
         for piece in sealed[h.len()..].chunks(step) {
-            opener.update(piece, &mut out).unwrap();
+            dec.update(piece, &mut out).unwrap();
         }
-        opener.finish(&mut out).unwrap();
+        dec.finish().unwrap();
         assert_eq!(out, data, "step {step}");
     }
 }
@@ -444,7 +480,7 @@ proptest! {
     fn seal_open_round_trip(data in proptest::collection::vec(any::<u8>(), 0..20_000), exp in 12u8..=14, split in 1usize..5000) {
         let p = identity("patient");
         let record = RecordId::random().unwrap();
-        let (mut s, mut sealed) = Sealer::new(&record, 3, &meta(data.len()), &[p.public()], SealOptions { chunk_exp: exp }).unwrap();
+        let (mut s, mut sealed) = Encryptor::new(&record, 3, &meta(data.len()), &[p.public()], SealOptions { chunk_exp: exp }).unwrap();
         for piece in data.chunks(split) {
             s.update(piece, &mut sealed).unwrap();
         }

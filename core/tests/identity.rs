@@ -183,3 +183,76 @@ fn debug_never_prints_key_material() {
     assert!(dbg.contains("Patient") && dbg.contains(&id.id().to_string()));
     assert!(dbg.len() < 300, "{dbg}");
 }
+
+#[test]
+fn a_key_file_with_bad_scrypt_parameters_is_refused_not_a_panic() {
+    // N = 0, N not a power of two, r = 0, p = 0: each was a panic inside the KDF before
+    // (issue 13.13); now an InvalidKey before any work. The structured fuzz harness builds
+    // such files; these are its regression inputs.
+    for (n, r, p) in [(0u64, 8u64, 1u64), (1, 8, 1), (3, 8, 1), (1024, 0, 1), (1024, 8, 0)] {
+        let text = structured(n, r, p);
+        match Identity::from_key_file(&text, "pw") {
+            Err(Error::InvalidKey(m)) => assert!(m.contains("scrypt"), "{m}"),
+            other => panic!("N={n} r={r} p={p}: {other:?}"),
+        }
+    }
+}
+
+/// A key file whose scrypt parameters are given (see `medshare::fuzz::structured_key_file`).
+fn structured(n: u64, r: u64, p: u64) -> String {
+    // The harness reads: selector, N (8 bytes), then salt/nonce/ciphertext lengths.
+    let mut data = vec![0u8, (r >> 8) as u8, r as u8, p as u8];
+    data[0] = 1; // "raw value" mode for N (n % 70_000)
+    data.extend_from_slice(&n.to_be_bytes());
+    data.extend_from_slice(&[16]);
+    data.extend_from_slice(&[0xaa; 16]);
+    data.extend_from_slice(&[0xbb; 12]);
+    data.extend_from_slice(&[4]);
+    data.extend_from_slice(&[0xcc; 32]);
+    medshare::fuzz::structured_key_file(&data)
+}
+
+#[test]
+fn empty_and_foreign_key_files_say_what_they_are() {
+    for text in ["", "   \n"] {
+        match Identity::from_key_file(text, "pw") {
+            Err(Error::InvalidKey(m)) => assert!(m.contains("empty"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+    }
+    assert!(matches!(
+        Identity::from_pkcs8_pem(Role::Patient, "x", ""),
+        Err(Error::InvalidKey(m)) if m.contains("empty")
+    ));
+    // Parse errors of roles and ids are input errors, never key errors.
+    assert!(matches!("nurse".parse::<Role>(), Err(Error::InvalidInput(_))));
+    assert!(matches!("not-an-id".parse::<medshare::IdentityId>(), Err(Error::InvalidInput(_))));
+}
+
+#[test]
+fn rotation_keeps_the_account_across_key_files() {
+    let id = identity("patient");
+    let next = id.rotated().unwrap();
+    assert_eq!(next.id(), id.id());
+    assert_ne!(next.key_id(), id.key_id());
+    assert_eq!(next.key_id(), next.public().id());
+    let text = next.to_key_file("a long passphrase").unwrap();
+    let back = Identity::from_key_file(&text, "a long passphrase").unwrap();
+    assert_eq!((back.id(), back.key_id()), (id.id(), next.key_id()));
+}
+
+#[test]
+fn save_never_replaces_a_key_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("alice.key");
+    let a = identity("patient");
+    a.save(&path, "a long passphrase").unwrap();
+    let before = std::fs::read(&path).unwrap();
+    match identity("patient2").save(&path, "another passphrase") {
+        Err(Error::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // A missing file is an I/O error (not a backend or key error).
+    assert!(matches!(Identity::load(dir.path().join("nope"), "x"), Err(Error::Io(_))));
+}

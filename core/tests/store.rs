@@ -280,15 +280,40 @@ fn a_block_file_altered_on_disk_is_caught() {
         block_on(store.get(&cid)),
         Err(Error::CidMismatch { .. })
     ));
+    // Putting the good bytes again repairs the file (a put over a damaged file replaces it).
+    block_on(store.put(&cid, b"on disk")).unwrap();
+    assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
+    // A file of the right length with other bytes is replaced too.
+    std::fs::write(&path, b"xx disk").unwrap();
+    block_on(store.put_many(&[medshare::store::Block { cid, data: b"on disk".to_vec() }])).unwrap();
+    assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
 }
 
 #[test]
-fn damaged_head_is_reported() {
+fn a_directory_left_in_tmp_does_not_stop_the_store() {
     let dir = tempfile::tempdir().unwrap();
     drop(FsStore::open(dir.path()).unwrap());
-    std::fs::write(dir.path().join("HEAD"), "not a cid\n").unwrap();
-    assert!(matches!(
-        FsStore::open(dir.path()),
-        Err(Error::StoreCorrupt(_))
-    ));
+    std::fs::create_dir_all(dir.path().join("tmp/stray/deeper")).unwrap();
+    std::fs::write(dir.path().join("tmp/stray/deeper/file"), b"x").unwrap();
+    std::fs::write(dir.path().join("tmp/partial"), b"x").unwrap();
+    FsStore::open(dir.path()).unwrap();
+    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+}
+
+#[test]
+fn damaged_head_is_reported_and_can_be_reset() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(FsStore::open(dir.path()).unwrap());
+    for damage in [&b"not a cid\n"[..], b"bafyrei", b"\xff\xfe"] {
+        std::fs::write(dir.path().join("HEAD"), damage).unwrap();
+        // The store still opens (so that it can be repaired); reading the head says what to do.
+        let store = FsStore::open(dir.path()).unwrap();
+        match block_on(BlockStore::head(&store)) {
+            Err(Error::StoreCorrupt(m)) => assert!(m.contains("medshare repair"), "{m}"),
+            other => panic!("{other:?}"),
+        }
+        let cid = Cid::dag_cbor(b"a head");
+        store.reset_head(&cid).unwrap();
+        assert_eq!(block_on(BlockStore::head(&store)).unwrap(), Some(cid));
+    }
 }

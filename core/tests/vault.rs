@@ -1,50 +1,82 @@
-//! The vault end to end: the full story, access errors, revocation semantics, expiry.
+//! The vault end to end: the story, access errors, revocation, expiry, rotation, clock skew,
+//! imports, exports, garbage collection.
 
 mod common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use common::{Rand, identity};
-use medshare::ledger::{Policy, Rule};
-use medshare::{Error, Identity, Store, Vault};
+use medshare::envelope::Metadata;
+use medshare::ledger::{Endorsement, Policy};
+use medshare::sequencer::LocalSequencer;
+use medshare::{Error, Expiry, GrantOptions, Identity, Purpose, Rule, Store, Vault};
 use pollster::block_on;
 
+const NOW: u64 = 1_900_000_000;
+
+fn clock(at: u64) -> (Arc<AtomicU64>, medshare::sequencer::Clock) {
+    let now = Arc::new(AtomicU64::new(at));
+    let c = now.clone();
+    (now, Arc::new(move || c.load(Ordering::SeqCst)))
+}
+
 async fn fresh() -> Vault {
-    Vault::create(
-        Store::memory(),
-        "test-net",
-        identity("authority"),
-        Policy::default(),
-    )
-    .await
-    .unwrap()
+    Vault::create(Store::memory(), "test-net", identity("authority"), Policy::default())
+        .await
+        .unwrap()
+}
+
+fn endorse(v: &Vault, d: &Identity, licence: &str) -> Endorsement {
+    Endorsement::sign(&identity("authority"), &v.genesis(), &d.id(), licence).unwrap()
+}
+
+async fn with_people(v: &mut Vault) -> (Identity, Identity, Identity) {
+    let (p, d1, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
+    v.register(&p, None).await.unwrap();
+    v.register(&d1, Some(&endorse(v, &d1, "GMC-1"))).await.unwrap();
+    v.register(&d2, Some(&endorse(v, &d2, "GMC-2"))).await.unwrap();
+    (p, d1, d2)
+}
+
+fn treat() -> GrantOptions {
+    GrantOptions::default()
 }
 
 #[test]
 fn full_story() {
     block_on(async {
         let mut v = fresh().await;
-        let (p, d1, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
-        v.register(&p, None).await.unwrap();
-        v.register(&d1, Some("GMC-1")).await.unwrap();
-        v.register(&d2, Some("GMC-2")).await.unwrap();
+        let (p, d1, d2) = with_people(&mut v).await;
         let data = Rand::new(9).bytes(3 << 20);
-        let r = v
-            .publish_bytes(&p, &data, "scan.dcm", "application/dicom")
-            .await
-            .unwrap();
-        v.grant(&p, &r, &d1.id(), None, Some("cardiology"))
-            .await
-            .unwrap();
-        v.grant(&p, &r, &d2.id(), None, None).await.unwrap();
+        let r = v.publish_bytes(&p, &data, "scan.dcm", "application/dicom").await.unwrap();
+        let note = GrantOptions {
+            note: Some("second opinion on the HIV follow-up".into()),
+            purpose: Purpose::CoordinationOfCare,
+            ..treat()
+        };
+        v.grant(&p, &r, &d1.id(), note).await.unwrap();
+        v.grant(&p, &r, &d2.id(), treat()).await.unwrap();
         for who in [&p, &d1, &d2] {
             let mut out = Vec::new();
             let m = v.open_record(who, &r, &mut out).await.unwrap();
             assert_eq!(out, data);
             assert_eq!(m.media_type, "application/dicom");
         }
-        assert_eq!(v.records_for(&d1.id()).len(), 1);
+        // The free text travels encrypted: the owner and the doctor read it, the ledger holds a
+        // purpose code only.
+        assert_eq!(
+            v.grant_note(&d1, &r, &d1.id()).await.unwrap().as_deref(),
+            Some("second opinion on the HIV follow-up")
+        );
+        assert_eq!(
+            v.grant_note(&p, &r, &d1.id()).await.unwrap().as_deref(),
+            Some("second opinion on the HIV follow-up")
+        );
+        assert!(v.grant_note(&d2, &r, &d1.id()).await.is_err());
+        assert_eq!(v.metadata(&d2, &r).await.unwrap().name, "scan.dcm");
+        assert_eq!(v.records_granted_to(&d1.id()).len(), 1);
         let before = v.state().contents(&r)[0];
         let report = v.revoke(&p, &r, &d1.id()).await.unwrap();
         assert_eq!(report.new_version, 2);
@@ -58,14 +90,15 @@ fn full_story() {
         let mut out = Vec::new();
         v.open_record(&d2, &r, &mut out).await.unwrap();
         assert_eq!(out, data);
-        assert!(v.records_for(&d1.id()).is_empty());
+        assert!(v.records_granted_to(&d1.id()).is_empty());
         let report = v.verify().await.unwrap();
-        assert_eq!(report.blocks, 8);
+        assert_eq!((report.blocks, report.height), (8, 7));
         let audit = v.audit(&r).unwrap();
         assert_eq!(audit.len(), 6, "{audit:#?}");
+        assert_eq!(audit[1].kind.purpose(), Some(Purpose::CoordinationOfCare));
         // A second vault over the same store replays the same state.
-        let reopened = Vault::open(v.store().clone(), None).await.unwrap();
-        assert_eq!(reopened.state().head(), v.state().head());
+        let reopened = Vault::open(v.store().clone(), None, Some(&v.genesis())).await.unwrap();
+        assert_eq!(reopened.head(), v.head());
     });
 }
 
@@ -73,97 +106,257 @@ fn full_story() {
 fn access_errors() {
     block_on(async {
         let mut v = fresh().await;
-        let (p, d1, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
-        v.register(&p, None).await.unwrap();
-        v.register(&d1, Some("GMC-1")).await.unwrap();
-        let r = v
-            .publish_bytes(&p, b"{}", "a.json", "application/fhir+json")
-            .await
-            .unwrap();
+        let (p, d1, d2) = with_people(&mut v).await;
+        let r = v.publish_bytes(&p, b"x", "", "text/plain").await.unwrap();
+        assert!(matches!(v.open_record(&d1, &r, &mut Vec::new()).await, Err(Error::AccessDenied(_))));
+        let unknown = medshare::RecordId::from_bytes([9; 16]);
+        assert!(matches!(v.open_record(&p, &unknown, &mut Vec::new()).await, Err(Error::UnknownRecord(_))));
+        // Grant by someone who is not the owner: refused by the ledger, nothing written.
+        let height = v.height();
         assert!(matches!(
-            v.open_record(&d1, &r, &mut Vec::new()).await,
-            Err(Error::AccessDenied(_))
+            v.grant(&d1, &r, &d2.id(), treat()).await,
+            Err(Error::Rejected { rule: Rule::Role | Rule::NotOwner, .. })
         ));
-        // Grant to an unregistered doctor.
-        match v.grant(&p, &r, &d2.id(), None, None).await {
-            Err(Error::Rejected {
-                rule: Rule::Grantee,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
-        // Grant by a non-owner (the doctor tries to share it on).
-        v.register(&d2, Some("GMC-2")).await.unwrap();
-        match v.grant(&d1, &r, &d2.id(), None, None).await {
-            Err(Error::Rejected {
-                rule: Rule::NotOwner,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
-        // Revoking a doctor who holds no grant.
-        match v.revoke(&p, &r, &d2.id()).await {
-            Err(Error::Rejected {
-                rule: Rule::NotGranted,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
-        // A doctor cannot publish.
-        match v.publish_bytes(&d1, b"x", "", "").await {
-            Err(Error::Rejected {
-                rule: Rule::Role, ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
-        // An unregistered patient cannot publish.
-        let stranger =
-            Identity::from_pkcs8_pem(medshare::Role::Patient, "s", common::key("doctor3072"))
-                .unwrap();
-        match v.publish_bytes(&stranger, b"x", "", "").await {
-            Err(Error::Rejected {
-                rule: Rule::UnknownAuthor,
-                ..
-            }) => {}
-            other => panic!("{other:?}"),
-        }
+        assert_eq!(v.height(), height);
+        // A doctor without an endorsement, or with an empty licence, is refused in core
+        // (every binding goes through here).
+        let d3 = identity("doctor3072");
+        assert!(matches!(v.register(&d3, None).await, Err(Error::InvalidInput(_))));
         assert!(matches!(
-            v.open_record(&p, &medshare::RecordId::random().unwrap(), &mut Vec::new())
-                .await,
-            Err(Error::UnknownRecord(_))
+            Endorsement::sign(&identity("authority"), &v.genesis(), &d3.id(), ""),
+            Err(Error::InvalidInput(_))
         ));
-        // Nothing refused reached the chain.
-        assert_eq!(v.verify().await.unwrap().blocks, 5);
+        // An endorsement made for someone else, or another network.
+        let other = endorse(&v, &d1, "GMC-3");
+        assert!(matches!(v.register(&d3, Some(&other)).await, Err(Error::InvalidInput(_))));
+        let wrong_net = Endorsement::sign(&identity("authority"), &medshare::cid::Cid::dag_cbor(b"x"), &d3.id(), "L").unwrap();
+        assert!(matches!(v.register(&d3, Some(&wrong_net)).await, Err(Error::InvalidInput(_))));
+        // Authorities are not registered.
+        assert!(matches!(
+            v.register(&identity("authority2"), None).await,
+            Err(Error::Rejected { rule: Rule::Role, .. })
+        ));
     });
 }
 
 #[test]
-fn expired_grant() {
+fn expiry_rekeys_at_the_next_write() {
     block_on(async {
         let mut v = fresh().await;
-        let now = Arc::new(AtomicU64::new(1_900_000_000));
-        let clock = now.clone();
-        v.set_clock(Arc::new(move || clock.load(Ordering::SeqCst)));
-        let (p, d) = (identity("patient"), identity("doctor"));
-        v.register(&p, None).await.unwrap();
-        v.register(&d, Some("L")).await.unwrap();
-        let r = v.publish_bytes(&p, b"lab", "", "text/plain").await.unwrap();
-        v.grant(&p, &r, &d.id(), Some(1_900_000_100), None)
-            .await
-            .unwrap();
-        v.open_record(&d, &r, &mut Vec::new()).await.unwrap();
-        now.store(1_900_000_100, Ordering::SeqCst);
-        assert!(matches!(
-            v.open_record(&d, &r, &mut Vec::new()).await,
-            Err(Error::AccessExpired(_))
-        ));
-        // A grant that is already expired is refused.
-        match v.grant(&p, &r, &d.id(), Some(1_900_000_050), None).await {
-            Err(Error::Rejected {
-                rule: Rule::Expiry, ..
-            }) => {}
+        let (now, c) = clock(NOW);
+        v.set_clock(c);
+        let (p, d1, d2) = with_people(&mut v).await;
+        let r = v.publish_bytes(&p, b"lab results", "", "text/plain").await.unwrap();
+        let soon = GrantOptions {
+            expires: Some(Expiry::After(Duration::from_secs(100))),
+            ..treat()
+        };
+        v.grant(&p, &r, &d1.id(), soon).await.unwrap();
+        assert_eq!(v.access_list(&r).unwrap()[0].expires, Some(NOW + 100));
+        v.open_record(&d1, &r, &mut Vec::new()).await.unwrap();
+        now.store(NOW + 100, Ordering::SeqCst);
+        assert!(matches!(v.open_record(&d1, &r, &mut Vec::new()).await, Err(Error::AccessExpired(_))));
+        // A grant already expired when issued is refused.
+        match v.grant(&p, &r, &d2.id(), GrantOptions { expires: Some(Expiry::At(NOW)), ..treat() }).await {
+            Err(Error::Rejected { rule: Rule::Expiry, .. }) => {}
             other => panic!("{other:?}"),
         }
+        // An expiry far beyond the clock's range is an input error, not a wrapped time.
+        assert!(matches!(
+            v.grant(&p, &r, &d2.id(), GrantOptions { expires: Some(Expiry::After(Duration::from_secs(u64::MAX))), ..treat() }).await,
+            Err(Error::InvalidInput(_))
+        ));
+        // The next write (a grant to another doctor) re-keys the record first: the expired
+        // doctor's key opens nothing from now on, even with its clock moved back.
+        let version = v.record(&r).unwrap().version;
+        v.grant(&p, &r, &d2.id(), treat()).await.unwrap();
+        assert_eq!(v.record(&r).unwrap().version, version + 1);
+        now.store(NOW, Ordering::SeqCst);
+        assert!(matches!(v.open_record(&d1, &r, &mut Vec::new()).await, Err(Error::AccessDenied(_))));
+        let mut out = Vec::new();
+        v.open_record(&d2, &r, &mut out).await.unwrap();
+        assert_eq!(out, b"lab results");
+    });
+}
+
+#[test]
+fn rotation_keeps_the_account_and_rekeys() {
+    block_on(async {
+        let mut v = fresh().await;
+        let (p, d1, _) = with_people(&mut v).await;
+        let r = v.publish_bytes(&p, b"before rotation", "", "text/plain").await.unwrap();
+        v.grant(&p, &r, &d1.id(), treat()).await.unwrap();
+        // The patient rotates: she can still read, grant and revoke as herself.
+        let p2 = p.rotated().unwrap();
+        let report = v.rotate_key(&p, &p2).await.unwrap();
+        assert_eq!(report.rekeyed, vec![r]);
+        let mut out = Vec::new();
+        v.open_record(&p2, &r, &mut out).await.unwrap();
+        assert_eq!(out, b"before rotation");
+        // The old key opens nothing published from now on.
+        assert!(matches!(v.open_record(&p, &r, &mut Vec::new()).await, Err(Error::KeyUnwrap)));
+        let r2 = v.publish_bytes(&p2, b"after", "", "text/plain").await.unwrap();
+        assert!(v.open_record(&p, &r2, &mut Vec::new()).await.is_err());
+        // The doctor keeps access through the re-key.
+        v.open_record(&d1, &r, &mut Vec::new()).await.unwrap();
+        // The doctor rotates too: his grants are re-wrapped, he keeps reading.
+        let d1b = d1.rotated().unwrap();
+        let report = v.rotate_key(&d1, &d1b).await.unwrap();
+        assert_eq!((report.rewrapped, report.rekeyed.len()), (1, 0));
+        v.open_record(&d1b, &r, &mut Vec::new()).await.unwrap();
+        v.revoke(&p2, &r, &d1b.id()).await.unwrap();
+        assert!(matches!(v.open_record(&d1b, &r, &mut Vec::new()).await, Err(Error::AccessRevoked(_))));
+        // A rotation to another account's key is refused.
+        assert!(matches!(v.rotate_key(&p2, &d1b).await, Err(Error::InvalidInput(_))));
+        v.verify().await.unwrap();
+    });
+}
+
+#[test]
+fn a_fast_clock_does_not_brick_a_home_and_a_slow_reader_still_opens() {
+    block_on(async {
+        let store = Store::memory();
+        let (fast_now, fast) = clock(NOW + 86_400);
+        let seq = LocalSequencer::create(store.clone(), "n", identity("authority"), Policy::default())
+            .await
+            .unwrap();
+        let mut v = Vault::open(store.clone(), Some(Arc::new(seq.0.with_clock(fast.clone()))), None)
+            .await
+            .unwrap();
+        v.set_clock(fast);
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        let r = v.publish_bytes(&p, b"sealed a day ahead", "", "text/plain").await.unwrap();
+        // Every later command on that home, with an honest clock, still works: open, verify,
+        // export, write (the next block keeps the parent's time).
+        let (_, honest) = clock(NOW);
+        let mut v2 = Vault::open_local(store.clone(), identity("authority"), None).await.unwrap();
+        v2.set_clock(honest.clone());
+        v2.open_record(&p, &r, &mut Vec::new()).await.unwrap();
+        v2.verify().await.unwrap();
+        v2.export_car(Vec::new()).await.unwrap();
+        v2.publish_bytes(&p, b"later", "", "text/plain").await.unwrap();
+        // A replica ten minutes slow opens the honest chain.
+        let (_, slow) = clock(NOW - 600);
+        let mut ro = Vault::open(store.clone(), None, None).await.unwrap();
+        ro.set_clock(slow);
+        ro.verify().await.unwrap();
+        let _ = fast_now;
+        // But a replica *accepting* the day-ahead blocks now refuses them (TimestampFuture).
+        let mut car = Vec::new();
+        v2.export_car(&mut car).await.unwrap();
+        match Vault::import_car(Store::memory(), &car[..], Some(&v2.genesis()), NOW).await {
+            Err(Error::InvalidChain { rule: Rule::TimestampFuture, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        Vault::import_car(Store::memory(), &car[..], Some(&v2.genesis()), NOW + 86_400).await.unwrap();
+    });
+}
+
+#[test]
+fn a_refused_import_leaves_nothing_and_revoked_content_never_comes_back() {
+    block_on(async {
+        let mut v = fresh().await;
+        let (p, d1, _) = with_people(&mut v).await;
+        let r = v.publish_bytes(&p, &Rand::new(3).bytes(3 << 20), "", "application/dicom").await.unwrap();
+        v.grant(&p, &r, &d1.id(), treat()).await.unwrap();
+        let mut old_car = Vec::new();
+        v.export_car(&mut old_car).await.unwrap();
+        let old_root = v.state().contents(&r)[0];
+        v.revoke(&p, &r, &d1.id()).await.unwrap();
+        assert!(!v.store().has(&old_root).await.unwrap());
+        let before = v.store().list().await.unwrap().unwrap().len();
+        // Importing the CAR exported before the revocation is refused...
+        assert!(Vault::import_car(v.store().clone(), &old_car[..], None, NOW).await.is_err());
+        // ...and not one of its blocks stayed: the revoked envelope is not back.
+        assert_eq!(v.store().list().await.unwrap().unwrap().len(), before);
+        assert!(!v.store().has(&old_root).await.unwrap());
+        // An empty store adopts a chain only of the expected network.
+        let other = fresh().await;
+        match Vault::import_car(Store::memory(), &old_car[..], Some(&other.genesis()), NOW).await {
+            Err(Error::WrongGenesis { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        // A good import into an empty store copies the chain and the current content only.
+        let mut car = Vec::new();
+        v.export_car(&mut car).await.unwrap();
+        let (imported, report) = Vault::import_car(Store::memory(), &car[..], Some(&v.genesis()), NOW).await.unwrap();
+        assert_eq!(imported.head(), v.head());
+        assert_eq!(report.applied, v.height() + 1);
+        let mut out = Vec::new();
+        imported.open_record(&p, &r, &mut out).await.unwrap();
+    });
+}
+
+#[test]
+fn one_damaged_record_does_not_hold_the_rest_hostage() {
+    block_on(async {
+        let mem = Arc::new(medshare::store::memory::MemoryStore::default());
+        let store = Store::from_arc(mem.clone());
+        let mut v = Vault::create(store, "n", identity("authority"), Policy::default()).await.unwrap();
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        let bad = v.publish_bytes(&p, &Rand::new(1).bytes(2 << 20), "", "").await.unwrap();
+        let good = v.publish_bytes(&p, b"fine", "", "").await.unwrap();
+        let root = v.record(&bad).unwrap().content;
+        // Damage a leaf of the first record.
+        let leaf = {
+            let bytes = v.store().get(&root).await.unwrap();
+            medshare::unixfs::pb::decode_node(&bytes).unwrap().links[1].cid
+        };
+        mem.corrupt(&leaf, b"damaged");
+        let report = v.export_car(Vec::new()).await.unwrap();
+        assert_eq!(report.damaged.len(), 1);
+        assert_eq!(report.damaged[0].record, bad);
+        let content = v.verify_content().await.unwrap();
+        assert_eq!(content.missing.len(), 1);
+        assert!(matches!(v.open_record(&p, &bad, &mut Vec::new()).await, Err(Error::CidMismatch { .. })));
+        v.open_record(&p, &good, &mut Vec::new()).await.unwrap();
+        // Putting the good bytes back repairs it.
+        let fresh_store = Store::memory();
+        let _ = fresh_store;
+    });
+}
+
+#[test]
+fn gc_reclaims_what_interrupted_writes_left() {
+    block_on(async {
+        let mut v = fresh().await;
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        let r = v.publish_bytes(&p, b"kept", "", "").await.unwrap();
+        // Blocks of a publish that never reached the chain (a killed process).
+        let orphan = Rand::new(5).bytes(3 << 20);
+        let mut blocks = Vec::new();
+        let mut imp = medshare::unixfs::Importer::new(medshare::Profile::default());
+        imp.push(&orphan, &mut blocks);
+        imp.finish(&mut blocks);
+        v.store().put_many(&blocks).await.unwrap();
+        let report = v.gc().await.unwrap();
+        assert_eq!(report.deleted, blocks.len());
+        v.verify().await.unwrap();
+        v.open_record(&p, &r, &mut Vec::new()).await.unwrap();
+        assert_eq!(v.gc().await.unwrap().deleted, 0);
+    });
+}
+
+#[test]
+fn metadata_and_sizes() {
+    block_on(async {
+        let mut v = fresh().await;
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        let meta = Metadata { name: "a.json".into(), media_type: "application/fhir+json".into(), size: 3 };
+        let r = v.publish(&p, &b"abc"[..], meta.clone(), &mut |_| {}).await.unwrap();
+        assert_eq!(v.metadata(&p, &r).await.unwrap(), meta);
+        // A reader that gives fewer bytes than declared is refused; nothing is published.
+        let h = v.height();
+        let short = Metadata { size: 10, ..meta };
+        assert!(matches!(
+            v.publish(&p, &b"abc"[..], short, &mut |_| {}).await,
+            Err(Error::SizeMismatch { .. })
+        ));
+        assert_eq!(v.height(), h);
     });
 }
 
@@ -194,15 +387,19 @@ fn vault_futures_are_send() {
 fn open_or_create_needs_an_authority_for_an_empty_store() {
     block_on(async {
         let store = Store::memory();
-        assert!(matches!(
-            Vault::open_or_create(store.clone(), "n", None).await,
-            Err(Error::NoChain)
-        ));
-        let created = Vault::open_or_create(store.clone(), "n", Some(identity("authority")))
-            .await
-            .unwrap();
+        assert!(matches!(Vault::open_or_create(store.clone(), "n", None).await, Err(Error::NoChain)));
+        let created = Vault::open_or_create(store.clone(), "n", Some(identity("authority"))).await.unwrap();
         let reopened = Vault::open_or_create(store, "n", None).await.unwrap();
-        assert_eq!(reopened.state().head(), created.state().head());
-        assert_eq!(Vault::memory("m").await.unwrap().state().height(), 0);
+        assert_eq!(reopened.head(), created.head());
+        assert!(!reopened.is_writable());
+        assert_eq!(Vault::memory("m", None).await.unwrap().height(), 0);
+        // A sequencer whose authority is not the network's cannot write to it.
+        let other = Vault::open_local(reopened.store().clone(), identity("authority2"), None).await;
+        let mut other = other.unwrap();
+        let p = identity("patient");
+        assert!(matches!(
+            other.register(&p, None).await,
+            Err(Error::Rejected { rule: Rule::Certificate, .. })
+        ));
     });
 }

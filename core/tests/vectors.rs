@@ -1,5 +1,5 @@
 //! Pinned test vectors for the envelope format (docs/FORMAT.md), shared with every binding's
-//! tests through `testdata/vectors/envelope-v1.txt`.
+//! tests through `testdata/vectors/envelope-v2.txt`.
 //!
 //! The file was produced once by `cargo test --test vectors -- --ignored generate` and is checked
 //! forever after: sealing the same inputs must give the same bytes, and opening the pinned bytes
@@ -10,12 +10,12 @@ mod common;
 use std::collections::BTreeMap;
 
 use common::{identity, pattern};
-use medshare::envelope::{self, DataKey, Metadata, RecordId, SealOptions, Sealer, Stanza};
-use medshare::{Profile, unixfs};
+use medshare::envelope::{self, DataKey, Encryptor, Header, Metadata, Stanza};
+use medshare::{Profile, RecordId, unixfs};
 
 const PATH: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
-    "/testdata/vectors/envelope-v1.txt"
+    "/testdata/vectors/envelope-v2.txt"
 );
 
 struct Case {
@@ -71,21 +71,11 @@ fn seal_case(c: &Case, wrapped: Vec<u8>) -> Vec<u8> {
         size: c.plaintext.len() as u64,
     };
     let stanza = Stanza {
-        recipient: patient.id(),
+        recipient: patient.key_id(),
         wrapped_key: wrapped,
     };
-    let (mut s, mut out) = Sealer::from_parts(
-        dek,
-        salt,
-        vec![stanza],
-        &record,
-        c.version,
-        &meta,
-        SealOptions {
-            chunk_exp: c.chunk_exp,
-        },
-    )
-    .unwrap();
+    let header = Header::build(&dek, salt, c.chunk_exp, vec![stanza], &record, c.version, &meta).unwrap();
+    let (mut s, mut out) = Encryptor::from_header(dek, &header).unwrap();
     s.update(&c.plaintext, &mut out).unwrap();
     s.finish(&mut out).unwrap();
     out
@@ -104,7 +94,7 @@ fn unhex(s: &str) -> Vec<u8> {
 fn generate() {
     let patient = identity("patient");
     let mut text = String::from(
-        "# medshare envelope format v1 test vectors (docs/FORMAT.md).\n\
+        "# medshare envelope format v2 test vectors (docs/FORMAT.md).\n\
          # Recipient private key: testdata/keys/patient-2048.pem. All binary fields are lower-case hex.\n\
          # dek = 00..1f, salt = 20..3f, record = 40..4f (bytes counting up).\n\n",
     );
@@ -114,15 +104,16 @@ fn generate() {
         let wrapped = dek.wrap(patient.public(), &record, c.version).unwrap();
         let env = seal_case(&c, wrapped.clone());
         text += &format!(
-            "name: {}\nrecord: {}\nversion: {}\nchunk_exp: {}\nfile_name: {}\nmedia_type: {}\nrecipient: {}\nwrapped_key: {}\nplaintext: {}\nenvelope: {}\ncid_v1: {}\ncid_v0: {}\n\n",
+            "name: {}\nrecord: {}\nversion: {}\nchunk_exp: {}\nfile_name: {}\nmedia_type: {}\nrecipient: {}\nwrapped_key: {}\ncommitment: {}\nplaintext: {}\nenvelope: {}\ncid_v1: {}\ncid_v0: {}\n\n",
             c.name,
             record,
             c.version,
             c.chunk_exp,
             c.file_name,
             c.media_type,
-            patient.id(),
+            patient.key_id(),
             hex(&wrapped),
+            hex(&dek.commitment(&seq(0x20, 32).try_into().unwrap())),
             hex(&c.plaintext),
             hex(&env),
             unixfs::cid(&env, Profile::UnixfsV1_2025),
@@ -176,7 +167,9 @@ fn pinned_envelopes_are_reproduced_and_open() {
             v["record"],
             RecordId::from_bytes(seq(0x40, 16).try_into().unwrap()).to_string()
         );
-        assert_eq!(v["recipient"], patient.id().to_string());
+        assert_eq!(v["recipient"], patient.key_id().to_string());
+        let dek = DataKey::from_bytes(seq(0x00, 32).try_into().unwrap());
+        assert_eq!(v["commitment"], hex(&dek.commitment(&seq(0x20, 32).try_into().unwrap())));
         assert_eq!(
             unixfs::cid(&env, Profile::UnixfsV1_2025).to_string(),
             v["cid_v1"]

@@ -1,27 +1,35 @@
-//! Ledger objects and their DAG-CBOR form (field names and types are in `docs/FORMAT.md`).
+//! Ledger objects and their DAG-CBOR form (every field is in `docs/FORMAT.md` §5).
+//!
+//! Five kinds of object, each a canonical DAG-CBOR map with `"v": 2` and a `"type"`:
+//! the genesis block, blocks, signed transactions, certificates (a signed checkpoint note) and
+//! submissions (the signed transactions a client hands a sequencer, which commit together or not
+//! at all). Decoding is strict: a missing, unknown or mistyped field is refused, and so is any
+//! non-canonical encoding.
 
 use std::collections::BTreeSet;
 
 use crate::cbor::{self, Map, MapKey, Value, map};
 use crate::cid::Cid;
-use crate::envelope::RecordId;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId, PublicKey};
+use crate::ledger::checkpoint::Certificate;
 use crate::ledger::domain;
+use crate::ledger::merkle::Hash;
+use crate::record::{Purpose, RecordId};
 
-/// Object format version written in every block and transaction (`"v": 1`).
-pub const LEDGER_VERSION: i128 = 1;
+/// Object format version written in every ledger object (`"v": 2`).
+pub const LEDGER_VERSION: u64 = 2;
 
 /// Network-wide rules fixed by the genesis block.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Policy {
     /// Smallest RSA modulus any registered key may have.
     pub min_key_bits: u64,
-    /// How far in the future (seconds) a block timestamp may be, against the verifier's clock.
+    /// How far in the future (seconds) a block timestamp may be when a party accepts it.
     pub max_clock_skew_secs: u64,
     /// Most transactions per block.
     pub max_txs_per_block: u64,
-    /// Largest encoded transaction or block, in bytes.
+    /// Largest encoded object (transaction, block, certificate), in bytes.
     pub max_object_bytes: u64,
 }
 
@@ -36,13 +44,28 @@ impl Default for Policy {
     }
 }
 
-/// Contents of the genesis block: the network and its authorities.
+/// An authority named by the genesis block (or added by vote).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AuthorityKey {
+    /// Its RSA key (signs certificates, endorses doctors).
+    pub key: PublicKey,
+    /// Its CometBFT validator key (ed25519, 32 bytes), on a network; none for a single
+    /// embedded authority.
+    pub validator: Option<[u8; 32]>,
+}
+
+/// The genesis block: the network, its authorities and its policy. It is not signed: parties
+/// trust a network by its genesis CID, which every signed object binds.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Genesis {
-    /// Network name (every block repeats it).
+    /// Network name.
     pub network: String,
-    /// Authorities allowed to seal blocks and endorse doctors.
-    pub authorities: Vec<PublicKey>,
+    /// Creation time, unix seconds.
+    pub time: u64,
+    /// 16 random bytes, so that two networks never share a genesis CID.
+    pub nonce: [u8; 16],
+    /// The first authorities.
+    pub authorities: Vec<AuthorityKey>,
     /// Policy.
     pub policy: Policy,
 }
@@ -59,7 +82,7 @@ pub enum TxBody {
     RegisterDoctor {
         /// The doctor's public key.
         key: PublicKey,
-        /// Licence reference, as the endorsing authority knows it.
+        /// Licence reference, as the endorsing authority knows it (never empty).
         licence: String,
         /// Endorsing authority.
         authority: IdentityId,
@@ -76,8 +99,10 @@ pub enum TxBody {
         content: Cid,
         /// Envelope size in bytes.
         size: u64,
-        /// The version's DEK wrapped to the owner.
-        wrapped_key: Vec<u8>,
+        /// The envelope's commitment to its data key.
+        commitment: [u8; 32],
+        /// The version's data key wrapped to the owner's current key.
+        owner_key: Vec<u8>,
     },
     /// A doctor may read a record version.
     Grant {
@@ -87,24 +112,68 @@ pub enum TxBody {
         version: u32,
         /// Grantee.
         doctor: IdentityId,
-        /// The version's DEK wrapped to the doctor.
+        /// The version's data key wrapped to the doctor's current key.
         wrapped_key: Vec<u8>,
-        /// Unix time (seconds) after which the grant authorises nothing.
+        /// Unix time (seconds) from which the grant authorises nothing.
         expires: Option<u64>,
-        /// Free-text purpose (e.g. "second opinion").
-        purpose: Option<String>,
+        /// Why (HL7 PurposeOfUse code, in clear).
+        purpose: Purpose,
+        /// A free-text note, encrypted to the owner and the doctor (nonce || AES-GCM).
+        note: Option<Vec<u8>>,
     },
-    /// A doctor may no longer read the record.
+    /// A doctor may no longer read the record. The same block must publish the record's next
+    /// version (rule `Rekey`).
     Revoke {
         /// Record id.
         record: RecordId,
         /// The doctor losing access.
         doctor: IdentityId,
     },
-    /// The author's key is replaced (signed by the old key, co-signed by the new one).
+    /// The author's key is replaced (signed by the old key, co-signed by the new one). The
+    /// account id stays.
     RotateKey {
         /// The new public key.
         new_key: PublicKey,
+    },
+    /// Data keys the author can open, wrapped again to the author's current key (after a
+    /// rotation).
+    Rewrap {
+        /// (record, version, wrapped key) for each.
+        keys: Vec<Rewrapped>,
+    },
+    /// An authority's vote to add or remove an authority; it takes effect when more than two
+    /// thirds of the current authorities voted for the same change.
+    AuthorityChange {
+        /// The change.
+        change: AuthorityChangeKind,
+    },
+}
+
+/// One re-wrapped data key.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rewrapped {
+    /// Record.
+    pub record: RecordId,
+    /// Version.
+    pub version: u32,
+    /// The data key wrapped to the author's current key.
+    pub wrapped_key: Vec<u8>,
+}
+
+/// What an authority vote changes.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthorityChangeKind {
+    /// A new authority (RSA key, optional validator key).
+    Add {
+        /// Its SPKI DER RSA key.
+        key: Vec<u8>,
+        /// Its CometBFT validator key.
+        validator: Option<[u8; 32]>,
+    },
+    /// An authority leaves.
+    Remove {
+        /// Its id.
+        authority: IdentityId,
     },
 }
 
@@ -118,6 +187,8 @@ impl TxBody {
             TxBody::Grant { .. } => "Grant",
             TxBody::Revoke { .. } => "Revoke",
             TxBody::RotateKey { .. } => "RotateKey",
+            TxBody::Rewrap { .. } => "Rewrap",
+            TxBody::AuthorityChange { .. } => "AuthorityChange",
         }
     }
 }
@@ -125,11 +196,13 @@ impl TxBody {
 /// An unsigned transaction.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Tx {
-    /// Author's identity id (for registrations: the id of the key being registered).
+    /// The network (its genesis CID): a signature is valid on this network only.
+    pub genesis: Cid,
+    /// Author's account id (for registrations: the id of the key being registered).
     pub author: IdentityId,
     /// Per-author sequence number, strictly increasing from 1.
     pub seq: u64,
-    /// Author's clock, unix seconds.
+    /// Author's clock, unix seconds (informational).
     pub time: u64,
     /// What it does.
     pub body: TxBody,
@@ -158,8 +231,15 @@ fn int(i: u64) -> Value {
     Value::Int(i128::from(i))
 }
 
-fn tx_unsigned_value(tx: &Tx) -> Map {
-    let body = match &tx.body {
+fn into_map(v: Value) -> Map {
+    match v {
+        Value::Map(m) => m,
+        _ => Map::new(),
+    }
+}
+
+fn body_value(body: &TxBody) -> Value {
+    match body {
         TxBody::RegisterPatient { key } => map([("key", bytes(key.to_spki_der()))]),
         TxBody::RegisterDoctor {
             key,
@@ -177,13 +257,15 @@ fn tx_unsigned_value(tx: &Tx) -> Map {
             version,
             content,
             size,
-            wrapped_key,
+            commitment,
+            owner_key,
         } => map([
             ("record", bytes(record.as_bytes())),
             ("version", int(u64::from(*version))),
             ("content", Value::Link(*content)),
             ("size", int(*size)),
-            ("wrapped_key", bytes(wrapped_key)),
+            ("commitment", bytes(commitment)),
+            ("owner_key", bytes(owner_key)),
         ]),
         TxBody::Grant {
             record,
@@ -192,45 +274,76 @@ fn tx_unsigned_value(tx: &Tx) -> Map {
             wrapped_key,
             expires,
             purpose,
+            note,
         } => {
-            let mut m = map([
+            let mut m = into_map(map([
                 ("record", bytes(record.as_bytes())),
                 ("version", int(u64::from(*version))),
                 ("doctor", bytes(doctor.as_bytes())),
                 ("wrapped_key", bytes(wrapped_key)),
-            ]);
-            if let Value::Map(m) = &mut m {
-                if let Some(e) = expires {
-                    m.insert("expires".into(), int(*e));
-                }
-                if let Some(p) = purpose {
-                    m.insert("purpose".into(), Value::Text(p.clone()));
-                }
+                ("purpose", Value::Text(purpose.code().into())),
+            ]));
+            if let Some(e) = expires {
+                m.insert("expires".into(), int(*e));
             }
-            m
+            if let Some(n) = note {
+                m.insert("note".into(), bytes(n));
+            }
+            Value::Map(m)
         }
         TxBody::Revoke { record, doctor } => map([
             ("record", bytes(record.as_bytes())),
             ("doctor", bytes(doctor.as_bytes())),
         ]),
         TxBody::RotateKey { new_key } => map([("new_key", bytes(new_key.to_spki_der()))]),
-    };
-    let Value::Map(m) = map([
-        ("v", Value::Int(LEDGER_VERSION)),
+        TxBody::Rewrap { keys } => map([(
+            "keys",
+            Value::Array(
+                keys.iter()
+                    .map(|k| {
+                        map([
+                            ("record", bytes(k.record.as_bytes())),
+                            ("version", int(u64::from(k.version))),
+                            ("wrapped_key", bytes(&k.wrapped_key)),
+                        ])
+                    })
+                    .collect(),
+            ),
+        )]),
+        TxBody::AuthorityChange { change } => match change {
+            AuthorityChangeKind::Add { key, validator } => {
+                let mut m = into_map(map([
+                    ("action", Value::Text("add".into())),
+                    ("key", bytes(key)),
+                ]));
+                if let Some(v) = validator {
+                    m.insert("validator".into(), bytes(v));
+                }
+                Value::Map(m)
+            }
+            AuthorityChangeKind::Remove { authority } => map([
+                ("action", Value::Text("remove".into())),
+                ("authority", bytes(authority.as_bytes())),
+            ]),
+        },
+    }
+}
+
+fn tx_unsigned_value(tx: &Tx) -> Map {
+    into_map(map([
+        ("v", int(LEDGER_VERSION)),
         ("type", Value::Text(tx.body.kind().into())),
+        ("genesis", Value::Link(tx.genesis)),
         ("author", bytes(tx.author.as_bytes())),
         ("seq", int(tx.seq)),
         ("time", int(tx.time)),
-        ("body", body),
-    ]) else {
-        unreachable!("map() builds a map")
-    };
-    m
+        ("body", body_value(&tx.body)),
+    ]))
 }
 
 impl SignedTx {
     /// The bytes a transaction's signatures cover: a domain prefix and the canonical encoding of
-    /// the transaction without its signatures.
+    /// the transaction without its signatures (which names the network's genesis).
     pub fn signing_bytes(tx: &Tx) -> Vec<u8> {
         let mut out = domain::TX.to_vec();
         out.extend_from_slice(&cbor::encode(&Value::Map(tx_unsigned_value(tx))));
@@ -251,7 +364,7 @@ impl SignedTx {
         Ok(SignedTx::assemble(tx, sig, Some(cosig)))
     }
 
-    /// Builds the signed object from parts (no signing; used by tests forging objects).
+    /// Builds the signed object from parts (no signing; tests forge objects with it).
     pub fn assemble(tx: Tx, sig: Vec<u8>, cosig: Option<Vec<u8>>) -> SignedTx {
         let mut m = tx_unsigned_value(&tx);
         m.insert("sig".into(), Value::Bytes(sig.clone()));
@@ -273,11 +386,10 @@ impl SignedTx {
     pub fn decode(raw: &[u8]) -> Result<SignedTx, String> {
         let v = cbor::decode(raw).map_err(|e| format!("not canonical DAG-CBOR: {}", e.0))?;
         let mut f = Fields::new(&v)?;
-        if f.int("v")? != LEDGER_VERSION as u64 {
-            return Err("unsupported transaction version".into());
-        }
+        f.check_v()?;
         let kind = f.text("type")?;
-        let author = IdentityId::from_bytes(&f.bytes("author")?).map_err(|e| e.to_string())?;
+        let genesis = f.link("genesis")?;
+        let author = f.id("author")?;
         let seq = f.int("seq")?;
         let time = f.int("time")?;
         let sig = f.bytes("sig")?;
@@ -296,7 +408,8 @@ impl SignedTx {
                 version: b.version("version")?,
                 content: b.link("content")?,
                 size: b.int("size")?,
-                wrapped_key: b.bytes("wrapped_key")?,
+                commitment: b.hash("commitment")?,
+                owner_key: b.bytes("owner_key")?,
             },
             "Grant" => TxBody::Grant {
                 record: b.record("record")?,
@@ -304,7 +417,11 @@ impl SignedTx {
                 doctor: b.id("doctor")?,
                 wrapped_key: b.bytes("wrapped_key")?,
                 expires: b.opt_int("expires")?,
-                purpose: b.opt_text("purpose")?,
+                purpose: b
+                    .text("purpose")?
+                    .parse()
+                    .map_err(|_| "`purpose` is not a known PurposeOfUse code".to_owned())?,
+                note: b.opt_bytes("note")?,
             },
             "Revoke" => TxBody::Revoke {
                 record: b.record("record")?,
@@ -313,6 +430,42 @@ impl SignedTx {
             "RotateKey" => TxBody::RotateKey {
                 new_key: b.key("new_key")?,
             },
+            "Rewrap" => {
+                let keys = match b.get("keys")? {
+                    Value::Array(a) => a
+                        .iter()
+                        .map(|x| {
+                            let mut k = Fields::new(x)?;
+                            let r = Rewrapped {
+                                record: k.record("record")?,
+                                version: k.version("version")?,
+                                wrapped_key: k.bytes("wrapped_key")?,
+                            };
+                            k.finish()?;
+                            Ok(r)
+                        })
+                        .collect::<Result<Vec<_>, String>>()?,
+                    _ => return Err("`keys` must be an array".into()),
+                };
+                TxBody::Rewrap { keys }
+            }
+            "AuthorityChange" => {
+                let change = match b.text("action")?.as_str() {
+                    "add" => {
+                        let key = b.bytes("key")?;
+                        PublicKey::from_spki_der(&key).map_err(|e| format!("`key`: {e}"))?;
+                        AuthorityChangeKind::Add {
+                            key,
+                            validator: b.opt_hash("validator")?,
+                        }
+                    }
+                    "remove" => AuthorityChangeKind::Remove {
+                        authority: b.id("authority")?,
+                    },
+                    other => return Err(format!("unknown authority change `{other}`")),
+                };
+                TxBody::AuthorityChange { change }
+            }
             other => return Err(format!("unknown transaction type `{other}`")),
         };
         b.finish()?;
@@ -320,8 +473,9 @@ impl SignedTx {
         if cosig.is_some() != matches!(body, TxBody::RotateKey { .. }) {
             return Err("cosig is present exactly on RotateKey".into());
         }
-        let tx = SignedTx {
+        Ok(SignedTx {
             tx: Tx {
+                genesis,
                 author,
                 seq,
                 time,
@@ -331,197 +485,329 @@ impl SignedTx {
             cosig,
             bytes: raw.to_vec(),
             cid: Cid::dag_cbor(raw),
-        };
-        Ok(tx)
+        })
     }
 }
 
-/// A block's contents, everything but the seal.
+/// A block's contents. Blocks are not signed: a [`Certificate`] over the block's checkpoint makes
+/// it final.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockHeader {
-    /// Network name.
-    pub network: String,
-    /// Height (genesis = 0).
+    /// The network's genesis block.
+    pub genesis: Cid,
+    /// Height (genesis = 0, so blocks start at 1).
     pub height: u64,
-    /// Previous block (none for genesis).
-    pub parent: Option<Cid>,
-    /// Unix seconds.
+    /// Previous block (the genesis block for height 1).
+    pub parent: Cid,
+    /// The certificate of the previous block (none when the parent is genesis).
+    pub parent_cert: Option<Cid>,
+    /// Unix seconds (CometBFT's block time on a network).
     pub time: u64,
     /// Transactions, in order.
     pub txs: Vec<Cid>,
-    /// [`super::merkle_root`] of `txs`.
-    pub merkle: [u8; 32],
-    /// The sealing authority.
-    pub sealer: IdentityId,
-    /// Present on the genesis block only.
-    pub genesis: Option<Genesis>,
+    /// Transactions in the log through this block.
+    pub log_size: u64,
+    /// RFC 6962 root of the log through this block.
+    pub log_root: Hash,
 }
 
-/// A sealed block with its encoding and CID.
+/// A block with its encoding and CID.
 #[derive(Clone, Debug)]
 pub struct Block {
     /// Contents.
     pub header: BlockHeader,
-    /// The sealer's RSA-PSS signature over [`Block::signing_bytes`].
-    pub sig: Vec<u8>,
     /// Canonical DAG-CBOR bytes.
     pub bytes: Vec<u8>,
     /// CIDv1 (dag-cbor).
     pub cid: Cid,
 }
 
-fn header_value(h: &BlockHeader) -> Map {
-    let Value::Map(mut m) = map([
-        ("v", Value::Int(LEDGER_VERSION)),
-        ("network", Value::Text(h.network.clone())),
-        ("height", int(h.height)),
-        ("parent", h.parent.map_or(Value::Null, Value::Link)),
-        ("time", int(h.time)),
-        (
-            "txs",
-            Value::Array(h.txs.iter().map(|c| Value::Link(*c)).collect()),
-        ),
-        ("merkle", bytes(&h.merkle)),
-        ("sealer", bytes(h.sealer.as_bytes())),
-    ]) else {
-        unreachable!("map() builds a map")
-    };
-    if let Some(g) = &h.genesis {
-        m.insert(
-            "genesis".into(),
-            map([
-                (
-                    "authorities",
-                    Value::Array(
-                        g.authorities
-                            .iter()
-                            .map(|k| bytes(k.to_spki_der()))
-                            .collect(),
-                    ),
-                ),
-                (
-                    "policy",
-                    map([
-                        ("min_key_bits", int(g.policy.min_key_bits)),
-                        ("max_clock_skew_secs", int(g.policy.max_clock_skew_secs)),
-                        ("max_txs_per_block", int(g.policy.max_txs_per_block)),
-                        ("max_object_bytes", int(g.policy.max_object_bytes)),
-                    ]),
-                ),
-            ]),
-        );
+impl Block {
+    /// Encodes a header.
+    pub fn new(header: BlockHeader) -> Block {
+        let h = &header;
+        let bytes = cbor::encode(&map([
+            ("v", int(LEDGER_VERSION)),
+            ("type", Value::Text("block".into())),
+            ("genesis", Value::Link(h.genesis)),
+            ("height", int(h.height)),
+            ("parent", Value::Link(h.parent)),
+            ("parent_cert", h.parent_cert.map_or(Value::Null, Value::Link)),
+            ("time", int(h.time)),
+            (
+                "txs",
+                Value::Array(h.txs.iter().map(|c| Value::Link(*c)).collect()),
+            ),
+            ("log_size", int(h.log_size)),
+            ("log_root", bytes(&h.log_root)),
+        ]));
+        let cid = Cid::dag_cbor(&bytes);
+        Block { header, bytes, cid }
     }
-    m
+
+    /// Decodes and checks the structure of a block.
+    pub fn decode(raw: &[u8]) -> Result<Block, String> {
+        let v = cbor::decode(raw).map_err(|e| format!("not canonical DAG-CBOR: {}", e.0))?;
+        let mut f = Fields::new(&v)?;
+        f.check_v()?;
+        if f.text("type")? != "block" {
+            return Err("not a block".into());
+        }
+        let header = BlockHeader {
+            genesis: f.link("genesis")?,
+            height: f.int("height")?,
+            parent: f.link("parent")?,
+            parent_cert: match f.get("parent_cert")? {
+                Value::Null => None,
+                Value::Link(c) => Some(*c),
+                _ => return Err("`parent_cert` must be a link or null".into()),
+            },
+            time: f.int("time")?,
+            txs: match f.get("txs")? {
+                Value::Array(a) => a
+                    .iter()
+                    .map(|x| match x {
+                        Value::Link(c) => Ok(*c),
+                        _ => Err("`txs` must be links".to_owned()),
+                    })
+                    .collect::<Result<Vec<_>, _>>()?,
+                _ => return Err("`txs` must be an array".into()),
+            },
+            log_size: f.int("log_size")?,
+            log_root: f.hash("log_root")?,
+        };
+        f.finish()?;
+        if header.height == 0 {
+            return Err("a block's height starts at 1".into());
+        }
+        Ok(Block {
+            header,
+            bytes: raw.to_vec(),
+            cid: Cid::dag_cbor(raw),
+        })
+    }
 }
 
-impl Block {
-    /// The bytes the seal covers.
-    pub fn signing_bytes(h: &BlockHeader) -> Vec<u8> {
-        let mut out = domain::BLOCK.to_vec();
-        out.extend_from_slice(&cbor::encode(&Value::Map(header_value(h))));
-        out
-    }
+/// The genesis block with its encoding and CID.
+#[derive(Clone, Debug)]
+pub struct GenesisBlock {
+    /// Contents.
+    pub genesis: Genesis,
+    /// Canonical DAG-CBOR bytes.
+    pub bytes: Vec<u8>,
+    /// CIDv1 (dag-cbor): the network's identity.
+    pub cid: Cid,
+}
 
-    /// Seals `header` as `sealer`.
-    pub fn seal(header: BlockHeader, sealer: &Identity) -> Result<Block> {
-        let sig = sealer.sign(&Block::signing_bytes(&header))?;
-        Ok(Block::assemble(header, sig))
-    }
-
-    /// Builds the block object from parts (no signing).
-    pub fn assemble(header: BlockHeader, sig: Vec<u8>) -> Block {
-        let mut m = header_value(&header);
-        m.insert("sig".into(), Value::Bytes(sig.clone()));
-        let bytes = cbor::encode(&Value::Map(m));
+impl GenesisBlock {
+    /// Encodes a genesis.
+    pub fn new(genesis: Genesis) -> GenesisBlock {
+        let g = &genesis;
+        let bytes = cbor::encode(&map([
+            ("v", int(LEDGER_VERSION)),
+            ("type", Value::Text("genesis".into())),
+            ("network", Value::Text(g.network.clone())),
+            ("time", int(g.time)),
+            ("nonce", bytes(&g.nonce)),
+            (
+                "authorities",
+                Value::Array(
+                    g.authorities
+                        .iter()
+                        .map(|a| {
+                            let mut m = into_map(map([("key", bytes(a.key.to_spki_der()))]));
+                            if let Some(v) = &a.validator {
+                                m.insert("validator".into(), bytes(v));
+                            }
+                            Value::Map(m)
+                        })
+                        .collect(),
+                ),
+            ),
+            (
+                "policy",
+                map([
+                    ("min_key_bits", int(g.policy.min_key_bits)),
+                    ("max_clock_skew_secs", int(g.policy.max_clock_skew_secs)),
+                    ("max_txs_per_block", int(g.policy.max_txs_per_block)),
+                    ("max_object_bytes", int(g.policy.max_object_bytes)),
+                ]),
+            ),
+        ]));
         let cid = Cid::dag_cbor(&bytes);
-        Block {
-            header,
-            sig,
+        GenesisBlock {
+            genesis,
             bytes,
             cid,
         }
     }
 
-    /// Decodes and checks the structure of a block (not its signature or semantics).
-    pub fn decode(raw: &[u8]) -> Result<Block, String> {
+    /// Decodes and checks the structure of a genesis block.
+    pub fn decode(raw: &[u8]) -> Result<GenesisBlock, String> {
         let v = cbor::decode(raw).map_err(|e| format!("not canonical DAG-CBOR: {}", e.0))?;
         let mut f = Fields::new(&v)?;
-        if f.int("v")? != LEDGER_VERSION as u64 {
-            return Err("unsupported block version".into());
+        f.check_v()?;
+        if f.text("type")? != "genesis" {
+            return Err("not a genesis block".into());
         }
         let network = f.text("network")?;
-        let height = f.int("height")?;
-        let parent = match f.get("parent")? {
-            Value::Null => None,
-            Value::Link(c) => Some(*c),
-            _ => return Err("parent must be a link or null".into()),
-        };
         let time = f.int("time")?;
-        let txs = match f.get("txs")? {
+        let nonce: [u8; 16] = f
+            .bytes("nonce")?
+            .try_into()
+            .map_err(|_| "`nonce` must be 16 bytes".to_owned())?;
+        let authorities = match f.get("authorities")? {
             Value::Array(a) => a
                 .iter()
-                .map(|x| match x {
-                    Value::Link(c) => Ok(*c),
-                    _ => Err("txs must be links".to_owned()),
+                .map(|x| {
+                    let mut k = Fields::new(x)?;
+                    let a = AuthorityKey {
+                        key: k.key("key")?,
+                        validator: k.opt_hash("validator")?,
+                    };
+                    k.finish()?;
+                    Ok(a)
                 })
-                .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err("txs must be an array".into()),
+                .collect::<Result<Vec<_>, String>>()?,
+            _ => return Err("`authorities` must be an array".into()),
         };
-        let merkle: [u8; 32] = f
-            .bytes("merkle")?
-            .try_into()
-            .map_err(|_| "merkle must be 32 bytes".to_owned())?;
-        let sealer = f.id("sealer")?;
-        let sig = f.bytes("sig")?;
-        let genesis = match f.opt("genesis") {
-            None => None,
-            Some(g) => {
-                let mut g = Fields::new(g)?;
-                let authorities = match g.get("authorities")? {
-                    Value::Array(a) => a
-                        .iter()
-                        .map(|x| match x {
-                            Value::Bytes(b) => {
-                                PublicKey::from_spki_der(b).map_err(|e| e.to_string())
-                            }
-                            _ => Err("authority keys must be bytes".to_owned()),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                    _ => return Err("authorities must be an array".into()),
-                };
-                let mut p = Fields::new(g.get("policy")?)?;
-                let policy = Policy {
-                    min_key_bits: p.int("min_key_bits")?,
-                    max_clock_skew_secs: p.int("max_clock_skew_secs")?,
-                    max_txs_per_block: p.int("max_txs_per_block")?,
-                    max_object_bytes: p.int("max_object_bytes")?,
-                };
-                p.finish()?;
-                g.finish()?;
-                Some(Genesis {
-                    network: network.clone(),
-                    authorities,
-                    policy,
-                })
-            }
+        let mut p = Fields::new(f.get("policy")?)?;
+        let policy = Policy {
+            min_key_bits: p.int("min_key_bits")?,
+            max_clock_skew_secs: p.int("max_clock_skew_secs")?,
+            max_txs_per_block: p.int("max_txs_per_block")?,
+            max_object_bytes: p.int("max_object_bytes")?,
         };
+        p.finish()?;
         f.finish()?;
-        let header = BlockHeader {
-            network,
-            height,
-            parent,
-            time,
-            txs,
-            merkle,
-            sealer,
-            genesis,
-        };
-        Ok(Block {
-            header,
-            sig,
+        Ok(GenesisBlock {
+            genesis: Genesis {
+                network,
+                time,
+                nonce,
+                authorities,
+                policy,
+            },
             bytes: raw.to_vec(),
             cid: Cid::dag_cbor(raw),
         })
+    }
+}
+
+/// A certificate as stored: `{"v": 2, "type": "certificate", "block": <link>, "note": <signed
+/// note text>}`. The link repeats the block the note names, so that the chain is an IPLD DAG from
+/// its head (what `ipfs dag export` walks).
+#[derive(Clone, Debug)]
+pub struct CertificateObject {
+    /// The parsed certificate.
+    pub certificate: Certificate,
+    /// Canonical DAG-CBOR bytes.
+    pub bytes: Vec<u8>,
+    /// CIDv1 (dag-cbor).
+    pub cid: Cid,
+}
+
+impl CertificateObject {
+    /// Encodes a certificate.
+    pub fn new(certificate: Certificate) -> CertificateObject {
+        let bytes = cbor::encode(&map([
+            ("v", int(LEDGER_VERSION)),
+            ("type", Value::Text("certificate".into())),
+            ("block", Value::Link(certificate.checkpoint.block)),
+            ("note", Value::Text(certificate.to_note())),
+        ]));
+        let cid = Cid::dag_cbor(&bytes);
+        CertificateObject {
+            certificate,
+            bytes,
+            cid,
+        }
+    }
+
+    /// Decodes a certificate object (signatures not checked).
+    pub fn decode(raw: &[u8]) -> Result<CertificateObject, String> {
+        let v = cbor::decode(raw).map_err(|e| format!("not canonical DAG-CBOR: {}", e.0))?;
+        let mut f = Fields::new(&v)?;
+        f.check_v()?;
+        if f.text("type")? != "certificate" {
+            return Err("not a certificate".into());
+        }
+        let block = f.link("block")?;
+        let note = f.text("note")?;
+        f.finish()?;
+        let certificate = Certificate::parse(&note).map_err(|e| e.to_string())?;
+        if certificate.checkpoint.block != block {
+            return Err("the block link differs from the block the note names".into());
+        }
+        Ok(CertificateObject {
+            certificate,
+            bytes: raw.to_vec(),
+            cid: Cid::dag_cbor(raw),
+        })
+    }
+}
+
+/// Signed transactions that commit together, in order, or not at all: what a client submits
+/// to a sequencer (on a network: the bytes of one CometBFT transaction).
+#[derive(Clone, Debug)]
+pub struct Submission {
+    /// The transactions.
+    pub txs: Vec<SignedTx>,
+}
+
+/// Most transactions in one submission.
+pub const MAX_SUBMISSION_TXS: usize = 256;
+
+impl Submission {
+    /// Encodes `{"v": 2, "type": "submission", "txs": [<signed tx bytes>…]}`.
+    pub fn encode(&self) -> Vec<u8> {
+        cbor::encode(&map([
+            ("v", int(LEDGER_VERSION)),
+            ("type", Value::Text("submission".into())),
+            (
+                "txs",
+                Value::Array(self.txs.iter().map(|t| bytes(&t.bytes)).collect()),
+            ),
+        ]))
+    }
+
+    /// Decodes a submission (each transaction's structure checked; nothing else).
+    pub fn decode(raw: &[u8]) -> Result<Submission> {
+        let bad = |why: String| Error::Rejected {
+            rule: crate::rule::Rule::Encoding,
+            detail: why,
+        };
+        let v = cbor::decode(raw).map_err(|e| bad(format!("not canonical DAG-CBOR: {}", e.0)))?;
+        let mut f = Fields::new(&v).map_err(bad)?;
+        f.check_v().map_err(bad)?;
+        if f.text("type").map_err(bad)? != "submission" {
+            return Err(bad("not a submission".into()));
+        }
+        let txs = match f.get("txs").map_err(bad)? {
+            Value::Array(a) if !a.is_empty() && a.len() <= MAX_SUBMISSION_TXS => a
+                .iter()
+                .map(|x| match x {
+                    Value::Bytes(b) => SignedTx::decode(b).map_err(bad),
+                    _ => Err(bad("`txs` must hold byte strings".into())),
+                })
+                .collect::<Result<Vec<_>>>()?,
+            _ => {
+                return Err(bad(format!(
+                    "`txs` must be an array of 1 to {MAX_SUBMISSION_TXS} transactions"
+                )));
+            }
+        };
+        f.finish().map_err(bad)?;
+        Ok(Submission { txs })
+    }
+}
+
+/// The `"type"` of a ledger object's bytes, if they are a ledger object at all.
+pub fn object_type(raw: &[u8]) -> Option<String> {
+    let v = cbor::decode(raw).ok()?;
+    match v.as_map()?.get(&MapKey("type".into()))? {
+        Value::Text(t) => Some(t.clone()),
+        _ => None,
     }
 }
 
@@ -538,6 +824,27 @@ impl<'a> Fields<'a> {
             map,
             used: BTreeSet::new(),
         })
+    }
+
+    fn check_v(&mut self) -> Result<(), String> {
+        if self.int("v")? != LEDGER_VERSION {
+            return Err(format!("unsupported ledger object version (this library reads {LEDGER_VERSION})"));
+        }
+        Ok(())
+    }
+
+    fn hash(&mut self, k: &'static str) -> Result<[u8; 32], String> {
+        self.bytes(k)?
+            .try_into()
+            .map_err(|_| format!("`{k}` must be 32 bytes"))
+    }
+
+    fn opt_hash(&mut self, k: &'static str) -> Result<Option<[u8; 32]>, String> {
+        if self.map.contains_key(&MapKey(k.to_owned())) {
+            self.hash(k).map(Some)
+        } else {
+            Ok(None)
+        }
     }
 
     fn opt(&mut self, k: &'static str) -> Option<&'a Value> {
@@ -588,14 +895,6 @@ impl<'a> Fields<'a> {
         match self.get(k)? {
             Value::Text(s) => Ok(s.clone()),
             _ => Err(format!("`{k}` must be text")),
-        }
-    }
-
-    fn opt_text(&mut self, k: &'static str) -> Result<Option<String>, String> {
-        if self.map.contains_key(&MapKey(k.to_owned())) {
-            self.text(k).map(Some)
-        } else {
-            Ok(None)
         }
     }
 

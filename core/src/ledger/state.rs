@@ -1,117 +1,109 @@
-//! Chain state, derived by replaying blocks, and every validation rule.
+//! Chain state, derived by replaying blocks, and what can be asked of it.
+//!
+//! The maps are persistent (structurally shared): cloning a state to try a block or a
+//! submission on it costs `O(1)`, not `O(state)`, so checking the next transaction of a chain
+//! of 10^6 costs what it costs on a chain of 10^3. The rules that change it are in
+//! `ledger::apply`, one function per transaction kind.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use crate::cid::Cid;
-use crate::envelope::RecordId;
 use crate::error::{Error, Result};
 use crate::identity::{IdentityId, PublicKey, Role};
-use crate::ledger::codec::{Block, Genesis, Policy, SignedTx, TxBody};
-use crate::ledger::{Rule, endorsement_message, merkle_root};
+use crate::ledger::codec::{AuthorityChangeKind, GenesisBlock, Policy};
+use crate::ledger::merkle::{Frontier, Hash};
+use crate::record::{Purpose, RecordId};
 
-/// A signature check set aside while blocks are applied, so that a batch of them can be
-/// verified on every core at once ([`verify_checks`]).
-pub(crate) struct SigCheck {
-    key: PublicKey,
-    msg: Vec<u8>,
-    sig: Vec<u8>,
+/// A registered participant.
+#[derive(Clone, Debug)]
+pub(crate) struct IdentityState {
+    pub(crate) role: Role,
+    pub(crate) key: PublicKey,
+    pub(crate) seq: u64,
+    pub(crate) licence: Option<String>,
 }
 
-/// How [`State`] checks signatures while applying transactions.
-pub(crate) enum Sigs<'a> {
-    /// Verify each signature where the rules meet it (exact first error).
-    Now,
-    /// Record each check and assume it passes; the caller verifies the batch afterwards and
-    /// discards the state if any fails.
-    Defer(&'a mut Vec<SigCheck>),
-    /// Skip them (checking an unsigned transaction before signing it).
-    Skip,
+/// An authority in effect.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Authority {
+    /// Its id.
+    pub id: IdentityId,
+    /// Its RSA key.
+    #[serde(skip)]
+    pub key: PublicKey,
+    /// Its CometBFT validator key, if it runs a validator.
+    #[serde(with = "opt_hex32")]
+    pub validator: Option<[u8; 32]>,
 }
 
-impl Sigs<'_> {
-    fn verify(&mut self, key: &PublicKey, msg: &[u8], sig: &[u8]) -> std::result::Result<(), ()> {
-        match self {
-            Sigs::Now => key.verify(msg, sig).map_err(drop),
-            Sigs::Defer(checks) => {
-                checks.push(SigCheck {
-                    key: key.clone(),
-                    msg: msg.to_vec(),
-                    sig: sig.to_vec(),
-                });
-                Ok(())
-            }
-            Sigs::Skip => Ok(()),
+mod opt_hex32 {
+    pub fn serialize<S: serde::Serializer>(b: &Option<[u8; 32]>, s: S) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(b) => s.serialize_some(&data_encoding::HEXLOWER.encode(b)),
+            None => s.serialize_none(),
         }
     }
 }
 
-/// Verifies deferred checks, on every core (rayon) where there are threads. True if all pass.
-pub(crate) fn verify_checks(checks: &[SigCheck]) -> bool {
-    #[cfg(not(target_arch = "wasm32"))]
-    {
-        use rayon::prelude::*;
-        checks
-            .par_iter()
-            .with_min_len(8)
-            .all(|c| c.key.verify(&c.msg, &c.sig).is_ok())
-    }
-    #[cfg(target_arch = "wasm32")]
-    {
-        checks.iter().all(|c| c.key.verify(&c.msg, &c.sig).is_ok())
-    }
-}
-
-/// A failed rule with its explanation (placed into an error by the caller).
-type RuleResult<T = ()> = std::result::Result<T, (Rule, String)>;
-
-fn broken<T>(rule: Rule, detail: impl Into<String>) -> RuleResult<T> {
-    Err((rule, detail.into()))
-}
-
-#[derive(Clone, Debug)]
-struct IdentityState {
-    role: Role,
-    key: PublicKey,
-    seq: u64,
-    licence: Option<String>,
+/// A change of the CometBFT validator set that a block caused (power 0 removes).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ValidatorUpdate {
+    /// The validator's ed25519 public key.
+    pub validator: [u8; 32],
+    /// Its voting power (0: removed).
+    pub power: u64,
 }
 
 /// One grant of a record version to a doctor.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AccessGrant {
     /// Grantee.
     pub doctor: IdentityId,
     /// Version granted.
     pub version: u32,
-    /// Expiry, unix seconds.
+    /// Expiry, unix seconds (the grant authorises nothing from then on).
     pub expires: Option<u64>,
-    /// Stated purpose.
-    pub purpose: Option<String>,
+    /// Stated purpose (HL7 PurposeOfUse code).
+    pub purpose: Purpose,
+    /// The encrypted free-text note, if any (readable by the owner and the doctor).
+    #[serde(with = "crate::serde_util::b64_opt")]
+    pub note: Option<Vec<u8>>,
     /// Height of the granting block.
     pub granted_at: u64,
     /// The DEK wrapped to the doctor.
+    #[serde(with = "crate::serde_util::b64")]
     pub wrapped_key: Vec<u8>,
 }
 
-#[derive(Clone, Debug)]
-struct VersionState {
-    content: Cid,
-    size: u64,
-    owner_wrap: Vec<u8>,
-    grants: BTreeMap<IdentityId, AccessGrant>,
+impl AccessGrant {
+    /// Whether the grant has expired at unix time `now` (by the caller's clock).
+    pub fn expired_at(&self, now: u64) -> bool {
+        self.expires.is_some_and(|e| e <= now)
+    }
 }
 
 #[derive(Clone, Debug)]
-struct RecordState {
-    owner: IdentityId,
-    versions: Vec<VersionState>,
+pub(crate) struct VersionState {
+    pub(crate) content: Cid,
+    pub(crate) size: u64,
+    pub(crate) commitment: [u8; 32],
+    pub(crate) owner_key: Vec<u8>,
+    pub(crate) grants: imbl::OrdMap<IdentityId, AccessGrant>,
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct RecordState {
+    pub(crate) owner: IdentityId,
+    pub(crate) versions: imbl::Vector<VersionState>,
     /// Doctors whose access was revoked (and not granted again since), with the height.
-    revoked: BTreeMap<IdentityId, u64>,
-    audit: Vec<AuditEvent>,
+    pub(crate) revoked: imbl::OrdMap<IdentityId, u64>,
+    pub(crate) audit: imbl::Vector<AuditEvent>,
 }
 
 /// What happened to a record.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "event", rename_all = "lowercase")]
 pub enum AuditKind {
     /// A version was published.
     Published {
@@ -128,8 +120,8 @@ pub enum AuditKind {
         version: u32,
         /// Expiry.
         expires: Option<u64>,
-        /// Purpose.
-        purpose: Option<String>,
+        /// Purpose code.
+        purpose: Purpose,
     },
     /// A doctor's access was revoked.
     Revoked {
@@ -165,10 +157,34 @@ impl AuditKind {
             AuditKind::Published { .. } => None,
         }
     }
+
+    /// The grant's expiry (granted).
+    pub fn expires(&self) -> Option<u64> {
+        match self {
+            AuditKind::Granted { expires, .. } => *expires,
+            _ => None,
+        }
+    }
+
+    /// The grant's purpose (granted).
+    pub fn purpose(&self) -> Option<Purpose> {
+        match self {
+            AuditKind::Granted { purpose, .. } => Some(*purpose),
+            _ => None,
+        }
+    }
+
+    /// The content root (published).
+    pub fn content(&self) -> Option<Cid> {
+        match self {
+            AuditKind::Published { content, .. } => Some(*content),
+            _ => None,
+        }
+    }
 }
 
 /// One entry of a record's audit trail.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct AuditEvent {
     /// Block height.
     pub height: u64,
@@ -181,11 +197,12 @@ pub struct AuditEvent {
     /// Author of the transaction.
     pub author: IdentityId,
     /// What happened.
+    #[serde(flatten)]
     pub kind: AuditKind,
 }
 
 /// A summary of a record as the chain knows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RecordInfo {
     /// Record id.
     pub record: RecordId,
@@ -197,7 +214,10 @@ pub struct RecordInfo {
     pub content: Cid,
     /// Envelope size of the latest version.
     pub size: u64,
-    /// For `records_for(doctor)`: that doctor's grant on the latest version.
+    /// The latest version's key commitment.
+    #[serde(with = "crate::serde_util::hex32")]
+    pub commitment: [u8; 32],
+    /// For the records granted to a doctor: that doctor's grant on the latest version.
     pub grant: Option<AccessGrant>,
 }
 
@@ -210,6 +230,8 @@ pub struct Access {
     pub content: Cid,
     /// Envelope size.
     pub size: u64,
+    /// The key commitment the envelope must carry.
+    pub commitment: [u8; 32],
     /// The DEK wrapped to the reader.
     pub wrapped_key: Vec<u8>,
 }
@@ -217,552 +239,218 @@ pub struct Access {
 /// The replayed state of a chain.
 #[derive(Clone, Debug)]
 pub struct State {
-    genesis: Genesis,
-    authorities: HashMap<IdentityId, PublicKey>,
-    height: u64,
-    head: Cid,
-    time: u64,
-    identities: HashMap<IdentityId, IdentityState>,
+    pub(crate) genesis: Arc<GenesisBlock>,
+    pub(crate) authorities: imbl::OrdMap<IdentityId, Authority>,
+    pub(crate) votes: imbl::OrdMap<AuthorityChangeKind, BTreeSet<IdentityId>>,
+    pub(crate) height: u64,
+    pub(crate) head: Cid,
+    pub(crate) head_cert: Option<Cid>,
+    pub(crate) time: u64,
+    pub(crate) log: Frontier,
+    pub(crate) identities: imbl::HashMap<IdentityId, IdentityState>,
     /// Which account each registered key belongs to (keys are never reused).
-    key_owner: HashMap<IdentityId, IdentityId>,
-    records: HashMap<RecordId, RecordState>,
+    pub(crate) key_owner: imbl::HashMap<IdentityId, IdentityId>,
+    pub(crate) records: imbl::HashMap<RecordId, RecordState>,
+    /// Records each doctor holds a grant on (latest or older versions).
+    pub(crate) granted: imbl::HashMap<IdentityId, imbl::OrdSet<RecordId>>,
+    /// Records each patient owns.
+    pub(crate) owned: imbl::HashMap<IdentityId, imbl::OrdSet<RecordId>>,
+    /// Within the block being applied: records revoked that must get their next version.
+    pub(crate) pending_rekey: BTreeMap<RecordId, usize>,
+    /// Within the block being applied: validator-set changes it causes.
+    pub(crate) validator_updates: Vec<ValidatorUpdate>,
 }
 
 impl State {
-    /// Starts from a genesis block (validating it).
-    pub fn from_genesis(block: &Block, now: u64) -> Result<State> {
-        let at = |rule, detail: String| Error::InvalidChain {
-            height: 0,
+    /// The state right after genesis (validating the genesis block).
+    pub fn from_genesis(genesis: &GenesisBlock) -> Result<State> {
+        let at = |detail: &str| Error::InvalidChain {
+            height: Some(0),
             tx: None,
-            rule,
-            detail,
+            rule: crate::rule::Rule::Genesis,
+            detail: detail.to_owned(),
         };
-        let h = &block.header;
-        let g = h
-            .genesis
-            .clone()
-            .ok_or_else(|| at(Rule::Genesis, "first block has no genesis section".into()))?;
-        if h.height != 0 || h.parent.is_some() || !h.txs.is_empty() {
-            return Err(at(
-                Rule::Genesis,
-                "genesis must have height 0, no parent and no transactions".into(),
-            ));
-        }
+        let g = &genesis.genesis;
         if g.authorities.is_empty() {
-            return Err(at(Rule::Genesis, "genesis names no authority".into()));
+            return Err(at("genesis names no authority"));
         }
         if g.policy.min_key_bits < crate::identity::MIN_KEY_BITS as u64
             || g.policy.max_txs_per_block == 0
+            || g.policy.max_object_bytes < 4096
         {
-            return Err(at(
-                Rule::Genesis,
-                "policy weaker than medshare's floor".into(),
-            ));
+            return Err(at("policy weaker than medshare's floor"));
         }
-        let authorities: HashMap<_, _> =
-            g.authorities.iter().map(|k| (k.id(), k.clone())).collect();
-        if authorities.len() != g.authorities.len() {
-            return Err(at(Rule::Genesis, "duplicate authority".into()));
+        if g.network.is_empty() || g.network.len() > 128 {
+            return Err(at("network name must be 1 to 128 bytes"));
         }
-        if g.authorities
-            .iter()
-            .any(|k| (k.bits() as u64) < g.policy.min_key_bits)
-        {
-            return Err(at(
-                Rule::Genesis,
-                "authority key weaker than the policy".into(),
-            ));
-        }
-        let mut state = State {
-            genesis: g,
-            authorities,
-            height: 0,
-            head: block.cid,
-            time: h.time,
-            identities: HashMap::new(),
-            key_owner: HashMap::new(),
-            records: HashMap::new(),
-        };
-        state
-            .check_seal(block, now, &mut Sigs::Now)
-            .map_err(|(rule, detail)| at(rule, detail))?;
-        for k in state.genesis.authorities.clone() {
-            state.key_owner.insert(k.id(), k.id());
-            state.identities.insert(
-                k.id(),
+        let mut authorities = imbl::OrdMap::new();
+        let mut identities = imbl::HashMap::new();
+        let mut key_owner = imbl::HashMap::new();
+        for a in &g.authorities {
+            if (a.key.bits() as u64) < g.policy.min_key_bits {
+                return Err(at("authority key weaker than the policy"));
+            }
+            let id = a.key.id();
+            if authorities.contains_key(&id) {
+                return Err(at("duplicate authority"));
+            }
+            if a.validator.is_some()
+                && g.authorities
+                    .iter()
+                    .filter(|b| b.validator == a.validator)
+                    .count()
+                    > 1
+            {
+                return Err(at("two authorities share a validator key"));
+            }
+            authorities.insert(
+                id,
+                Authority {
+                    id,
+                    key: a.key.clone(),
+                    validator: a.validator,
+                },
+            );
+            key_owner.insert(id, id);
+            identities.insert(
+                id,
                 IdentityState {
                     role: Role::Authority,
-                    key: k,
+                    key: a.key.clone(),
                     seq: 0,
                     licence: None,
                 },
             );
         }
-        Ok(state)
+        Ok(State {
+            genesis: Arc::new(genesis.clone()),
+            authorities,
+            votes: imbl::OrdMap::new(),
+            height: 0,
+            head: genesis.cid,
+            head_cert: None,
+            time: g.time,
+            log: Frontier::new(),
+            identities,
+            key_owner,
+            records: imbl::HashMap::new(),
+            granted: imbl::HashMap::new(),
+            owned: imbl::HashMap::new(),
+            pending_rekey: BTreeMap::new(),
+            validator_updates: Vec::new(),
+        })
     }
 
-    fn check_seal(&self, block: &Block, now: u64, sigs: &mut Sigs<'_>) -> RuleResult {
-        let h = &block.header;
-        if h.network != self.genesis.network {
-            return broken(Rule::Network, format!("block of network `{}`", h.network));
-        }
-        if block.bytes.len() as u64 > self.genesis.policy.max_object_bytes {
-            return broken(
-                Rule::Limits,
-                format!("block of {} bytes", block.bytes.len()),
-            );
-        }
-        if h.txs.len() as u64 > self.genesis.policy.max_txs_per_block {
-            return broken(
-                Rule::Limits,
-                format!("{} transactions in one block", h.txs.len()),
-            );
-        }
-        if h.time > now.saturating_add(self.genesis.policy.max_clock_skew_secs) {
-            return broken(
-                Rule::TimestampFuture,
-                format!("block time {} is ahead of now ({now})", h.time),
-            );
-        }
-        let Some(key) = self.authorities.get(&h.sealer) else {
-            return broken(
-                Rule::Sealer,
-                format!("sealer {} is not an authority", h.sealer),
-            );
-        };
-        if merkle_root(&h.txs) != h.merkle {
-            return broken(
-                Rule::MerkleRoot,
-                "merkle root does not match the transactions",
-            );
-        }
-        sigs.verify(key, &Block::signing_bytes(h), &block.sig)
-            .map_err(|_| {
-                (
-                    Rule::SealSignature,
-                    format!("seal of {} does not verify", h.sealer),
-                )
-            })
-    }
+    // ---- the chain ---------------------------------------------------------------------------
 
-    /// Applies the next block and its transactions (in block order), checking every rule. On
-    /// error the state may be partly updated: callers apply to a clone when they must recover.
-    pub fn apply_block(&mut self, block: &Block, txs: &[SignedTx], now: u64) -> Result<()> {
-        self.apply_block_with(block, txs, now, &mut Sigs::Now)
-    }
-
-    /// [`State::apply_block`] with every signature check appended to `checks` instead of run.
-    /// The state is only valid once [`verify_checks`] passes on them.
-    pub(crate) fn apply_block_deferred(
-        &mut self,
-        block: &Block,
-        txs: &[SignedTx],
-        now: u64,
-        checks: &mut Vec<SigCheck>,
-    ) -> Result<()> {
-        self.apply_block_with(block, txs, now, &mut Sigs::Defer(checks))
-    }
-
-    fn apply_block_with(
-        &mut self,
-        block: &Block,
-        txs: &[SignedTx],
-        now: u64,
-        sigs: &mut Sigs<'_>,
-    ) -> Result<()> {
-        let h = &block.header;
-        let height = h.height;
-        let at = |rule, detail: String| Error::InvalidChain {
-            height,
-            tx: None,
-            rule,
-            detail,
-        };
-        if h.genesis.is_some() {
-            return Err(at(Rule::Genesis, "a second genesis section".into()));
-        }
-        if h.parent != Some(self.head) {
-            return Err(at(
-                Rule::Parent,
-                format!("parent {:?} is not the head {}", h.parent, self.head),
-            ));
-        }
-        if h.height != self.height + 1 {
-            return Err(at(
-                Rule::Height,
-                format!("height {} after {}", h.height, self.height),
-            ));
-        }
-        if h.time < self.time {
-            return Err(at(
-                Rule::TimestampOrder,
-                format!("time {} before the parent's {}", h.time, self.time),
-            ));
-        }
-        self.check_seal(block, now, sigs)
-            .map_err(|(rule, detail)| at(rule, detail))?;
-        if txs.len() != h.txs.len() || txs.iter().zip(&h.txs).any(|(t, c)| t.cid != *c) {
-            return Err(at(
-                Rule::Cid,
-                "transactions do not match the block's links".into(),
-            ));
-        }
-        for (i, tx) in txs.iter().enumerate() {
-            self.apply_tx(tx, block, sigs)
-                .map_err(|(rule, detail)| Error::InvalidChain {
-                    height,
-                    tx: Some(i),
-                    rule,
-                    detail,
-                })?;
-        }
-        self.height = height;
-        self.head = block.cid;
-        self.time = h.time;
-        Ok(())
-    }
-
-    /// Checks an unsigned transaction against the current state as if it were the next one in a
-    /// block at `time`, without changing anything: every rule but the signatures. Used to refuse
-    /// an operation before doing its (possibly long) work. Returns the rule it would break.
-    pub fn check_unsigned(&self, tx: &crate::ledger::Tx, time: u64) -> Result<()> {
-        let tx = SignedTx::assemble(tx.clone(), Vec::new(), None);
-        let mut copy = self.clone();
-        let header = crate::ledger::BlockHeader {
-            network: self.genesis.network.clone(),
-            height: self.height + 1,
-            parent: Some(self.head),
-            time,
-            txs: vec![tx.cid],
-            merkle: [0; 32],
-            sealer: self.genesis.authorities[0].id(),
-            genesis: None,
-        };
-        let block = Block::assemble(header, Vec::new());
-        copy.apply_tx(&tx, &block, &mut Sigs::Skip)
-            .map_err(|(rule, detail)| Error::Rejected { rule, detail })
-    }
-
-    fn apply_tx(&mut self, stx: &SignedTx, block: &Block, sigs: &mut Sigs<'_>) -> RuleResult {
-        let tx = &stx.tx;
-        if stx.bytes.len() as u64 > self.genesis.policy.max_object_bytes {
-            return broken(
-                Rule::Limits,
-                format!("transaction of {} bytes", stx.bytes.len()),
-            );
-        }
-        let msg = SignedTx::signing_bytes(tx);
-        let event = |kind| AuditEvent {
-            height: block.header.height,
-            block: block.cid,
-            time: block.header.time,
-            tx: stx.cid,
-            author: tx.author,
-            kind,
-        };
-        // Registrations are self-signed by the key they register.
-        match &tx.body {
-            TxBody::RegisterPatient { key } | TxBody::RegisterDoctor { key, .. } => {
-                if key.id() != tx.author {
-                    return broken(
-                        Rule::Registration,
-                        "author is not the id of the registered key",
-                    );
-                }
-                if (key.bits() as u64) < self.genesis.policy.min_key_bits {
-                    return broken(
-                        Rule::Registration,
-                        format!(
-                            "{}-bit key under the policy minimum {}",
-                            key.bits(),
-                            self.genesis.policy.min_key_bits
-                        ),
-                    );
-                }
-                if self.key_owner.contains_key(&key.id()) {
-                    return broken(
-                        Rule::DuplicateRegistration,
-                        format!("{} is already registered", tx.author),
-                    );
-                }
-                sigs.verify(key, &msg, &stx.sig)
-                    .map_err(|_| (Rule::TxSignature, "signature does not verify".to_owned()))?;
-                if tx.seq != 1 {
-                    return broken(
-                        Rule::Sequence,
-                        format!("registration must have sequence 1, has {}", tx.seq),
-                    );
-                }
-                let (role, licence) = match &tx.body {
-                    TxBody::RegisterDoctor {
-                        licence,
-                        authority,
-                        endorsement,
-                        ..
-                    } => {
-                        let Some(auth) = self.authorities.get(authority) else {
-                            return broken(
-                                Rule::Endorsement,
-                                format!("{authority} is not an authority"),
-                            );
-                        };
-                        // The authority's endorsement is a rule about the body, checked even
-                        // when the transaction's own signature is not (`check_unsigned`).
-                        let message = endorsement_message(&tx.author, licence);
-                        match sigs {
-                            Sigs::Skip => auth.verify(&message, endorsement).map_err(drop),
-                            other => other.verify(auth, &message, endorsement),
-                        }
-                        .map_err(|_| {
-                            (Rule::Endorsement, "endorsement does not verify".to_owned())
-                        })?;
-                        (Role::Doctor, Some(licence.clone()))
-                    }
-                    _ => (Role::Patient, None),
-                };
-                self.key_owner.insert(key.id(), tx.author);
-                self.identities.insert(
-                    tx.author,
-                    IdentityState {
-                        role,
-                        key: key.clone(),
-                        seq: 1,
-                        licence,
-                    },
-                );
-                return Ok(());
-            }
-            _ => {}
-        }
-        let Some(author) = self.identities.get(&tx.author) else {
-            return broken(
-                Rule::UnknownAuthor,
-                format!("{} is not registered", tx.author),
-            );
-        };
-        sigs.verify(&author.key, &msg, &stx.sig).map_err(|_| {
-            (
-                Rule::TxSignature,
-                format!(
-                    "signature does not verify against {}'s current key",
-                    tx.author
-                ),
-            )
-        })?;
-        if tx.seq <= author.seq {
-            return broken(
-                Rule::Sequence,
-                format!("sequence {} not above {}", tx.seq, author.seq),
-            );
-        }
-        let author_role = author.role;
-        match &tx.body {
-            TxBody::RegisterPatient { .. } | TxBody::RegisterDoctor { .. } => {
-                unreachable!("handled above")
-            }
-            TxBody::RotateKey { new_key } => {
-                let cosig = stx.cosig.as_deref().unwrap_or_default();
-                sigs.verify(new_key, &msg, cosig).map_err(|_| {
-                    (
-                        Rule::KeyRotation,
-                        "new key's co-signature does not verify".to_owned(),
-                    )
-                })?;
-                if (new_key.bits() as u64) < self.genesis.policy.min_key_bits {
-                    return broken(Rule::KeyRotation, "new key under the policy minimum");
-                }
-                if self.key_owner.contains_key(&new_key.id()) {
-                    return broken(Rule::KeyRotation, "new key is already in use");
-                }
-                if author_role == Role::Authority {
-                    return broken(Rule::Role, "authority keys are fixed by the genesis");
-                }
-                self.key_owner.insert(new_key.id(), tx.author);
-                if let Some(me) = self.identities.get_mut(&tx.author) {
-                    me.key = new_key.clone();
-                }
-            }
-            TxBody::PublishRecord {
-                record,
-                version,
-                content,
-                size,
-                wrapped_key,
-            } => {
-                if author_role != Role::Patient {
-                    return broken(
-                        Rule::Role,
-                        format!("a {author_role} cannot publish records"),
-                    );
-                }
-                if wrapped_key.is_empty() || wrapped_key.len() > 512 {
-                    return broken(Rule::Encoding, "wrapped key length");
-                }
-                let v = VersionState {
-                    content: *content,
-                    size: *size,
-                    owner_wrap: wrapped_key.clone(),
-                    grants: BTreeMap::new(),
-                };
-                let ev = event(AuditKind::Published {
-                    version: *version,
-                    content: *content,
-                });
-                match self.records.get_mut(record) {
-                    None => {
-                        if *version != 1 {
-                            return broken(
-                                Rule::Version,
-                                format!("new record starts at version {version}, not 1"),
-                            );
-                        }
-                        self.records.insert(
-                            *record,
-                            RecordState {
-                                owner: tx.author,
-                                versions: vec![v],
-                                revoked: BTreeMap::new(),
-                                audit: vec![ev],
-                            },
-                        );
-                    }
-                    Some(r) => {
-                        if r.owner != tx.author {
-                            return broken(
-                                Rule::NotOwner,
-                                format!("record {record} belongs to {}", r.owner),
-                            );
-                        }
-                        if *version as usize != r.versions.len() + 1 {
-                            return broken(
-                                Rule::Version,
-                                format!("version {version} after {}", r.versions.len()),
-                            );
-                        }
-                        r.versions.push(v);
-                        r.audit.push(ev);
-                    }
-                }
-            }
-            TxBody::Grant {
-                record,
-                version,
-                doctor,
-                wrapped_key,
-                expires,
-                purpose,
-            } => {
-                let grantee_ok = self
-                    .identities
-                    .get(doctor)
-                    .is_some_and(|d| d.role == Role::Doctor);
-                let r = self.record_owned_by(record, &tx.author)?;
-                let Some(v) = r.versions.get_mut((*version as usize).wrapping_sub(1)) else {
-                    return broken(
-                        Rule::Version,
-                        format!("record {record} has no version {version}"),
-                    );
-                };
-                if !grantee_ok {
-                    return broken(
-                        Rule::Grantee,
-                        format!("{doctor} is not a registered doctor"),
-                    );
-                }
-                if expires.is_some_and(|e| e <= block.header.time) {
-                    return broken(Rule::Expiry, "grant expires before it is issued");
-                }
-                if wrapped_key.is_empty() || wrapped_key.len() > 512 {
-                    return broken(Rule::Encoding, "wrapped key length");
-                }
-                v.grants.insert(
-                    *doctor,
-                    AccessGrant {
-                        doctor: *doctor,
-                        version: *version,
-                        expires: *expires,
-                        purpose: purpose.clone(),
-                        granted_at: block.header.height,
-                        wrapped_key: wrapped_key.clone(),
-                    },
-                );
-                r.revoked.remove(doctor);
-                r.audit.push(event(AuditKind::Granted {
-                    doctor: *doctor,
-                    version: *version,
-                    expires: *expires,
-                    purpose: purpose.clone(),
-                }));
-            }
-            TxBody::Revoke { record, doctor } => {
-                let r = self.record_owned_by(record, &tx.author)?;
-                let mut had = false;
-                for v in &mut r.versions {
-                    had |= v.grants.remove(doctor).is_some();
-                }
-                if !had {
-                    return broken(
-                        Rule::NotGranted,
-                        format!("{doctor} holds no grant on {record}"),
-                    );
-                }
-                r.revoked.insert(*doctor, block.header.height);
-                r.audit.push(event(AuditKind::Revoked { doctor: *doctor }));
-            }
-        }
-        if let Some(me) = self.identities.get_mut(&tx.author) {
-            me.seq = tx.seq;
-        }
-        Ok(())
-    }
-
-    fn record_owned_by(
-        &mut self,
-        record: &RecordId,
-        author: &IdentityId,
-    ) -> RuleResult<&mut RecordState> {
-        let Some(r) = self.records.get_mut(record) else {
-            return broken(Rule::Version, format!("unknown record {record}"));
-        };
-        if r.owner != *author {
-            return broken(
-                Rule::NotOwner,
-                format!("record {record} belongs to {}", r.owner),
-            );
-        }
-        Ok(r)
-    }
-
-    // ---- queries ------------------------------------------------------------------------------
-
-    /// Current height.
+    /// Current height (0: only genesis).
     pub fn height(&self) -> u64 {
         self.height
     }
 
-    /// Current head block CID.
+    /// The latest block (the genesis block at height 0).
     pub fn head(&self) -> Cid {
         self.head
     }
 
-    /// Time of the head block.
+    /// The certificate of the latest block, once it has one (never for genesis).
+    pub fn head_cert(&self) -> Option<Cid> {
+        self.head_cert
+    }
+
+    /// Whether the latest block is final (certified, or genesis).
+    pub fn is_certified(&self) -> bool {
+        self.height == 0 || self.head_cert.is_some()
+    }
+
+    /// What a store's head pointer names for this state: the head's certificate, or the
+    /// genesis block before the first block.
+    pub fn head_pointer(&self) -> Cid {
+        self.head_cert.unwrap_or(self.genesis.cid)
+    }
+
+    /// Time of the latest block.
     pub fn time(&self) -> u64 {
         self.time
     }
 
-    /// The genesis configuration.
-    pub fn genesis(&self) -> &Genesis {
+    /// The genesis block's CID: the network's identity.
+    pub fn genesis_cid(&self) -> Cid {
+        self.genesis.cid
+    }
+
+    /// The genesis block.
+    pub fn genesis(&self) -> &GenesisBlock {
         &self.genesis
+    }
+
+    /// The network's name.
+    pub fn network(&self) -> &str {
+        &self.genesis.genesis.network
     }
 
     /// The policy.
     pub fn policy(&self) -> &Policy {
-        &self.genesis.policy
+        &self.genesis.genesis.policy
     }
+
+    /// Transactions in the log so far.
+    pub fn log_size(&self) -> u64 {
+        self.log.size()
+    }
+
+    /// RFC 6962 root of the log so far.
+    pub fn log_root(&self) -> Hash {
+        self.log.root()
+    }
+
+    /// The authorities in effect.
+    pub fn authorities(&self) -> Vec<Authority> {
+        self.authorities.values().cloned().collect()
+    }
+
+    /// The authorities in effect, as the certificate check wants them.
+    pub fn authority_keys(&self) -> BTreeMap<IdentityId, PublicKey> {
+        self.authorities
+            .iter()
+            .map(|(id, a)| (*id, a.key.clone()))
+            .collect()
+    }
+
+    /// Validator-set changes caused by the last block applied.
+    pub fn validator_updates(&self) -> &[ValidatorUpdate] {
+        &self.validator_updates
+    }
+
+    /// Fails with `TimestampFuture` if `block_time` is later than `now` plus the policy's
+    /// allowed skew. Checked by whoever *accepts* a block (a sequencer building it, a replica
+    /// syncing or importing it), against their own clock — never when replaying blocks
+    /// already accepted, so a stored chain always stays readable.
+    pub fn check_not_future(&self, height: u64, block_time: u64, now: u64) -> Result<()> {
+        if block_time > now.saturating_add(self.policy().max_clock_skew_secs) {
+            return Err(Error::InvalidChain {
+                height: Some(height),
+                tx: None,
+                rule: crate::rule::Rule::TimestampFuture,
+                detail: format!(
+                    "block time {block_time} is more than {} s ahead of this clock ({now})",
+                    self.policy().max_clock_skew_secs
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    // ---- identities --------------------------------------------------------------------------
 
     /// Role and current key of a registered identity.
     pub fn identity(&self, id: &IdentityId) -> Option<(Role, &PublicKey)> {
         self.identities.get(id).map(|i| (i.role, &i.key))
+    }
+
+    /// The account a key belongs to, if it was ever registered.
+    pub fn account_of_key(&self, key: &IdentityId) -> Option<IdentityId> {
+        self.key_owner.get(key).copied()
     }
 
     /// The doctor's licence reference, if `id` is a doctor.
@@ -775,7 +463,7 @@ impl State {
         self.identities.get(id).map_or(0, |i| i.seq)
     }
 
-    /// Every registered identity with its role.
+    /// Every registered identity with its role, sorted by id.
     pub fn identities(&self) -> Vec<(IdentityId, Role)> {
         let mut v: Vec<_> = self
             .identities
@@ -786,12 +474,9 @@ impl State {
         v
     }
 
-    fn info(
-        &self,
-        id: &RecordId,
-        r: &RecordState,
-        grant: Option<AccessGrant>,
-    ) -> Option<RecordInfo> {
+    // ---- records -----------------------------------------------------------------------------
+
+    fn info(&self, id: &RecordId, r: &RecordState, grant: Option<AccessGrant>) -> Option<RecordInfo> {
         let last = r.versions.last()?;
         Some(RecordInfo {
             record: *id,
@@ -799,6 +484,7 @@ impl State {
             version: r.versions.len() as u32,
             content: last.content,
             size: last.size,
+            commitment: last.commitment,
             grant,
         })
     }
@@ -810,7 +496,7 @@ impl State {
             .and_then(|r| self.info(record, r, None))
     }
 
-    /// Every record.
+    /// Every record, sorted by id.
     pub fn all_records(&self) -> Vec<RecordInfo> {
         let mut v: Vec<_> = self
             .records
@@ -821,31 +507,33 @@ impl State {
         v
     }
 
-    /// Records owned by `owner`.
-    pub fn records_of(&self, owner: &IdentityId) -> Vec<RecordInfo> {
-        let mut v: Vec<_> = self
-            .records
-            .iter()
-            .filter(|(_, r)| r.owner == *owner)
-            .filter_map(|(id, r)| self.info(id, r, None))
-            .collect();
-        v.sort_by_key(|i| i.record);
-        v
+    /// Records owned by `patient`, sorted by id.
+    pub fn records_owned_by(&self, patient: &IdentityId) -> Vec<RecordInfo> {
+        self.owned
+            .get(patient)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|id| self.records.get(id).and_then(|r| self.info(id, r, None)))
+                    .collect()
+            })
+            .unwrap_or_default()
     }
 
-    /// Records whose latest version `doctor` holds a grant on (expired grants included, marked by
-    /// their `expires`).
-    pub fn records_for(&self, doctor: &IdentityId) -> Vec<RecordInfo> {
-        let mut v: Vec<_> = self
-            .records
-            .iter()
-            .filter_map(|(id, r)| {
-                let g = r.versions.last()?.grants.get(doctor)?.clone();
-                self.info(id, r, Some(g))
+    /// Records whose latest version `doctor` holds a grant on (expired grants included, marked
+    /// by their `expires`), sorted by id.
+    pub fn records_granted_to(&self, doctor: &IdentityId) -> Vec<RecordInfo> {
+        self.granted
+            .get(doctor)
+            .map(|set| {
+                set.iter()
+                    .filter_map(|id| {
+                        let r = self.records.get(id)?;
+                        let g = r.versions.last()?.grants.get(doctor)?.clone();
+                        self.info(id, r, Some(g))
+                    })
+                    .collect()
             })
-            .collect();
-        v.sort_by_key(|i| i.record);
-        v
+            .unwrap_or_default()
     }
 
     /// Grants on the latest version of `record`.
@@ -866,7 +554,7 @@ impl State {
             .records
             .get(record)
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
-        Ok(r.audit.clone())
+        Ok(r.audit.iter().cloned().collect())
     }
 
     /// Content roots of every version of `record` (oldest first).
@@ -877,37 +565,45 @@ impl State {
             .unwrap_or_default()
     }
 
-    /// Whether `reader` may open the latest version of `record` at unix time `now`, and with what.
+    /// Content roots of every retired version of every record (not the latest).
+    pub fn retired_contents(&self) -> Vec<Cid> {
+        let mut out = Vec::new();
+        for r in self.records.values() {
+            let n = r.versions.len();
+            out.extend(r.versions.iter().take(n.saturating_sub(1)).map(|v| v.content));
+        }
+        out.sort();
+        out
+    }
+
+    /// Whether `reader` may open the latest version of `record` at unix time `now` (the
+    /// reader's clock), and with what: the owner, or a doctor with an unexpired, unrevoked
+    /// grant on that version.
     pub fn access(&self, record: &RecordId, reader: &IdentityId, now: u64) -> Result<Access> {
         let r = self
             .records
             .get(record)
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
-        let (n, v) = r
+        let v = r
             .versions
-            .iter()
-            .enumerate()
-            .next_back()
+            .last()
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
-        let version = n as u32 + 1;
+        let version = r.versions.len() as u32;
+        let make = |wrapped_key: &[u8]| Access {
+            version,
+            content: v.content,
+            size: v.size,
+            commitment: v.commitment,
+            wrapped_key: wrapped_key.to_vec(),
+        };
         if r.owner == *reader {
-            return Ok(Access {
-                version,
-                content: v.content,
-                size: v.size,
-                wrapped_key: v.owner_wrap.clone(),
-            });
+            return Ok(make(&v.owner_key));
         }
         if let Some(g) = v.grants.get(reader) {
-            if g.expires.is_some_and(|e| e <= now) {
+            if g.expired_at(now) {
                 return Err(Error::AccessExpired(record.to_string()));
             }
-            return Ok(Access {
-                version,
-                content: v.content,
-                size: v.size,
-                wrapped_key: g.wrapped_key.clone(),
-            });
+            return Ok(make(&g.wrapped_key));
         }
         if r.revoked.contains_key(reader) {
             return Err(Error::AccessRevoked(record.to_string()));

@@ -7,6 +7,7 @@
 //! LOCK                  held with an exclusive advisory lock while a handle is open
 //! HEAD                  the head CID and a newline (absent: no head)
 //! blocks/<xy>/<key>     one file per block; <key> = base32 multihash, <xy> = its next-to-last 2 chars
+//! meta/<name>           small named values (state snapshot, trusted checkpoint, pending work)
 //! tmp/                  files being written; emptied on open
 //! ```
 //!
@@ -14,7 +15,10 @@
 //! flushed to disk (`fsync`), then renamed into place, and the directory flushed. A crash at any
 //! point leaves either the old or the new state, never a partial file; leftovers in `tmp/` are
 //! removed on the next open. A second handle — from this or another process — is refused with
-//! [`Error::StoreLocked`] instead of racing writes.
+//! [`Error::StoreLocked`] instead of racing writes. A put of a block whose file exists with
+//! other (damaged) bytes replaces the file, so importing good copies repairs a store. A damaged
+//! `HEAD` does not stop the store opening: [`FsStore::reset_head`] (`medshare repair`) sets it
+//! again from the blocks.
 //!
 //! I/O is blocking inside the async methods: on native targets a caller that cares runs them on a
 //! blocking-friendly executor; medshare's own drivers (CLI, Python) block anyway.
@@ -26,8 +30,8 @@ use std::sync::Mutex;
 
 use crate::cid::Cid;
 use crate::error::{Error, Result};
-use crate::store::{BlockStore, head_conflict};
-use crate::unixfs::Block;
+use crate::fsutil::{sync_dir, write_atomic};
+use crate::store::{Block, BlockStore, head_conflict};
 
 const MARKER: &str = "medshare-fs-store 1\n";
 
@@ -76,20 +80,24 @@ impl FsStore {
             Err(e) => return Err(Error::Io(e)),
         }
         fs::create_dir_all(root.join("blocks"))?;
+        fs::create_dir_all(root.join("meta"))?;
         let tmp = root.join("tmp");
         fs::create_dir_all(&tmp)?;
-        // Anything in tmp/ is an interrupted write: it never became visible, drop it.
+        // Anything in tmp/ is an interrupted write: it never became visible, drop it (whatever
+        // it is: a stray directory must not stop the store opening).
         for entry in fs::read_dir(&tmp)? {
-            let entry = entry?;
-            fs::remove_file(entry.path())?;
+            let path = entry?.path();
+            if path.is_dir() {
+                fs::remove_dir_all(&path)?;
+            } else {
+                fs::remove_file(&path)?;
+            }
         }
-        let store = FsStore {
+        Ok(FsStore {
             root,
             lock,
             head: Mutex::new(()),
-        };
-        store.read_head()?;
-        Ok(store)
+        })
     }
 
     /// The store directory.
@@ -118,10 +126,19 @@ impl FsStore {
     }
 
     /// Writes one block to tmp/ and flushes it; returns the temp path and the final path.
+    /// A block already stored with exactly these bytes is skipped; one stored with other bytes
+    /// (damaged on disk) is replaced.
     fn stage(&self, cid: &Cid, data: &[u8]) -> Result<Option<(PathBuf, PathBuf)>> {
         let dest = self.block_path(cid);
-        if dest.exists() {
-            return Ok(None);
+        match fs::metadata(&dest) {
+            Ok(m) if m.len() == data.len() as u64 => {
+                if fs::read(&dest)? == data {
+                    return Ok(None);
+                }
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == ErrorKind::NotFound => {}
+            Err(e) => return Err(Error::Io(e)),
         }
         let (tmp, mut file) = self.tmp_file()?;
         file.write_all(data)?;
@@ -152,18 +169,51 @@ impl FsStore {
     }
 
     fn read_head(&self) -> Result<Option<Cid>> {
+        let damaged = |why: String| {
+            Error::StoreCorrupt(format!(
+                "{}: {why}; `medshare repair` sets it again from the blocks",
+                self.root.join("HEAD").display()
+            ))
+        };
         match fs::read_to_string(self.root.join("HEAD")) {
             Ok(text) => {
                 let line = text
                     .strip_suffix('\n')
-                    .ok_or_else(|| Error::StoreCorrupt("HEAD is not a CID line".into()))?;
+                    .ok_or_else(|| damaged("not a CID line".into()))?;
                 line.parse()
                     .map(Some)
-                    .map_err(|e| Error::StoreCorrupt(format!("HEAD: {e}")))
+                    .map_err(|e: crate::cid::CidError| damaged(e.to_string()))
             }
+            Err(e) if e.kind() == ErrorKind::InvalidData => Err(damaged("not text".into())),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(Error::Io(e)),
         }
+    }
+
+    /// Sets the head to `new` whatever the current `HEAD` file holds (damaged or not): the
+    /// repair path, after the caller verified the chain `new` ends. Everyday writers use
+    /// compare-and-swap.
+    pub fn reset_head(&self, new: &Cid) -> Result<()> {
+        let _guard = self
+            .head
+            .lock()
+            .map_err(|_| Error::Backend("head mutex poisoned".into()))?;
+        Ok(write_atomic(
+            &self.root.join("HEAD"),
+            format!("{new}\n").as_bytes(),
+            false,
+        )?)
+    }
+
+    fn meta_path(&self, key: &str) -> Result<PathBuf> {
+        if key.is_empty()
+            || !key
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Error::InvalidInput(format!("bad meta key `{key}`")));
+        }
+        Ok(self.root.join("meta").join(key))
     }
 }
 
@@ -241,59 +291,53 @@ impl BlockStore for FsStore {
         }
         let path = self.root.join("HEAD");
         match new {
-            Some(cid) => write_atomic(&path, format!("{cid}\n").as_bytes(), false),
+            Some(cid) => Ok(write_atomic(&path, format!("{cid}\n").as_bytes(), false)?),
             None => {
                 fs::remove_file(&path)?;
-                sync_dir(&self.root)
+                Ok(sync_dir(&self.root)?)
             }
         }
     }
-}
 
-fn sync_dir(dir: &Path) -> Result<()> {
-    // Directories can be fsynced on Unix to persist renames; elsewhere this is best effort.
-    #[cfg(unix)]
-    File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
-}
+    async fn list(&self) -> Result<Option<Vec<Cid>>> {
+        let mut out = Vec::new();
+        for shard in fs::read_dir(self.root.join("blocks"))? {
+            let shard = shard?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&shard)? {
+                let name = f?.file_name();
+                let Some(name) = name.to_str() else { continue };
+                if let Some(mh) = data_encoding::BASE32_NOPAD
+                    .decode(name.to_ascii_uppercase().as_bytes())
+                    .ok()
+                    .and_then(|b| Cid::from_bytes(&b).ok())
+                {
+                    out.push(mh.to_v1());
+                }
+            }
+        }
+        Ok(Some(out))
+    }
 
-/// Replaces `path` with `bytes` atomically: temp file in the same directory, fsync, rename,
-/// fsync of the directory. With `private`, the file is created readable by its owner only.
-pub fn write_atomic(path: &Path, bytes: &[u8], private: bool) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let mut rand = [0u8; 8];
-    getrandom::fill(&mut rand).map_err(|_| Error::Rng)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{file_name}.{}.tmp",
-        data_encoding::HEXLOWER.encode(&rand)
-    ));
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        match fs::read(self.meta_path(key)?) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io(e)),
+        }
     }
-    #[cfg(not(unix))]
-    let _ = private;
-    let result = (|| {
-        let mut file = options.open(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        sync_dir(&dir)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
+
+    async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let path = self.meta_path(key)?;
+        match value {
+            Some(v) => Ok(write_atomic(&path, v, false)?),
+            None => match fs::remove_file(&path) {
+                Ok(()) => Ok(sync_dir(&self.root.join("meta"))?),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(Error::Io(e)),
+            },
+        }
     }
-    result
 }

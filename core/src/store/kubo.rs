@@ -1,29 +1,35 @@
-//! A block store backed by a real IPFS node (kubo) over its HTTP RPC API (feature `kubo`).
+//! A block store backed by a real IPFS node (kubo) over its HTTP RPC API.
 //!
 //! Blocks go through `/api/v0/block/put|get|stat|rm` with the CID's codec and sha2-256, so kubo
 //! stores them under exactly the CIDs medshare computes, and `ipfs cat <root>` returns a
-//! published envelope byte for byte. Roots are pinned with `/api/v0/pin/add` (recursive) so the
-//! node keeps, serves and replicates them. An optional bearer token is sent on every call
-//! (pinning services front kubo that way).
+//! published envelope byte for byte. Batches of record blocks go as one CAR stream through
+//! `/api/v0/dag/import`. Ledger objects are pinned directly, one by one; the root of every
+//! current record version is pinned recursively ([`BlockStore::pin`]) and unpinned when the
+//! version is retired, so `ipfs repo gc` never removes a readable record and always removes a
+//! revoked one. An optional bearer token is sent on every call (pinning services front kubo
+//! that way).
 //!
-//! **Head pointer.** The sealer's head lives in the node's MFS at `<namespace>/HEAD` (default
-//! `/medshare/HEAD`), read and replaced by this handle under a process-local lock: that gives
-//! the sealer compare-and-swap as long as one sealer process writes to a node, which is the
-//! proof-of-authority setup. With [`KuboConfig::publish_key`] every new head is also published
-//! under that IPNS key; a replica on another node sets [`KuboConfig::follow`] to the IPNS name,
-//! reads the head from IPNS and fetches the blocks through IPFS (bitswap), verifying everything.
+//! **Head pointer.** The head lives in the node's MFS at `<namespace>/HEAD` (default
+//! `/medshare/HEAD`). Compare-and-swap holds a lock that is a directory in MFS
+//! (`<namespace>/LOCK`, created with `files/mkdir` without `parents`, which fails if it exists),
+//! so writers in several processes, or on several machines, sharing one node never interleave.
+//! A lock older than 30 s is taken to be left by a crashed writer and broken. With
+//! [`KuboConfig::publish_key`] every new head is also published under that IPNS key; a replica
+//! on another node sets [`KuboConfig::follow`] to the IPNS name, reads the head from IPNS and
+//! fetches the blocks through IPFS (bitswap), verifying everything.
 //!
-//! Calls are blocking inside the async methods (like the filesystem store), time out, and are
-//! retried a few times on connection failures; a node that is down or answers garbage gives
-//! [`Error::Backend`] naming the node and the call. Every block fetched is hash-checked by
-//! [`crate::Store`] like any other backend's.
+//! Calls go through [`crate::net::Http`] (natively the `http` feature's client, in a browser
+//! `fetch`), time out, and are retried a few times when the node cannot be reached; a node that
+//! is down or answers garbage gives [`Error::Backend`] naming the node and the call. Every
+//! block fetched is hash-checked by [`crate::Store`] like any other backend's.
 
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cid::{Cid, DAG_CBOR, DAG_PB, RAW};
 use crate::error::{Error, Result};
-use crate::store::{BlockStore, head_conflict};
+use crate::net::{Http, HttpRequest, query_escape};
+use crate::store::{Block, BlockStore, head_conflict};
 
 /// How to reach a kubo node.
 #[derive(Clone, Debug)]
@@ -36,10 +42,10 @@ pub struct KuboConfig {
     pub timeout: Duration,
     /// Attempts on connection failures (1 = no retry).
     pub attempts: u32,
-    /// MFS directory holding `HEAD`.
+    /// MFS directory holding `HEAD` and `LOCK`.
     pub namespace: String,
-    /// Sealer side: the name of a key in the node's keystore under which every new head is also
-    /// published to IPNS, so replicas on other nodes can find it.
+    /// The name of a key in the node's keystore under which every new head is also published
+    /// to IPNS, so replicas on other nodes can find it.
     pub publish_key: Option<String>,
     /// Replica side: an IPNS name (`k51…`) to read the head from, instead of the local MFS file.
     /// Such a store is read-only for the head (compare-and-swap refuses).
@@ -59,13 +65,40 @@ impl KuboConfig {
             follow: None,
         }
     }
+
+    /// Parses `URL[,ipns-key=NAME][,follow=IPNS-NAME][,namespace=/PATH]` (the CLI's
+    /// `--store kubo=…` and the bindings' store strings).
+    pub fn parse(spec: &str) -> Result<KuboConfig> {
+        let mut parts = spec.split(',');
+        let url = parts.next().unwrap_or_default();
+        if !(url.starts_with("http://") || url.starts_with("https://")) {
+            return Err(Error::InvalidInput(format!(
+                "kubo RPC URL `{}` is not an http(s) URL",
+                crate::text::escape(url)
+            )));
+        }
+        let mut c = KuboConfig::new(url);
+        for opt in parts {
+            match opt.split_once('=') {
+                Some(("ipns-key", k)) => c.publish_key = Some(k.to_owned()),
+                Some(("follow", n)) => c.follow = Some(n.to_owned()),
+                Some(("namespace", n)) if n.starts_with('/') => c.namespace = n.to_owned(),
+                _ => {
+                    return Err(Error::InvalidInput(format!(
+                        "unknown kubo store option `{}` (ipns-key=NAME, follow=IPNS-NAME, namespace=/PATH)",
+                        crate::text::escape(opt)
+                    )));
+                }
+            }
+        }
+        Ok(c)
+    }
 }
 
 /// The kubo RPC store.
 pub struct KuboStore {
     config: KuboConfig,
-    agent: ureq::Agent,
-    head_lock: Mutex<()>,
+    http: Arc<dyn Http>,
 }
 
 impl std::fmt::Debug for KuboStore {
@@ -105,94 +138,94 @@ fn multipart(data: &[u8]) -> (String, Vec<u8>) {
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
-/// The `"field":"value"` string of a flat JSON answer (kubo's answers here are flat objects).
+/// The `"field":"value"` string of a JSON answer (kubo's answers here are objects).
 fn json_field(body: &[u8], field: &str) -> Option<String> {
-    let text = std::str::from_utf8(body).ok()?;
-    let key = format!("\"{field}\":");
-    let rest = text[text.find(&key)? + key.len()..].trim_start();
-    let rest = rest.strip_prefix('"')?;
-    Some(rest[..rest.find('"')?].to_owned())
+    // Streaming answers hold several objects, one per line: the first with the field wins.
+    for line in body.split(|&b| b == b'\n') {
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
+            if let Some(s) = crate::net::json_str(&v, field) {
+                return Some(s);
+            }
+        }
+    }
+    None
 }
 
+const LOCK_STALE_SECS: u64 = 30;
+
 impl KuboStore {
-    /// A store over the node at `config.url`. Nothing is contacted until the first call.
-    pub fn new(config: KuboConfig) -> KuboStore {
-        let agent = ureq::Agent::new_with_config(
-            ureq::Agent::config_builder()
-                .timeout_global(Some(config.timeout))
-                .http_status_as_error(false)
-                .build(),
-        );
-        KuboStore {
-            config,
-            agent,
-            head_lock: Mutex::new(()),
-        }
+    /// A store over the node at `config.url`, with the platform's HTTP client. Nothing is
+    /// contacted until the first call.
+    pub fn new(config: KuboConfig) -> Result<KuboStore> {
+        Ok(KuboStore::with_http(config, crate::net::default_http()?))
+    }
+
+    /// A store over the node at `config.url` using `http`.
+    pub fn with_http(config: KuboConfig, http: Arc<dyn Http>) -> KuboStore {
+        KuboStore { config, http }
+    }
+
+    /// The node's RPC URL.
+    pub fn url(&self) -> &str {
+        &self.config.url
     }
 
     /// Calls `/api/v0/<path>` with `query` and an optional multipart body.
-    fn call(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Answer> {
-        let url = format!("{}/api/v0/{path}", self.config.url);
+    async fn call(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Answer> {
+        let mut url = format!("{}/api/v0/{path}", self.config.url);
+        for (i, (k, v)) in query.iter().enumerate() {
+            url.push(if i == 0 { '?' } else { '&' });
+            url.push_str(k);
+            url.push('=');
+            url.push_str(&query_escape(v));
+        }
         let mut last = String::new();
         for attempt in 0..self.config.attempts.max(1) {
             if attempt > 0 {
-                std::thread::sleep(Duration::from_millis(100 << attempt));
+                self.http
+                    .sleep(Duration::from_millis(100 << attempt))
+                    .await;
             }
-            let mut req = self.agent.post(&url);
-            for (k, v) in query {
-                req = req.query(*k, *v);
+            let mut req = match body {
+                Some(data) => {
+                    let (ctype, form) = multipart(data);
+                    HttpRequest::post(&url, Some(form)).header("Content-Type", &ctype)
+                }
+                None => HttpRequest::post(&url, None),
             }
+            .timeout(self.config.timeout);
+            req.max_response = crate::limits::MAX_BLOCK_SIZE as u64 + 4096;
             if let Some(t) = &self.config.token {
                 req = req.header("Authorization", &format!("Bearer {t}"));
             }
-            let sent = match body {
-                Some(data) => {
-                    let (ctype, form) = multipart(data);
-                    req.header("Content-Type", &ctype).send(&form[..])
-                }
-                None => req.send_empty(),
-            };
-            let mut resp = match sent {
+            let resp = match self.http.send(req).await {
                 Ok(r) => r,
-                Err(
-                    e @ (ureq::Error::ConnectionFailed
-                    | ureq::Error::Io(_)
-                    | ureq::Error::HostNotFound),
-                ) => {
-                    last = e.to_string();
+                Err(Error::Unavailable(e)) => {
+                    last = e;
                     continue;
                 }
-                Err(e) => {
+                Err(Error::Timeout(e)) => {
                     return Err(Error::Backend(format!(
-                        "kubo at {}: {path}: {e}",
+                        "kubo at {}: {path}: timed out ({e})",
                         self.config.url
                     )));
                 }
+                Err(e) => return Err(e),
             };
-            let status = resp.status().as_u16();
-            let bytes = resp
-                .body_mut()
-                .with_config()
-                .limit(crate::limits::MAX_BLOCK_SIZE as u64 + 4096)
-                .read_to_vec()
-                .map_err(|e| {
-                    Error::Backend(format!(
-                        "kubo at {}: {path}: reading the answer: {e}",
-                        self.config.url
-                    ))
-                })?;
-            return match status {
-                200 => Ok(Answer::Ok(bytes)),
+            return match resp.status {
+                200 => Ok(Answer::Ok(resp.body)),
                 401 | 403 => Err(Error::Backend(format!(
-                    "kubo at {} refused the credentials ({status})",
-                    self.config.url
+                    "kubo at {} refused the credentials ({})",
+                    self.config.url, resp.status
                 ))),
-                _ => match json_field(&bytes, "Message") {
+                status => match json_field(&resp.body, "Message") {
                     Some(m) => Ok(Answer::Refused(m)),
                     None => Err(Error::Backend(format!(
                         "kubo at {}: {path}: unexpected HTTP {status}: {}",
                         self.config.url,
-                        String::from_utf8_lossy(&bytes[..bytes.len().min(200)])
+                        crate::text::escape(&String::from_utf8_lossy(
+                            &resp.body[..resp.body.len().min(200)]
+                        ))
                     ))),
                 },
             };
@@ -203,8 +236,8 @@ impl KuboStore {
         )))
     }
 
-    fn ok(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Vec<u8>> {
-        match self.call(path, query, body)? {
+    async fn ok(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Vec<u8>> {
+        match self.call(path, query, body).await? {
             Answer::Ok(b) => Ok(b),
             Answer::Refused(m) => Err(Error::Backend(format!(
                 "kubo at {}: {path}: {m}",
@@ -213,12 +246,13 @@ impl KuboStore {
         }
     }
 
-    fn head_path(&self) -> String {
-        format!("{}/HEAD", self.config.namespace.trim_end_matches('/'))
+    fn ns(&self) -> &str {
+        self.config.namespace.trim_end_matches('/')
     }
 
-    fn read_head(&self) -> Result<Option<Cid>> {
-        match self.call("files/read", &[("arg", &self.head_path())], None)? {
+    async fn read_head(&self) -> Result<Option<Cid>> {
+        let path = format!("{}/HEAD", self.ns());
+        match self.call("files/read", &[("arg", &path)], None).await? {
             Answer::Ok(b) => {
                 let text = String::from_utf8(b)
                     .map_err(|_| Error::StoreCorrupt("kubo HEAD is not text".into()))?;
@@ -238,16 +272,19 @@ impl KuboStore {
     }
 
     /// The CID an IPNS name points to (`/ipfs/<cid>`), or `None` if it resolves to nothing yet.
-    fn resolve_ipns(&self, name: &str) -> Result<Option<Cid>> {
+    async fn resolve_ipns(&self, name: &str) -> Result<Option<Cid>> {
         let arg = format!("/ipns/{name}");
         // nocache: a follower must see the newest head, not the node's cached answer.
-        match self.call("name/resolve", &[("arg", &arg), ("nocache", "true")], None)? {
+        match self
+            .call("name/resolve", &[("arg", &arg), ("nocache", "true")], None)
+            .await?
+        {
             Answer::Ok(b) => {
                 let path = json_field(&b, "Path").ok_or_else(|| {
                     Error::Backend(format!("kubo name/resolve answered garbage for {name}"))
                 })?;
                 let cid = path.strip_prefix("/ipfs/").unwrap_or(&path);
-                cid.parse().map(Some)
+                Ok(Some(cid.parse()?))
             }
             Answer::Refused(m) if m.contains("not found") || m.contains("could not resolve") => {
                 Ok(None)
@@ -260,44 +297,148 @@ impl KuboStore {
     }
 
     /// Creates (or finds) the node keystore key `name` and returns its IPNS name (`k51…`).
-    pub fn ipns_key(&self, name: &str) -> Result<String> {
-        let list = self.ok("key/list", &[("l", "true")], None)?;
-        let text = String::from_utf8_lossy(&list).into_owned();
-        // {"Keys":[{"Name":"self","Id":"k51…"},…]}
-        let needle = format!("\"Name\":\"{name}\",\"Id\":\"");
-        if let Some(at) = text.find(&needle) {
-            let rest = &text[at + needle.len()..];
-            return rest
-                .split('"')
-                .next()
-                .map(str::to_owned)
-                .ok_or_else(|| Error::Backend("key/list garbage".into()));
+    pub async fn ipns_key(&self, name: &str) -> Result<String> {
+        let list = self.ok("key/list", &[("l", "true")], None).await?;
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&list) {
+            if let Some(keys) = v.get("Keys").and_then(|k| k.as_array()) {
+                for k in keys {
+                    if crate::net::json_str(k, "Name").as_deref() == Some(name) {
+                        if let Some(id) = crate::net::json_str(k, "Id") {
+                            return Ok(id);
+                        }
+                    }
+                }
+            }
         }
-        let made = self.ok("key/gen", &[("arg", name), ("type", "ed25519")], None)?;
+        let made = self
+            .ok("key/gen", &[("arg", name), ("type", "ed25519")], None)
+            .await?;
         json_field(&made, "Id")
             .ok_or_else(|| Error::Backend(format!("kubo key/gen answered garbage for {name}")))
     }
 
-    /// Pins `root` recursively (a UnixFS file, or a chain head with everything it links).
-    pub fn pin_root(&self, root: &Cid) -> Result<()> {
-        self.ok(
-            "pin/add",
-            &[("arg", &root.to_string()), ("recursive", "true")],
-            None,
-        )
-        .map(|_| ())
+    /// The roots pinned recursively on the node (what `ipfs pin ls --type=recursive` lists).
+    pub async fn recursive_pins(&self) -> Result<Vec<Cid>> {
+        let b = self
+            .ok("pin/ls", &[("type", "recursive"), ("stream", "true")], None)
+            .await?;
+        let mut out = Vec::new();
+        for line in b.split(|&c| c == b'\n') {
+            if let Some(c) = serde_json::from_slice::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| crate::net::json_str(&v, "Cid"))
+            {
+                out.push(c.parse()?);
+            }
+        }
+        Ok(out)
     }
 
-    /// Removes the pin of `root` (no error if it was not pinned).
-    pub fn unpin_root(&self, root: &Cid) -> Result<()> {
-        match self.call("pin/rm", &[("arg", &root.to_string())], None)? {
-            Answer::Ok(_) => Ok(()),
-            Answer::Refused(m) if m.contains("not pinned") => Ok(()),
-            Answer::Refused(m) => Err(Error::Backend(format!(
-                "kubo at {}: pin/rm: {m}",
-                self.config.url
-            ))),
+    /// Takes the MFS lock (see the module docs); returns once held.
+    async fn lock(&self) -> Result<()> {
+        let lock = format!("{}/LOCK", self.ns());
+        let now = crate::platform::now_secs();
+        for attempt in 0..600u32 {
+            // Make sure the namespace exists, then try to create the lock directory.
+            let _ = self
+                .call("files/mkdir", &[("arg", self.ns()), ("parents", "true")], None)
+                .await?;
+            match self
+                .call("files/mkdir", &[("arg", &lock), ("parents", "false")], None)
+                .await?
+            {
+                Answer::Ok(_) => {
+                    let stamp = format!("{}\n", crate::platform::now_secs());
+                    self.ok(
+                        "files/write",
+                        &[
+                            ("arg", &format!("{lock}/since")),
+                            ("create", "true"),
+                            ("truncate", "true"),
+                        ],
+                        Some(stamp.as_bytes()),
+                    )
+                    .await?;
+                    return Ok(());
+                }
+                Answer::Refused(m) if m.contains("exists") => {
+                    // Held: by a live writer (wait) or a crashed one (break it when stale).
+                    let since = match self
+                        .call("files/read", &[("arg", &format!("{lock}/since"))], None)
+                        .await?
+                    {
+                        Answer::Ok(b) => String::from_utf8_lossy(&b).trim().parse().ok(),
+                        Answer::Refused(_) => None,
+                    };
+                    let stale = since.map_or(attempt > 20, |s: u64| {
+                        crate::platform::now_secs().saturating_sub(s) > LOCK_STALE_SECS
+                    });
+                    if stale {
+                        let _ = self
+                            .call("files/rm", &[("arg", &lock), ("recursive", "true")], None)
+                            .await?;
+                        continue;
+                    }
+                    self.http.sleep(Duration::from_millis(50)).await;
+                }
+                Answer::Refused(m) => {
+                    return Err(Error::Backend(format!(
+                        "kubo at {}: taking the head lock: {m}",
+                        self.config.url
+                    )));
+                }
+            }
+            if crate::platform::now_secs().saturating_sub(now) > 2 * LOCK_STALE_SECS {
+                break;
+            }
         }
+        Err(Error::StoreLocked(format!(
+            "the head lock {lock} on kubo at {} stays held",
+            self.config.url
+        )))
+    }
+
+    async fn unlock(&self) -> Result<()> {
+        let lock = format!("{}/LOCK", self.ns());
+        self.ok("files/rm", &[("arg", &lock), ("recursive", "true")], None)
+            .await
+            .map(|_| ())
+    }
+
+    async fn swap_locked(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
+        let current = self.read_head().await?;
+        if current.as_ref() != expected {
+            return Err(head_conflict(expected, current.as_ref()));
+        }
+        let head = format!("{}/HEAD", self.ns());
+        match new {
+            Some(cid) => {
+                self.ok(
+                    "files/write",
+                    &[
+                        ("arg", &head),
+                        ("create", "true"),
+                        ("truncate", "true"),
+                        ("parents", "true"),
+                    ],
+                    Some(format!("{cid}\n").as_bytes()),
+                )
+                .await?;
+                if let Some(key) = &self.config.publish_key {
+                    let path = format!("/ipfs/{cid}");
+                    self.ok(
+                        "name/publish",
+                        &[("arg", &path), ("key", key), ("allow-offline", "true")],
+                        None,
+                    )
+                    .await?;
+                }
+            }
+            None => {
+                self.ok("files/rm", &[("arg", &head)], None).await?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -305,12 +446,12 @@ fn is_missing(message: &str) -> bool {
     message.contains("not found") || message.contains("ipld: could not find")
 }
 
-#[async_trait::async_trait]
+#[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
+#[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for KuboStore {
-    /// One `dag/import` of a CAR stream for the whole batch instead of a `block/put` per block
-    /// (record blocks arrive in batches of up to 16 MiB). Ledger objects still go one by one,
-    /// because each is pinned on its own.
-    async fn put_many(&self, blocks: &[crate::unixfs::Block]) -> Result<()> {
+    /// One `dag/import` of a CAR stream for the whole batch instead of a `block/put` per block.
+    /// Ledger objects still go one by one, because each is pinned on its own.
+    async fn put_many(&self, blocks: &[Block]) -> Result<()> {
         let (ledger, data): (Vec<_>, Vec<_>) =
             blocks.iter().partition(|b| b.cid.codec() == DAG_CBOR);
         for b in ledger {
@@ -327,20 +468,23 @@ impl BlockStore for KuboStore {
             car.write_block(&b.cid, &b.data)?;
         }
         let car = car.finish()?;
-        let answer = self.ok(
-            "dag/import",
-            &[("pin-roots", "false"), ("stats", "true")],
-            Some(&car),
-        )?;
+        let answer = self
+            .ok(
+                "dag/import",
+                &[("pin-roots", "false"), ("stats", "true")],
+                Some(&car),
+            )
+            .await?;
         // The answer streams JSON objects; the stats one counts the blocks kubo took.
-        let text = String::from_utf8_lossy(&answer);
-        let count = text
-            .split("\"BlockCount\":")
-            .nth(1)
-            .and_then(|r| r.split(|c: char| !c.is_ascii_digit()).next())
-            .and_then(|n| n.parse::<usize>().ok());
+        let count = answer.split(|&b| b == b'\n').find_map(|line| {
+            serde_json::from_slice::<serde_json::Value>(line)
+                .ok()?
+                .get("Stats")?
+                .get("BlockCount")?
+                .as_u64()
+        });
         match count {
-            Some(n) if n == data.len() => Ok(()),
+            Some(n) if n == data.len() as u64 => Ok(()),
             other => Err(Error::Backend(format!(
                 "kubo dag/import took {other:?} blocks of {} sent",
                 data.len()
@@ -349,15 +493,17 @@ impl BlockStore for KuboStore {
     }
 
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
-        let answer = self.ok(
-            "block/put",
-            &[
-                ("cid-codec", codec_name(cid.codec())),
-                ("mhtype", "sha2-256"),
-                ("pin", "false"),
-            ],
-            Some(data),
-        )?;
+        let answer = self
+            .ok(
+                "block/put",
+                &[
+                    ("cid-codec", codec_name(cid.codec())),
+                    ("mhtype", "sha2-256"),
+                    ("pin", "false"),
+                ],
+                Some(data),
+            )
+            .await?;
         match json_field(&answer, "Key") {
             Some(k) if k == cid.to_string() => {}
             Some(k) => return Err(Error::Backend(format!("kubo stored {k} for {cid}"))),
@@ -367,21 +513,25 @@ impl BlockStore for KuboStore {
                 )));
             }
         }
-        // Ledger objects (DAG-CBOR) are pinned directly, one by one: a recursive pin of the
-        // head would also pin every record version the chain links to, and revocation must be
-        // able to remove old versions from the node.
+        // Ledger objects (DAG-CBOR: blocks, transactions, certificates) are pinned directly,
+        // one by one: a recursive pin of the head would also pin every record version the
+        // chain links to, and revocation must be able to remove old versions from the node.
         if cid.codec() == DAG_CBOR {
             self.ok(
                 "pin/add",
                 &[("arg", &cid.to_string()), ("recursive", "false")],
                 None,
-            )?;
+            )
+            .await?;
         }
         Ok(())
     }
 
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
-        match self.call("block/get", &[("arg", &cid.to_string())], None)? {
+        match self
+            .call("block/get", &[("arg", &cid.to_string())], None)
+            .await?
+        {
             Answer::Ok(b) => Ok(Some(b)),
             Answer::Refused(m) if is_missing(&m) => Ok(None),
             Answer::Refused(m) => Err(Error::Backend(format!(
@@ -392,11 +542,14 @@ impl BlockStore for KuboStore {
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {
-        match self.call(
-            "block/stat",
-            &[("arg", &cid.to_string()), ("offline", "true")],
-            None,
-        )? {
+        match self
+            .call(
+                "block/stat",
+                &[("arg", &cid.to_string()), ("offline", "true")],
+                None,
+            )
+            .await?
+        {
             Answer::Ok(_) => Ok(true),
             Answer::Refused(m) if is_missing(&m) || m.contains("offline") => Ok(false),
             Answer::Refused(m) => Err(Error::Backend(format!(
@@ -408,17 +561,22 @@ impl BlockStore for KuboStore {
 
     async fn delete(&self, cid: &Cid) -> Result<()> {
         // A pinned block cannot be removed; unpin first (no-op when it is not a pinned root).
-        self.unpin_root(cid)?;
-        match self.call(
-            "block/rm",
-            &[("arg", &cid.to_string()), ("force", "true")],
-            None,
-        )? {
+        self.unpin(cid).await?;
+        match self
+            .call(
+                "block/rm",
+                &[("arg", &cid.to_string()), ("force", "true")],
+                None,
+            )
+            .await?
+        {
             Answer::Ok(b) => match json_field(&b, "Error") {
-                Some(e) if !e.is_empty() && !is_missing(&e) => Err(Error::Backend(format!(
-                    "kubo at {}: block/rm {cid}: {e}",
-                    self.config.url
-                ))),
+                Some(e) if !e.is_empty() && !is_missing(&e) && !e.contains("pinned") => {
+                    Err(Error::Backend(format!(
+                        "kubo at {}: block/rm {cid}: {e}",
+                        self.config.url
+                    )))
+                }
                 _ => Ok(()),
             },
             Answer::Refused(m) if is_missing(&m) => Ok(()),
@@ -431,45 +589,88 @@ impl BlockStore for KuboStore {
 
     async fn head(&self) -> Result<Option<Cid>> {
         match &self.config.follow {
-            Some(name) => self.resolve_ipns(name),
-            None => self.read_head(),
+            Some(name) => self.resolve_ipns(name).await,
+            None => self.read_head().await,
         }
     }
 
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
-        let _guard = self
-            .head_lock
-            .lock()
-            .map_err(|_| Error::Backend("head lock poisoned".into()))?;
-        let current = self.read_head()?;
-        if current.as_ref() != expected {
-            return Err(head_conflict(expected, current.as_ref()));
+        if self.config.follow.is_some() {
+            return Err(Error::Backend(
+                "a store following an IPNS name cannot move the head".into(),
+            ));
         }
-        match new {
-            Some(cid) => {
-                self.ok(
+        self.lock().await?;
+        let swapped = self.swap_locked(expected, new).await;
+        let unlocked = self.unlock().await;
+        swapped?;
+        unlocked
+    }
+
+    async fn pin(&self, root: &Cid) -> Result<()> {
+        self.ok(
+            "pin/add",
+            &[("arg", &root.to_string()), ("recursive", "true")],
+            None,
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn unpin(&self, root: &Cid) -> Result<()> {
+        match self
+            .call("pin/rm", &[("arg", &root.to_string())], None)
+            .await?
+        {
+            Answer::Ok(_) => Ok(()),
+            Answer::Refused(m) if m.contains("not pinned") => Ok(()),
+            Answer::Refused(m) => Err(Error::Backend(format!(
+                "kubo at {}: pin/rm: {m}",
+                self.config.url
+            ))),
+        }
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let path = format!("{}/meta/{key}", self.ns());
+        match self.call("files/read", &[("arg", &path)], None).await? {
+            Answer::Ok(b) => Ok(Some(b)),
+            Answer::Refused(m) if m.contains("does not exist") || m.contains("not found") => {
+                Ok(None)
+            }
+            Answer::Refused(m) => Err(Error::Backend(format!(
+                "kubo at {}: files/read {path}: {m}",
+                self.config.url
+            ))),
+        }
+    }
+
+    async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let path = format!("{}/meta/{key}", self.ns());
+        match value {
+            Some(v) => self
+                .ok(
                     "files/write",
                     &[
-                        ("arg", &self.head_path()),
+                        ("arg", &path),
                         ("create", "true"),
                         ("truncate", "true"),
                         ("parents", "true"),
                     ],
-                    Some(format!("{cid}\n").as_bytes()),
-                )?;
-                if let Some(key) = &self.config.publish_key {
-                    let path = format!("/ipfs/{cid}");
-                    self.ok(
-                        "name/publish",
-                        &[("arg", &path), ("key", key), ("allow-offline", "true")],
-                        None,
-                    )?;
+                    Some(v),
+                )
+                .await
+                .map(|_| ()),
+            None => match self.call("files/rm", &[("arg", &path)], None).await? {
+                Answer::Ok(_) => Ok(()),
+                Answer::Refused(m) if m.contains("does not exist") || m.contains("not found") => {
+                    Ok(())
                 }
-            }
-            None => {
-                self.ok("files/rm", &[("arg", &self.head_path())], None)?;
-            }
+                Answer::Refused(m) => Err(Error::Backend(format!(
+                    "kubo at {}: files/rm {path}: {m}",
+                    self.config.url
+                ))),
+            },
         }
-        Ok(())
     }
 }

@@ -17,6 +17,7 @@ pub struct MemoryStore {
 struct State {
     blocks: HashMap<[u8; 34], Vec<u8>>,
     head: Option<Cid>,
+    meta: HashMap<String, Vec<u8>>,
 }
 
 impl MemoryStore {
@@ -41,10 +42,8 @@ impl MemoryStore {
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for MemoryStore {
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
-        self.lock()?
-            .blocks
-            .entry(cid.multihash())
-            .or_insert_with(|| data.to_vec());
+        // `Store` checked `data` against `cid`: replacing also repairs a damaged copy.
+        self.lock()?.blocks.insert(cid.multihash(), data.to_vec());
         Ok(())
     }
 
@@ -72,5 +71,39 @@ impl BlockStore for MemoryStore {
         }
         state.head = new.copied();
         Ok(())
+    }
+
+    async fn list(&self) -> Result<Option<Vec<Cid>>> {
+        Ok(Some(
+            self.lock()?
+                .blocks
+                .keys()
+                .filter_map(|mh| Cid::from_bytes(mh).ok())
+                .map(|c| c.to_v1())
+                .collect(),
+        ))
+    }
+
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        Ok(self.lock()?.meta.get(key).cloned())
+    }
+
+    async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let mut state = self.lock()?;
+        match value {
+            Some(v) => state.meta.insert(key.to_owned(), v.to_vec()),
+            None => state.meta.remove(key),
+        };
+        Ok(())
+    }
+}
+
+impl MemoryStore {
+    /// Replaces a block's bytes without any check (tests simulating a damaged store).
+    #[doc(hidden)]
+    pub fn corrupt(&self, cid: &Cid, data: &[u8]) {
+        if let Ok(mut s) = self.lock() {
+            s.blocks.insert(cid.multihash(), data.to_vec());
+        }
     }
 }

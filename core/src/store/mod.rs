@@ -4,9 +4,15 @@
 //! The trait is asynchronous because browser stores (IndexedDB, `fetch` from a gateway) and
 //! Kotlin/Swift callbacks are; on native targets its futures are `Send`, on wasm they are not.
 //! medshare never picks an executor: callers drive the futures. Backends here:
-//! [`memory::MemoryStore`] and [`fs::FsStore`] (the embedded default).
+//! [`memory::MemoryStore`], [`fs::FsStore`] (the embedded default), [`kubo::KuboStore`] (a real
+//! IPFS node, feature `kubo`), [`gateway::GatewayStore`] (read-only, any IPFS gateway in
+//! trustless mode), and [`foreign::ForeignStore`] (a store written in Python, JavaScript,
+//! Kotlin or Swift, adapted once here for every binding).
 
+pub mod foreign;
+#[cfg(not(target_arch = "wasm32"))]
 pub mod fs;
+pub mod gateway;
 #[cfg(feature = "kubo")]
 pub mod kubo;
 pub mod memory;
@@ -17,31 +23,16 @@ use std::sync::Arc;
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::limits;
-use crate::unixfs::Block;
+use crate::platform::MaybeSendSync;
 
-/// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
-/// The bound on the readers and writers the vault streams through.
-#[cfg(not(target_arch = "wasm32"))]
-pub trait MaybeSend: Send {}
-#[cfg(not(target_arch = "wasm32"))]
-impl<T: Send + ?Sized> MaybeSend for T {}
-/// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
-/// The bound on the readers and writers the vault streams through.
-#[cfg(target_arch = "wasm32")]
-pub trait MaybeSend {}
-#[cfg(target_arch = "wasm32")]
-impl<T: ?Sized> MaybeSend for T {}
-
-/// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
-#[cfg(not(target_arch = "wasm32"))]
-pub trait MaybeSendSync: Send + Sync {}
-#[cfg(not(target_arch = "wasm32"))]
-impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
-/// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
-#[cfg(target_arch = "wasm32")]
-pub trait MaybeSendSync {}
-#[cfg(target_arch = "wasm32")]
-impl<T: ?Sized> MaybeSendSync for T {}
+/// A content-addressed block: its CID and its bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Block {
+    /// Its CID.
+    pub cid: Cid,
+    /// Its bytes.
+    pub data: Vec<u8>,
+}
 
 /// A content-addressed block store with one head pointer.
 ///
@@ -79,6 +70,40 @@ pub trait BlockStore: MaybeSendSync {
     /// Sets the head to `new` if it currently equals `expected`; otherwise fails with
     /// [`Error::HeadConflict`] and changes nothing.
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()>;
+
+    /// Keeps the DAG under `root` (a current record version) from being garbage-collected by
+    /// the backend, and replicated where the backend replicates. Only stores with their own
+    /// garbage collector (kubo) need to do anything.
+    async fn pin(&self, root: &Cid) -> Result<()> {
+        let _ = root;
+        Ok(())
+    }
+
+    /// Undoes [`BlockStore::pin`] (a retired record version). No error if it was not pinned.
+    async fn unpin(&self, root: &Cid) -> Result<()> {
+        let _ = root;
+        Ok(())
+    }
+
+    /// Every block held, if the backend can enumerate them (for `medshare gc`); `None` if not.
+    async fn list(&self) -> Result<Option<Vec<Cid>>> {
+        Ok(None)
+    }
+
+    /// A small named value kept beside the blocks (the verified state snapshot, the largest
+    /// checkpoint verified, pending deletions), if the backend keeps such values; `None` if
+    /// absent or unsupported.
+    async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        let _ = key;
+        Ok(None)
+    }
+
+    /// Sets (or, with `None`, removes) a named value, atomically. Backends that keep no such
+    /// values ignore it.
+    async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        let _ = (key, value);
+        Ok(())
+    }
 }
 
 /// The verified handle over any [`BlockStore`]. Cheap to clone.
@@ -123,6 +148,7 @@ impl Store {
     }
 
     /// Opens (creating if needed) the filesystem store at `path`, taking its lock.
+    #[cfg(not(target_arch = "wasm32"))]
     pub fn open_dir(path: impl AsRef<std::path::Path>) -> Result<Store> {
         Ok(Store::new(fs::FsStore::open(path)?))
     }
@@ -147,6 +173,9 @@ impl Store {
     pub(crate) async fn put_many_hashed(&self, blocks: &[Block]) -> Result<()> {
         for b in blocks {
             check_size(b.data.len())?;
+        }
+        if blocks.is_empty() {
+            return Ok(());
         }
         if blocks
             .iter()
@@ -196,7 +225,7 @@ impl Store {
 
     /// The check [`Store::get`] makes: `data` is the block `cid` names.
     pub(crate) fn check(cid: &Cid, data: &[u8]) -> Result<()> {
-        cid.verify(data)
+        Ok(cid.verify(data)?)
     }
 
     /// Whether a block is present.
@@ -222,13 +251,37 @@ impl Store {
     ) -> Result<()> {
         self.inner.compare_and_swap_head(expected, new).await
     }
+
+    /// Pins a root (see [`BlockStore::pin`]).
+    pub async fn pin(&self, root: &Cid) -> Result<()> {
+        self.inner.pin(&root.to_v1()).await
+    }
+
+    /// Unpins a root (see [`BlockStore::unpin`]).
+    pub async fn unpin(&self, root: &Cid) -> Result<()> {
+        self.inner.unpin(&root.to_v1()).await
+    }
+
+    /// Every block held, if the backend can say.
+    pub async fn list(&self) -> Result<Option<Vec<Cid>>> {
+        self.inner.list().await
+    }
+
+    /// A named value kept beside the blocks (see [`BlockStore::get_meta`]).
+    pub async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.inner.get_meta(key).await
+    }
+
+    /// Sets or removes a named value (see [`BlockStore::put_meta`]).
+    pub async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.inner.put_meta(key, value).await
+    }
 }
 
 /// Builds the [`Error::HeadConflict`] for a failed compare-and-swap.
 pub fn head_conflict(expected: Option<&Cid>, found: Option<&Cid>) -> Error {
-    let show = |c: Option<&Cid>| c.map_or_else(|| "none".to_owned(), Cid::to_string);
     Error::HeadConflict {
-        expected: show(expected),
-        found: show(found),
+        expected: expected.copied(),
+        found: found.copied(),
     }
 }

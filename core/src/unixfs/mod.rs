@@ -21,6 +21,8 @@ use sha2::{Digest, Sha256};
 use crate::cid::{Cid, DAG_PB, RAW};
 use crate::error::{Error, Result};
 use crate::limits;
+use crate::platform::MaybeSend;
+pub use crate::store::Block;
 
 /// How a file is cut and linked; each profile reproduces one `ipfs add` configuration.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -83,20 +85,12 @@ impl FromStr for Profile {
         match s {
             "unixfs-v1-2025" => Ok(Profile::UnixfsV1_2025),
             "unixfs-v0-2015" | "legacy-cid-v0" => Ok(Profile::UnixfsV0_2015),
-            _ => Err(Error::InvalidCid(format!(
-                "unknown profile `{s}` (unixfs-v1-2025 or unixfs-v0-2015)"
+            _ => Err(Error::InvalidInput(format!(
+                "unknown profile `{}` (unixfs-v1-2025 or unixfs-v0-2015)",
+                crate::text::escape(s)
             ))),
         }
     }
-}
-
-/// A content-addressed block.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Block {
-    /// Its CID.
-    pub cid: Cid,
-    /// Its bytes.
-    pub data: Vec<u8>,
 }
 
 #[derive(Clone, Copy)]
@@ -304,18 +298,8 @@ fn leaves(
         .into_iter()
         .chain(chunks.chunks_exact(cs).map(|c| (c, emit)))
         .collect();
-    let one = |(piece, emit): &(&[u8], bool)| leaf(profile, *emit, piece);
-    #[cfg(not(target_arch = "wasm32"))]
-    let mut done: Vec<(Link, Option<Block>)> = {
-        use rayon::prelude::*;
-        if pieces.len() > 1 {
-            pieces.par_iter().map(one).collect()
-        } else {
-            pieces.iter().map(one).collect()
-        }
-    };
-    #[cfg(target_arch = "wasm32")]
-    let mut done: Vec<(Link, Option<Block>)> = pieces.iter().map(one).collect();
+    let mut done: Vec<(Link, Option<Block>)> =
+        crate::platform::par_map(&pieces, |(piece, emit)| leaf(profile, *emit, piece));
     if let (true, Some(data), Some(slot)) = (move_first, first, done.first_mut()) {
         slot.1 = Some(Block {
             cid: slot.0.cid,
@@ -335,7 +319,7 @@ pub fn cid(data: &[u8], profile: Profile) -> Cid {
 
 /// The root CID of everything `input` yields, in constant memory. Reading the next buffer
 /// overlaps hashing the current one, whose leaves are hashed on every core.
-pub fn cid_of_reader<R: Read + crate::store::MaybeSend>(
+pub fn cid_of_reader<R: Read + MaybeSend>(
     mut input: R,
     profile: Profile,
 ) -> Result<Cid> {
@@ -346,7 +330,7 @@ pub fn cid_of_reader<R: Read + crate::store::MaybeSend>(
     let mut next = vec![0u8; 8 << 20];
     let mut n = read_full(&mut input, &mut current)?;
     while n > 0 {
-        let (read, ()) = crate::vault::join(
+        let (read, ()) = crate::platform::join(
             || read_full(&mut input, &mut next),
             || imp.push(&current[..n], &mut sink),
         );
@@ -374,19 +358,29 @@ pub(crate) fn read_full<R: Read>(input: &mut R, buf: &mut [u8]) -> Result<usize>
 const MAX_DEPTH: usize = 6;
 
 /// Reads a UnixFS file back: asks for blocks in file order, verifies each against its CID,
-/// checks the declared sizes, and yields the file bytes.
+/// checks the declared sizes, and yields the file bytes. A file larger than the walker's
+/// limit is refused as soon as a node declares it, before its blocks are fetched: a DAG that
+/// links one child many times cannot make a reader walk more than the limit.
 pub struct Walker {
     /// Blocks still to visit, last = next, with the file size the parent declared and depth.
     stack: Vec<(Cid, Option<u64>, usize)>,
     total: u64,
+    limit: u64,
 }
 
 impl Walker {
-    /// Starts at `root`.
+    /// Starts at `root`, for a file of at most [`limits::MAX_RECORD_SIZE`] bytes plus overhead.
     pub fn new(root: Cid) -> Walker {
+        Walker::with_limit(root, limits::MAX_RECORD_SIZE + (1 << 30))
+    }
+
+    /// Starts at `root`, for a file of at most `limit` bytes (the envelope size the ledger
+    /// records, for a record version).
+    pub fn with_limit(root: Cid, limit: u64) -> Walker {
         Walker {
             stack: vec![(root, None, 0)],
             total: 0,
+            limit,
         }
     }
 
@@ -446,6 +440,9 @@ impl Walker {
         match cid.codec() {
             RAW => {
                 check(bytes.len() as u64)?;
+                if expected.is_none() && bytes.len() as u64 > self.limit {
+                    return Err(Error::MalformedNode("file larger than expected".into()));
+                }
                 self.total += bytes.len() as u64;
                 Ok(Cow::Borrowed(bytes))
             }
@@ -492,6 +489,12 @@ impl Walker {
                     ));
                 }
                 check(sum)?;
+                if expected.is_none() && sum > self.limit {
+                    return Err(Error::MalformedNode(format!(
+                        "file of {sum} bytes is larger than the {} expected",
+                        self.limit
+                    )));
+                }
                 if depth >= MAX_DEPTH {
                     return Err(Error::MalformedNode("DAG too deep".into()));
                 }

@@ -1,6 +1,8 @@
 //! Shared helpers for the integration tests.
 #![allow(dead_code)]
 
+pub mod chain;
+
 use medshare::{Identity, Role};
 
 pub fn key(name: &str) -> &'static str {
@@ -9,6 +11,10 @@ pub fn key(name: &str) -> &'static str {
         "doctor" => include_str!("../../testdata/keys/doctor-2048.pem"),
         "doctor2" => include_str!("../../testdata/keys/doctor2-2048.pem"),
         "authority" => include_str!("../../testdata/keys/authority-2048.pem"),
+        "authority2" => include_str!("../../testdata/keys/authority2-2048.pem"),
+        "authority3" => include_str!("../../testdata/keys/authority3-2048.pem"),
+        "authority4" => include_str!("../../testdata/keys/authority4-2048.pem"),
+        "patient2" => include_str!("../../testdata/keys/patient2-2048.pem"),
         "doctor3072" => include_str!("../../testdata/keys/doctor-3072.pem"),
         "weak" => include_str!("../../testdata/keys/weak-1024.pem"),
         other => panic!("no fixture key {other}"),
@@ -18,8 +24,8 @@ pub fn key(name: &str) -> &'static str {
 /// Fixture identities (fixed keys, so tests do not spend seconds generating RSA keys).
 pub fn identity(name: &str) -> Identity {
     let role = match name {
-        "patient" => Role::Patient,
-        "authority" => Role::Authority,
+        n if n.starts_with("patient") => Role::Patient,
+        n if n.starts_with("authority") => Role::Authority,
         _ => Role::Doctor,
     };
     Identity::from_pkcs8_pem(role, name, key(name)).unwrap()

@@ -1,0 +1,137 @@
+//! The data key of a record version: wrapping it to readers (RSA-OAEP), committing to it, and
+//! deriving the envelope's working keys from it (HKDF-SHA256).
+//!
+//! Key schedule (docs/FORMAT.md §3.3): `prk = HKDF-Extract(salt, dek)`, then
+//! `commitment = HKDF-Expand(prk, "medshare/v2/key-commitment", 32)`,
+//! `metadata key = HKDF-Expand(prk, "medshare/v2/metadata", 32)` and
+//! `payload key = HKDF-Expand(prk, "medshare/v2/payload" || SHA-256(header), 32)`.
+//! The commitment is in the header and in the `PublishRecord` transaction; a reader compares it
+//! before decrypting anything, so a publisher cannot hand two readers two different keys for one
+//! version (AES-GCM alone is not key-committing).
+
+use std::fmt;
+
+use aes_gcm::{Aes256Gcm, KeyInit};
+use sha2::{Digest, Sha256};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, Result};
+use crate::identity::{Identity, PublicKey};
+use crate::record::RecordId;
+
+const OAEP_LABEL_PREFIX: &[u8] = b"medshare/v2/dek";
+const INFO_COMMITMENT: &[u8] = b"medshare/v2/key-commitment";
+const INFO_METADATA: &[u8] = b"medshare/v2/metadata";
+const INFO_PAYLOAD: &[u8] = b"medshare/v2/payload";
+const INFO_NOTE: &[u8] = b"medshare/v2/grant-note";
+
+/// A record version's data encryption key (DEK). Zeroized on drop.
+#[derive(Clone)]
+pub struct DataKey(Zeroizing<[u8; 32]>);
+
+impl DataKey {
+    /// A fresh random key.
+    pub fn generate() -> Result<DataKey> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        getrandom::fill(k.as_mut()).map_err(|_| Error::Rng)?;
+        Ok(DataKey(k))
+    }
+
+    /// From raw bytes (test vectors; keys unwrapped by other means).
+    pub fn from_bytes(bytes: [u8; 32]) -> DataKey {
+        DataKey(Zeroizing::new(bytes))
+    }
+
+    /// The raw key bytes. Handle with care.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// Wraps the key to `recipient` with RSA-OAEP-SHA256, labelled with (record, version).
+    pub fn wrap(&self, recipient: &PublicKey, record: &RecordId, version: u32) -> Result<Vec<u8>> {
+        recipient.oaep_wrap(self.0.as_ref(), &oaep_label(record, version))
+    }
+
+    /// Unwraps a key wrapped by [`DataKey::wrap`] for `identity` and the same (record, version).
+    /// Any mismatch — other key, other record or version, altered bytes — is [`Error::KeyUnwrap`].
+    pub fn unwrap(
+        identity: &Identity,
+        wrapped: &[u8],
+        record: &RecordId,
+        version: u32,
+    ) -> Result<DataKey> {
+        let raw = identity.oaep_unwrap(wrapped, &oaep_label(record, version))?;
+        let arr: [u8; 32] = raw.as_slice().try_into().map_err(|_| Error::KeyUnwrap)?;
+        Ok(DataKey(Zeroizing::new(arr)))
+    }
+
+    fn prk(&self, salt: &[u8; 32]) -> hkdf::Hkdf<Sha256> {
+        hkdf::Hkdf::<Sha256>::new(Some(salt), self.expose())
+    }
+
+    /// The commitment to this key under `salt` (32 bytes, in the header and on the ledger).
+    pub fn commitment(&self, salt: &[u8; 32]) -> [u8; 32] {
+        let mut c = [0u8; 32];
+        // 32 bytes is far below HKDF's output limit (255 * 32).
+        let _ = self.prk(salt).expand(INFO_COMMITMENT, &mut c);
+        c
+    }
+
+    /// Fails with [`Error::KeyCommitment`] unless this key's commitment under `salt` is
+    /// `expected` (constant-time comparison).
+    pub fn check_commitment(&self, salt: &[u8; 32], expected: &[u8; 32]) -> Result<()> {
+        let actual = self.commitment(salt);
+        let diff = actual
+            .iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b));
+        if diff == 0 {
+            Ok(())
+        } else {
+            Err(Error::KeyCommitment)
+        }
+    }
+
+    pub(crate) fn metadata_cipher(&self, salt: &[u8; 32]) -> Aes256Gcm {
+        let mut k = Zeroizing::new([0u8; 32]);
+        let _ = self.prk(salt).expand(INFO_METADATA, k.as_mut());
+        new_cipher(&k)
+    }
+
+    pub(crate) fn payload_cipher(&self, salt: &[u8; 32], header: &[u8]) -> Aes256Gcm {
+        let mut k = Zeroizing::new([0u8; 32]);
+        let hash = Sha256::digest(header);
+        let _ = self
+            .prk(salt)
+            .expand_multi_info(&[INFO_PAYLOAD, &hash], k.as_mut());
+        new_cipher(&k)
+    }
+
+    /// The key that encrypts a grant's free-text note for `doctor` (readable by the owner and
+    /// the doctor, who both hold this version's key).
+    pub(crate) fn note_cipher(&self, doctor: &crate::IdentityId) -> Aes256Gcm {
+        let mut k = Zeroizing::new([0u8; 32]);
+        let _ = hkdf::Hkdf::<Sha256>::new(None, self.expose())
+            .expand_multi_info(&[INFO_NOTE, doctor.as_bytes()], k.as_mut());
+        new_cipher(&k)
+    }
+}
+
+impl fmt::Debug for DataKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("DataKey(..)")
+    }
+}
+
+/// The OAEP label binding a wrapped DEK to one record version.
+pub fn oaep_label(record: &RecordId, version: u32) -> Vec<u8> {
+    let mut label = Vec::with_capacity(OAEP_LABEL_PREFIX.len() + 20);
+    label.extend_from_slice(OAEP_LABEL_PREFIX);
+    label.extend_from_slice(record.as_bytes());
+    label.extend_from_slice(&version.to_be_bytes());
+    label
+}
+
+pub(crate) fn new_cipher(key: &[u8; 32]) -> Aes256Gcm {
+    Aes256Gcm::new(&(*key).into())
+}

@@ -1,0 +1,403 @@
+//! The payload STREAM: the padded plaintext cut into chunks of `2^e` bytes, each sealed with
+//! AES-256-GCM under the payload key with the nonce `0^3 || counter (8 bytes) || last flag`
+//! (docs/FORMAT.md §3.4). Push-style and executor-free: callers feed buffers in and take buffers
+//! out, so the bytes can come from, or go to, an asynchronous store in constant memory.
+
+use aes_gcm::Aes256Gcm;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::envelope::header::{Header, Metadata, TAG_LEN, open_in_place, padded_len, seal_in_place};
+use crate::envelope::key::DataKey;
+use crate::error::{Error, Result};
+
+pub(crate) fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
+    let mut n = [0u8; 12];
+    n[3..11].copy_from_slice(&index.to_be_bytes());
+    n[11] = u8::from(last);
+    n
+}
+
+/// Push-style encryption of a payload: feed plaintext, collect ciphertext.
+///
+/// ```
+/// # use medshare::envelope::*;
+/// # fn demo(recipient: &medshare::PublicKey) -> medshare::Result<()> {
+/// let meta = Metadata { name: "a.txt".into(), media_type: "text/plain".into(), size: 5 };
+/// let record = medshare::RecordId::random()?;
+/// let (mut enc, mut out) = Encryptor::new(&record, 1, &meta, &[recipient], SealOptions::default())?;
+/// enc.update(b"hello", &mut out)?;
+/// let dek = enc.finish(&mut out)?;
+/// # let _ = dek; Ok(()) }
+/// ```
+pub struct Encryptor {
+    cipher: Aes256Gcm,
+    dek: DataKey,
+    chunk_size: usize,
+    declared: u64,
+    seen: u64,
+    index: u64,
+    buf: Zeroizing<Vec<u8>>,
+}
+
+/// Options for sealing.
+#[derive(Clone, Copy, Debug)]
+pub struct SealOptions {
+    /// Chunk size exponent (`2^e` plaintext bytes per chunk), 12..=20.
+    pub chunk_exp: u8,
+}
+
+impl Default for SealOptions {
+    fn default() -> Self {
+        SealOptions {
+            chunk_exp: crate::envelope::header::DEFAULT_CHUNK_EXP,
+        }
+    }
+}
+
+impl Encryptor {
+    /// Starts an envelope for `record`/`version` with a fresh DEK wrapped to every recipient.
+    /// Returns the encryptor and the header bytes (the start of the envelope).
+    pub fn new(
+        record: &crate::RecordId,
+        version: u32,
+        metadata: &Metadata,
+        recipients: &[&crate::PublicKey],
+        options: SealOptions,
+    ) -> Result<(Encryptor, Vec<u8>)> {
+        Encryptor::with_key(
+            DataKey::generate()?,
+            record,
+            version,
+            metadata,
+            recipients,
+            options,
+        )
+    }
+
+    /// Like [`Encryptor::new`] with a caller-chosen DEK and a fresh salt.
+    pub fn with_key(
+        dek: DataKey,
+        record: &crate::RecordId,
+        version: u32,
+        metadata: &Metadata,
+        recipients: &[&crate::PublicKey],
+        options: SealOptions,
+    ) -> Result<(Encryptor, Vec<u8>)> {
+        let mut salt = [0u8; 32];
+        getrandom::fill(&mut salt).map_err(|_| Error::Rng)?;
+        let stanzas = recipients
+            .iter()
+            .map(|pk| {
+                Ok(crate::envelope::Stanza {
+                    recipient: pk.id(),
+                    wrapped_key: dek.wrap(pk, record, version)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let header = Header::build(
+            &dek,
+            salt,
+            options.chunk_exp,
+            stanzas,
+            record,
+            version,
+            metadata,
+        )?;
+        let enc = Encryptor::for_header(dek, &header, metadata.size);
+        Ok((enc, header.raw))
+    }
+
+    /// The encryptor for the payload of a header built or parsed elsewhere (test vectors give
+    /// every field). Returns it with the header bytes.
+    pub fn from_header(dek: DataKey, header: &Header) -> Result<(Encryptor, Vec<u8>)> {
+        let meta = header.metadata(&dek)?;
+        Ok((
+            Encryptor::for_header(dek, header, meta.size),
+            header.as_bytes().to_vec(),
+        ))
+    }
+
+    fn for_header(dek: DataKey, header: &Header, declared: u64) -> Encryptor {
+        let chunk_size = header.chunk_size();
+        Encryptor {
+            cipher: dek.payload_cipher(&header.salt, header.as_bytes()),
+            dek,
+            chunk_size,
+            declared,
+            seen: 0,
+            index: 0,
+            buf: Zeroizing::new(Vec::with_capacity(chunk_size + TAG_LEN)),
+        }
+    }
+
+    /// Encrypts `plaintext`, appending complete chunks to `out`. A full chunk is held back until
+    /// more input (or `finish`) shows whether it is the last one.
+    pub fn update(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.seen += plaintext.len() as u64;
+        if self.seen > self.declared {
+            return Err(Error::SizeMismatch {
+                expected: self.declared,
+                actual: self.seen,
+            });
+        }
+        self.push(plaintext, out);
+        Ok(())
+    }
+
+    fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) {
+        while !plaintext.is_empty() {
+            if self.buf.len() == self.chunk_size {
+                self.emit(false, out);
+            }
+            if self.buf.is_empty() && plaintext.len() > self.chunk_size {
+                // A whole chunk with more input after it, so not the last one: sealed straight
+                // from the input into `out`, without passing through the chunk buffer.
+                let (chunk, rest) = plaintext.split_at(self.chunk_size);
+                let start = out.len();
+                out.extend_from_slice(chunk);
+                let nonce = chunk_nonce(self.index, false);
+                let tag = seal_in_place(&self.cipher, nonce, &[], &mut out[start..]);
+                out.extend_from_slice(&tag);
+                self.index += 1;
+                plaintext = rest;
+                continue;
+            }
+            let n = (self.chunk_size - self.buf.len()).min(plaintext.len());
+            self.buf.extend_from_slice(&plaintext[..n]);
+            plaintext = &plaintext[n..];
+        }
+    }
+
+    fn emit(&mut self, last: bool, out: &mut Vec<u8>) {
+        let start = out.len();
+        out.extend_from_slice(&self.buf);
+        self.buf.zeroize();
+        self.buf.clear();
+        let tag = seal_in_place(
+            &self.cipher,
+            chunk_nonce(self.index, last),
+            &[],
+            &mut out[start..],
+        );
+        out.extend_from_slice(&tag);
+        self.index += 1;
+    }
+
+    /// Appends the padding and the final chunk; returns the DEK (so the caller can wrap it to
+    /// more recipients).
+    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<DataKey> {
+        if self.seen != self.declared {
+            return Err(Error::SizeMismatch {
+                expected: self.declared,
+                actual: self.seen,
+            });
+        }
+        let mut pad = padded_len(self.declared) - self.declared;
+        let zeros = [0u8; 4096];
+        while pad > 0 {
+            let n = pad.min(zeros.len() as u64) as usize;
+            self.push(&zeros[..n], out);
+            pad -= n as u64;
+        }
+        self.emit(true, out);
+        Ok(self.dek.clone())
+    }
+}
+
+/// Push-style decryption of a payload: feed ciphertext (after the header), collect plaintext.
+/// The padding is checked (all zero) and never handed out.
+pub struct Decryptor {
+    cipher: Aes256Gcm,
+    metadata: Metadata,
+    chunk_size: usize,
+    chunks: u64,
+    /// Padded payload length (plaintext bytes of all chunks together).
+    padded: u64,
+    index: u64,
+    /// Padded plaintext bytes decrypted so far.
+    produced: u64,
+    remaining: u64,
+    buf: Vec<u8>,
+}
+
+impl Decryptor {
+    /// Prepares to decrypt the payload of `header` with `dek`: checks the key commitment first,
+    /// then decrypts and checks the metadata.
+    pub fn new(header: &Header, dek: &DataKey) -> Result<Decryptor> {
+        header.check_key(dek)?;
+        let metadata = header.decrypt_metadata(&dek.metadata_cipher(&header.salt))?;
+        let chunk_size = header.chunk_size();
+        Ok(Decryptor {
+            cipher: dek.payload_cipher(&header.salt, header.as_bytes()),
+            chunks: header.chunk_count(metadata.size),
+            padded: padded_len(metadata.size),
+            remaining: header.payload_len(metadata.size),
+            metadata,
+            chunk_size,
+            index: 0,
+            produced: 0,
+            buf: Vec::with_capacity(chunk_size + TAG_LEN),
+        })
+    }
+
+    /// The decrypted metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    fn current_chunk_len(&self) -> usize {
+        if self.index + 1 == self.chunks {
+            // The last chunk holds what is left.
+            let before = (self.chunks - 1) * self.chunk_size as u64;
+            (self.padded - before) as usize + TAG_LEN
+        } else {
+            self.chunk_size + TAG_LEN
+        }
+    }
+
+    /// Keeps the real plaintext of the chunk just decrypted at `out[start..]` and drops its
+    /// padding, which must be zero.
+    fn unpad(&mut self, out: &mut Vec<u8>, start: usize) -> Result<()> {
+        let len = (out.len() - start) as u64;
+        let real_end = self.metadata.size;
+        let keep = real_end.saturating_sub(self.produced).min(len) as usize;
+        self.produced += len;
+        if out[start + keep..].iter().any(|&b| b != 0) {
+            out[start..].zeroize();
+            out.truncate(start);
+            return Err(Error::MalformedEnvelope("non-zero payload padding".into()));
+        }
+        out.truncate(start + keep);
+        Ok(())
+    }
+
+    /// Decrypts `ciphertext`, appending plaintext of every completed chunk to `out`.
+    pub fn update(&mut self, mut ciphertext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        if ciphertext.len() as u64 > self.remaining {
+            return Err(Error::TrailingData);
+        }
+        self.remaining -= ciphertext.len() as u64;
+        while !ciphertext.is_empty() {
+            let len = self.current_chunk_len();
+            if self.buf.is_empty() && ciphertext.len() >= len {
+                // A whole chunk in the input: decrypted straight into `out`. If it does not
+                // authenticate, what was written is wiped and removed.
+                let (chunk, rest) = ciphertext.split_at(len);
+                let (body, tag) = chunk.split_at(len - TAG_LEN);
+                let last = self.index + 1 == self.chunks;
+                let start = out.len();
+                out.extend_from_slice(body);
+                if open_in_place(
+                    &self.cipher,
+                    chunk_nonce(self.index, last),
+                    &[],
+                    &mut out[start..],
+                    tag,
+                )
+                .is_err()
+                {
+                    out[start..].zeroize();
+                    out.truncate(start);
+                    return Err(Error::ChunkAuthentication {
+                        chunk: Some(self.index),
+                    });
+                }
+                self.index += 1;
+                self.unpad(out, start)?;
+                ciphertext = rest;
+                continue;
+            }
+            let want = self.current_chunk_len() - self.buf.len();
+            let n = want.min(ciphertext.len());
+            self.buf.extend_from_slice(&ciphertext[..n]);
+            ciphertext = &ciphertext[n..];
+            if self.buf.len() == self.current_chunk_len() {
+                self.decrypt_chunk(out)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn decrypt_chunk(&mut self, out: &mut Vec<u8>) -> Result<()> {
+        let last = self.index + 1 == self.chunks;
+        let split = self.buf.len() - TAG_LEN;
+        let (body, tag) = self.buf.split_at_mut(split);
+        let opened = open_in_place(&self.cipher, chunk_nonce(self.index, last), &[], body, tag);
+        if opened.is_err() {
+            self.buf.clear();
+            return Err(Error::ChunkAuthentication {
+                chunk: Some(self.index),
+            });
+        }
+        let start = out.len();
+        out.extend_from_slice(body);
+        self.buf.zeroize();
+        self.buf.clear();
+        self.index += 1;
+        self.unpad(out, start)
+    }
+
+    /// Checks that the whole payload was seen; returns the metadata.
+    pub fn finish(self) -> Result<Metadata> {
+        // `update` decrypts every chunk as soon as it is complete, so all bytes seen means all
+        // chunks (the final one included) were authenticated.
+        if self.remaining != 0 {
+            return Err(Error::Truncated);
+        }
+        Ok(self.metadata)
+    }
+
+    /// Decrypts chunk `index` (its ciphertext with the tag) in place. For random access
+    /// ([`super::open_range`]).
+    pub(crate) fn open_chunk(
+        cipher: &Aes256Gcm,
+        index: u64,
+        last: bool,
+        body: &mut [u8],
+        tag: &[u8],
+    ) -> Result<()> {
+        open_in_place(cipher, chunk_nonce(index, last), &[], body, tag)
+            .map_err(|()| Error::ChunkAuthentication { chunk: Some(index) })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Header, Stanza};
+
+    #[test]
+    fn non_zero_padding_is_refused() {
+        let key = crate::Identity::from_pkcs8_pem(
+            crate::Role::Patient,
+            "p",
+            include_str!("../../testdata/keys/patient-2048.pem"),
+        )
+        .unwrap();
+        let record = crate::RecordId::from_bytes([1; 16]);
+        let dek = DataKey::from_bytes([2; 32]);
+        let stanza = Stanza {
+            recipient: key.key_id(),
+            wrapped_key: dek.wrap(key.public(), &record, 1).unwrap(),
+        };
+        let meta = Metadata {
+            name: String::new(),
+            media_type: "text/plain".into(),
+            size: 10,
+        };
+        let h = Header::build(&dek, [3; 32], 12, vec![stanza], &record, 1, &meta).unwrap();
+        // An encryptor that believes 256 plaintext bytes are declared: it seals non-zero bytes
+        // where the padding goes.
+        let mut enc = Encryptor::for_header(dek.clone(), &h, 256);
+        let mut body = Vec::new();
+        enc.update(&[0x41; 256], &mut body).unwrap();
+        enc.finish(&mut body).unwrap();
+        let mut dec = Decryptor::new(&h, &dek).unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            dec.update(&body, &mut out),
+            Err(Error::MalformedEnvelope(m)) if m.contains("padding")
+        ));
+        assert!(out.is_empty());
+    }
+}

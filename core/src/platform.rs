@@ -1,0 +1,134 @@
+//! Everything that differs between native targets and `wasm32-unknown-unknown`, in one leaf
+//! module: `Send` bounds that only exist where there are threads (as matrix-sdk-common's
+//! `SendOutsideWasm` does), running two closures in parallel, the wall clock, and the batch
+//! sizes each target streams with. No other module of the crate says `target_arch`.
+
+/// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
+/// The bound on the readers and writers the vault streams through.
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSend: Send {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + ?Sized> MaybeSend for T {}
+/// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
+/// The bound on the readers and writers the vault streams through.
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSend {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSend for T {}
+
+/// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
+#[cfg(not(target_arch = "wasm32"))]
+pub trait MaybeSendSync: Send + Sync {}
+#[cfg(not(target_arch = "wasm32"))]
+impl<T: Send + Sync + ?Sized> MaybeSendSync for T {}
+/// `Send + Sync` on native targets, nothing on wasm (where JS objects are neither).
+#[cfg(target_arch = "wasm32")]
+pub trait MaybeSendSync {}
+#[cfg(target_arch = "wasm32")]
+impl<T: ?Sized> MaybeSendSync for T {}
+
+/// A boxed future that is `Send` where there are threads.
+#[cfg(not(target_arch = "wasm32"))]
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send + 'a>>;
+/// A boxed future that is `Send` where there are threads.
+#[cfg(target_arch = "wasm32")]
+pub type BoxFuture<'a, T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + 'a>>;
+
+/// Progress callback: units done so far (bytes for publish and open).
+#[cfg(not(target_arch = "wasm32"))]
+pub type Progress<'a> = &'a mut (dyn FnMut(u64) + Send);
+/// Progress callback: units done so far. (On wasm there are no threads, so no `Send`: a
+/// JavaScript callback can be one.)
+#[cfg(target_arch = "wasm32")]
+pub type Progress<'a> = &'a mut dyn FnMut(u64);
+
+/// Runs `a` and `b` in parallel (rayon's work stealing).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn join<A, B, RA, RB>(a: A, b: B) -> (RA, RB)
+where
+    A: FnOnce() -> RA + Send,
+    B: FnOnce() -> RB + Send,
+    RA: Send,
+    RB: Send,
+{
+    rayon::join(a, b)
+}
+
+/// Runs `a`, then `b` (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB) {
+    (a(), b())
+}
+
+/// Maps `f` over `items` on every core where there are threads, keeping the order.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    use rayon::prelude::*;
+    if items.len() > 1 {
+        items.par_iter().map(f).collect()
+    } else {
+        items.iter().map(f).collect()
+    }
+}
+
+/// Maps `f` over `items` in order (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub fn par_map<T, R>(items: &[T], f: impl Fn(&T) -> R) -> Vec<R> {
+    items.iter().map(f).collect()
+}
+
+/// True if `f` holds for every item, checked on every core where there are threads (at least
+/// `min_len` items per task).
+#[cfg(not(target_arch = "wasm32"))]
+pub fn par_all<T: Sync>(items: &[T], min_len: usize, f: impl Fn(&T) -> bool + Sync + Send) -> bool {
+    use rayon::prelude::*;
+    items.par_iter().with_min_len(min_len.max(1)).all(f)
+}
+
+/// True if `f` holds for every item (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub fn par_all<T>(items: &[T], _min_len: usize, f: impl Fn(&T) -> bool) -> bool {
+    items.iter().all(f)
+}
+
+/// Unix time in seconds. `std::time::SystemTime::now()` panics on wasm32-unknown-unknown;
+/// web-time asks the JS host there and is std's `SystemTime` everywhere else.
+pub fn now_secs() -> u64 {
+    web_time::SystemTime::now()
+        .duration_since(web_time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// How much each target streams at once.
+pub mod batch {
+    /// Content blocks written to a store per batch (4 MiB of 1 MiB leaves natively: peak
+    /// memory stays under 32 MiB for any record size). In a browser each batch is also where
+    /// the page gets control back, so batches are smaller there.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub const PUT: usize = 4;
+    /// Content blocks written to a store per batch (see the native value).
+    #[cfg(target_arch = "wasm32")]
+    pub const PUT: usize = 2;
+
+    /// Raw leaves fetched and hashed ahead per step of a read.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub const OPEN_GROUP: usize = 4;
+    /// Raw leaves fetched ahead per step of a read (one: no threads to hash them on).
+    #[cfg(target_arch = "wasm32")]
+    pub const OPEN_GROUP: usize = 1;
+
+    /// Plaintext sealed per pipeline step of a publish: several leaves, so hashing spreads.
+    #[cfg(not(target_arch = "wasm32"))]
+    pub const SEAL_PIECE: usize = 4 << 20;
+    /// Plaintext sealed per step of a publish in a browser.
+    #[cfg(target_arch = "wasm32")]
+    pub const SEAL_PIECE: usize = 1 << 20;
+
+    /// Ledger blocks whose rules are checked on one core while the other cores verify the
+    /// previous batch's signatures.
+    pub const VERIFY: usize = 16;
+
+    /// CAR blocks staged per batch on import (at most 32 MiB of 2 MiB blocks).
+    pub const CAR: usize = 16;
+}

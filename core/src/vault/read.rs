@@ -1,0 +1,346 @@
+//! Reading records: the access check at the verified head, then the envelope streamed out of
+//! the store block by block, each block hash-checked, the key commitment checked before any
+//! plaintext, and the plaintext written as it is authenticated.
+
+use std::io::Write;
+
+use aes_gcm::aead::AeadInOut;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::cid::Cid;
+use crate::envelope::key::DataKey;
+use crate::envelope::{Decryptor, Encryptor, Header, Metadata};
+use crate::error::{Error, Result};
+use crate::identity::{Identity, IdentityId};
+use crate::ledger::state::Access;
+use crate::platform::{MaybeSend, Progress, batch, join};
+use crate::record::RecordId;
+use crate::store::{Block, Store};
+use crate::unixfs::{Importer, Walker};
+use crate::vault::Vault;
+
+const READ_BUF: usize = 1 << 20;
+
+/// Where decrypted plaintext goes; a sink may produce blocks to store as it consumes.
+pub(crate) trait Sink: MaybeSend {
+    fn consume(&mut self, plain: &[u8]) -> Result<()>;
+    fn drain(&mut self) -> Vec<Block> {
+        Vec::new()
+    }
+}
+
+pub(crate) struct WriteSink<W: Write>(pub(crate) W);
+
+impl<W: Write + MaybeSend> Sink for WriteSink<W> {
+    fn consume(&mut self, plain: &[u8]) -> Result<()> {
+        self.0.write_all(plain).map_err(Error::Io)
+    }
+}
+
+/// Re-encryption (a re-key): plaintext in, the new envelope's UnixFS blocks out.
+pub(crate) struct Reseal {
+    pub(crate) enc: Encryptor,
+    pub(crate) importer: Importer,
+    pub(crate) ct: Vec<u8>,
+    pub(crate) blocks: Vec<Block>,
+}
+
+impl Sink for Reseal {
+    fn consume(&mut self, plain: &[u8]) -> Result<()> {
+        self.enc.update(plain, &mut self.ct)?;
+        self.importer.push(&self.ct, &mut self.blocks);
+        self.ct.clear();
+        Ok(())
+    }
+
+    fn drain(&mut self) -> Vec<Block> {
+        std::mem::take(&mut self.blocks)
+    }
+}
+
+/// Checks fetched blocks against their CIDs, on every core where there are threads.
+fn check_all(ids: &[Cid], blocks: &[Vec<u8>]) -> Result<()> {
+    let pairs: Vec<(&Cid, &Vec<u8>)> = ids.iter().zip(blocks).collect();
+    crate::platform::par_map(&pairs, |(c, b)| Store::check(c, b))
+        .into_iter()
+        .collect()
+}
+
+impl Vault {
+    /// What `reader` needs to open the latest version of `record`, and its data key (checked
+    /// against the version's key commitment).
+    pub(crate) fn unlock(&self, reader: &Identity, record: &RecordId) -> Result<(Access, DataKey)> {
+        let access = self.state.access(record, &reader.id(), self.now())?;
+        let dek = DataKey::unwrap(reader, &access.wrapped_key, record, access.version)?;
+        Ok((access, dek))
+    }
+
+    /// Decrypts the latest version of `record` as `reader` into `out`, after checking the
+    /// chain's access list at the verified head: the owner, or a doctor with an unexpired,
+    /// unrevoked grant. Returns the record's metadata.
+    pub async fn open_record<W: Write + MaybeSend>(&self, reader: &Identity, record: &RecordId, out: W) -> Result<Metadata> {
+        self.open_record_with_progress(reader, record, out, &mut |_| {})
+            .await
+    }
+
+    /// [`Vault::open_record`] with a progress callback (plaintext bytes written so far).
+    pub async fn open_record_with_progress<W: Write + MaybeSend>(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+        out: W,
+        progress: Progress<'_>,
+    ) -> Result<Metadata> {
+        let (access, dek) = self.unlock(reader, record)?;
+        let mut sink = WriteSink(out);
+        let meta = self
+            .read_envelope(record, &access, &dek, &mut sink, progress)
+            .await?;
+        sink.0.flush()?;
+        Ok(meta)
+    }
+
+    /// Decrypts the latest version of `record` as `reader` into the file at `path`. The file
+    /// appears only once complete and authenticated: a failed or interrupted read leaves
+    /// nothing decrypted behind (see [`crate::fsutil::Output`]).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub async fn open_record_to_path(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+        path: &std::path::Path,
+        progress: Progress<'_>,
+    ) -> Result<Metadata> {
+        let mut output = crate::fsutil::Output::create(path)?;
+        let meta = self
+            .open_record_with_progress(
+                reader,
+                record,
+                std::io::BufWriter::with_capacity(READ_BUF, output.file()),
+                progress,
+            )
+            .await?;
+        output.commit()?;
+        Ok(meta)
+    }
+
+    /// The metadata (file name, media type, size) of the latest version of `record`, as
+    /// `reader`: only the blocks holding the envelope's header are read.
+    pub async fn metadata(&self, reader: &Identity, record: &RecordId) -> Result<Metadata> {
+        let (access, dek) = self.unlock(reader, record)?;
+        let header = self.read_header(record, &access).await?;
+        header.metadata(&dek)
+    }
+
+    /// The free-text note of `doctor`'s grant on `record`, as `reader` (the owner or that
+    /// doctor): `None` if the grant has no note.
+    pub async fn grant_note(&self, reader: &Identity, record: &RecordId, doctor: &IdentityId) -> Result<Option<String>> {
+        let grant = self
+            .state
+            .access_list(record)?
+            .into_iter()
+            .find(|g| g.doctor == *doctor)
+            .ok_or_else(|| Error::AccessDenied(record.to_string()))?;
+        let Some(note) = grant.note else {
+            return Ok(None);
+        };
+        let (access, dek) = self.unlock(reader, record)?;
+        decrypt_note(&dek, record, access.version, doctor, &note).map(Some)
+    }
+
+    /// The envelope header of a version (reads only the blocks holding it).
+    pub(crate) async fn read_header(&self, record: &RecordId, access: &Access) -> Result<Header> {
+        let mut walker = Walker::with_limit(access.content, access.size);
+        let mut head = Vec::new();
+        while let Some(cid) = walker.next_cid() {
+            let bytes = self.store.get(&cid).await?;
+            head.extend_from_slice(&walker.visit_verified(&bytes)?);
+            match Header::parse(&head) {
+                Ok(h) => {
+                    check_header(&h, record, access)?;
+                    return Ok(h);
+                }
+                Err(Error::Truncated) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Error::Truncated)
+    }
+
+    pub(crate) async fn read_envelope(
+        &self,
+        record: &RecordId,
+        access: &Access,
+        dek: &DataKey,
+        out: &mut dyn Sink,
+        progress: Progress<'_>,
+    ) -> Result<Metadata> {
+        let mut walker = Walker::with_limit(access.content, access.size);
+        let mut head = Vec::new();
+        let mut dec: Option<Decryptor> = None;
+        let mut plain = Zeroizing::new(Vec::with_capacity(READ_BUF));
+        let mut done = 0u64;
+        // File data already checked against its CIDs, in order, waiting to be decrypted.
+        let mut pending: Vec<Vec<u8>> = Vec::new();
+        // Decrypts `pending` into `out`; returns the plaintext bytes written.
+        let mut decrypt = |pending: &[Vec<u8>], out: &mut dyn Sink| -> Result<u64> {
+            let mut n = 0u64;
+            for data in pending {
+                match dec.as_mut() {
+                    Some(d) => d.update(data, &mut plain)?,
+                    None => {
+                        head.extend_from_slice(data);
+                        match Header::parse(&head) {
+                            Ok(h) => {
+                                check_header(&h, record, access)?;
+                                let mut d = Decryptor::new(&h, dek)?;
+                                d.update(&head[h.len()..], &mut plain)?;
+                                dec = Some(d);
+                                head = Vec::new();
+                            }
+                            Err(Error::Truncated) => {}
+                            Err(e) => return Err(e),
+                        }
+                    }
+                }
+                out.consume(&plain)?;
+                n += plain.len() as u64;
+                plain.zeroize();
+                plain.clear();
+            }
+            Ok(n)
+        };
+        loop {
+            // Raw leaves come in groups: group k+1 is fetched, then hashed on the other cores
+            // while group k is decrypted (with one thread, `join` runs one after the other).
+            let ids = walker.upcoming_raw(batch::OPEN_GROUP);
+            if ids.is_empty() {
+                let Some(cid) = walker.next_cid() else { break };
+                let bytes = self.store.get(&cid).await?;
+                let data = walker.visit_verified(&bytes)?;
+                if !data.is_empty() {
+                    pending.push(data.into_owned());
+                }
+                done += decrypt(&pending, &mut *out)?;
+                pending.clear();
+            } else {
+                let mut fetched = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    fetched.push(self.store.get_unchecked(id).await?);
+                }
+                let (decrypted, checked) =
+                    join(|| decrypt(&pending, &mut *out), || check_all(&ids, &fetched));
+                done += decrypted?;
+                checked?;
+                pending.clear();
+                for bytes in fetched {
+                    // A raw leaf's file data is the block itself.
+                    walker.visit_verified(&bytes)?;
+                    pending.push(bytes);
+                }
+            }
+            let blocks = out.drain();
+            if !blocks.is_empty() {
+                self.store.put_many_hashed(&blocks).await?;
+            }
+            progress(done);
+        }
+        done += decrypt(&pending, &mut *out)?;
+        let blocks = out.drain();
+        if !blocks.is_empty() {
+            self.store.put_many_hashed(&blocks).await?;
+        }
+        progress(done);
+        if walker.position() != access.size {
+            return Err(Error::SizeMismatch {
+                expected: access.size,
+                actual: walker.position(),
+            });
+        }
+        let dec = dec.ok_or(Error::Truncated)?;
+        dec.finish()
+    }
+}
+
+/// The envelope must be the version the chain names, committing to the key the chain names.
+fn check_header(h: &Header, record: &RecordId, access: &Access) -> Result<()> {
+    if h.record() != *record || h.version() != access.version {
+        return Err(Error::MalformedEnvelope(format!(
+            "content holds record {} version {}, the chain says {record} version {}",
+            h.record(),
+            h.version(),
+            access.version
+        )));
+    }
+    if *h.commitment() != access.commitment {
+        return Err(Error::KeyCommitment);
+    }
+    Ok(())
+}
+
+fn note_aad(record: &RecordId, version: u32, doctor: &IdentityId) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(16 + 4 + 34);
+    aad.extend_from_slice(record.as_bytes());
+    aad.extend_from_slice(&version.to_be_bytes());
+    aad.extend_from_slice(doctor.as_bytes());
+    aad
+}
+
+/// Encrypts a grant's free-text note for the owner and `doctor` (`nonce || ciphertext || tag`).
+pub(crate) fn encrypt_note(
+    dek: &DataKey,
+    record: &RecordId,
+    version: u32,
+    doctor: &IdentityId,
+    note: &str,
+) -> Result<Vec<u8>> {
+    if note.len() > crate::limits::MAX_GRANT_NOTE - 28 {
+        return Err(Error::TooLarge {
+            what: "grant note",
+            size: note.len() as u64,
+            limit: (crate::limits::MAX_GRANT_NOTE - 28) as u64,
+        });
+    }
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
+    let mut buf = note.as_bytes().to_vec();
+    let tag = dek
+        .note_cipher(doctor)
+        .encrypt_inout_detached(
+            &nonce.into(),
+            &note_aad(record, version, doctor),
+            buf.as_mut_slice().into(),
+        )
+        .map_err(|_| Error::Rng)?;
+    let mut out = nonce.to_vec();
+    out.extend_from_slice(&buf);
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Decrypts a grant note made by [`encrypt_note`].
+pub(crate) fn decrypt_note(
+    dek: &DataKey,
+    record: &RecordId,
+    version: u32,
+    doctor: &IdentityId,
+    sealed: &[u8],
+) -> Result<String> {
+    if sealed.len() < 28 {
+        return Err(Error::MalformedEnvelope("grant note too short".into()));
+    }
+    let (nonce, rest) = sealed.split_at(12);
+    let (ct, tag) = rest.split_at(rest.len() - 16);
+    let mut buf = Zeroizing::new(ct.to_vec());
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| Error::KeyUnwrap)?;
+    let tag = aes_gcm::Tag::try_from(tag).map_err(|_| Error::KeyUnwrap)?;
+    dek.note_cipher(doctor)
+        .decrypt_inout_detached(
+            &nonce.into(),
+            &note_aad(record, version, doctor),
+            buf.as_mut_slice().into(),
+            &tag,
+        )
+        .map_err(|_| Error::ChunkAuthentication { chunk: None })?;
+    String::from_utf8(buf.to_vec()).map_err(|_| Error::MalformedEnvelope("grant note is not UTF-8".into()))
+}
