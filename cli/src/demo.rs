@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use anyhow::{Context, Result, bail, ensure};
 use medshare::envelope::Metadata;
-use medshare::ledger::{AuditKind, Policy};
-use medshare::{Error, Identity, Role, Store, Vault};
+use medshare::ledger::{AuditKind, Endorsement, Policy};
+use medshare::{Error, GrantOptions, Identity, Purpose, Role, Store, Vault};
 use sha2::{Digest, Sha256};
 
 const BIG: u64 = 50 * 1000 * 1000;
@@ -97,18 +97,18 @@ async fn story(home: &Path) -> Result<()> {
 
     say(
         "1/9",
-        "A hospital sets up the network: its authority key seals every block of the ledger.",
+        "A hospital sets up the network: its authority key certifies every block of the ledger.",
     );
     let t = Instant::now();
     let authority = Identity::generate(Role::Authority, "St. Example Hospital", 3072)?;
     let store = Store::open_dir(home.join("store"))?;
-    let mut vault = Vault::create(store, "medshare-demo", authority, Policy::default()).await?;
+    let mut vault = Vault::create(store, "medshare-demo", authority.clone(), Policy::default()).await?;
     detail(&format!(
         "authority id {} (RSA-3072, {:.1?})",
-        short(&vault.state().genesis().authorities[0].id().to_string()),
+        short(&authority.id().to_string()),
         t.elapsed()
     ));
-    detail(&format!("genesis block {}", vault.state().head()));
+    detail(&format!("genesis block {} (every signature on this network binds it)", vault.genesis()));
 
     say(
         "2/9",
@@ -133,10 +133,13 @@ async fn story(home: &Path) -> Result<()> {
     );
     detail("private keys saved encrypted (PKCS#8, scrypt + AES-256-GCM) and reloaded");
     vault.register(&alice, None).await?;
-    vault.register(&bob, Some("GMC-7001234 cardiology")).await?;
-    vault
-        .register(&carol, Some("GMC-7005678 radiology"))
-        .await?;
+    // The hospital endorses each doctor's licence with its own key; the doctor registers with
+    // that endorsement (on a network, in two different places).
+    let genesis = vault.genesis();
+    let bob_endorsed = Endorsement::sign(&authority, &genesis, &bob.id(), "GMC-7001234 cardiology")?;
+    let carol_endorsed = Endorsement::sign(&authority, &genesis, &carol.id(), "GMC-7005678 radiology")?;
+    vault.register(&bob, Some(&bob_endorsed)).await?;
+    vault.register(&carol, Some(&carol_endorsed)).await?;
     for id in [&alice, &bob, &carol] {
         detail(&format!(
             "{:<9} {:<8} {}",
@@ -191,7 +194,7 @@ async fn story(home: &Path) -> Result<()> {
         )
         .await?;
     let secs = t.elapsed().as_secs_f64();
-    let info = vault.state().record(&scan).context("record missing")?;
+    let info = vault.record(&scan).context("record missing")?;
     detail(&format!(
         "ct-chest.dcm -> record {scan} ({} MB in {secs:.2}s, {:.0} MB/s: sealed, cut into UnixFS blocks, stored)",
         BIG / 1_000_000,
@@ -207,17 +210,23 @@ async fn story(home: &Path) -> Result<()> {
         "Alice grants both doctors both records (the data key is wrapped to each doctor's RSA key).",
     );
     for rec in [&labs, &scan] {
-        vault
-            .grant(&alice, rec, &bob.id(), None, Some("cardiology follow-up"))
-            .await?;
-        vault
-            .grant(&alice, rec, &carol.id(), None, Some("radiology review"))
-            .await?;
+        let why = |note: &str| GrantOptions {
+            purpose: Purpose::Treatment,
+            note: Some(note.into()),
+            ..GrantOptions::default()
+        };
+        vault.grant(&alice, rec, &bob.id(), why("cardiology follow-up")).await?;
+        vault.grant(&alice, rec, &carol.id(), why("radiology review")).await?;
     }
     detail(&format!(
         "Dr. Bob can read {} record(s), Dr. Carol {}",
-        vault.records_for(&bob.id()).len(),
-        vault.records_for(&carol.id()).len()
+        vault.records_granted_to(&bob.id()).len(),
+        vault.records_granted_to(&carol.id()).len()
+    ));
+    detail(&format!(
+        "the ledger shows only the purpose code ({}); the note \"{}\" is encrypted to Alice and Dr. Bob",
+        Purpose::Treatment.code(),
+        vault.grant_note(&bob, &labs, &bob.id()).await?.unwrap_or_default()
     ));
 
     say(
@@ -250,7 +259,7 @@ async fn story(home: &Path) -> Result<()> {
     let t = Instant::now();
     let report = vault.revoke(&alice, &scan, &bob.id()).await?;
     detail(&format!(
-        "Revoke + re-encryption as version {} under a new key, re-granted to {} remaining doctor(s), one block ({:.2}s)",
+        "Revoke + re-encryption as version {} under a new key, re-granted to {} remaining doctor(s), one certified block ({:.2}s)",
         report.new_version,
         report.remaining.len(),
         t.elapsed().as_secs_f64()
@@ -285,7 +294,7 @@ async fn story(home: &Path) -> Result<()> {
     let t = Instant::now();
     let r = vault.verify().await?;
     detail(&format!(
-        "{} blocks, {} transactions: every CID, signature, seal and rule checked in {:.2?}",
+        "{} blocks, {} transactions: every CID, signature, certificate and rule checked in {:.2?}",
         r.blocks,
         r.transactions,
         t.elapsed()
@@ -306,16 +315,7 @@ async fn story(home: &Path) -> Result<()> {
                 version,
                 purpose,
                 ..
-            } => {
-                format!(
-                    "granted v{version} to {}{}",
-                    name(doctor),
-                    purpose
-                        .as_ref()
-                        .map(|p| format!(" ({p})"))
-                        .unwrap_or_default()
-                )
-            }
+            } => format!("granted v{version} to {} ({})", name(doctor), purpose.code()),
             AuditKind::Revoked { doctor } => format!("revoked {}", name(doctor)),
         };
         detail(&format!(

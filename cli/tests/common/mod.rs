@@ -65,3 +65,12 @@ pub fn ipfs(repo: &Path, args: &[&str]) -> Vec<u8> {
     );
     out.stdout
 }
+
+/// Asserts failure with exactly one line on stderr containing `needle`.
+pub fn fails_with(home: &Path, args: &[&str], needle: &str) {
+    let out = medshare(home, args);
+    assert!(!out.status.success(), "{args:?} should fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
+}

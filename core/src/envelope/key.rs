@@ -23,7 +23,6 @@ const OAEP_LABEL_PREFIX: &[u8] = b"medshare/v2/dek";
 const INFO_COMMITMENT: &[u8] = b"medshare/v2/key-commitment";
 const INFO_METADATA: &[u8] = b"medshare/v2/metadata";
 const INFO_PAYLOAD: &[u8] = b"medshare/v2/payload";
-const INFO_NOTE: &[u8] = b"medshare/v2/grant-note";
 
 /// A record version's data encryption key (DEK). Zeroized on drop.
 #[derive(Clone)]
@@ -104,15 +103,6 @@ impl DataKey {
         let _ = self
             .prk(salt)
             .expand_multi_info(&[INFO_PAYLOAD, &hash], k.as_mut());
-        new_cipher(&k)
-    }
-
-    /// The key that encrypts a grant's free-text note for `doctor` (readable by the owner and
-    /// the doctor, who both hold this version's key).
-    pub(crate) fn note_cipher(&self, doctor: &crate::IdentityId) -> Aes256Gcm {
-        let mut k = Zeroizing::new([0u8; 32]);
-        let _ = hkdf::Hkdf::<Sha256>::new(None, self.expose())
-            .expand_multi_info(&[INFO_NOTE, doctor.as_bytes()], k.as_mut());
         new_cipher(&k)
     }
 }

@@ -686,7 +686,7 @@ impl State {
             return broken(Rule::Expiry, "the grant expires before it is issued");
         }
         check_wrapped(&grant.wrapped_key)?;
-        if grant.note.as_ref().is_some_and(|n| n.len() > crate::limits::MAX_GRANT_NOTE || n.len() < 28) {
+        if grant.note.as_ref().is_some_and(|n| n.len() > crate::limits::MAX_GRANT_NOTE || n.len() < 32) {
             return broken(Rule::Limits, "grant note of a bad size");
         }
         let doctor = grant.doctor;

@@ -348,6 +348,43 @@ pub async fn extend(store: &Store, base: &State, head: &Cid, now: u64) -> Result
     Ok((state, links.len() as u64))
 }
 
+/// Finds the newest chain of the network `genesis` among the blocks of a store that can list
+/// them: the certificate of the highest block whose chain verifies from genesis (or the genesis
+/// block itself). What `medshare repair` sets a damaged head pointer to.
+pub async fn find_tip(store: &Store, genesis: &Cid) -> Result<Option<Cid>> {
+    let Some(all) = store.list().await? else {
+        return Err(Error::Backend("this store cannot list its blocks".into()));
+    };
+    let mut certs: Vec<(u64, Cid)> = Vec::new();
+    let mut has_genesis = false;
+    for listed in all {
+        // Listing may not know codecs: ledger objects are DAG-CBOR.
+        let cid = Cid::v1_from_digest(crate::cid::DAG_CBOR, *listed.digest());
+        if cid == *genesis {
+            has_genesis = true;
+            continue;
+        }
+        let Ok(Some(raw)) = store.get_opt(&cid).await else {
+            continue;
+        };
+        if object_type(&raw).as_deref() != Some("certificate") {
+            continue;
+        }
+        if let Ok(c) = CertificateObject::decode(&raw) {
+            if c.certificate.checkpoint.genesis == *genesis {
+                certs.push((c.certificate.checkpoint.height, cid));
+            }
+        }
+    }
+    certs.sort();
+    while let Some((_, cid)) = certs.pop() {
+        if load(store, &cid, Some(genesis)).await.is_ok() {
+            return Ok(Some(cid));
+        }
+    }
+    Ok(has_genesis.then_some(*genesis))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

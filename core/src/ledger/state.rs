@@ -423,11 +423,12 @@ impl State {
     }
 
     /// Fails with `TimestampFuture` if `block_time` is later than `now` plus the policy's
-    /// allowed skew. Checked by whoever *accepts* a block (a sequencer building it, a replica
-    /// syncing or importing it), against their own clock — never when replaying blocks
-    /// already accepted, so a stored chain always stays readable.
+    /// allowed skew, unless it is no later than this state's own time (block times never go
+    /// back, so a block after one already accepted may keep its time). Checked by whoever
+    /// *accepts* a block (a replica syncing or importing it), against their own clock — never
+    /// when replaying blocks already accepted, so a stored chain always stays readable.
     pub fn check_not_future(&self, height: u64, block_time: u64, now: u64) -> Result<()> {
-        if block_time > now.saturating_add(self.policy().max_clock_skew_secs) {
+        if block_time > now.saturating_add(self.policy().max_clock_skew_secs) && block_time > self.time {
             return Err(Error::InvalidChain {
                 height: Some(height),
                 tx: None,

@@ -13,7 +13,6 @@ pub mod foreign;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fs;
 pub mod gateway;
-#[cfg(feature = "kubo")]
 pub mod kubo;
 pub mod memory;
 pub mod testsuite;

@@ -263,7 +263,9 @@ impl Vault {
             None => {
                 let (state, _) = chain::load(&staged, &root, genesis).await?;
                 let newest = state.height();
-                state.check_not_future(newest, state.time(), now)?;
+                // Nothing was accepted here before: the newest block is checked against the
+                // network's start.
+                State::from_genesis(state.genesis())?.check_not_future(newest, state.time(), now)?;
                 (state, newest + 1)
             }
         };

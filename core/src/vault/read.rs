@@ -144,8 +144,7 @@ impl Vault {
         let Some(note) = grant.note else {
             return Ok(None);
         };
-        let (access, dek) = self.unlock(reader, record)?;
-        decrypt_note(&dek, record, access.version, doctor, &note).map(Some)
+        decrypt_note(reader, record, grant.version, doctor, &note).map(Some)
     }
 
     /// The envelope header of a version (reads only the blocks holding it).
@@ -278,69 +277,93 @@ fn check_header(h: &Header, record: &RecordId, access: &Access) -> Result<()> {
     Ok(())
 }
 
-fn note_aad(record: &RecordId, version: u32, doctor: &IdentityId) -> Vec<u8> {
-    let mut aad = Vec::with_capacity(16 + 4 + 34);
-    aad.extend_from_slice(record.as_bytes());
-    aad.extend_from_slice(&version.to_be_bytes());
-    aad.extend_from_slice(doctor.as_bytes());
-    aad
+fn note_label(record: &RecordId, version: u32, doctor: &IdentityId) -> Vec<u8> {
+    let mut label = b"medshare/v2/grant-note".to_vec();
+    label.extend_from_slice(record.as_bytes());
+    label.extend_from_slice(&version.to_be_bytes());
+    label.extend_from_slice(doctor.as_bytes());
+    label
 }
 
-/// Encrypts a grant's free-text note for the owner and `doctor` (`nonce || ciphertext || tag`).
+/// Encrypts a grant's free-text note for exactly two readers: the doctor and the record's
+/// owner (other grantees of the same version, who hold the same data key, cannot read it). A
+/// fresh note key is wrapped with RSA-OAEP to each, then the text sealed with AES-256-GCM:
+/// `u16 len || wrap to doctor || u16 len || wrap to owner || nonce (12) || ciphertext || tag`.
 pub(crate) fn encrypt_note(
-    dek: &DataKey,
+    owner: &crate::PublicKey,
+    doctor_key: &crate::PublicKey,
     record: &RecordId,
     version: u32,
     doctor: &IdentityId,
     note: &str,
 ) -> Result<Vec<u8>> {
-    if note.len() > crate::limits::MAX_GRANT_NOTE - 28 {
+    let label = note_label(record, version, doctor);
+    let key = DataKey::generate()?;
+    let to_doctor = doctor_key.oaep_wrap(key.expose(), &label)?;
+    let to_owner = owner.oaep_wrap(key.expose(), &label)?;
+    let overhead = 4 + to_doctor.len() + to_owner.len() + 28;
+    if note.len() + overhead > crate::limits::MAX_GRANT_NOTE {
         return Err(Error::TooLarge {
             what: "grant note",
             size: note.len() as u64,
-            limit: (crate::limits::MAX_GRANT_NOTE - 28) as u64,
+            limit: (crate::limits::MAX_GRANT_NOTE - overhead) as u64,
         });
     }
     let mut nonce = [0u8; 12];
     getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
     let mut buf = note.as_bytes().to_vec();
-    let tag = dek
-        .note_cipher(doctor)
-        .encrypt_inout_detached(
-            &nonce.into(),
-            &note_aad(record, version, doctor),
-            buf.as_mut_slice().into(),
-        )
+    let tag = crate::envelope::key::new_cipher(key.expose())
+        .encrypt_inout_detached(&nonce.into(), &label, buf.as_mut_slice().into())
         .map_err(|_| Error::Rng)?;
-    let mut out = nonce.to_vec();
+    let mut out = Vec::with_capacity(overhead + buf.len());
+    for w in [&to_doctor, &to_owner] {
+        out.extend_from_slice(&(w.len() as u16).to_be_bytes());
+        out.extend_from_slice(w);
+    }
+    out.extend_from_slice(&nonce);
     out.extend_from_slice(&buf);
     out.extend_from_slice(&tag);
     Ok(out)
 }
 
-/// Decrypts a grant note made by [`encrypt_note`].
+/// Decrypts a grant note made by [`encrypt_note`] as `reader` (the doctor or the owner).
 pub(crate) fn decrypt_note(
-    dek: &DataKey,
+    reader: &Identity,
     record: &RecordId,
     version: u32,
     doctor: &IdentityId,
     sealed: &[u8],
 ) -> Result<String> {
-    if sealed.len() < 28 {
-        return Err(Error::MalformedEnvelope("grant note too short".into()));
+    let bad = || Error::MalformedEnvelope("grant note is malformed".into());
+    let label = note_label(record, version, doctor);
+    let mut rest = sealed;
+    let mut wraps = Vec::new();
+    for _ in 0..2 {
+        if rest.len() < 2 {
+            return Err(bad());
+        }
+        let n = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        if rest.len() < 2 + n {
+            return Err(bad());
+        }
+        wraps.push(&rest[2..2 + n]);
+        rest = &rest[2 + n..];
     }
-    let (nonce, rest) = sealed.split_at(12);
+    if rest.len() < 28 {
+        return Err(bad());
+    }
+    let key = wraps
+        .iter()
+        .find_map(|w| reader.oaep_unwrap(w, &label).ok())
+        .ok_or(Error::NotARecipient)?;
+    let key: [u8; 32] = key.as_slice().try_into().map_err(|_| Error::KeyUnwrap)?;
+    let (nonce, rest) = rest.split_at(12);
     let (ct, tag) = rest.split_at(rest.len() - 16);
     let mut buf = Zeroizing::new(ct.to_vec());
-    let nonce: [u8; 12] = nonce.try_into().map_err(|_| Error::KeyUnwrap)?;
-    let tag = aes_gcm::Tag::try_from(tag).map_err(|_| Error::KeyUnwrap)?;
-    dek.note_cipher(doctor)
-        .decrypt_inout_detached(
-            &nonce.into(),
-            &note_aad(record, version, doctor),
-            buf.as_mut_slice().into(),
-            &tag,
-        )
+    let nonce: [u8; 12] = nonce.try_into().map_err(|_| bad())?;
+    let tag = aes_gcm::Tag::try_from(tag).map_err(|_| bad())?;
+    crate::envelope::key::new_cipher(&key)
+        .decrypt_inout_detached(&nonce.into(), &label, buf.as_mut_slice().into(), &tag)
         .map_err(|_| Error::ChunkAuthentication { chunk: None })?;
     String::from_utf8(buf.to_vec()).map_err(|_| Error::MalformedEnvelope("grant note is not UTF-8".into()))
 }

@@ -59,6 +59,7 @@ pub(crate) struct Rekey {
     pub(crate) txs: Vec<SignedTx>,
     pub(crate) version: u32,
     pub(crate) kept: Vec<IdentityId>,
+    pub(crate) root: Cid,
 }
 
 /// Most re-wrapped keys per `Rewrap` transaction (about 40 KiB at 4096 bits).
@@ -89,6 +90,20 @@ impl Vault {
         self.state.check_unsigned(tx, self.now().max(self.state.time()))
     }
 
+    /// Submits `txs`, which publish the version whose content is `root`: the content is pinned
+    /// first (so a garbage collector running meanwhile keeps it), and unpinned if the
+    /// submission is refused.
+    pub(crate) async fn submit_pinned(&mut self, txs: Vec<SignedTx>, root: Cid) -> Result<Committed> {
+        self.store.pin(&root).await?;
+        match self.submit(txs).await {
+            Ok(c) => Ok(c),
+            Err(e) => {
+                let _ = self.store.unpin(&root).await;
+                Err(e)
+            }
+        }
+    }
+
     /// Submits `txs` together and brings this vault to the certified head that holds them.
     pub(crate) async fn submit(&mut self, txs: Vec<SignedTx>) -> Result<Committed> {
         self.writable()?;
@@ -102,6 +117,7 @@ impl Vault {
     /// [`Endorsement::sign`]); a patient needs none. Authorities are named by the genesis
     /// block or added by vote, not registered.
     pub async fn register(&mut self, identity: &Identity, endorsement: Option<&Endorsement>) -> Result<Cid> {
+        self.writable()?;
         let body = match (identity.role(), endorsement) {
             (Role::Patient, None) => TxBody::RegisterPatient {
                 key: identity.public().clone(),
@@ -209,8 +225,7 @@ impl Vault {
             },
             patient,
         )?;
-        self.submit(vec![tx]).await?;
-        self.store.pin(&sealed.root).await?;
+        self.submit_pinned(vec![tx], sealed.root).await?;
         Ok(record)
     }
 
@@ -311,12 +326,14 @@ impl Vault {
             .any(|g| g.expired_at(now));
         let mut txs = Vec::new();
         let mut version = info.version;
+        let mut new_root = None;
         if expired {
             let rekey = self
                 .rekey_txs(patient, record, |g| !g.expired_at(now) && g.doctor != *doctor, 0)
                 .await?;
             version = rekey.version;
             txs = rekey.txs;
+            new_root = Some(rekey.root);
         }
         let (access, _) = self.unlock(patient, record)?;
         let dek = if expired {
@@ -340,7 +357,7 @@ impl Vault {
         let note = options
             .note
             .as_deref()
-            .map(|n| encrypt_note(&dek, record, version, doctor, n))
+            .map(|n| encrypt_note(patient.public(), &key, record, version, doctor, n))
             .transpose()?;
         let body = TxBody::Grant {
             record: *record,
@@ -354,9 +371,14 @@ impl Vault {
         let extra = txs.len() as u64;
         txs.push(SignedTx::sign(self.next_tx(patient, extra, body), patient)?);
         let old = self.state.contents(record);
-        self.submit(txs).await?;
-        if expired {
-            self.retire(old).await?;
+        match new_root {
+            Some(root) => {
+                self.submit_pinned(txs, root).await?;
+                self.retire(old).await?;
+            }
+            None => {
+                self.submit(txs).await?;
+            }
         }
         Ok(())
     }
@@ -383,7 +405,7 @@ impl Vault {
         let mut txs = vec![SignedTx::sign(revoke, patient)?];
         txs.extend(rekey.txs);
         let old = self.state.contents(record);
-        self.submit(txs).await?;
+        self.submit_pinned(txs, rekey.root).await?;
         let deleted = self.retire(old).await?;
         Ok(RevokeReport {
             new_version: rekey.version,
@@ -466,8 +488,8 @@ impl Vault {
                 .1;
             let note = match &g.note {
                 Some(n) => {
-                    let text = decrypt_note(&old_dek, record, access.version, &g.doctor, n)?;
-                    Some(encrypt_note(&new_dek, record, version, &g.doctor, &text)?)
+                    let text = decrypt_note(patient, record, g.version, &g.doctor, n)?;
+                    Some(encrypt_note(patient.public(), key, record, version, &g.doctor, &text)?)
                 }
                 None => None,
             };
@@ -486,7 +508,12 @@ impl Vault {
             )?);
             kept.push(g.doctor);
         }
-        Ok(Rekey { txs, version, kept })
+        Ok(Rekey {
+            txs,
+            version,
+            kept,
+            root,
+        })
     }
 
     /// Replaces `old`'s key by `new`'s (`new` = `old.rotated()`: same account). The rotation is
@@ -545,7 +572,7 @@ impl Vault {
             let rekey = self
                 .rekey_txs(new, &record, |g| !g.expired_at(now), 0)
                 .await?;
-            self.submit(rekey.txs).await?;
+            self.submit_pinned(rekey.txs, rekey.root).await?;
             self.retire(old_contents).await?;
             rekeyed.push(record);
         }

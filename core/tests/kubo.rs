@@ -1,0 +1,267 @@
+//! The kubo store against real kubo daemons started here on 127.0.0.1: the store conformance
+//! suite, a vault whose records survive `ipfs repo gc` (pinned) and whose revoked versions do
+//! not (unpinned), the head lock between two writers, a node that is down or answers garbage,
+//! and a replica on a second node following the head over IPNS.
+
+mod common;
+
+#[path = "../../node/src/kubo.rs"]
+#[allow(dead_code)]
+mod kubo;
+
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::identity;
+use kubo::{Kubo, KuboPorts};
+use medshare::ledger::{Endorsement, Policy};
+use medshare::store::kubo::{KuboConfig, KuboStore};
+use medshare::store::testsuite;
+use medshare::{Error, GrantOptions, Store, Vault};
+
+fn ipfs_bin() -> PathBuf {
+    let p = std::env::var_os("MEDSHARE_IPFS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/ipfs"));
+    assert!(p.exists(), "kubo not found at {} (scripts/install-tools.sh builds it)", p.display());
+    p
+}
+
+struct Node {
+    kubo: Kubo,
+    _dir: tempfile::TempDir,
+}
+
+fn node(online: bool) -> Node {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("ipfs");
+    kubo::init(&ipfs_bin(), &repo, KuboPorts::default()).unwrap();
+    Node {
+        kubo: Kubo::start(&ipfs_bin(), &repo, online).unwrap(),
+        _dir: dir,
+    }
+}
+
+fn store(k: &Kubo, namespace: &str) -> KuboStore {
+    KuboStore::new(KuboConfig {
+        namespace: namespace.into(),
+        ..KuboConfig::new(&k.url)
+    })
+    .unwrap()
+}
+
+fn text(b: Vec<u8>) -> String {
+    String::from_utf8(b).unwrap()
+}
+
+#[test]
+fn kubo_store_against_a_real_daemon() {
+    let n = node(false);
+    let d = &n.kubo;
+    // The same conformance suite as every other backend, each check in its own MFS namespace.
+    let mut i = 0;
+    pollster::block_on(testsuite::run_all(|| {
+        i += 1;
+        Store::new(store(d, &format!("/medshare-suite-{i}")))
+    }))
+    .unwrap_or_else(|f| panic!("{f}"));
+
+    pollster::block_on(async {
+        let s = Store::new(store(d, "/medshare"));
+        let mut v = Vault::create(s.clone(), "kubo-net", identity("authority"), Policy::default())
+            .await
+            .unwrap();
+        let (p, doc) = (identity("patient"), identity("doctor"));
+        v.register(&p, None).await.unwrap();
+        let e = Endorsement::sign(&identity("authority"), &v.genesis(), &doc.id(), "L").unwrap();
+        v.register(&doc, Some(&e)).await.unwrap();
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
+        let rec = v.publish_bytes(&p, &data, "scan.dcm", "application/dicom").await.unwrap();
+        v.grant(&p, &rec, &doc.id(), GrantOptions::default()).await.unwrap();
+        let content = v.record(&rec).unwrap().content;
+        // The record's root is pinned recursively; `ipfs repo gc` keeps every block of it.
+        let pins = text(d.ipfs(&["pin", "ls", "--type=recursive", "-q"]).unwrap());
+        assert!(pins.contains(&content.to_string()), "{pins}");
+        d.ipfs(&["repo", "gc", "--silent"]).unwrap();
+        let mut out = Vec::new();
+        v.open_record(&doc, &rec, &mut out).await.unwrap();
+        assert_eq!(out, data);
+        assert!(v.verify_content().await.unwrap().missing.is_empty());
+        // `ipfs cat <root>` prints exactly the sealed envelope medshare stored.
+        let cat = d.ipfs(&["cat", &content.to_string()]).unwrap();
+        assert!(cat.starts_with(b"MSHENV"));
+        assert_eq!(medshare::cid(&cat, medshare::Profile::UnixfsV1_2025), content);
+        // Revocation unpins the old version; after gc none of its blocks is on the node, while
+        // the chain (pinned object by object) and the new version stay.
+        let leaf = {
+            let root = s.get(&content).await.unwrap();
+            medshare::unixfs::pb::decode_node(&root).unwrap().links[0].cid
+        };
+        v.revoke(&p, &rec, &doc.id()).await.unwrap();
+        d.ipfs(&["repo", "gc", "--silent"]).unwrap();
+        assert!(!s.has(&content).await.unwrap());
+        assert!(!s.has(&leaf).await.unwrap());
+        assert!(matches!(v.open_record(&doc, &rec, &mut Vec::new()).await, Err(Error::AccessRevoked(_))));
+        v.open_record(&p, &rec, &mut Vec::new()).await.unwrap();
+        v.verify().await.unwrap();
+        // Another vault over the same node replays and verifies the chain.
+        let again = Vault::open(Store::new(store(d, "/medshare")), None, Some(&v.genesis())).await.unwrap();
+        assert_eq!(again.head(), v.head());
+    });
+}
+
+#[test]
+fn the_head_lock_holds_between_writers_in_different_handles() {
+    let n = node(false);
+    let d = &n.kubo;
+    // Two independent store handles (as two processes would have) race compare-and-swaps of
+    // the same head: exactly one of each pair of swaps from the same head wins.
+    let a = Arc::new(Store::new(store(d, "/race")));
+    let b = Arc::new(Store::new(store(d, "/race")));
+    let mut head = None;
+    for i in 0..5u8 {
+        let x = medshare::Cid::dag_cbor(&[i, 0]);
+        let y = medshare::Cid::dag_cbor(&[i, 1]);
+        let (a2, b2) = (a.clone(), b.clone());
+        let ta = std::thread::spawn(move || pollster::block_on(a2.compare_and_swap_head(head.as_ref(), Some(&x))));
+        let tb = std::thread::spawn(move || pollster::block_on(b2.compare_and_swap_head(head.as_ref(), Some(&y))));
+        let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
+        assert!(ra.is_ok() ^ rb.is_ok(), "round {i}: {ra:?} {rb:?}");
+        let loser = if ra.is_ok() { rb } else { ra };
+        assert!(matches!(loser, Err(Error::HeadConflict { .. })), "{loser:?}");
+        head = pollster::block_on(a.head()).unwrap();
+        assert!(head == Some(x) || head == Some(y));
+    }
+}
+
+#[test]
+fn node_down_is_a_clear_error() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let s = KuboStore::new(KuboConfig {
+        attempts: 2,
+        timeout: Duration::from_secs(5),
+        ..KuboConfig::new(&format!("http://127.0.0.1:{port}"))
+    })
+    .unwrap();
+    match pollster::block_on(Store::new(s).head()) {
+        Err(Error::Backend(m)) => assert!(m.contains("unreachable"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn garbage_answers_are_a_clear_error() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        for _ in 0..2 {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!");
+        }
+    });
+    let s = Store::new(KuboStore::new(KuboConfig::new(&format!("http://127.0.0.1:{port}"))).unwrap());
+    let cid = medshare::Cid::v1(medshare::cid::RAW, b"x");
+    match pollster::block_on(s.get(&cid)) {
+        Err(Error::Backend(m)) => assert!(m.contains("unexpected HTTP 500"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    match pollster::block_on(s.put(&cid, b"x")) {
+        Err(Error::Backend(m)) => assert!(m.contains("unexpected HTTP 500"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    server.join().unwrap();
+}
+
+/// Two nodes peered only with each other: node A's vault publishes, grants and revokes; node B
+/// shares no files with A, learns the head from IPNS, fetches chain and records through IPFS,
+/// verifies, and enforces the same access decisions. A stops midway through B's fetch; B fails
+/// cleanly, keeps its state, and resumes once A is back.
+#[test]
+fn replica_on_a_second_node_follows_the_head_over_ipns() {
+    let mut na = node(true);
+    let nb = node(true);
+    na.kubo.connect(&nb.kubo.swarm_addr().unwrap()).unwrap();
+    let a = &mut na.kubo;
+    let b = &nb.kubo;
+    let writer = || {
+        KuboStore::new(KuboConfig {
+            publish_key: Some("medshare-head".into()),
+            ..KuboConfig::new(&a.url)
+        })
+        .unwrap()
+    };
+    let name = pollster::block_on(writer().ipns_key("medshare-head")).unwrap();
+    assert!(name.starts_with("k51"), "{name}");
+    let (p, d1, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
+    let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
+    let (rec, genesis) = pollster::block_on(async {
+        let mut v = Vault::create(Store::new(writer()), "replicated", identity("authority"), Policy::default())
+            .await
+            .unwrap();
+        v.register(&p, None).await.unwrap();
+        for (d, l) in [(&d1, "L1"), (&d2, "L2")] {
+            let e = Endorsement::sign(&identity("authority"), &v.genesis(), &d.id(), l).unwrap();
+            v.register(d, Some(&e)).await.unwrap();
+        }
+        let rec = v.publish_bytes(&p, &data, "ct.dcm", "application/dicom").await.unwrap();
+        v.grant(&p, &rec, &d1.id(), GrantOptions::default()).await.unwrap();
+        v.grant(&p, &rec, &d2.id(), GrantOptions::default()).await.unwrap();
+        v.revoke(&p, &rec, &d1.id()).await.unwrap();
+        (rec, v.genesis())
+    });
+    let follower = |attempts: u32, timeout: u64| {
+        Store::new(
+            KuboStore::new(KuboConfig {
+                follow: Some(name.clone()),
+                attempts,
+                timeout: Duration::from_secs(timeout),
+                ..KuboConfig::new(&b.url)
+            })
+            .unwrap(),
+        )
+    };
+    pollster::block_on(async {
+        let mut replica = Vault::open(follower(3, 60), None, Some(&genesis)).await.unwrap();
+        assert_eq!(replica.verify().await.unwrap().blocks, 8);
+        let mut out = Vec::new();
+        replica.open_record(&d2, &rec, &mut out).await.unwrap();
+        assert_eq!(out, data);
+        assert!(matches!(replica.open_record(&d1, &rec, &mut Vec::new()).await, Err(Error::AccessRevoked(_))));
+        assert!(matches!(replica.register(&p, None).await, Err(Error::ReadOnly)));
+    });
+    let big: Vec<u8> = (0..24_000_000u32).map(|i| (i % 239) as u8).collect();
+    let rec2 = pollster::block_on(async {
+        let mut v = Vault::open_local(Store::new(writer()), identity("authority"), Some(&genesis)).await.unwrap();
+        let rec2 = v.publish_bytes(&p, &big, "mri.dcm", "application/dicom").await.unwrap();
+        v.grant(&p, &rec2, &d2.id(), GrantOptions::default()).await.unwrap();
+        rec2
+    });
+    let mut replica = pollster::block_on(Vault::open(follower(1, 5), None, Some(&genesis))).unwrap();
+    assert_eq!(pollster::block_on(replica.verify()).unwrap().blocks, 10);
+    let content = replica.record(&rec2).unwrap().content;
+    let b_store = follower(1, 5);
+    let root = pollster::block_on(b_store.get(&content)).unwrap();
+    let leaves: Vec<medshare::Cid> = medshare::unixfs::pb::decode_node(&root).unwrap().links.iter().map(|l| l.cid).collect();
+    assert!(leaves.len() >= 20, "{} leaves", leaves.len());
+    for leaf in &leaves[..leaves.len() / 2] {
+        pollster::block_on(b_store.get(leaf)).unwrap();
+    }
+    a.stop();
+    let head_before = replica.head();
+    match pollster::block_on(replica.open_record(&d2, &rec2, &mut Vec::new())) {
+        Err(Error::Backend(m)) => assert!(m.contains("block/get"), "{m}"),
+        other => panic!("with node A down the record cannot be fetched, got {other:?}"),
+    }
+    assert_eq!(replica.head(), head_before);
+    assert!(pollster::block_on(b_store.has(&leaves[0])).unwrap());
+    assert!(!pollster::block_on(b_store.has(&leaves[leaves.len() - 1])).unwrap());
+    a.run().unwrap();
+    b.connect(&a.swarm_addr().unwrap()).unwrap();
+    let mut out = Vec::new();
+    pollster::block_on(replica.open_record(&d2, &rec2, &mut out)).unwrap();
+    assert!(out == big, "resumed read differs");
+}
