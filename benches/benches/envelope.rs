@@ -3,7 +3,8 @@
 //! `cargo bench -p medshare-benches --bench envelope`
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
-use medshare::envelope::{Header, Metadata, Opener, RecordId, SealOptions, Sealer};
+use medshare::RecordId;
+use medshare::envelope::{Decryptor, Encryptor, Header, Metadata, SealOptions};
 use medshare::{Identity, Role};
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 
@@ -33,7 +34,7 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 let (mut s, header) =
-                    Sealer::new(&record, 1, &meta, &[id.public()], SealOptions::default()).unwrap();
+                    Encryptor::new(&record, 1, &meta, &[id.public()], SealOptions::default()).unwrap();
                 out.extend_from_slice(&header);
                 for piece in p.chunks(1 << 20) {
                     s.update(piece, &mut out).unwrap();
@@ -44,7 +45,7 @@ fn bench(c: &mut Criterion) {
         // One sealed copy to open; the RSA unwrap is excluded (measured by the RSA benches).
         out.clear();
         let (mut s, header) =
-            Sealer::new(&record, 1, &meta, &[id.public()], SealOptions::default()).unwrap();
+            Encryptor::new(&record, 1, &meta, &[id.public()], SealOptions::default()).unwrap();
         out.extend_from_slice(&header);
         s.update(&plain, &mut out).unwrap();
         let dek = s.finish(&mut out).unwrap();
@@ -53,11 +54,11 @@ fn bench(c: &mut Criterion) {
         g.bench_with_input(BenchmarkId::new("medshare_open", len), &out, |b, sealed| {
             b.iter(|| {
                 back.clear();
-                let mut o = Opener::new(&h, &dek).unwrap();
+                let mut o = Decryptor::new(&h, &dek).unwrap();
                 for piece in sealed[h.len()..].chunks(1 << 20) {
                     o.update(piece, &mut back).unwrap();
                 }
-                o.finish(&mut back).unwrap()
+                o.finish().unwrap()
             })
         });
         // Peer: ring AES-256-GCM, same 64 KiB chunking, in place.

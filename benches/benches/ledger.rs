@@ -10,9 +10,12 @@
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use medshare::cid::Cid;
-use medshare::envelope::RecordId;
-use medshare::ledger::{Block, BlockHeader, Genesis, Policy, SignedTx, Tx, TxBody, merkle_root};
-use medshare::{Identity, Role, Store, Vault};
+use medshare::envelope::DataKey;
+use medshare::ledger::checkpoint::{Certificate, sign_share};
+use medshare::ledger::{
+    AuthorityKey, CertificateObject, Genesis, GenesisBlock, Policy, SignedTx, State, Tx, TxBody,
+};
+use medshare::{Identity, RecordId, Role, Store, Vault};
 
 use rayon::prelude::*;
 
@@ -25,33 +28,29 @@ fn blocks() -> usize {
         .unwrap_or(1000)
 }
 
-/// A chain of BLOCKS blocks of TXS_PER_BLOCK PublishRecord transactions each, in a memory store.
+/// A chain of BLOCKS certified blocks of TXS_PER_BLOCK PublishRecord transactions each, in a
+/// memory store.
 fn build(bits: usize) -> (Store, Identity) {
     let authority = Identity::generate(Role::Authority, "a", bits).unwrap();
     let patient = Identity::generate(Role::Patient, "p", bits).unwrap();
     let store = Store::memory();
     pollster::block_on(async {
         let t0 = 1_700_000_000;
-        let g = Block::seal(
-            BlockHeader {
-                network: "bench".into(),
-                height: 0,
-                parent: None,
-                time: t0,
-                txs: vec![],
-                merkle: merkle_root(&[]),
-                sealer: authority.id(),
-                genesis: Some(Genesis {
-                    network: "bench".into(),
-                    authorities: vec![authority.public().clone()],
-                    policy: Policy::default(),
-                }),
-            },
-            &authority,
-        )
-        .unwrap();
+        let g = GenesisBlock::new(Genesis {
+            network: "bench".into(),
+            time: t0,
+            nonce: [0; 16],
+            authorities: vec![AuthorityKey {
+                key: authority.public().clone(),
+                validator: None,
+            }],
+            policy: Policy::default(),
+        });
         store.put(&g.cid, &g.bytes).await.unwrap();
-        let mut parent = g.cid;
+        let mut state = State::from_genesis(&g).unwrap();
+        let wrapped = DataKey::from_bytes([7; 32])
+            .wrap(patient.public(), &RecordId::from_bytes([0; 16]), 1)
+            .unwrap();
         let mut seq = 0;
         for h in 1..=blocks() as u64 {
             let mut txs = Vec::new();
@@ -60,6 +59,7 @@ fn build(bits: usize) -> (Store, Identity) {
                 txs.push(
                     SignedTx::sign(
                         Tx {
+                            genesis: g.cid,
                             author: patient.id(),
                             seq,
                             time: t0,
@@ -84,9 +84,11 @@ fn build(bits: usize) -> (Store, Identity) {
                             version: 1,
                             content: Cid::dag_cbor(&seq.to_be_bytes()),
                             size: 1000,
-                            wrapped_key: vec![7; bits / 8],
+                            commitment: [0; 32],
+                            owner_key: wrapped.clone(),
                         };
                         let tx = Tx {
+                            genesis: g.cid,
                             author: patient.id(),
                             seq,
                             time: t0,
@@ -99,26 +101,19 @@ fn build(bits: usize) -> (Store, Identity) {
             for t in &txs {
                 store.put(&t.cid, &t.bytes).await.unwrap();
             }
-            let cids: Vec<Cid> = txs.iter().map(|t| t.cid).collect();
-            let b = Block::seal(
-                BlockHeader {
-                    network: "bench".into(),
-                    height: h,
-                    parent: Some(parent),
-                    time: t0 + h,
-                    merkle: merkle_root(&cids),
-                    txs: cids,
-                    sealer: authority.id(),
-                    genesis: None,
-                },
-                &authority,
-            )
-            .unwrap();
+            let b = state.next_block(&txs, t0 + h);
+            state.apply_block(&b, &txs).unwrap();
+            let cp = state.checkpoint();
+            let cert = CertificateObject::new(Certificate {
+                signatures: vec![sign_share(&cp, &authority).unwrap()],
+                checkpoint: cp,
+            });
+            state.apply_certificate(&cert).unwrap();
             store.put(&b.cid, &b.bytes).await.unwrap();
-            parent = b.cid;
+            store.put(&cert.cid, &cert.bytes).await.unwrap();
         }
         store
-            .compare_and_swap_head(None, Some(&parent))
+            .compare_and_swap_head(None, Some(&state.head_pointer()))
             .await
             .unwrap();
     });
@@ -146,7 +141,7 @@ fn bench(c: &mut Criterion) {
             g.throughput(Throughput::Elements((n * TXS_PER_BLOCK) as u64));
             g.bench_function(label("medshare_verify_txs"), |b| {
                 b.iter(|| {
-                    pool.install(|| pollster::block_on(Vault::open(store.clone(), None)).unwrap())
+                    pool.install(|| pollster::block_on(Vault::open(store.clone(), None, None)).unwrap())
                 })
             });
             g.throughput(Throughput::Elements(batch.len() as u64));

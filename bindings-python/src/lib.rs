@@ -1,298 +1,88 @@
 //! Python bindings of medshare: conversions and error mapping only; all logic is in the core.
 //!
-//! Long operations (seal, open, verify, CID) run with the GIL released, driven by a blocking
-//! executor, so several Python threads use several cores.
+//! * Errors become the classes of `medshare.errors` (defined in Python, so they pickle), found
+//!   by the core's error code; the categories are the core's.
+//! * Values (record summaries, audit events, reports) cross as the core's serde JSON and become
+//!   the dataclasses of `medshare.types` (whose fields are the core's, checked by the tests).
+//! * Long operations run with the GIL released, driven by a blocking executor, so several Python
+//!   threads use several cores (and `medshare.aio` runs them off the event loop).
 
 #![forbid(unsafe_code)]
 
 use std::io::{Read, Write};
+use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use medshare::envelope::{Metadata, RecordId};
-use medshare::ledger::AuditKind;
-use medshare::store::BlockStore;
-use medshare::{Cid, IdentityId, Profile, Role, Store};
-use pyo3::exceptions::PyException;
+use medshare::envelope::Metadata;
+use medshare::store::foreign::{Foreign, ForeignStore};
+use medshare::{Cid, Expiry, GrantOptions, IdentityId, Profile, Purpose, RecordId, Role, Store};
+use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::PyBytes;
 
-// ---- exceptions ----------------------------------------------------------------------------------
+// ---- errors and values -----------------------------------------------------------------------
 
-pyo3::create_exception!(
-    _native,
-    MedshareError,
-    PyException,
-    "Base class of every medshare error; `.code` names the kind."
-);
-pyo3::create_exception!(
-    _native,
-    IdentityError,
-    MedshareError,
-    "A key or identity problem."
-);
-pyo3::create_exception!(
-    _native,
-    IntegrityError,
-    MedshareError,
-    "Data failed an integrity check: altered, truncated, or not matching its CID."
-);
-pyo3::create_exception!(
-    _native,
-    AccessError,
-    MedshareError,
-    "The reader may not open the record."
-);
-pyo3::create_exception!(
-    _native,
-    LedgerError,
-    MedshareError,
-    "A ledger rule is broken."
-);
-pyo3::create_exception!(_native, StoreError, MedshareError, "A block store problem.");
-pyo3::create_exception!(_native, WeakKey, IdentityError, "RSA key under 2048 bits.");
-pyo3::create_exception!(
-    _native,
-    UnsupportedKeySize,
-    IdentityError,
-    "RSA key size not supported."
-);
-pyo3::create_exception!(
-    _native,
-    InvalidKey,
-    IdentityError,
-    "Key or key file could not be parsed."
-);
-pyo3::create_exception!(
-    _native,
-    WrongPassphrase,
-    IdentityError,
-    "The passphrase does not open the key file."
-);
-pyo3::create_exception!(
-    _native,
-    BadSignature,
-    IdentityError,
-    "A signature does not verify."
-);
-pyo3::create_exception!(
-    _native,
-    MalformedEnvelope,
-    IntegrityError,
-    "The envelope is not well formed."
-);
-pyo3::create_exception!(
-    _native,
-    UnsupportedVersion,
-    IntegrityError,
-    "Envelope format version not supported."
-);
-pyo3::create_exception!(
-    _native,
-    ChunkAuthentication,
-    IntegrityError,
-    "A chunk failed authentication (altered, swapped, reordered)."
-);
-pyo3::create_exception!(_native, Truncated, IntegrityError, "Data ends early.");
-pyo3::create_exception!(_native, TrailingData, IntegrityError, "Data after the end.");
-pyo3::create_exception!(
-    _native,
-    SizeMismatch,
-    IntegrityError,
-    "Size differs from the declared one."
-);
-pyo3::create_exception!(
-    _native,
-    CidMismatch,
-    IntegrityError,
-    "Bytes do not match their CID."
-);
-pyo3::create_exception!(
-    _native,
-    MalformedNode,
-    IntegrityError,
-    "A UnixFS/dag-pb node is malformed."
-);
-pyo3::create_exception!(
-    _native,
-    MalformedCar,
-    IntegrityError,
-    "A CAR file is malformed."
-);
-pyo3::create_exception!(
-    _native,
-    InvalidCid,
-    MedshareError,
-    "A CID could not be parsed."
-);
-pyo3::create_exception!(
-    _native,
-    TooLarge,
-    MedshareError,
-    "An input exceeds a size limit."
-);
-pyo3::create_exception!(
-    _native,
-    RangeOutOfBounds,
-    MedshareError,
-    "A byte range is outside the plaintext."
-);
-pyo3::create_exception!(
-    _native,
-    NotARecipient,
-    AccessError,
-    "The identity is not a recipient of the envelope."
-);
-pyo3::create_exception!(
-    _native,
-    KeyUnwrap,
-    AccessError,
-    "The wrapped key does not open with this key for this record version."
-);
-pyo3::create_exception!(
-    _native,
-    AccessRevoked,
-    AccessError,
-    "The owner revoked this reader's access."
-);
-pyo3::create_exception!(
-    _native,
-    AccessExpired,
-    AccessError,
-    "The reader's grant expired."
-);
-pyo3::create_exception!(
-    _native,
-    AccessDenied,
-    AccessError,
-    "The record was never granted to this reader."
-);
-pyo3::create_exception!(
-    _native,
-    UnknownRecord,
-    LedgerError,
-    "No such record on the chain."
-);
-pyo3::create_exception!(
-    _native,
-    UnknownIdentity,
-    LedgerError,
-    "No such identity on the chain."
-);
-pyo3::create_exception!(
-    _native,
-    InvalidChain,
-    LedgerError,
-    "The chain breaks a validation rule (`.rule`, `.height`, `.tx`)."
-);
-pyo3::create_exception!(
-    _native,
-    Rejected,
-    LedgerError,
-    "The ledger refused a new transaction (`.rule`)."
-);
-pyo3::create_exception!(
-    _native,
-    ReadOnly,
-    LedgerError,
-    "The vault has no sealing authority."
-);
-pyo3::create_exception!(_native, NoChain, LedgerError, "The store holds no chain.");
-pyo3::create_exception!(
-    _native,
-    StoreLocked,
-    StoreError,
-    "Another process holds the store."
-);
-pyo3::create_exception!(
-    _native,
-    NotFound,
-    StoreError,
-    "A block is missing from the store."
-);
-pyo3::create_exception!(
-    _native,
-    HeadConflict,
-    StoreError,
-    "The head changed concurrently."
-);
-pyo3::create_exception!(
-    _native,
-    StoreCorrupt,
-    StoreError,
-    "The store's files are damaged."
-);
-pyo3::create_exception!(_native, BackendError, StoreError, "A store backend failed.");
-
-fn exception_type<'py>(py: Python<'py>, e: &medshare::Error) -> Bound<'py, PyType> {
-    use medshare::Error as E;
-    match e {
-        E::WeakKey { .. } => py.get_type::<WeakKey>(),
-        E::UnsupportedKeySize { .. } => py.get_type::<UnsupportedKeySize>(),
-        E::InvalidKey(_) => py.get_type::<InvalidKey>(),
-        E::WrongPassphrase => py.get_type::<WrongPassphrase>(),
-        E::BadSignature => py.get_type::<BadSignature>(),
-        E::MalformedEnvelope(_) => py.get_type::<MalformedEnvelope>(),
-        E::UnsupportedVersion(_) => py.get_type::<UnsupportedVersion>(),
-        E::NotARecipient => py.get_type::<NotARecipient>(),
-        E::KeyUnwrap => py.get_type::<KeyUnwrap>(),
-        E::ChunkAuthentication { .. } => py.get_type::<ChunkAuthentication>(),
-        E::Truncated => py.get_type::<Truncated>(),
-        E::TrailingData => py.get_type::<TrailingData>(),
-        E::SizeMismatch { .. } => py.get_type::<SizeMismatch>(),
-        E::RangeOutOfBounds { .. } => py.get_type::<RangeOutOfBounds>(),
-        E::TooLarge { .. } => py.get_type::<TooLarge>(),
-        E::InvalidCid(_) => py.get_type::<InvalidCid>(),
-        E::CidMismatch { .. } => py.get_type::<CidMismatch>(),
-        E::MalformedNode(_) => py.get_type::<MalformedNode>(),
-        E::MalformedCar(_) => py.get_type::<MalformedCar>(),
-        E::NotFound(_) => py.get_type::<NotFound>(),
-        E::StoreLocked(_) => py.get_type::<StoreLocked>(),
-        E::HeadConflict { .. } => py.get_type::<HeadConflict>(),
-        E::StoreCorrupt(_) => py.get_type::<StoreCorrupt>(),
-        E::Backend(_) | E::Io(_) | E::Rng => py.get_type::<BackendError>(),
-        E::InvalidChain { .. } => py.get_type::<InvalidChain>(),
-        E::Rejected { .. } => py.get_type::<Rejected>(),
-        E::AccessRevoked(_) => py.get_type::<AccessRevoked>(),
-        E::AccessExpired(_) => py.get_type::<AccessExpired>(),
-        E::AccessDenied(_) => py.get_type::<AccessDenied>(),
-        E::UnknownRecord(_) => py.get_type::<UnknownRecord>(),
-        E::UnknownIdentity(_) => py.get_type::<UnknownIdentity>(),
-        E::ReadOnly => py.get_type::<ReadOnly>(),
-        E::NoChain => py.get_type::<NoChain>(),
-        _ => py.get_type::<MedshareError>(),
-    }
-}
-
-/// The one conversion from core errors to Python exceptions: the class per kind, the core
-/// message, and `.code` (plus `.rule`/`.height`/`.tx` for ledger errors).
+/// The one conversion from core errors to Python exceptions: the class of `medshare.errors`
+/// named by the code, the core message, `.code`, and `.rule`/`.height`/`.tx` for ledger errors.
 fn err(e: medshare::Error) -> PyErr {
     Python::attach(|py| {
-        let ty = exception_type(py, &e);
-        let made = ty.call1((e.to_string(),)).and_then(|exc| {
-            exc.setattr("code", e.code())?;
+        let made = (|| -> PyResult<PyErr> {
+            let errors = py.import("medshare.errors")?;
+            let class = errors
+                .getattr(e.code())
+                .or_else(|_| errors.getattr("MedshareError"))?;
+            let exc = match &e {
+                // An OSError subclass: (errno, message), so `.errno` is set as Python expects.
+                medshare::Error::Io(io) => class.call1((io_errno(io), e.to_string()))?,
+                _ => class.call1((e.to_string(),))?,
+            };
             match &e {
-                medshare::Error::InvalidChain {
-                    height, tx, rule, ..
-                } => {
-                    exc.setattr("rule", rule.to_string())?;
+                medshare::Error::InvalidChain { height, tx, rule, .. } => {
+                    exc.setattr("rule", rule.as_str())?;
                     exc.setattr("height", *height)?;
                     exc.setattr("tx", *tx)?;
                 }
-                medshare::Error::Rejected { rule, .. } => exc.setattr("rule", rule.to_string())?,
+                medshare::Error::Rejected { rule, .. } => exc.setattr("rule", rule.as_str())?,
+                medshare::Error::Rollback { trusted, offered } => {
+                    exc.setattr("trusted", *trusted)?;
+                    exc.setattr("offered", *offered)?;
+                }
                 _ => {}
             }
             Ok(PyErr::from_value(exc))
-        });
+        })();
         made.unwrap_or_else(|e| e)
     })
 }
 
-fn value_err(msg: impl Into<String>) -> PyErr {
-    pyo3::exceptions::PyValueError::new_err(msg.into())
+fn io_errno(e: &std::io::Error) -> i32 {
+    use std::io::ErrorKind as K;
+    e.raw_os_error().unwrap_or(match e.kind() {
+        K::NotFound => 2,
+        K::PermissionDenied => 13,
+        K::AlreadyExists => 17,
+        K::InvalidInput => 22,
+        _ => 5,
+    })
 }
 
-// ---- identities ------------------------------------------------------------------------------------
+/// A core value as the `medshare.types` dataclass `kind` (built from its serde JSON).
+fn value<'py, T: serde::Serialize>(py: Python<'py>, kind: &str, v: &T) -> PyResult<Bound<'py, PyAny>> {
+    let json = serde_json::to_string(v).map_err(|e| PyValueError::new_err(e.to_string()))?;
+    py.import("medshare.types")?.call_method1("from_json", (kind, json))
+}
+
+fn values<'py, T: serde::Serialize>(py: Python<'py>, kind: &str, v: &[T]) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    v.iter().map(|x| value(py, kind, x)).collect()
+}
+
+fn type_err(msg: impl Into<String>) -> PyErr {
+    PyTypeError::new_err(msg.into())
+}
+
+// ---- identities ------------------------------------------------------------------------------
 
 /// A participant's public key.
 #[pyclass(frozen, module = "medshare._native")]
@@ -304,17 +94,13 @@ impl PublicKey {
     /// Parses a PEM `PUBLIC KEY`.
     #[staticmethod]
     fn from_pem(pem: &str) -> PyResult<Self> {
-        medshare::PublicKey::from_pem(pem)
-            .map(PublicKey)
-            .map_err(err)
+        medshare::PublicKey::from_pem(pem).map(PublicKey).map_err(err)
     }
 
     /// Parses SPKI DER.
     #[staticmethod]
     fn from_der(der: &[u8]) -> PyResult<Self> {
-        medshare::PublicKey::from_spki_der(der)
-            .map(PublicKey)
-            .map_err(err)
+        medshare::PublicKey::from_spki_der(der).map(PublicKey).map_err(err)
     }
 
     #[getter]
@@ -352,16 +138,27 @@ impl PublicKey {
     }
 }
 
-/// A participant: role, display name and RSA private key (never printed).
+/// A participant: role, display name, account id and RSA private key (never printed).
 #[pyclass(frozen, module = "medshare._native")]
 struct Identity(medshare::Identity);
 
-fn parse_role(role: &str) -> PyResult<Role> {
-    Role::from_str(role).map_err(|_| {
-        value_err(format!(
-            "role must be 'patient', 'doctor' or 'authority', not {role:?}"
-        ))
-    })
+fn role(role: &Bound<'_, PyAny>) -> PyResult<Role> {
+    let s: String = role
+        .extract()
+        .map_err(|_| type_err("role must be a str: 'patient', 'doctor' or 'authority'"))?;
+    Role::from_str(&s).map_err(err)
+}
+
+fn text<'a>(v: &'a Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+    v.extract::<String>()
+        .map_err(|_| type_err(format!("{what} must be a str, not {}", type_name(v))))
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map(|n| n.to_string())
+        .unwrap_or_else(|_| "?".into())
 }
 
 #[pymethods]
@@ -369,8 +166,8 @@ impl Identity {
     /// Generates a new key pair (2048, 3072 or 4096 bits).
     #[staticmethod]
     #[pyo3(signature = (role, bits = 3072, name = ""))]
-    fn generate(py: Python<'_>, role: &str, bits: usize, name: &str) -> PyResult<Self> {
-        let role = parse_role(role)?;
+    fn generate(py: Python<'_>, role: &Bound<'_, PyAny>, bits: usize, name: &str) -> PyResult<Self> {
+        let role = self::role(role)?;
         py.detach(|| medshare::Identity::generate(role, name, bits))
             .map(Identity)
             .map_err(err)
@@ -378,7 +175,7 @@ impl Identity {
 
     /// Loads an encrypted key file written by `save` (or by the `medshare` CLI).
     #[staticmethod]
-    fn load(py: Python<'_>, path: std::path::PathBuf, passphrase: &str) -> PyResult<Self> {
+    fn load(py: Python<'_>, path: PathBuf, passphrase: &str) -> PyResult<Self> {
         py.detach(|| medshare::Identity::load(&path, passphrase))
             .map(Identity)
             .map_err(err)
@@ -387,22 +184,24 @@ impl Identity {
     /// Imports an unencrypted PKCS#8 PEM private key.
     #[staticmethod]
     #[pyo3(signature = (role, pem, name = ""))]
-    fn from_pkcs8_pem(role: &str, pem: &str, name: &str) -> PyResult<Self> {
-        medshare::Identity::from_pkcs8_pem(parse_role(role)?, name, pem)
+    fn from_pkcs8_pem(role: &Bound<'_, PyAny>, pem: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+        medshare::Identity::from_pkcs8_pem(self::role(role)?, name, &text(pem, "pem")?)
             .map(Identity)
             .map_err(err)
     }
 
     /// Decodes key-file text (see `to_key_file`).
     #[staticmethod]
-    fn from_key_file(py: Python<'_>, text: &str, passphrase: &str) -> PyResult<Self> {
-        py.detach(|| medshare::Identity::from_key_file(text, passphrase))
+    fn from_key_file(py: Python<'_>, text: &Bound<'_, PyAny>, passphrase: &str) -> PyResult<Self> {
+        let t = self::text(text, "the key file text")?;
+        py.detach(|| medshare::Identity::from_key_file(&t, passphrase))
             .map(Identity)
             .map_err(err)
     }
 
-    /// Writes the key encrypted under `passphrase` (scrypt + AES-256-GCM), mode 0600.
-    fn save(&self, py: Python<'_>, path: std::path::PathBuf, passphrase: &str) -> PyResult<()> {
+    /// Writes the key encrypted under `passphrase` (scrypt + AES-256-GCM), mode 0600, to a new
+    /// file (an existing file is never replaced: `medshare.Io`, an OSError with errno EEXIST).
+    fn save(&self, py: Python<'_>, path: PathBuf, passphrase: &str) -> PyResult<()> {
         py.detach(|| self.0.save(&path, passphrase)).map_err(err)
     }
 
@@ -411,13 +210,25 @@ impl Identity {
         py.detach(|| self.0.to_key_file(passphrase)).map_err(err)
     }
 
+    /// A new key for the same account (see `Vault.rotate_key`).
+    fn rotated(&self, py: Python<'_>) -> PyResult<Identity> {
+        py.detach(|| self.0.rotated()).map(Identity).map_err(err)
+    }
+
     fn public(&self) -> PublicKey {
         PublicKey(self.0.public().clone())
     }
 
+    /// The account id (stable across key rotations).
     #[getter]
     fn id(&self) -> String {
         self.0.id().to_string()
+    }
+
+    /// The id of the current key.
+    #[getter]
+    fn key_id(&self) -> String {
+        self.0.key_id().to_string()
     }
 
     #[getter]
@@ -439,176 +250,63 @@ impl Identity {
         format!(
             "Identity(role='{}', name='{}', id='{}')",
             self.0.role(),
-            self.0.name(),
+            medshare::text::escape(self.0.name()),
             self.0.id()
         )
     }
 }
 
-// ---- results ---------------------------------------------------------------------------------------
-
-/// Python-style repr of an optional number.
-fn opt_num<T: std::fmt::Display>(v: &Option<T>) -> String {
-    v.as_ref()
-        .map_or_else(|| "None".to_owned(), ToString::to_string)
-}
-
-/// Python-style repr of an optional string.
-fn opt_str(v: &Option<String>) -> String {
-    v.as_ref()
-        .map_or_else(|| "None".to_owned(), |s| format!("'{s}'"))
-}
-
-/// A record as the chain knows it.
-#[pyclass(frozen, get_all, module = "medshare._native")]
-struct RecordInfo {
-    record: String,
-    owner: String,
-    version: u32,
-    content: String,
-    size: u64,
-    expires: Option<u64>,
-    purpose: Option<String>,
-}
+/// An authority's endorsement of a doctor's licence (made where the authority key is).
+#[pyclass(frozen, module = "medshare._native")]
+struct Endorsement(medshare::Endorsement);
 
 #[pymethods]
-impl RecordInfo {
+impl Endorsement {
+    /// `authority` endorses `doctor`'s `licence` on the network `genesis`.
+    #[staticmethod]
+    fn sign(authority: &Identity, genesis: &str, doctor: &Bound<'_, PyAny>, licence: &str) -> PyResult<Self> {
+        let genesis = medshare::parse_cid(genesis).map_err(err)?;
+        medshare::Endorsement::sign(&authority.0, &genesis, &identity_id(doctor)?, licence)
+            .map(Endorsement)
+            .map_err(err)
+    }
+
+    /// Parses the text form (`medshare endorse` writes it).
+    #[staticmethod]
+    fn from_text(text: &str) -> PyResult<Self> {
+        medshare::Endorsement::from_text(text).map(Endorsement).map_err(err)
+    }
+
+    fn to_text(&self) -> String {
+        self.0.to_text()
+    }
+
+    #[getter]
+    fn doctor(&self) -> String {
+        self.0.doctor.to_string()
+    }
+
+    #[getter]
+    fn licence(&self) -> &str {
+        &self.0.licence
+    }
+
+    #[getter]
+    fn authority(&self) -> String {
+        self.0.authority.to_string()
+    }
+
     fn __repr__(&self) -> String {
         format!(
-            "RecordInfo(record='{}', version={}, size={}, expires={}, purpose={})",
-            self.record,
-            self.version,
-            self.size,
-            opt_num(&self.expires),
-            opt_str(&self.purpose)
+            "Endorsement(doctor='{}', licence='{}', authority='{}')",
+            self.0.doctor,
+            medshare::text::escape(&self.0.licence),
+            self.0.authority
         )
     }
 }
 
-impl From<medshare::ledger::RecordInfo> for RecordInfo {
-    fn from(r: medshare::ledger::RecordInfo) -> Self {
-        RecordInfo {
-            record: r.record.to_string(),
-            owner: r.owner.to_string(),
-            version: r.version,
-            content: r.content.to_string(),
-            size: r.size,
-            expires: r.grant.as_ref().and_then(|g| g.expires),
-            purpose: r.grant.and_then(|g| g.purpose),
-        }
-    }
-}
-
-/// One entry of a record's audit trail.
-#[pyclass(frozen, get_all, module = "medshare._native")]
-struct AuditEvent {
-    kind: &'static str,
-    height: u64,
-    block: String,
-    time: u64,
-    tx: String,
-    author: String,
-    version: Option<u32>,
-    doctor: Option<String>,
-    expires: Option<u64>,
-    purpose: Option<String>,
-}
-
-#[pymethods]
-impl AuditEvent {
-    fn __repr__(&self) -> String {
-        format!(
-            "AuditEvent(kind='{}', height={}, time={}, version={}, doctor={})",
-            self.kind,
-            self.height,
-            self.time,
-            opt_num(&self.version),
-            opt_str(&self.doctor)
-        )
-    }
-}
-
-impl From<medshare::ledger::AuditEvent> for AuditEvent {
-    fn from(e: medshare::ledger::AuditEvent) -> Self {
-        let (expires, purpose) = match &e.kind {
-            AuditKind::Granted {
-                expires, purpose, ..
-            } => (*expires, purpose.clone()),
-            _ => (None, None),
-        };
-        AuditEvent {
-            kind: e.kind.name(),
-            height: e.height,
-            block: e.block.to_string(),
-            time: e.time,
-            tx: e.tx.to_string(),
-            author: e.author.to_string(),
-            version: e.kind.version(),
-            doctor: e.kind.doctor().map(|d| d.to_string()),
-            expires,
-            purpose,
-        }
-    }
-}
-
-/// What `Vault.verify()` checked.
-#[pyclass(frozen, get_all, module = "medshare._native")]
-struct VerifyReport {
-    blocks: u64,
-    transactions: u64,
-    head: String,
-}
-
-#[pymethods]
-impl VerifyReport {
-    fn __repr__(&self) -> String {
-        format!(
-            "VerifyReport(blocks={}, transactions={}, head='{}')",
-            self.blocks, self.transactions, self.head
-        )
-    }
-}
-
-/// What `Vault.revoke()` did.
-#[pyclass(frozen, get_all, module = "medshare._native")]
-struct RevokeReport {
-    new_version: u32,
-    remaining: Vec<String>,
-    deleted_blocks: usize,
-}
-
-#[pymethods]
-impl RevokeReport {
-    fn __repr__(&self) -> String {
-        let remaining: Vec<String> = self.remaining.iter().map(|d| format!("'{d}'")).collect();
-        format!(
-            "RevokeReport(new_version={}, remaining=[{}], deleted_blocks={})",
-            self.new_version,
-            remaining.join(", "),
-            self.deleted_blocks
-        )
-    }
-}
-
-/// Decrypted record metadata.
-#[pyclass(frozen, get_all, module = "medshare._native")]
-struct RecordMetadata {
-    name: String,
-    media_type: String,
-    size: u64,
-}
-
-#[pymethods]
-impl RecordMetadata {
-    fn __repr__(&self) -> String {
-        format!(
-            "RecordMetadata(name='{}', media_type='{}', size={})",
-            self.name, self.media_type, self.size
-        )
-    }
-}
-
-// ---- Python-implemented stores ------------------------------------------------------------------------
+// ---- stores ----------------------------------------------------------------------------------
 
 /// A block store implemented by a Python object with `get`, `put`, `has`, `delete`, `head` and
 /// `compare_and_swap_head` methods (CIDs as strings, blocks as bytes).
@@ -629,87 +327,84 @@ impl PyStore {
     }
 }
 
-fn opt_cid(v: &Bound<'_, PyAny>) -> PyResult<Option<Cid>> {
-    if v.is_none() {
-        return Ok(None);
+#[async_trait::async_trait]
+impl ForeignStore for PyStore {
+    async fn get(&self, cid: &str) -> medshare::Result<Option<Vec<u8>>> {
+        self.call("get", (cid,), |v| if v.is_none() { Ok(None) } else { v.extract::<Vec<u8>>().map(Some) })
     }
-    let s: String = v.extract()?;
-    Cid::from_str(&s)
-        .map(Some)
-        .map_err(|e| value_err(e.to_string()))
+
+    async fn put(&self, cid: &str, data: &[u8]) -> medshare::Result<()> {
+        self.call("put", (cid, data), |_| Ok(()))
+    }
+
+    async fn has(&self, cid: &str) -> medshare::Result<bool> {
+        self.call("has", (cid,), |v| v.is_truthy())
+    }
+
+    async fn delete(&self, cid: &str) -> medshare::Result<()> {
+        self.call("delete", (cid,), |_| Ok(()))
+    }
+
+    async fn head(&self) -> medshare::Result<Option<String>> {
+        self.call("head", (), |v| if v.is_none() { Ok(None) } else { v.extract::<String>().map(Some) })
+    }
+
+    async fn compare_and_swap_head(&self, expected: Option<&str>, new: Option<&str>) -> medshare::Result<bool> {
+        self.call("compare_and_swap_head", (expected, new), |v| v.is_truthy())
+    }
 }
 
-#[async_trait::async_trait]
-impl BlockStore for PyStore {
-    async fn put(&self, cid: &Cid, data: &[u8]) -> medshare::Result<()> {
-        self.call("put", (cid.to_string(), data), |_| Ok(()))
+/// A store argument: a path (the filesystem store), a `kubo=URL` string, a gateway URL list
+/// (read-only), or an object with the store methods.
+fn store_arg(py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Store> {
+    if let Ok(s) = store.extract::<String>() {
+        if let Some(url) = s.strip_prefix("kubo=") {
+            let c = medshare::store::kubo::KuboConfig::parse(url).map_err(err)?;
+            return medshare::store::kubo::KuboStore::new(c).map(Store::new).map_err(err);
+        }
+        if s.starts_with("http://") || s.starts_with("https://") {
+            return gateway_store(vec![s]);
+        }
+        return py.detach(|| Store::open_dir(&s)).map_err(err);
     }
-
-    async fn get(&self, cid: &Cid) -> medshare::Result<Option<Vec<u8>>> {
-        self.call("get", (cid.to_string(),), |v| {
-            if v.is_none() {
-                Ok(None)
-            } else {
-                v.extract::<Vec<u8>>().map(Some)
-            }
-        })
+    if let Ok(p) = store.extract::<PathBuf>() {
+        return py.detach(|| Store::open_dir(&p)).map_err(err);
     }
-
-    async fn has(&self, cid: &Cid) -> medshare::Result<bool> {
-        self.call("has", (cid.to_string(),), |v| v.is_truthy())
-    }
-
-    async fn delete(&self, cid: &Cid) -> medshare::Result<()> {
-        self.call("delete", (cid.to_string(),), |_| Ok(()))
-    }
-
-    async fn head(&self) -> medshare::Result<Option<Cid>> {
-        self.call("head", (), opt_cid)
-    }
-
-    async fn compare_and_swap_head(
-        &self,
-        expected: Option<&Cid>,
-        new: Option<&Cid>,
-    ) -> medshare::Result<()> {
-        let swapped = self.call(
-            "compare_and_swap_head",
-            (expected.map(Cid::to_string), new.map(Cid::to_string)),
-            |v| v.is_truthy(),
-        )?;
-        if swapped {
-            Ok(())
-        } else {
-            let current = self.head_now()?;
-            Err(medshare::store::head_conflict(expected, current.as_ref()))
+    for m in ["get", "put", "has", "delete", "head", "compare_and_swap_head"] {
+        if !store.hasattr(m)? {
+            return Err(type_err(format!(
+                "store must be a path, 'kubo=URL', a gateway URL or an object with get/put/has/delete/head/compare_and_swap_head (it has no `{m}`)"
+            )));
         }
     }
+    Ok(Store::new(Foreign(PyStore(store.clone().unbind()))))
 }
 
-impl PyStore {
-    fn head_now(&self) -> medshare::Result<Option<Cid>> {
-        self.call("head", (), opt_cid)
-    }
+fn gateway_store(urls: Vec<String>) -> PyResult<Store> {
+    let http = medshare::net::default_http().map_err(err)?;
+    medshare::store::gateway::GatewayStore::new(urls, http)
+        .map(Store::new)
+        .map_err(err)
 }
 
-/// Runs the core's store conformance suite against a Python store (each check gets a fresh store
-/// from `factory()`); raises AssertionError naming the failed check.
+/// Runs the core's store conformance suite against a Python store (each check gets a fresh
+/// store from `factory()`); raises AssertionError naming the failed check.
 #[pyfunction]
 fn store_conformance(py: Python<'_>, factory: Py<PyAny>) -> PyResult<()> {
     let result = py.detach(|| {
         pollster::block_on(medshare::store::testsuite::run_all(|| {
             let obj = Python::attach(|py| factory.bind(py).call0().map(Bound::unbind));
             match obj {
-                Ok(o) => Store::new(PyStore(o)),
+                Ok(o) => Store::new(Foreign(PyStore(o))),
                 // A factory that fails yields a store whose every call fails: the suite reports it.
-                Err(e) => Store::new(PyStore(Python::attach(|py| e.into_value(py).into_any()))),
+                Err(e) => Store::new(Foreign(PyStore(Python::attach(|py| e.into_value(py).into_any())))),
             }
         }))
     });
     result.map_err(|f| pyo3::exceptions::PyAssertionError::new_err(f.to_string()))
 }
 
-// ---- I/O adapters over Python file objects ----------------------------------------------------------
+// ---- I/O adapters over Python file objects -----------------------------------------------------
 
 struct PyReader(Py<PyAny>);
 
@@ -717,12 +412,15 @@ impl Read for PyReader {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
         Python::attach(|py| {
             let chunk = self.0.bind(py).call_method1("read", (buf.len(),))?;
-            let bytes = chunk.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes();
+            let bytes = chunk
+                .cast::<PyBytes>()
+                .map_err(|_| type_err("the file object must be opened in binary mode ('rb')"))?
+                .as_bytes();
             let n = bytes.len().min(buf.len());
             buf[..n].copy_from_slice(&bytes[..n]);
             Ok::<_, PyErr>(n)
         })
-        .map_err(|e| std::io::Error::other(e.to_string()))
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e.to_string()))
     }
 }
 
@@ -744,16 +442,13 @@ impl Write for PyWriter {
     }
 }
 
-// ---- the vault -------------------------------------------------------------------------------------
+// ---- arguments -------------------------------------------------------------------------------
 
-/// A medshare vault: the ledger and the records, over a store.
-#[pyclass(module = "medshare._native")]
-struct Vault {
-    inner: Mutex<Option<medshare::Vault>>,
-}
-
-fn record_id(s: &str) -> PyResult<RecordId> {
-    RecordId::from_str(s).map_err(err)
+fn record_id(v: &Bound<'_, PyAny>) -> PyResult<RecordId> {
+    let s: String = v
+        .extract()
+        .map_err(|_| type_err(format!("a record id is a str, not {}", type_name(v))))?;
+    RecordId::from_str(&s).map_err(err)
 }
 
 /// Accepts an Identity, a PublicKey or an id string.
@@ -766,39 +461,42 @@ fn identity_id(who: &Bound<'_, PyAny>) -> PyResult<IdentityId> {
     }
     let s: String = who
         .extract()
-        .map_err(|_| value_err("expected an Identity, a PublicKey or an id string"))?;
+        .map_err(|_| type_err(format!("expected an Identity, a PublicKey or an id str, not {}", type_name(who))))?;
     IdentityId::from_str(&s).map_err(err)
 }
 
-fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// `datetime` (aware or naive-as-local), `timedelta` from now, an int of unix seconds, or None.
-fn expiry(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<u64>> {
+/// `datetime` (aware, or naive as local time), `timedelta` from now (by the vault's clock), an
+/// int of unix seconds, or None.
+fn expiry(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Expiry>> {
     let Some(v) = v.filter(|v| !v.is_none()) else {
         return Ok(None);
     };
+    if v.is_instance_of::<pyo3::types::PyBool>() {
+        return Err(type_err("expires must be a datetime, a timedelta, unix seconds or None"));
+    }
     if let Ok(secs) = v.extract::<u64>() {
-        return Ok(Some(secs));
+        return Ok(Some(Expiry::At(secs)));
     }
     if v.hasattr("total_seconds")? {
         let d: f64 = v.call_method0("total_seconds")?.extract()?;
-        if d <= 0.0 {
-            return Err(value_err("expires must be in the future"));
+        if !(d > 0.0 && d.is_finite()) {
+            return Err(PyValueError::new_err("expires must be in the future"));
         }
-        return Ok(Some(now_secs() + d.ceil() as u64));
+        return Ok(Some(Expiry::After(Duration::from_secs_f64(d.ceil()))));
     }
     if v.hasattr("timestamp")? {
         let t: f64 = v.call_method0("timestamp")?.extract()?;
-        return Ok(Some(t.max(0.0) as u64));
+        return Ok(Some(Expiry::At(t.max(0.0) as u64)));
     }
-    Err(value_err(
-        "expires must be a datetime, a timedelta, unix seconds or None",
-    ))
+    Err(type_err("expires must be a datetime, a timedelta, unix seconds or None"))
+}
+
+// ---- the vault -------------------------------------------------------------------------------
+
+/// A medshare vault: the verified chain and the records, over a store and a sequencer.
+#[pyclass(module = "medshare._native")]
+struct Vault {
+    inner: Mutex<Option<medshare::Vault>>,
 }
 
 impl Vault {
@@ -809,11 +507,7 @@ impl Vault {
     }
 
     /// Runs `f` on the vault with the GIL released.
-    fn with<T: Send>(
-        &self,
-        py: Python<'_>,
-        f: impl FnOnce(&mut medshare::Vault) -> medshare::Result<T> + Send,
-    ) -> PyResult<T> {
+    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut medshare::Vault) -> medshare::Result<T> + Send) -> PyResult<T> {
         py.detach(|| {
             let mut guard = self
                 .inner
@@ -821,78 +515,110 @@ impl Vault {
                 .map_err(|_| medshare::Error::Backend("vault lock poisoned".into()))?;
             let v = guard
                 .as_mut()
-                .ok_or_else(|| medshare::Error::Backend("the vault is closed".into()))?;
+                .ok_or_else(|| medshare::Error::InvalidInput("the vault is closed".into()))?;
             f(v)
         })
         .map_err(err)
     }
 }
 
-fn open_or_create(
-    py: Python<'_>,
-    store: Option<Store>,
-    authority: Option<&Identity>,
-    network: &str,
-) -> PyResult<Vault> {
-    let sealer = authority.map(|a| a.0.clone());
-    py.detach(|| {
-        pollster::block_on(async move {
-            match store {
-                Some(store) => medshare::Vault::open_or_create(store, network, sealer).await,
-                None => match sealer {
-                    Some(s) => {
-                        medshare::Vault::open_or_create(Store::memory(), network, Some(s)).await
-                    }
-                    None => medshare::Vault::memory(network).await,
-                },
-            }
-        })
-    })
-    .map(Vault::wrap)
-    .map_err(err)
+fn open_or_create(py: Python<'_>, store: Store, authority: Option<&Identity>, network: &str) -> PyResult<Vault> {
+    let authority = authority.map(|a| a.0.clone());
+    py.detach(|| pollster::block_on(medshare::Vault::open_or_create(store, network, authority)))
+        .map(Vault::wrap)
+        .map_err(err)
 }
 
 #[pymethods]
 impl Vault {
-    /// Opens the filesystem store at `path` (created if needed). An empty store gets a new chain
-    /// sealed by `authority`, which is then required (`NoChain` without it).
+    /// Opens the filesystem store at `path` (created if needed). An empty store gets a new
+    /// chain certified by `authority` (this process is then its sequencer); without an
+    /// authority the vault reads and verifies only (`NoChain` for an empty store).
     #[staticmethod]
-    #[pyo3(signature = (path, authority = None, network = "medshare"))]
-    fn open(
-        py: Python<'_>,
-        path: std::path::PathBuf,
-        authority: Option<&Identity>,
-        network: &str,
-    ) -> PyResult<Self> {
+    #[pyo3(signature = (path, authority = None, network = "medshare-local"))]
+    fn open(py: Python<'_>, path: PathBuf, authority: Option<&Identity>, network: &str) -> PyResult<Self> {
         let store = py.detach(|| Store::open_dir(&path)).map_err(err)?;
-        open_or_create(py, Some(store), authority, network)
+        open_or_create(py, store, authority, network)
     }
 
-    /// A vault in memory (tests, short-lived tools); without `authority`, a fresh one is made.
+    /// A vault in memory (tests, short-lived tools) with its own sequencer: certified by
+    /// `authority`, or by a fresh throwaway one.
     #[staticmethod]
-    #[pyo3(signature = (authority = None, network = "medshare"))]
+    #[pyo3(signature = (authority = None, network = "medshare-local"))]
     fn memory(py: Python<'_>, authority: Option<&Identity>, network: &str) -> PyResult<Self> {
-        open_or_create(py, None, authority, network)
+        let authority = authority.map(|a| a.0.clone());
+        py.detach(|| pollster::block_on(medshare::Vault::memory(network, authority)))
+            .map(Vault::wrap)
+            .map_err(err)
     }
 
-    /// A vault over a Python object implementing the block store methods (an empty store needs
-    /// `authority` to start a chain).
+    /// A vault over `store`: a path, 'kubo=URL', a gateway URL, or an object implementing the
+    /// store methods (an empty store needs `authority` to start a chain).
     #[staticmethod]
-    #[pyo3(signature = (store, authority = None, network = "medshare"))]
-    fn with_store(
+    #[pyo3(signature = (store, authority = None, network = "medshare-local"))]
+    fn with_store(py: Python<'_>, store: &Bound<'_, PyAny>, authority: Option<&Identity>, network: &str) -> PyResult<Self> {
+        let store = store_arg(py, store)?;
+        open_or_create(py, store, authority, network)
+    }
+
+    /// A vault on a medshare network: transactions go to the validators' RPC (`nodes`), blocks
+    /// are read from and written to `store` ('kubo=URL', a path, or a store object), or read
+    /// from trustless `gateways`. `genesis` names the network to accept.
+    #[staticmethod]
+    #[pyo3(signature = (nodes, genesis, store = None, gateways = None, timeout = 30.0))]
+    fn connect(
         py: Python<'_>,
-        store: Py<PyAny>,
-        authority: Option<&Identity>,
-        network: &str,
+        nodes: Vec<String>,
+        genesis: &str,
+        store: Option<&Bound<'_, PyAny>>,
+        gateways: Option<Vec<String>>,
+        timeout: f64,
     ) -> PyResult<Self> {
-        open_or_create(py, Some(Store::new(PyStore(store))), authority, network)
+        let genesis = medshare::parse_cid(genesis).map_err(err)?;
+        let store = match (store, gateways) {
+            (Some(s), _) => store_arg(py, s)?,
+            (None, Some(g)) => gateway_store(g)?,
+            (None, None) => return Err(type_err("connect needs a store or gateways")),
+        };
+        let seq = medshare::sequencer::comet::CometSequencer::new(nodes)
+            .map_err(err)?
+            .with_timeout(Duration::from_secs_f64(timeout.max(1.0)));
+        py.detach(|| pollster::block_on(medshare::Vault::open(store, Some(Arc::new(seq)), Some(&genesis))))
+            .map(Vault::wrap)
+            .map_err(err)
+    }
+
+    /// Imports a CAR file (path or bytes) into `store`, verified before anything is stored;
+    /// an empty store accepts only the network `genesis`.
+    #[staticmethod]
+    #[pyo3(signature = (store, car, genesis = None))]
+    fn import_car(py: Python<'_>, store: &Bound<'_, PyAny>, car: &Bound<'_, PyAny>, genesis: Option<&str>) -> PyResult<Self> {
+        let store = store_arg(py, store)?;
+        let genesis = genesis.map(medshare::parse_cid).transpose().map_err(err)?;
+        let now = medshare::platform::now_secs();
+        let result = if let Ok(b) = car.cast::<PyBytes>() {
+            let bytes = b.as_bytes().to_vec();
+            py.detach(|| pollster::block_on(medshare::Vault::import_car(store, &bytes[..], genesis.as_ref(), now)))
+        } else {
+            let path: PathBuf = car.extract().map_err(|_| type_err("car must be bytes or a path"))?;
+            py.detach(|| {
+                let f = std::fs::File::open(&path)?;
+                pollster::block_on(medshare::Vault::import_car(
+                    store,
+                    std::io::BufReader::with_capacity(1 << 20, f),
+                    genesis.as_ref(),
+                    now,
+                ))
+            })
+        };
+        result.map(|(v, _)| Vault::wrap(v)).map_err(err)
     }
 
     /// Releases the store (and its lock). Further calls raise.
     fn close(&self) -> PyResult<()> {
         self.inner
             .lock()
-            .map_err(|_| value_err("vault lock poisoned"))?
+            .map_err(|_| PyValueError::new_err("vault lock poisoned"))?
             .take();
         Ok(())
     }
@@ -906,35 +632,38 @@ impl Vault {
         Ok(false)
     }
 
-    /// Registers an identity; doctors need `licence`, endorsed by the vault's authority.
-    #[pyo3(signature = (identity, licence = None))]
-    fn register(
-        &self,
-        py: Python<'_>,
-        identity: &Identity,
-        licence: Option<&str>,
-    ) -> PyResult<String> {
-        self.with(py, |v| pollster::block_on(v.register(&identity.0, licence)))
+    /// Registers an identity; a doctor registers with an `Endorsement` (or its text).
+    #[pyo3(signature = (identity, endorsement = None))]
+    fn register(&self, py: Python<'_>, identity: &Identity, endorsement: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+        let e = match endorsement {
+            None => None,
+            Some(e) if e.is_none() => None,
+            Some(e) => match e.cast::<Endorsement>() {
+                Ok(e) => Some(e.get().0.clone()),
+                Err(_) => Some(medshare::Endorsement::from_text(&text(e, "endorsement")?).map_err(err)?),
+            },
+        };
+        self.with(py, |v| pollster::block_on(v.register(&identity.0, e.as_ref())))
             .map(|c| c.to_string())
     }
 
     /// Publishes `data` (bytes, or a binary file object) as a new record owned by `patient`.
     #[pyo3(signature = (patient, data, media_type = "application/octet-stream", name = ""))]
-    fn publish(
-        &self,
-        py: Python<'_>,
-        patient: &Identity,
-        data: &Bound<'_, PyAny>,
-        media_type: &str,
-        name: &str,
-    ) -> PyResult<String> {
+    fn publish(&self, py: Python<'_>, patient: &Identity, data: &Bound<'_, PyAny>, media_type: &str, name: &str) -> PyResult<String> {
         if let Ok(b) = data.cast::<PyBytes>() {
             let bytes = b.as_bytes();
             return self
-                .with(py, |v| {
-                    pollster::block_on(v.publish_bytes(&patient.0, bytes, name, media_type))
-                })
+                .with(py, |v| pollster::block_on(v.publish_bytes(&patient.0, bytes, name, media_type)))
                 .map(|r| r.to_string());
+        }
+        if !(data.hasattr("read")? && data.hasattr("seek")? && data.hasattr("tell")?) {
+            return Err(type_err(format!(
+                "data must be bytes or a binary file object opened with 'rb', not {}",
+                type_name(data)
+            )));
+        }
+        if data.is_instance(&py.import("io")?.getattr("TextIOBase")?)? {
+            return Err(type_err("data is a text file: open it in binary mode ('rb')"));
         }
         // A file object: its size from seek/tell, its bytes streamed in 1 MiB reads.
         let start: u64 = data.call_method0("tell")?.extract()?;
@@ -946,140 +675,173 @@ impl Vault {
             size: end - start,
         };
         let reader = PyReader(data.clone().unbind());
-        self.with(py, move |v| {
-            pollster::block_on(v.publish(&patient.0, reader, meta, &mut |_| {}))
-        })
-        .map(|r| r.to_string())
+        self.with(py, move |v| pollster::block_on(v.publish(&patient.0, reader, meta, &mut |_| {})))
+            .map(|r| r.to_string())
     }
 
-    /// Lets `doctor` read the latest version of `record`, optionally until `expires`.
-    #[pyo3(signature = (patient, record, doctor, expires = None, purpose = None))]
+    /// Lets `doctor` read the latest version of `record`, optionally until `expires`, for
+    /// `purpose` (an HL7 PurposeOfUse code), with an encrypted free-text `note`.
+    #[pyo3(signature = (patient, record, doctor, expires = None, purpose = "TREAT", note = None))]
+    #[allow(clippy::too_many_arguments)]
     fn grant(
         &self,
         py: Python<'_>,
         patient: &Identity,
-        record: &str,
+        record: &Bound<'_, PyAny>,
         doctor: &Bound<'_, PyAny>,
         expires: Option<&Bound<'_, PyAny>>,
-        purpose: Option<&str>,
+        purpose: &str,
+        note: Option<String>,
     ) -> PyResult<()> {
-        let (record, doctor, expires) =
-            (record_id(record)?, identity_id(doctor)?, expiry(expires)?);
-        self.with(py, |v| {
-            pollster::block_on(v.grant(&patient.0, &record, &doctor, expires, purpose))
-        })
+        let (record, doctor, expires) = (record_id(record)?, identity_id(doctor)?, expiry(expires)?);
+        let purpose = Purpose::from_str(purpose).map_err(err)?;
+        let options = GrantOptions { expires, purpose, note };
+        self.with(py, |v| pollster::block_on(v.grant(&patient.0, &record, &doctor, options)))
     }
 
     /// Revokes `doctor`: re-encrypts the record as a new version for the remaining readers.
-    fn revoke(
-        &self,
-        py: Python<'_>,
-        patient: &Identity,
-        record: &str,
-        doctor: &Bound<'_, PyAny>,
-    ) -> PyResult<RevokeReport> {
+    fn revoke<'py>(&self, py: Python<'py>, patient: &Identity, record: &Bound<'_, PyAny>, doctor: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let (record, doctor) = (record_id(record)?, identity_id(doctor)?);
-        let r = self.with(py, |v| {
-            pollster::block_on(v.revoke(&patient.0, &record, &doctor))
-        })?;
-        Ok(RevokeReport {
-            new_version: r.new_version,
-            remaining: r.remaining.iter().map(ToString::to_string).collect(),
-            deleted_blocks: r.deleted_blocks,
-        })
+        let r = self.with(py, |v| pollster::block_on(v.revoke(&patient.0, &record, &doctor)))?;
+        value(py, "RevokeReport", &r)
+    }
+
+    /// Replaces `old`'s key by `new` (= `old.rotated()`); returns what was re-wrapped/re-keyed.
+    fn rotate_key<'py>(&self, py: Python<'py>, old: &Identity, new: &Identity) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.with(py, |v| pollster::block_on(v.rotate_key(&old.0, &new.0)))?;
+        value(py, "RotateReport", &r)
     }
 
     /// Decrypts the latest version of `record` as `identity`: returns the bytes, or writes them
-    /// to the binary file object `out` and returns None.
+    /// to `out` — a path (the file appears only once complete and authenticated) or a binary
+    /// file object — and returns None.
     #[pyo3(signature = (identity, record, out = None))]
-    fn open_record<'py>(
-        &self,
-        py: Python<'py>,
-        identity: &Identity,
-        record: &str,
-        out: Option<Py<PyAny>>,
-    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn open_record<'py>(&self, py: Python<'py>, identity: &Identity, record: &Bound<'_, PyAny>, out: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let record = record_id(record)?;
         match out {
-            Some(f) => {
-                let w = PyWriter(f);
-                self.with(py, move |v| {
-                    pollster::block_on(v.open_record(&identity.0, &record, w))
-                })?;
+            Some(o) if o.hasattr("write")? => {
+                let w = PyWriter(o.clone().unbind());
+                self.with(py, move |v| pollster::block_on(v.open_record(&identity.0, &record, w)))?;
+                Ok(None)
+            }
+            Some(o) => {
+                let path: PathBuf = o
+                    .extract()
+                    .map_err(|_| type_err("out must be a path or a binary file object"))?;
+                self.with(py, |v| pollster::block_on(v.open_record_to_path(&identity.0, &record, &path, &mut |_| {})))?;
                 Ok(None)
             }
             None => {
-                // The envelope size bounds the plaintext: one allocation, no regrowth copies.
-                let mut buf = Vec::with_capacity(self.with(py, |v| {
-                    Ok(v.state().record(&record).map_or(0, |r| r.size.min(1 << 30)))
-                })? as usize);
-                self.with(py, |v| {
-                    pollster::block_on(v.open_record(&identity.0, &record, &mut buf))
-                })?;
+                let mut buf = Vec::new();
+                self.with(py, |v| pollster::block_on(v.open_record(&identity.0, &record, &mut buf)))?;
                 Ok(Some(PyBytes::new(py, &buf)))
             }
         }
     }
 
-    /// Decrypts only the metadata (name, media type, size) of the latest version.
-    fn metadata(
-        &self,
-        py: Python<'_>,
-        identity: &Identity,
-        record: &str,
-    ) -> PyResult<RecordMetadata> {
+    /// The metadata (name, media type, size) of the latest version: only the envelope's
+    /// header is read.
+    fn metadata<'py>(&self, py: Python<'py>, identity: &Identity, record: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let record = record_id(record)?;
-        let m = self.with(py, |v| {
-            pollster::block_on(v.open_record(&identity.0, &record, std::io::sink()))
-        })?;
-        Ok(RecordMetadata {
-            name: m.name,
-            media_type: m.media_type,
-            size: m.size,
-        })
+        let m = self.with(py, |v| pollster::block_on(v.metadata(&identity.0, &record)))?;
+        value(py, "Metadata", &m)
     }
 
-    /// Records whose latest version `doctor` is granted.
-    fn records_for(&self, py: Python<'_>, doctor: &Bound<'_, PyAny>) -> PyResult<Vec<RecordInfo>> {
-        let id = identity_id(doctor)?;
-        self.with(py, |v| Ok(v.records_for(&id)))
-            .map(|l| l.into_iter().map(Into::into).collect())
+    /// The free-text note of `doctor`'s grant on `record`, as `identity` (the owner or that
+    /// doctor); None if there is none.
+    fn grant_note(&self, py: Python<'_>, identity: &Identity, record: &Bound<'_, PyAny>, doctor: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+        let (record, doctor) = (record_id(record)?, identity_id(doctor)?);
+        self.with(py, |v| pollster::block_on(v.grant_note(&identity.0, &record, &doctor)))
+    }
+
+    /// What `who` can open: a patient's own records, a doctor's granted ones.
+    fn records_for<'py>(&self, py: Python<'py>, who: &Bound<'_, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let id = identity_id(who)?;
+        let l = self.with(py, |v| v.records_for(&id))?;
+        values(py, "RecordInfo", &l)
+    }
+
+    /// A record's summary.
+    fn record<'py>(&self, py: Python<'py>, record: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let record = record_id(record)?;
+        let r = self.with(py, |v| v.record(&record))?;
+        value(py, "RecordInfo", &r)
+    }
+
+    /// Current grants on `record`.
+    fn access_list<'py>(&self, py: Python<'py>, record: &Bound<'_, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let record = record_id(record)?;
+        let l = self.with(py, |v| v.access_list(&record))?;
+        values(py, "AccessGrant", &l)
     }
 
     /// The audit trail of `record`, oldest first.
-    fn audit(&self, py: Python<'_>, record: &str) -> PyResult<Vec<AuditEvent>> {
+    fn audit<'py>(&self, py: Python<'py>, record: &Bound<'_, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let record = record_id(record)?;
-        self.with(py, |v| v.audit(&record))
-            .map(|l| l.into_iter().map(Into::into).collect())
+        let l = self.with(py, |v| v.audit(&record))?;
+        values(py, "AuditEvent", &l)
     }
 
-    /// Re-verifies the whole chain from genesis.
-    fn verify(&self, py: Python<'_>) -> PyResult<VerifyReport> {
+    /// Re-verifies the whole chain from genesis; with `content`, also that every current
+    /// record version's content is present (see `verify_content`).
+    fn verify<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let r = self.with(py, |v| pollster::block_on(v.verify()))?;
-        Ok(VerifyReport {
-            blocks: r.blocks,
-            transactions: r.transactions,
-            head: r.head.to_string(),
-        })
+        value(py, "VerifyReport", &r)
     }
 
-    /// Applies blocks another writer appended to the store.
+    /// Checks that the content of every current record version is present and intact.
+    fn verify_content<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.with(py, |v| pollster::block_on(v.verify_content()))?;
+        value(py, "ContentReport", &r)
+    }
+
+    /// Applies blocks appended since this vault last looked.
     fn sync(&self, py: Python<'_>) -> PyResult<u64> {
         self.with(py, |v| pollster::block_on(v.sync()))
     }
 
+    /// Deletes blocks nothing current needs (stores that can list their blocks).
+    fn gc<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let r = self.with(py, |v| pollster::block_on(v.gc()))?;
+        value(py, "GcReport", &r)
+    }
+
+    /// Writes the chain and the current records as a CAR file (a path or a binary file object).
+    fn export_car<'py>(&self, py: Python<'py>, out: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let r = if out.hasattr("write")? {
+            let w = PyWriter(out.clone().unbind());
+            self.with(py, move |v| pollster::block_on(v.export_car(w)))?
+        } else {
+            let path: PathBuf = out.extract().map_err(|_| type_err("out must be a path or a binary file object"))?;
+            self.with(py, |v| {
+                let mut o = medshare::fsutil::Output::create(&path)?;
+                let r = pollster::block_on(v.export_car(std::io::BufWriter::new(o.file())))?;
+                o.commit()?;
+                Ok(r)
+            })?
+        };
+        value(py, "ExportReport", &r)
+    }
+
+    /// The network's genesis CID.
+    #[getter]
+    fn genesis(&self, py: Python<'_>) -> PyResult<String> {
+        self.with(py, |v| Ok(v.genesis().to_string()))
+    }
+
+    /// The verified head (the latest block's certificate).
     #[getter]
     fn head(&self, py: Python<'_>) -> PyResult<String> {
-        self.with(py, |v| Ok(v.state().head().to_string()))
+        self.with(py, |v| Ok(v.head().to_string()))
     }
 
     #[getter]
     fn height(&self, py: Python<'_>) -> PyResult<u64> {
-        self.with(py, |v| Ok(v.state().height()))
+        self.with(py, |v| Ok(v.height()))
     }
 
     fn __repr__(&self, py: Python<'_>) -> String {
-        match self.with(py, |v| Ok((v.state().height(), v.state().head()))) {
+        match self.with(py, |v| Ok((v.height(), v.head()))) {
             Ok((h, c)) => format!("Vault(height={h}, head='{c}')"),
             Err(_) => "Vault(closed)".to_owned(),
         }
@@ -1089,67 +851,48 @@ impl Vault {
 /// The root CID `ipfs add` prints for `data` under `profile`.
 #[pyfunction]
 #[pyo3(signature = (data, profile = "unixfs-v1-2025"))]
-fn cid(py: Python<'_>, data: &[u8], profile: &str) -> PyResult<String> {
+fn cid(py: Python<'_>, data: &Bound<'_, PyAny>, profile: &str) -> PyResult<String> {
+    let data = data
+        .cast::<PyBytes>()
+        .map_err(|_| type_err(format!("data must be bytes, not {}", type_name(data))))?
+        .as_bytes();
     let profile = Profile::from_str(profile).map_err(err)?;
     Ok(py.detach(|| medshare::cid(data, profile)).to_string())
 }
 
+/// Opens a raw envelope (bytes) as `identity`; returns the plaintext.
+#[pyfunction]
+fn open_envelope<'py>(py: Python<'py>, identity: &Identity, envelope: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let mut out = Vec::new();
+    py.detach(|| medshare::envelope::open(&identity.0, envelope, &mut out))
+        .map_err(err)?;
+    Ok(PyBytes::new(py, &out))
+}
+
+/// Every error code of the core with its category: what `medshare.errors` must mirror.
+#[pyfunction]
+fn error_codes() -> Vec<(&'static str, &'static str)> {
+    medshare::ErrorCode::all()
+        .map(|c| (c.as_str(), c.category().as_str()))
+        .collect()
+}
+
+/// Every purpose code with its display name.
+#[pyfunction]
+fn purposes() -> Vec<(&'static str, &'static str)> {
+    Purpose::ALL.iter().map(|p| (p.code(), p.display())).collect()
+}
+
 #[pymodule]
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
-    let py = m.py();
     m.add_class::<Identity>()?;
     m.add_class::<PublicKey>()?;
+    m.add_class::<Endorsement>()?;
     m.add_class::<Vault>()?;
-    m.add_class::<RecordInfo>()?;
-    m.add_class::<AuditEvent>()?;
-    m.add_class::<VerifyReport>()?;
-    m.add_class::<RevokeReport>()?;
-    m.add_class::<RecordMetadata>()?;
     m.add_function(wrap_pyfunction!(cid, m)?)?;
+    m.add_function(wrap_pyfunction!(open_envelope, m)?)?;
+    m.add_function(wrap_pyfunction!(error_codes, m)?)?;
+    m.add_function(wrap_pyfunction!(purposes, m)?)?;
     m.add_function(wrap_pyfunction!(store_conformance, m)?)?;
-    macro_rules! exc {
-        ($($name:ident),*) => { $( m.add(stringify!($name), py.get_type::<$name>())?; )* };
-    }
-    exc!(
-        MedshareError,
-        IdentityError,
-        IntegrityError,
-        AccessError,
-        LedgerError,
-        StoreError,
-        WeakKey,
-        UnsupportedKeySize,
-        InvalidKey,
-        WrongPassphrase,
-        BadSignature,
-        MalformedEnvelope,
-        UnsupportedVersion,
-        ChunkAuthentication,
-        Truncated,
-        TrailingData,
-        SizeMismatch,
-        CidMismatch,
-        MalformedNode,
-        MalformedCar,
-        InvalidCid,
-        TooLarge,
-        RangeOutOfBounds,
-        NotARecipient,
-        KeyUnwrap,
-        AccessRevoked,
-        AccessExpired,
-        AccessDenied,
-        UnknownRecord,
-        UnknownIdentity,
-        InvalidChain,
-        Rejected,
-        ReadOnly,
-        NoChain,
-        StoreLocked,
-        NotFound,
-        HeadConflict,
-        StoreCorrupt,
-        BackendError
-    );
     Ok(())
 }

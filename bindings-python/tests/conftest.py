@@ -41,12 +41,16 @@ def authority() -> medshare.Identity:
     return medshare.Identity.from_pkcs8_pem("authority", fixture_key("authority"), "hospital")
 
 
+def endorse(vault: medshare.Vault, authority: medshare.Identity, doctor: medshare.Identity, licence: str) -> medshare.Endorsement:
+    return medshare.Endorsement.sign(authority, vault.genesis, doctor, licence)
+
+
 @pytest.fixture
 def vault(authority, patient, doctor, doctor2) -> medshare.Vault:
     v = medshare.Vault.memory(authority)
     v.register(patient)
-    v.register(doctor, licence="GMC-1")
-    v.register(doctor2, licence="GMC-2")
+    v.register(doctor, endorse(v, authority, doctor, "GMC-1"))
+    v.register(doctor2, endorse(v, authority, doctor2, "GMC-2"))
     return v
 
 

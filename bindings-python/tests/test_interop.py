@@ -33,6 +33,7 @@ def test_cli_publishes_python_opens_and_back(tmp_path, cli):
         assert v.open_record(bob, rec) == src.read_bytes()
         assert [r.record for r in v.records_for(bob)] == [rec]
 
+    # Where the CLI keeps keys and the store: H/identities/NAME.key, H/authority.key, H/store.
     # Python publishes into the CLI's home with its authority; the CLI reads it back.
     authority = medshare.Identity.load(home / "authority.key", PASS)
     alice = medshare.Identity.load(home / "identities" / "alice.key", PASS)

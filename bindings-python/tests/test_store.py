@@ -23,7 +23,7 @@ def test_vault_over_a_python_store(authority, patient, doctor):
     store = DictStore()
     v = medshare.Vault.with_store(store, authority)
     v.register(patient)
-    v.register(doctor, "L-1")
+    v.register(doctor, medshare.Endorsement.sign(authority, v.genesis, doctor, "L-1"))
     rec = v.publish(patient, b"stored in Python" * 1000)
     v.grant(patient, rec, doctor)
     assert v.open_record(doctor, rec) == b"stored in Python" * 1000
@@ -39,5 +39,5 @@ def test_store_exceptions_surface_as_backend_errors(authority):
         def head(self):
             raise RuntimeError("disk on fire")
 
-    with pytest.raises(medshare.BackendError, match="disk on fire"):
+    with pytest.raises(medshare.Backend, match="disk on fire"):
         medshare.Vault.with_store(Broken(), authority)

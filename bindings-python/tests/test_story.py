@@ -1,18 +1,22 @@
 import io
+import pickle
 
 import medshare
+from conftest import endorse
 
 
 def test_full_story(vault, patient, doctor, doctor2):
     data = bytes(range(256)) * 20_000  # 5 MB
     rec = vault.publish(patient, data, media_type="application/dicom", name="ct.dcm")
-    vault.grant(patient, rec, doctor, purpose="cardiology")
+    vault.grant(patient, rec, doctor, purpose="COC", note="cardiology second opinion")
     vault.grant(patient, rec, doctor2.id)
     for who in (patient, doctor, doctor2):
         assert vault.open_record(who, rec) == data
     [info] = vault.records_for(doctor)
-    assert (info.record, info.version, info.purpose) == (rec, 1, "cardiology")
+    assert (info.record, info.version, info.purpose) == (rec, 1, "COC")
     assert "RecordInfo(" in repr(info)
+    assert vault.grant_note(doctor, rec, doctor) == "cardiology second opinion"
+    assert vault.grant_note(patient, rec, doctor) == "cardiology second opinion"
     report = vault.revoke(patient, rec, doctor.public())
     assert report.new_version == 2 and report.remaining == [doctor2.id] and report.deleted_blocks > 0
     try:
@@ -24,6 +28,7 @@ def test_full_story(vault, patient, doctor, doctor2):
     assert vault.records_for(doctor) == []
     v = vault.verify()
     assert (v.blocks, v.transactions) == (8, 9)
+    assert v.genesis == vault.genesis and v.network == "medshare-local"
     kinds = [e.kind for e in vault.audit(rec)]
     assert kinds == ["published", "granted", "granted", "revoked", "published", "granted"]
     meta = vault.metadata(doctor2, rec)
@@ -42,7 +47,7 @@ def test_file_objects_stream(vault, patient, doctor):
 
 
 def test_filesystem_vault_is_a_context_manager(tmp_path, authority, patient):
-    # An empty store needs an authority to start a chain (a key nobody keeps could seal nothing later).
+    # An empty store needs an authority to start a chain (a key nobody keeps could certify nothing later).
     try:
         medshare.Vault.open(tmp_path / "empty")
         raise AssertionError("an empty store opened without an authority")
@@ -56,6 +61,9 @@ def test_filesystem_vault_is_a_context_manager(tmp_path, authority, patient):
     with medshare.Vault.open(tmp_path / "store") as v:
         assert v.head == head and v.height == 2
         assert v.open_record(patient, rec) == b"{}"
+        out = tmp_path / "out.json"
+        assert v.open_record(patient, rec, out) is None
+        assert out.read_bytes() == b"{}"
         try:
             v.register(medshare.Identity.generate("patient", 2048))
             raise AssertionError("a read-only vault appended")
@@ -88,11 +96,32 @@ def test_cid_matches_ipfs_add_profiles():
     assert medshare.cid(b"", profile="unixfs-v0-2015") == "QmbFMke1KXqnYyBBWxB74N4c5SBnJMVAiMNRcGu6x1AwQH"
 
 
-def test_reprs_are_python_literals(vault, patient, doctor):
+def test_values_are_dataclasses_that_pickle(vault, patient, doctor):
     rec = vault.publish(patient, b"r")
     vault.grant(patient, rec, doctor)
     report = vault.revoke(patient, rec, doctor)
     assert repr(report) == f"RevokeReport(new_version=2, remaining=[], deleted_blocks={report.deleted_blocks})"
     event = vault.audit(rec)[1]
-    assert repr(event).endswith(f"version=1, doctor='{doctor.id}')")
-    assert "version=None, doctor=" in repr(vault.audit(rec)[2])
+    assert (event.kind, event.version, event.doctor, event.purpose) == ("granted", 1, doctor.id, "TREAT")
+    assert pickle.loads(pickle.dumps(event)) == event
+
+
+def test_rotation_keeps_the_account(vault, patient, doctor):
+    rec = vault.publish(patient, b"before")
+    vault.grant(patient, rec, doctor)
+    new = patient.rotated()
+    assert new.id == patient.id and new.key_id != patient.key_id
+    report = vault.rotate_key(patient, new)
+    assert report.rekeyed == [rec]
+    assert vault.open_record(new, rec) == b"before"
+    assert vault.open_record(doctor, rec) == b"before"
+    vault.revoke(new, rec, doctor)
+
+
+def test_car_export_and_import(tmp_path, vault, patient, doctor):
+    rec = vault.publish(patient, b"exported")
+    report = vault.export_car(tmp_path / "chain.car")
+    assert report.damaged == [] and report.head == vault.head
+    copy = medshare.Vault.import_car(tmp_path / "copy", tmp_path / "chain.car", genesis=vault.genesis)
+    assert copy.head == vault.head
+    assert copy.open_record(patient, rec) == b"exported"

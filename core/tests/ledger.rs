@@ -11,7 +11,6 @@ use medshare::ledger::{
     AuthorityChangeKind, Block, BlockHeader, CertificateObject, Policy, SignedTx, Tx, TxBody,
     chain,
 };
-use medshare::sequencer::checkpoint_of;
 use medshare::{Error, Purpose, RecordId, Role, Rule, Store};
 
 fn rid(n: u8) -> RecordId {
@@ -125,17 +124,17 @@ fn rule_certificate_quorum() {
     s.clone().apply_certificate(&c.certify_head(&s, 3)).unwrap();
     // A share signed over another block's checkpoint (a Byzantine validator) poisons the
     // certificate, even next to a quorum of good shares.
-    let mut wrong = checkpoint_of(&s);
+    let mut wrong = s.checkpoint();
     wrong.block = Cid::dag_cbor(b"another block");
     let mut sigs: Vec<_> = c.authorities[..3]
         .iter()
-        .map(|a| sign_share(&checkpoint_of(&s), a).unwrap())
+        .map(|a| sign_share(&s.checkpoint(), a).unwrap())
         .collect();
     let mut bad = sign_share(&wrong, &c.authorities[3]).unwrap();
     bad.name = c.authorities[3].id().to_string();
     sigs.push(bad);
     let poisoned = CertificateObject::new(Certificate {
-        checkpoint: checkpoint_of(&s),
+        checkpoint: s.checkpoint(),
         signatures: sigs,
     });
     assert_rule(s.clone().apply_certificate(&poisoned), Rule::Certificate);
@@ -143,16 +142,16 @@ fn rule_certificate_quorum() {
     let stranger = identity("doctor");
     let mut sigs: Vec<_> = c.authorities[..2]
         .iter()
-        .map(|a| sign_share(&checkpoint_of(&s), a).unwrap())
+        .map(|a| sign_share(&s.checkpoint(), a).unwrap())
         .collect();
-    sigs.push(sign_share(&checkpoint_of(&s), &stranger).unwrap());
+    sigs.push(sign_share(&s.checkpoint(), &stranger).unwrap());
     let cert = CertificateObject::new(Certificate {
-        checkpoint: checkpoint_of(&s),
+        checkpoint: s.checkpoint(),
         signatures: sigs,
     });
     assert_rule(s.clone().apply_certificate(&cert), Rule::Certificate);
     // A certificate of another block, or of this block with another log, is refused.
-    let mut other = checkpoint_of(&s);
+    let mut other = s.checkpoint();
     other.size += 1;
     let cert = CertificateObject::new(Certificate {
         signatures: c.authorities.iter().map(|a| sign_share(&other, a).unwrap()).collect(),
@@ -164,10 +163,10 @@ fn rule_certificate_quorum() {
     let d = identity("doctor");
     let mut uncertified = s.clone();
     let txs = vec![c.reg_doctor(&d)];
-    let b2 = medshare::sequencer::build_block(&uncertified, &txs, T0 + 5);
+    let b2 = uncertified.next_block(&txs, T0 + 5);
     uncertified.apply_block(&b2, &txs).unwrap();
     let txs3 = vec![c.reg_patient(&identity("patient2"))];
-    let b3 = medshare::sequencer::build_block(&uncertified, &txs3, T0 + 6);
+    let b3 = uncertified.next_block(&txs3, T0 + 6);
     assert_rule(uncertified.clone().apply_block(&b3, &txs3), Rule::Certificate);
 }
 
@@ -186,7 +185,7 @@ fn a_chain_resigned_by_one_authority_is_refused_offline() {
     pollster::block_on(chain::load(&store, &honest, None)).unwrap();
     // The forged branch from `before`: another grant, certified by authority 1 only.
     let txs = vec![c.grant(&p, 3, rid(1), 1, &d, Some(T0 + 999_999))];
-    let forged = medshare::sequencer::build_block(&before, &txs, T0 + 10);
+    let forged = before.next_block(&txs, T0 + 10);
     let mut s = before.clone();
     s.apply_block(&forged, &txs).unwrap();
     let rogue = c.certify_head(&s, 1);

@@ -9,7 +9,8 @@
 //! Keys come from core/testdata (PKCS#8, no key-file KDF), so the numbers are the streaming
 //! path's own.
 
-use medshare::envelope::{Metadata, RecordId};
+use medshare::RecordId;
+use medshare::envelope::Metadata;
 use medshare::ledger::Policy;
 use medshare::{Identity, Role, Store, Vault};
 use std::str::FromStr;
@@ -56,7 +57,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         Some("open") if args.len() == 4 => {
             let store = Store::open_dir(&args[2])?;
-            let v = pollster::block_on(Vault::open(store, None))?;
+            let v = pollster::block_on(Vault::open(store, None, None))?;
             let record = RecordId::from_str(&args[3])?;
             let m = pollster::block_on(v.open_record(&patient, &record, std::io::sink()))?;
             eprintln!(

@@ -1,70 +1,42 @@
 """medshare: share medical records between patients and doctors.
 
 Records are encrypted (AES-256-GCM envelope, key wrapped with RSA-OAEP to each reader), stored
-content-addressed (IPFS-identical CIDs) and every grant and revocation is a signed entry of a
-ledger anyone can verify. This package is a thin layer over the Rust core.
+content-addressed (IPFS-identical CIDs), and every grant and revocation is a signed entry of a
+quorum-certified ledger anyone can verify. This package is a thin layer over the Rust core:
+`medshare.errors` holds the exceptions, `medshare.types` the returned values, `medshare.aio`
+the asyncio API.
 """
 
+from . import aio, errors, types
 from ._native import (
-    AccessDenied,
-    AccessError,
-    AccessExpired,
-    AccessRevoked,
-    AuditEvent,
-    BackendError,
-    BadSignature,
-    ChunkAuthentication,
-    CidMismatch,
-    HeadConflict,
+    Endorsement,
     Identity,
-    IdentityError,
-    IntegrityError,
-    InvalidChain,
-    InvalidCid,
-    InvalidKey,
-    KeyUnwrap,
-    LedgerError,
-    MalformedCar,
-    MalformedEnvelope,
-    MalformedNode,
-    MedshareError,
-    NoChain,
-    NotARecipient,
-    NotFound,
     PublicKey,
-    RangeOutOfBounds,
-    ReadOnly,
-    RecordInfo,
-    RecordMetadata,
-    Rejected,
-    RevokeReport,
-    SizeMismatch,
-    StoreCorrupt,
-    StoreError,
-    StoreLocked,
-    TooLarge,
-    TrailingData,
-    Truncated,
-    UnknownIdentity,
-    UnknownRecord,
-    UnsupportedKeySize,
-    UnsupportedVersion,
     Vault,
-    VerifyReport,
-    WeakKey,
-    WrongPassphrase,
     cid,
+    error_codes,
+    open_envelope,
+    purposes,
     store_conformance,
 )
+from .errors import *  # noqa: F401,F403
+from .errors import __all__ as _errors
+from .types import *  # noqa: F401,F403
+from .types import __all__ as _types
 
 __all__ = [
-    "AccessDenied", "AccessError", "AccessExpired", "AccessRevoked", "AuditEvent", "BackendError",
-    "BadSignature", "ChunkAuthentication", "CidMismatch", "HeadConflict", "Identity", "IdentityError",
-    "IntegrityError", "InvalidChain", "InvalidCid", "InvalidKey", "KeyUnwrap", "LedgerError",
-    "MalformedCar", "MalformedEnvelope", "MalformedNode", "MedshareError", "NoChain", "NotARecipient",
-    "NotFound", "PublicKey", "RangeOutOfBounds", "ReadOnly", "RecordInfo", "RecordMetadata", "Rejected",
-    "RevokeReport", "SizeMismatch", "StoreCorrupt", "StoreError", "StoreLocked", "TooLarge",
-    "TrailingData", "Truncated", "UnknownIdentity", "UnknownRecord", "UnsupportedKeySize",
-    "UnsupportedVersion", "Vault", "VerifyReport", "WeakKey", "WrongPassphrase", "cid",
+    "Endorsement",
+    "Identity",
+    "PublicKey",
+    "Vault",
+    "aio",
+    "cid",
+    "error_codes",
+    "errors",
+    "open_envelope",
+    "purposes",
     "store_conformance",
+    "types",
+    *_errors,
+    *_types,
 ]

@@ -390,8 +390,7 @@ mod tests {
     use super::*;
     use crate::ledger::checkpoint::{Certificate, sign_share};
     use crate::ledger::codec::{AuthorityKey, Genesis, Policy, Tx, TxBody};
-    use crate::sequencer::{build_block, checkpoint_of};
-    use crate::{DataKey, Identity, RecordId, Role};
+        use crate::{DataKey, Identity, RecordId, Role};
 
     fn key(role: Role, pem: &str) -> Identity {
         Identity::from_pkcs8_pem(role, "k", pem).unwrap()
@@ -435,9 +434,9 @@ mod tests {
                 stx.sig[7] ^= 1;
                 stx = crate::ledger::SignedTx::assemble(stx.tx, stx.sig, None);
             }
-            let block = build_block(&state, std::slice::from_ref(&stx), h);
+            let block = state.next_block(std::slice::from_ref(&stx), h);
             state.apply_block_unsigned(&block, std::slice::from_ref(&stx)).unwrap();
-            let cp = checkpoint_of(&state);
+            let cp = state.checkpoint();
             let cert = CertificateObject::new(Certificate {
                 signatures: vec![sign_share(&cp, &auth).unwrap()],
                 checkpoint: cp,

@@ -442,6 +442,37 @@ impl State {
         Ok(())
     }
 
+    /// The next block for `txs` on this state: the header (parent, its certificate, time, the
+    /// transactions, the log after them). Deterministic: the same state, time and transactions
+    /// give the same block and CID on every node. Not applied (see [`State::apply_block`]).
+    pub fn next_block(&self, txs: &[crate::ledger::SignedTx], time: u64) -> crate::ledger::Block {
+        let mut log = self.log.clone();
+        for t in txs {
+            log.push(crate::ledger::merkle::leaf_hash(&t.cid.to_bytes()));
+        }
+        crate::ledger::Block::new(crate::ledger::BlockHeader {
+            genesis: self.genesis.cid,
+            height: self.height + 1,
+            parent: self.head,
+            parent_cert: self.head_cert,
+            time: time.max(self.time),
+            txs: txs.iter().map(|t| t.cid).collect(),
+            log_size: log.size(),
+            log_root: log.root(),
+        })
+    }
+
+    /// The checkpoint this state's head block is certified with.
+    pub fn checkpoint(&self) -> crate::ledger::Checkpoint {
+        crate::ledger::Checkpoint {
+            genesis: self.genesis.cid,
+            size: self.log.size(),
+            root: self.log.root(),
+            height: self.height,
+            block: self.head,
+        }
+    }
+
     // ---- identities --------------------------------------------------------------------------
 
     /// Role and current key of a registered identity.

@@ -17,11 +17,8 @@ use std::sync::{Arc, Mutex};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, Role};
-use crate::ledger::checkpoint::{Certificate, Checkpoint, sign_share};
-use crate::ledger::codec::{
-    AuthorityKey, Block, BlockHeader, CertificateObject, Genesis, GenesisBlock, Policy, Submission,
-};
-use crate::ledger::merkle::leaf_hash;
+use crate::ledger::checkpoint::{Certificate, sign_share};
+use crate::ledger::codec::{AuthorityKey, CertificateObject, Genesis, GenesisBlock, Policy, Submission};
 use crate::ledger::{State, chain};
 use crate::platform::MaybeSendSync;
 use crate::store::{Block as StoredBlock, Store};
@@ -157,37 +154,6 @@ impl LocalSequencer {
     }
 }
 
-/// Builds the next block for `txs` on `state`: the header (parent, its certificate, time, the
-/// transactions, the log after them). Deterministic: the same state, time and transactions give
-/// the same block and CID on every node.
-pub fn build_block(state: &State, txs: &[crate::ledger::SignedTx], time: u64) -> Block {
-    let mut log = state.log.clone();
-    for t in txs {
-        log.push(leaf_hash(&t.cid.to_bytes()));
-    }
-    Block::new(BlockHeader {
-        genesis: state.genesis_cid(),
-        height: state.height() + 1,
-        parent: state.head(),
-        parent_cert: state.head_cert(),
-        time: time.max(state.time()),
-        txs: txs.iter().map(|t| t.cid).collect(),
-        log_size: log.size(),
-        log_root: log.root(),
-    })
-}
-
-/// The checkpoint a state's head block is certified with.
-pub fn checkpoint_of(state: &State) -> Checkpoint {
-    Checkpoint {
-        genesis: state.genesis_cid(),
-        size: state.log_size(),
-        root: state.log_root(),
-        height: state.height(),
-        block: state.head(),
-    }
-}
-
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl Sequencer for LocalSequencer {
@@ -200,16 +166,16 @@ impl Sequencer for LocalSequencer {
         let time = (self.clock)().max(state.time());
         // Every rule, signatures included, before anything is written.
         state.check_submission(&submission.txs, time)?;
-        let block = build_block(&state, &submission.txs, time);
+        let block = state.next_block(&submission.txs, time);
         let mut next = state.clone();
         next.apply_block(&block, &submission.txs)
             .map_err(|e| match e {
                 Error::InvalidChain { rule, detail, .. } => Error::Rejected { rule, detail },
                 other => other,
             })?;
-        let share = sign_share(&checkpoint_of(&next), &self.authority)?;
+        let share = sign_share(&next.checkpoint(), &self.authority)?;
         let cert = CertificateObject::new(Certificate {
-            checkpoint: checkpoint_of(&next),
+            checkpoint: next.checkpoint(),
             signatures: vec![share],
         });
         next.apply_certificate(&cert).map_err(|e| match e {

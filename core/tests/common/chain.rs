@@ -9,7 +9,6 @@ use medshare::ledger::{
     AuthorityKey, Block, CertificateObject, Endorsement, Genesis, GenesisBlock, Policy, SignedTx,
     State, Tx, TxBody,
 };
-use medshare::sequencer::{build_block, checkpoint_of};
 use medshare::{Error, Identity, Purpose, RecordId, Rule, Store};
 
 use super::identity;
@@ -138,12 +137,12 @@ impl Chain {
     /// The next block for `txs` (not applied).
     pub fn block(&mut self, txs: &[SignedTx]) -> Block {
         self.time += 1;
-        build_block(&self.state, txs, self.time)
+        self.state.next_block(txs, self.time)
     }
 
     /// The certificate of the state's head signed by the first `k` authorities.
     pub fn certify_head(&self, state: &State, k: usize) -> CertificateObject {
-        let cp = checkpoint_of(state);
+        let cp = state.checkpoint();
         CertificateObject::new(Certificate {
             signatures: self.authorities[..k]
                 .iter()

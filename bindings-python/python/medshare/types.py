@@ -1,0 +1,170 @@
+"""The values medshare returns, as frozen dataclasses.
+
+The native module hands over the core's own serde JSON of each value and `from_json` builds
+these; their fields are exactly the core's (a field the core adds or drops makes `from_json`
+raise, which the test suite would catch). Ids, CIDs and record ids are strings; byte fields
+(wrapped keys, notes) are base64 strings, as in the core's JSON.
+"""
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class AccessGrant:
+    """One grant of a record version to a doctor."""
+
+    doctor: str
+    version: int
+    expires: Optional[int]
+    purpose: str
+    note: Optional[str]
+    granted_at: int
+    wrapped_key: str
+
+
+@dataclass(frozen=True)
+class RecordInfo:
+    """A record as the chain knows it (`grant`: the asking doctor's grant, if any)."""
+
+    record: str
+    owner: str
+    version: int
+    content: str
+    size: int
+    commitment: str
+    grant: Optional[AccessGrant] = None
+
+    @property
+    def expires(self) -> Optional[int]:
+        return self.grant.expires if self.grant else None
+
+    @property
+    def purpose(self) -> Optional[str]:
+        return self.grant.purpose if self.grant else None
+
+
+@dataclass(frozen=True)
+class AuditEvent:
+    """One entry of a record's audit trail; `event` is published, granted or revoked."""
+
+    height: int
+    block: str
+    time: int
+    tx: str
+    author: str
+    event: str
+    version: Optional[int] = None
+    content: Optional[str] = None
+    doctor: Optional[str] = None
+    expires: Optional[int] = None
+    purpose: Optional[str] = None
+
+    @property
+    def kind(self) -> str:
+        return self.event
+
+
+@dataclass(frozen=True)
+class Metadata:
+    """Decrypted record metadata."""
+
+    name: str
+    media_type: str
+    size: int
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What a verification checked."""
+
+    genesis: str
+    network: str
+    blocks: int
+    transactions: int
+    height: int
+    head: str
+    authorities: int
+
+
+@dataclass(frozen=True)
+class RevokeReport:
+    """What a revocation did."""
+
+    new_version: int
+    remaining: list[str]
+    deleted_blocks: int
+
+
+@dataclass(frozen=True)
+class RotateReport:
+    """What a key rotation did."""
+
+    rewrapped: int
+    rekeyed: list[str]
+
+
+@dataclass(frozen=True)
+class ContentReport:
+    """What a content check found (`missing`: (record, reason) pairs)."""
+
+    records: int
+    blocks: int
+    missing: list[tuple[str, str]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class GcReport:
+    """What a garbage collection did."""
+
+    live: int
+    deleted: int
+
+
+@dataclass(frozen=True)
+class DamagedRecord:
+    """A record an export could not write whole."""
+
+    record: str
+    error: str
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What a CAR export wrote."""
+
+    blocks: int
+    head: str
+    damaged: list[DamagedRecord] = field(default_factory=list)
+
+
+def _build(kind: str, data: Any) -> Any:
+    cls = globals()[kind]
+    if kind == "RecordInfo" and data.get("grant") is not None:
+        data = {**data, "grant": AccessGrant(**data["grant"])}
+    if kind == "ExportReport":
+        data = {**data, "damaged": [DamagedRecord(**d) for d in data["damaged"]]}
+    if kind == "ContentReport":
+        data = {**data, "missing": [tuple(m) for m in data["missing"]]}
+    return cls(**data)
+
+
+def from_json(kind: str, text: str) -> Any:
+    """Builds the dataclass `kind` from the core's JSON of that value."""
+    return _build(kind, json.loads(text))
+
+
+__all__ = [
+    "AccessGrant",
+    "AuditEvent",
+    "ContentReport",
+    "DamagedRecord",
+    "ExportReport",
+    "GcReport",
+    "Metadata",
+    "RecordInfo",
+    "RevokeReport",
+    "RotateReport",
+    "VerifyReport",
+]
