@@ -34,7 +34,8 @@ fn bench(c: &mut Criterion) {
             b.iter(|| {
                 out.clear();
                 let (mut s, header) =
-                    Encryptor::new(&record, 1, &meta, &[id.public()], SealOptions::default()).unwrap();
+                    Encryptor::new(&record, 1, &meta, &[id.public()], SealOptions::default())
+                        .unwrap();
                 out.extend_from_slice(&header);
                 for piece in p.chunks(1 << 20) {
                     s.update(piece, &mut out).unwrap();

@@ -141,7 +141,9 @@ fn bench(c: &mut Criterion) {
             g.throughput(Throughput::Elements((n * TXS_PER_BLOCK) as u64));
             g.bench_function(label("medshare_verify_txs"), |b| {
                 b.iter(|| {
-                    pool.install(|| pollster::block_on(Vault::open(store.clone(), None, None)).unwrap())
+                    pool.install(|| {
+                        pollster::block_on(Vault::open(store.clone(), None, None)).unwrap()
+                    })
                 })
             });
             g.throughput(Throughput::Elements(batch.len() as u64));

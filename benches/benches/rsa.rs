@@ -6,8 +6,8 @@
 //! `cargo bench -p medshare-benches --bench rsa`
 
 use criterion::{BenchmarkId, Criterion, criterion_group, criterion_main};
-use medshare::{RecordId, envelope::DataKey};
 use medshare::{Identity, Role};
+use medshare::{RecordId, envelope::DataKey};
 use ring::rand::SystemRandom;
 use ring::signature::{RSA_PSS_2048_8192_SHA256, RSA_PSS_SHA256, RsaKeyPair, UnparsedPublicKey};
 use rsa::pkcs8::EncodePrivateKey;

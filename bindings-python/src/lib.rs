@@ -17,7 +17,7 @@ use std::time::Duration;
 
 use medshare::envelope::Metadata;
 use medshare::store::foreign::{Foreign, ForeignStore};
-use medshare::{Cid, Expiry, GrantOptions, IdentityId, Profile, Purpose, RecordId, Role, Store};
+use medshare::{Expiry, GrantOptions, IdentityId, Profile, Purpose, RecordId, Role, Store};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -39,7 +39,9 @@ fn err(e: medshare::Error) -> PyErr {
                 _ => class.call1((e.to_string(),))?,
             };
             match &e {
-                medshare::Error::InvalidChain { height, tx, rule, .. } => {
+                medshare::Error::InvalidChain {
+                    height, tx, rule, ..
+                } => {
                     exc.setattr("rule", rule.as_str())?;
                     exc.setattr("height", *height)?;
                     exc.setattr("tx", *tx)?;
@@ -69,12 +71,21 @@ fn io_errno(e: &std::io::Error) -> i32 {
 }
 
 /// A core value as the `medshare.types` dataclass `kind` (built from its serde JSON).
-fn value<'py, T: serde::Serialize>(py: Python<'py>, kind: &str, v: &T) -> PyResult<Bound<'py, PyAny>> {
+fn value<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    kind: &str,
+    v: &T,
+) -> PyResult<Bound<'py, PyAny>> {
     let json = serde_json::to_string(v).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    py.import("medshare.types")?.call_method1("from_json", (kind, json))
+    py.import("medshare.types")?
+        .call_method1("from_json", (kind, json))
 }
 
-fn values<'py, T: serde::Serialize>(py: Python<'py>, kind: &str, v: &[T]) -> PyResult<Vec<Bound<'py, PyAny>>> {
+fn values<'py, T: serde::Serialize>(
+    py: Python<'py>,
+    kind: &str,
+    v: &[T],
+) -> PyResult<Vec<Bound<'py, PyAny>>> {
     v.iter().map(|x| value(py, kind, x)).collect()
 }
 
@@ -94,13 +105,17 @@ impl PublicKey {
     /// Parses a PEM `PUBLIC KEY`.
     #[staticmethod]
     fn from_pem(pem: &str) -> PyResult<Self> {
-        medshare::PublicKey::from_pem(pem).map(PublicKey).map_err(err)
+        medshare::PublicKey::from_pem(pem)
+            .map(PublicKey)
+            .map_err(err)
     }
 
     /// Parses SPKI DER.
     #[staticmethod]
     fn from_der(der: &[u8]) -> PyResult<Self> {
-        medshare::PublicKey::from_spki_der(der).map(PublicKey).map_err(err)
+        medshare::PublicKey::from_spki_der(der)
+            .map(PublicKey)
+            .map_err(err)
     }
 
     #[getter]
@@ -149,7 +164,7 @@ fn role(role: &Bound<'_, PyAny>) -> PyResult<Role> {
     Role::from_str(&s).map_err(err)
 }
 
-fn text<'a>(v: &'a Bound<'_, PyAny>, what: &str) -> PyResult<String> {
+fn text(v: &Bound<'_, PyAny>, what: &str) -> PyResult<String> {
     v.extract::<String>()
         .map_err(|_| type_err(format!("{what} must be a str, not {}", type_name(v))))
 }
@@ -166,7 +181,12 @@ impl Identity {
     /// Generates a new key pair (2048, 3072 or 4096 bits).
     #[staticmethod]
     #[pyo3(signature = (role, bits = 3072, name = ""))]
-    fn generate(py: Python<'_>, role: &Bound<'_, PyAny>, bits: usize, name: &str) -> PyResult<Self> {
+    fn generate(
+        py: Python<'_>,
+        role: &Bound<'_, PyAny>,
+        bits: usize,
+        name: &str,
+    ) -> PyResult<Self> {
         let role = self::role(role)?;
         py.detach(|| medshare::Identity::generate(role, name, bits))
             .map(Identity)
@@ -184,7 +204,11 @@ impl Identity {
     /// Imports an unencrypted PKCS#8 PEM private key.
     #[staticmethod]
     #[pyo3(signature = (role, pem, name = ""))]
-    fn from_pkcs8_pem(role: &Bound<'_, PyAny>, pem: &Bound<'_, PyAny>, name: &str) -> PyResult<Self> {
+    fn from_pkcs8_pem(
+        role: &Bound<'_, PyAny>,
+        pem: &Bound<'_, PyAny>,
+        name: &str,
+    ) -> PyResult<Self> {
         medshare::Identity::from_pkcs8_pem(self::role(role)?, name, &text(pem, "pem")?)
             .map(Identity)
             .map_err(err)
@@ -264,7 +288,12 @@ struct Endorsement(medshare::Endorsement);
 impl Endorsement {
     /// `authority` endorses `doctor`'s `licence` on the network `genesis`.
     #[staticmethod]
-    fn sign(authority: &Identity, genesis: &str, doctor: &Bound<'_, PyAny>, licence: &str) -> PyResult<Self> {
+    fn sign(
+        authority: &Identity,
+        genesis: &str,
+        doctor: &Bound<'_, PyAny>,
+        licence: &str,
+    ) -> PyResult<Self> {
         let genesis = medshare::parse_cid(genesis).map_err(err)?;
         medshare::Endorsement::sign(&authority.0, &genesis, &identity_id(doctor)?, licence)
             .map(Endorsement)
@@ -274,7 +303,9 @@ impl Endorsement {
     /// Parses the text form (`medshare endorse` writes it).
     #[staticmethod]
     fn from_text(text: &str) -> PyResult<Self> {
-        medshare::Endorsement::from_text(text).map(Endorsement).map_err(err)
+        medshare::Endorsement::from_text(text)
+            .map(Endorsement)
+            .map_err(err)
     }
 
     fn to_text(&self) -> String {
@@ -330,7 +361,13 @@ impl PyStore {
 #[async_trait::async_trait]
 impl ForeignStore for PyStore {
     async fn get(&self, cid: &str) -> medshare::Result<Option<Vec<u8>>> {
-        self.call("get", (cid,), |v| if v.is_none() { Ok(None) } else { v.extract::<Vec<u8>>().map(Some) })
+        self.call("get", (cid,), |v| {
+            if v.is_none() {
+                Ok(None)
+            } else {
+                v.extract::<Vec<u8>>().map(Some)
+            }
+        })
     }
 
     async fn put(&self, cid: &str, data: &[u8]) -> medshare::Result<()> {
@@ -346,10 +383,20 @@ impl ForeignStore for PyStore {
     }
 
     async fn head(&self) -> medshare::Result<Option<String>> {
-        self.call("head", (), |v| if v.is_none() { Ok(None) } else { v.extract::<String>().map(Some) })
+        self.call("head", (), |v| {
+            if v.is_none() {
+                Ok(None)
+            } else {
+                v.extract::<String>().map(Some)
+            }
+        })
     }
 
-    async fn compare_and_swap_head(&self, expected: Option<&str>, new: Option<&str>) -> medshare::Result<bool> {
+    async fn compare_and_swap_head(
+        &self,
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> medshare::Result<bool> {
         self.call("compare_and_swap_head", (expected, new), |v| v.is_truthy())
     }
 }
@@ -360,7 +407,9 @@ fn store_arg(py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Store> {
     if let Ok(s) = store.extract::<String>() {
         if let Some(url) = s.strip_prefix("kubo=") {
             let c = medshare::store::kubo::KuboConfig::parse(url).map_err(err)?;
-            return medshare::store::kubo::KuboStore::new(c).map(Store::new).map_err(err);
+            return medshare::store::kubo::KuboStore::new(c)
+                .map(Store::new)
+                .map_err(err);
         }
         if s.starts_with("http://") || s.starts_with("https://") {
             return gateway_store(vec![s]);
@@ -370,7 +419,14 @@ fn store_arg(py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Store> {
     if let Ok(p) = store.extract::<PathBuf>() {
         return py.detach(|| Store::open_dir(&p)).map_err(err);
     }
-    for m in ["get", "put", "has", "delete", "head", "compare_and_swap_head"] {
+    for m in [
+        "get",
+        "put",
+        "has",
+        "delete",
+        "head",
+        "compare_and_swap_head",
+    ] {
         if !store.hasattr(m)? {
             return Err(type_err(format!(
                 "store must be a path, 'kubo=URL', a gateway URL or an object with get/put/has/delete/head/compare_and_swap_head (it has no `{m}`)"
@@ -397,7 +453,9 @@ fn store_conformance(py: Python<'_>, factory: Py<PyAny>) -> PyResult<()> {
             match obj {
                 Ok(o) => Store::new(Foreign(PyStore(o))),
                 // A factory that fails yields a store whose every call fails: the suite reports it.
-                Err(e) => Store::new(Foreign(PyStore(Python::attach(|py| e.into_value(py).into_any())))),
+                Err(e) => Store::new(Foreign(PyStore(Python::attach(|py| {
+                    e.into_value(py).into_any()
+                })))),
             }
         }))
     });
@@ -459,9 +517,12 @@ fn identity_id(who: &Bound<'_, PyAny>) -> PyResult<IdentityId> {
     if let Ok(k) = who.cast::<PublicKey>() {
         return Ok(k.get().0.id());
     }
-    let s: String = who
-        .extract()
-        .map_err(|_| type_err(format!("expected an Identity, a PublicKey or an id str, not {}", type_name(who))))?;
+    let s: String = who.extract().map_err(|_| {
+        type_err(format!(
+            "expected an Identity, a PublicKey or an id str, not {}",
+            type_name(who)
+        ))
+    })?;
     IdentityId::from_str(&s).map_err(err)
 }
 
@@ -472,7 +533,9 @@ fn expiry(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Expiry>> {
         return Ok(None);
     };
     if v.is_instance_of::<pyo3::types::PyBool>() {
-        return Err(type_err("expires must be a datetime, a timedelta, unix seconds or None"));
+        return Err(type_err(
+            "expires must be a datetime, a timedelta, unix seconds or None",
+        ));
     }
     if let Ok(secs) = v.extract::<u64>() {
         return Ok(Some(Expiry::At(secs)));
@@ -488,7 +551,9 @@ fn expiry(v: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Expiry>> {
         let t: f64 = v.call_method0("timestamp")?.extract()?;
         return Ok(Some(Expiry::At(t.max(0.0) as u64)));
     }
-    Err(type_err("expires must be a datetime, a timedelta, unix seconds or None"))
+    Err(type_err(
+        "expires must be a datetime, a timedelta, unix seconds or None",
+    ))
 }
 
 // ---- the vault -------------------------------------------------------------------------------
@@ -507,7 +572,11 @@ impl Vault {
     }
 
     /// Runs `f` on the vault with the GIL released.
-    fn with<T: Send>(&self, py: Python<'_>, f: impl FnOnce(&mut medshare::Vault) -> medshare::Result<T> + Send) -> PyResult<T> {
+    fn with<T: Send>(
+        &self,
+        py: Python<'_>,
+        f: impl FnOnce(&mut medshare::Vault) -> medshare::Result<T> + Send,
+    ) -> PyResult<T> {
         py.detach(|| {
             let mut guard = self
                 .inner
@@ -522,7 +591,12 @@ impl Vault {
     }
 }
 
-fn open_or_create(py: Python<'_>, store: Store, authority: Option<&Identity>, network: &str) -> PyResult<Vault> {
+fn open_or_create(
+    py: Python<'_>,
+    store: Store,
+    authority: Option<&Identity>,
+    network: &str,
+) -> PyResult<Vault> {
     let authority = authority.map(|a| a.0.clone());
     py.detach(|| pollster::block_on(medshare::Vault::open_or_create(store, network, authority)))
         .map(Vault::wrap)
@@ -536,7 +610,12 @@ impl Vault {
     /// authority the vault reads and verifies only (`NoChain` for an empty store).
     #[staticmethod]
     #[pyo3(signature = (path, authority = None, network = "medshare-local"))]
-    fn open(py: Python<'_>, path: PathBuf, authority: Option<&Identity>, network: &str) -> PyResult<Self> {
+    fn open(
+        py: Python<'_>,
+        path: PathBuf,
+        authority: Option<&Identity>,
+        network: &str,
+    ) -> PyResult<Self> {
         let store = py.detach(|| Store::open_dir(&path)).map_err(err)?;
         open_or_create(py, store, authority, network)
     }
@@ -556,7 +635,12 @@ impl Vault {
     /// store methods (an empty store needs `authority` to start a chain).
     #[staticmethod]
     #[pyo3(signature = (store, authority = None, network = "medshare-local"))]
-    fn with_store(py: Python<'_>, store: &Bound<'_, PyAny>, authority: Option<&Identity>, network: &str) -> PyResult<Self> {
+    fn with_store(
+        py: Python<'_>,
+        store: &Bound<'_, PyAny>,
+        authority: Option<&Identity>,
+        network: &str,
+    ) -> PyResult<Self> {
         let store = store_arg(py, store)?;
         open_or_create(py, store, authority, network)
     }
@@ -583,24 +667,44 @@ impl Vault {
         let seq = medshare::sequencer::comet::CometSequencer::new(nodes)
             .map_err(err)?
             .with_timeout(Duration::from_secs_f64(timeout.max(1.0)));
-        py.detach(|| pollster::block_on(medshare::Vault::open(store, Some(Arc::new(seq)), Some(&genesis))))
-            .map(Vault::wrap)
-            .map_err(err)
+        py.detach(|| {
+            pollster::block_on(medshare::Vault::open(
+                store,
+                Some(Arc::new(seq)),
+                Some(&genesis),
+            ))
+        })
+        .map(Vault::wrap)
+        .map_err(err)
     }
 
     /// Imports a CAR file (path or bytes) into `store`, verified before anything is stored;
     /// an empty store accepts only the network `genesis`.
     #[staticmethod]
     #[pyo3(signature = (store, car, genesis = None))]
-    fn import_car(py: Python<'_>, store: &Bound<'_, PyAny>, car: &Bound<'_, PyAny>, genesis: Option<&str>) -> PyResult<Self> {
+    fn import_car(
+        py: Python<'_>,
+        store: &Bound<'_, PyAny>,
+        car: &Bound<'_, PyAny>,
+        genesis: Option<&str>,
+    ) -> PyResult<Self> {
         let store = store_arg(py, store)?;
         let genesis = genesis.map(medshare::parse_cid).transpose().map_err(err)?;
         let now = medshare::platform::now_secs();
         let result = if let Ok(b) = car.cast::<PyBytes>() {
             let bytes = b.as_bytes().to_vec();
-            py.detach(|| pollster::block_on(medshare::Vault::import_car(store, &bytes[..], genesis.as_ref(), now)))
+            py.detach(|| {
+                pollster::block_on(medshare::Vault::import_car(
+                    store,
+                    &bytes[..],
+                    genesis.as_ref(),
+                    now,
+                ))
+            })
         } else {
-            let path: PathBuf = car.extract().map_err(|_| type_err("car must be bytes or a path"))?;
+            let path: PathBuf = car
+                .extract()
+                .map_err(|_| type_err("car must be bytes or a path"))?;
             py.detach(|| {
                 let f = std::fs::File::open(&path)?;
                 pollster::block_on(medshare::Vault::import_car(
@@ -634,26 +738,44 @@ impl Vault {
 
     /// Registers an identity; a doctor registers with an `Endorsement` (or its text).
     #[pyo3(signature = (identity, endorsement = None))]
-    fn register(&self, py: Python<'_>, identity: &Identity, endorsement: Option<&Bound<'_, PyAny>>) -> PyResult<String> {
+    fn register(
+        &self,
+        py: Python<'_>,
+        identity: &Identity,
+        endorsement: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<String> {
         let e = match endorsement {
             None => None,
             Some(e) if e.is_none() => None,
             Some(e) => match e.cast::<Endorsement>() {
                 Ok(e) => Some(e.get().0.clone()),
-                Err(_) => Some(medshare::Endorsement::from_text(&text(e, "endorsement")?).map_err(err)?),
+                Err(_) => {
+                    Some(medshare::Endorsement::from_text(&text(e, "endorsement")?).map_err(err)?)
+                }
             },
         };
-        self.with(py, |v| pollster::block_on(v.register(&identity.0, e.as_ref())))
-            .map(|c| c.to_string())
+        self.with(py, |v| {
+            pollster::block_on(v.register(&identity.0, e.as_ref()))
+        })
+        .map(|c| c.to_string())
     }
 
     /// Publishes `data` (bytes, or a binary file object) as a new record owned by `patient`.
     #[pyo3(signature = (patient, data, media_type = "application/octet-stream", name = ""))]
-    fn publish(&self, py: Python<'_>, patient: &Identity, data: &Bound<'_, PyAny>, media_type: &str, name: &str) -> PyResult<String> {
+    fn publish(
+        &self,
+        py: Python<'_>,
+        patient: &Identity,
+        data: &Bound<'_, PyAny>,
+        media_type: &str,
+        name: &str,
+    ) -> PyResult<String> {
         if let Ok(b) = data.cast::<PyBytes>() {
             let bytes = b.as_bytes();
             return self
-                .with(py, |v| pollster::block_on(v.publish_bytes(&patient.0, bytes, name, media_type)))
+                .with(py, |v| {
+                    pollster::block_on(v.publish_bytes(&patient.0, bytes, name, media_type))
+                })
                 .map(|r| r.to_string());
         }
         if !(data.hasattr("read")? && data.hasattr("seek")? && data.hasattr("tell")?) {
@@ -663,7 +785,9 @@ impl Vault {
             )));
         }
         if data.is_instance(&py.import("io")?.getattr("TextIOBase")?)? {
-            return Err(type_err("data is a text file: open it in binary mode ('rb')"));
+            return Err(type_err(
+                "data is a text file: open it in binary mode ('rb')",
+            ));
         }
         // A file object: its size from seek/tell, its bytes streamed in 1 MiB reads.
         let start: u64 = data.call_method0("tell")?.extract()?;
@@ -675,8 +799,10 @@ impl Vault {
             size: end - start,
         };
         let reader = PyReader(data.clone().unbind());
-        self.with(py, move |v| pollster::block_on(v.publish(&patient.0, reader, meta, &mut |_| {})))
-            .map(|r| r.to_string())
+        self.with(py, move |v| {
+            pollster::block_on(v.publish(&patient.0, reader, meta, &mut |_| {}))
+        })
+        .map(|r| r.to_string())
     }
 
     /// Lets `doctor` read the latest version of `record`, optionally until `expires`, for
@@ -693,21 +819,41 @@ impl Vault {
         purpose: &str,
         note: Option<String>,
     ) -> PyResult<()> {
-        let (record, doctor, expires) = (record_id(record)?, identity_id(doctor)?, expiry(expires)?);
+        let (record, doctor, expires) =
+            (record_id(record)?, identity_id(doctor)?, expiry(expires)?);
         let purpose = Purpose::from_str(purpose).map_err(err)?;
-        let options = GrantOptions { expires, purpose, note };
-        self.with(py, |v| pollster::block_on(v.grant(&patient.0, &record, &doctor, options)))
+        let options = GrantOptions {
+            expires,
+            purpose,
+            note,
+        };
+        self.with(py, |v| {
+            pollster::block_on(v.grant(&patient.0, &record, &doctor, options))
+        })
     }
 
     /// Revokes `doctor`: re-encrypts the record as a new version for the remaining readers.
-    fn revoke<'py>(&self, py: Python<'py>, patient: &Identity, record: &Bound<'_, PyAny>, doctor: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn revoke<'py>(
+        &self,
+        py: Python<'py>,
+        patient: &Identity,
+        record: &Bound<'_, PyAny>,
+        doctor: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let (record, doctor) = (record_id(record)?, identity_id(doctor)?);
-        let r = self.with(py, |v| pollster::block_on(v.revoke(&patient.0, &record, &doctor)))?;
+        let r = self.with(py, |v| {
+            pollster::block_on(v.revoke(&patient.0, &record, &doctor))
+        })?;
         value(py, "RevokeReport", &r)
     }
 
     /// Replaces `old`'s key by `new` (= `old.rotated()`); returns what was re-wrapped/re-keyed.
-    fn rotate_key<'py>(&self, py: Python<'py>, old: &Identity, new: &Identity) -> PyResult<Bound<'py, PyAny>> {
+    fn rotate_key<'py>(
+        &self,
+        py: Python<'py>,
+        old: &Identity,
+        new: &Identity,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let r = self.with(py, |v| pollster::block_on(v.rotate_key(&old.0, &new.0)))?;
         value(py, "RotateReport", &r)
     }
@@ -716,24 +862,41 @@ impl Vault {
     /// to `out` — a path (the file appears only once complete and authenticated) or a binary
     /// file object — and returns None.
     #[pyo3(signature = (identity, record, out = None))]
-    fn open_record<'py>(&self, py: Python<'py>, identity: &Identity, record: &Bound<'_, PyAny>, out: Option<&Bound<'_, PyAny>>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+    fn open_record<'py>(
+        &self,
+        py: Python<'py>,
+        identity: &Identity,
+        record: &Bound<'_, PyAny>,
+        out: Option<&Bound<'_, PyAny>>,
+    ) -> PyResult<Option<Bound<'py, PyBytes>>> {
         let record = record_id(record)?;
         match out {
             Some(o) if o.hasattr("write")? => {
                 let w = PyWriter(o.clone().unbind());
-                self.with(py, move |v| pollster::block_on(v.open_record(&identity.0, &record, w)))?;
+                self.with(py, move |v| {
+                    pollster::block_on(v.open_record(&identity.0, &record, w))
+                })?;
                 Ok(None)
             }
             Some(o) => {
                 let path: PathBuf = o
                     .extract()
                     .map_err(|_| type_err("out must be a path or a binary file object"))?;
-                self.with(py, |v| pollster::block_on(v.open_record_to_path(&identity.0, &record, &path, &mut |_| {})))?;
+                self.with(py, |v| {
+                    pollster::block_on(v.open_record_to_path(
+                        &identity.0,
+                        &record,
+                        &path,
+                        &mut |_| {},
+                    ))
+                })?;
                 Ok(None)
             }
             None => {
                 let mut buf = Vec::new();
-                self.with(py, |v| pollster::block_on(v.open_record(&identity.0, &record, &mut buf)))?;
+                self.with(py, |v| {
+                    pollster::block_on(v.open_record(&identity.0, &record, &mut buf))
+                })?;
                 Ok(Some(PyBytes::new(py, &buf)))
             }
         }
@@ -741,7 +904,12 @@ impl Vault {
 
     /// The metadata (name, media type, size) of the latest version: only the envelope's
     /// header is read.
-    fn metadata<'py>(&self, py: Python<'py>, identity: &Identity, record: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn metadata<'py>(
+        &self,
+        py: Python<'py>,
+        identity: &Identity,
+        record: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let record = record_id(record)?;
         let m = self.with(py, |v| pollster::block_on(v.metadata(&identity.0, &record)))?;
         value(py, "Metadata", &m)
@@ -749,34 +917,58 @@ impl Vault {
 
     /// The free-text note of `doctor`'s grant on `record`, as `identity` (the owner or that
     /// doctor); None if there is none.
-    fn grant_note(&self, py: Python<'_>, identity: &Identity, record: &Bound<'_, PyAny>, doctor: &Bound<'_, PyAny>) -> PyResult<Option<String>> {
+    fn grant_note(
+        &self,
+        py: Python<'_>,
+        identity: &Identity,
+        record: &Bound<'_, PyAny>,
+        doctor: &Bound<'_, PyAny>,
+    ) -> PyResult<Option<String>> {
         let (record, doctor) = (record_id(record)?, identity_id(doctor)?);
-        self.with(py, |v| pollster::block_on(v.grant_note(&identity.0, &record, &doctor)))
+        self.with(py, |v| {
+            pollster::block_on(v.grant_note(&identity.0, &record, &doctor))
+        })
     }
 
     /// What `who` can open: a patient's own records, a doctor's granted ones.
-    fn records_for<'py>(&self, py: Python<'py>, who: &Bound<'_, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn records_for<'py>(
+        &self,
+        py: Python<'py>,
+        who: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let id = identity_id(who)?;
         let l = self.with(py, |v| v.records_for(&id))?;
         values(py, "RecordInfo", &l)
     }
 
     /// A record's summary.
-    fn record<'py>(&self, py: Python<'py>, record: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn record<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let record = record_id(record)?;
         let r = self.with(py, |v| v.record(&record))?;
         value(py, "RecordInfo", &r)
     }
 
     /// Current grants on `record`.
-    fn access_list<'py>(&self, py: Python<'py>, record: &Bound<'_, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn access_list<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let record = record_id(record)?;
         let l = self.with(py, |v| v.access_list(&record))?;
         values(py, "AccessGrant", &l)
     }
 
     /// The audit trail of `record`, oldest first.
-    fn audit<'py>(&self, py: Python<'py>, record: &Bound<'_, PyAny>) -> PyResult<Vec<Bound<'py, PyAny>>> {
+    fn audit<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'_, PyAny>,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
         let record = record_id(record)?;
         let l = self.with(py, |v| v.audit(&record))?;
         values(py, "AuditEvent", &l)
@@ -807,12 +999,18 @@ impl Vault {
     }
 
     /// Writes the chain and the current records as a CAR file (a path or a binary file object).
-    fn export_car<'py>(&self, py: Python<'py>, out: &Bound<'_, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    fn export_car<'py>(
+        &self,
+        py: Python<'py>,
+        out: &Bound<'_, PyAny>,
+    ) -> PyResult<Bound<'py, PyAny>> {
         let r = if out.hasattr("write")? {
             let w = PyWriter(out.clone().unbind());
             self.with(py, move |v| pollster::block_on(v.export_car(w)))?
         } else {
-            let path: PathBuf = out.extract().map_err(|_| type_err("out must be a path or a binary file object"))?;
+            let path: PathBuf = out
+                .extract()
+                .map_err(|_| type_err("out must be a path or a binary file object"))?;
             self.with(py, |v| {
                 let mut o = medshare::fsutil::Output::create(&path)?;
                 let r = pollster::block_on(v.export_car(std::io::BufWriter::new(o.file())))?;
@@ -862,7 +1060,11 @@ fn cid(py: Python<'_>, data: &Bound<'_, PyAny>, profile: &str) -> PyResult<Strin
 
 /// Opens a raw envelope (bytes) as `identity`; returns the plaintext.
 #[pyfunction]
-fn open_envelope<'py>(py: Python<'py>, identity: &Identity, envelope: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+fn open_envelope<'py>(
+    py: Python<'py>,
+    identity: &Identity,
+    envelope: &[u8],
+) -> PyResult<Bound<'py, PyBytes>> {
     let mut out = Vec::new();
     py.detach(|| medshare::envelope::open(&identity.0, envelope, &mut out))
         .map_err(err)?;
@@ -880,7 +1082,10 @@ fn error_codes() -> Vec<(&'static str, &'static str)> {
 /// Every purpose code with its display name.
 #[pyfunction]
 fn purposes() -> Vec<(&'static str, &'static str)> {
-    Purpose::ALL.iter().map(|p| (p.code(), p.display())).collect()
+    Purpose::ALL
+        .iter()
+        .map(|p| (p.code(), p.display()))
+        .collect()
 }
 
 #[pymodule]

@@ -1,4 +1,4 @@
-/** Every `code` a medshare error can carry (the core's Error::code). */
+/** The core's error codes. */
 export type ErrorCode =
   | "WeakKey"
   | "UnsupportedKeySize"
@@ -7,225 +7,203 @@ export type ErrorCode =
   | "BadSignature"
   | "MalformedEnvelope"
   | "UnsupportedVersion"
-  | "NotARecipient"
   | "KeyUnwrap"
+  | "KeyCommitment"
   | "ChunkAuthentication"
   | "Truncated"
   | "TrailingData"
   | "SizeMismatch"
-  | "RangeOutOfBounds"
-  | "TooLarge"
   | "InvalidCid"
   | "CidMismatch"
   | "MalformedNode"
   | "MalformedCar"
-  | "NotFound"
-  | "StoreLocked"
-  | "HeadConflict"
-  | "StoreCorrupt"
-  | "Backend"
-  | "Io"
-  | "InvalidChain"
-  | "Rejected"
+  | "InvalidProof"
+  | "Rollback"
+  | "Fork"
+  | "NotARecipient"
   | "AccessRevoked"
   | "AccessExpired"
   | "AccessDenied"
   | "UnknownRecord"
   | "UnknownIdentity"
+  | "InvalidChain"
+  | "Rejected"
+  | "WrongGenesis"
   | "ReadOnly"
   | "NoChain"
-  | "Rng";
+  | "NotFound"
+  | "StoreLocked"
+  | "HeadConflict"
+  | "StoreCorrupt"
+  | "Backend"
+  | "Timeout"
+  | "Unavailable"
+  | "InvalidInput"
+  | "TooLarge"
+  | "RangeOutOfBounds"
+  | "Io"
+  | "Rng"
+;
+/** The core's error categories. */
+export type ErrorCategory =
+  | "Identity"
+  | "Integrity"
+  | "Access"
+  | "Ledger"
+  | "Store"
+  | "Network"
+  | "InvalidInput"
+  | "Io"
+;
 
-/** Base class of every error the package throws or rejects with. */
 export class MedshareError extends Error {
-  constructor(message: string);
-  /** Stable, machine-readable kind. */
   readonly code: ErrorCode;
-  /** Ledger errors (InvalidChain, Rejected): the rule broken. */
+  readonly category: ErrorCategory;
+  /** The broken ledger rule (InvalidChain, Rejected). */
   readonly rule?: string;
-  /** InvalidChain: the block height. */
+  /** The block height (InvalidChain). */
   readonly height?: number;
-  /** InvalidChain: the offending transaction's CID, when there is one. */
-  readonly tx?: string;
-  /** ChunkAuthentication: the chunk index. */
-  readonly index?: number;
-  static readonly code: ErrorCode | undefined;
+  /** The transaction index in the block (InvalidChain). */
+  readonly tx?: number;
+  /** The failed chunk (ChunkAuthentication; absent for the metadata). */
+  readonly chunk?: number;
 }
-
-export class WeakKeyError extends MedshareError {
+export class IdentityError extends MedshareError {}
+export class IntegrityError extends MedshareError {}
+export class AccessError extends MedshareError {}
+export class LedgerError extends MedshareError {}
+export class StoreError extends MedshareError {}
+export class NetworkError extends MedshareError {}
+export class InputError extends MedshareError {}
+export class HostError extends MedshareError {}
+export class WeakKeyError extends IdentityError {
   readonly code: "WeakKey";
-  static readonly code: "WeakKey";
 }
-
-export class UnsupportedKeySizeError extends MedshareError {
+export class UnsupportedKeySizeError extends IdentityError {
   readonly code: "UnsupportedKeySize";
-  static readonly code: "UnsupportedKeySize";
 }
-
-export class InvalidKeyError extends MedshareError {
+export class InvalidKeyError extends IdentityError {
   readonly code: "InvalidKey";
-  static readonly code: "InvalidKey";
 }
-
-export class WrongPassphraseError extends MedshareError {
+export class WrongPassphraseError extends IdentityError {
   readonly code: "WrongPassphrase";
-  static readonly code: "WrongPassphrase";
 }
-
-export class BadSignatureError extends MedshareError {
+export class BadSignatureError extends IdentityError {
   readonly code: "BadSignature";
-  static readonly code: "BadSignature";
 }
-
-export class MalformedEnvelopeError extends MedshareError {
+export class MalformedEnvelopeError extends IntegrityError {
   readonly code: "MalformedEnvelope";
-  static readonly code: "MalformedEnvelope";
 }
-
-export class UnsupportedVersionError extends MedshareError {
+export class UnsupportedVersionError extends IntegrityError {
   readonly code: "UnsupportedVersion";
-  static readonly code: "UnsupportedVersion";
 }
-
-export class NotARecipientError extends MedshareError {
-  readonly code: "NotARecipient";
-  static readonly code: "NotARecipient";
-}
-
-export class KeyUnwrapError extends MedshareError {
+export class KeyUnwrapError extends IntegrityError {
   readonly code: "KeyUnwrap";
-  static readonly code: "KeyUnwrap";
 }
-
-export class ChunkAuthenticationError extends MedshareError {
+export class KeyCommitmentError extends IntegrityError {
+  readonly code: "KeyCommitment";
+}
+export class ChunkAuthenticationError extends IntegrityError {
   readonly code: "ChunkAuthentication";
-  static readonly code: "ChunkAuthentication";
 }
-
-export class TruncatedError extends MedshareError {
+export class TruncatedError extends IntegrityError {
   readonly code: "Truncated";
-  static readonly code: "Truncated";
 }
-
-export class TrailingDataError extends MedshareError {
+export class TrailingDataError extends IntegrityError {
   readonly code: "TrailingData";
-  static readonly code: "TrailingData";
 }
-
-export class SizeMismatchError extends MedshareError {
+export class SizeMismatchError extends IntegrityError {
   readonly code: "SizeMismatch";
-  static readonly code: "SizeMismatch";
 }
-
-export class RangeOutOfBoundsError extends MedshareError {
-  readonly code: "RangeOutOfBounds";
-  static readonly code: "RangeOutOfBounds";
-}
-
-export class TooLargeError extends MedshareError {
-  readonly code: "TooLarge";
-  static readonly code: "TooLarge";
-}
-
-export class InvalidCidError extends MedshareError {
+export class InvalidCidError extends IntegrityError {
   readonly code: "InvalidCid";
-  static readonly code: "InvalidCid";
 }
-
-export class CidMismatchError extends MedshareError {
+export class CidMismatchError extends IntegrityError {
   readonly code: "CidMismatch";
-  static readonly code: "CidMismatch";
 }
-
-export class MalformedNodeError extends MedshareError {
+export class MalformedNodeError extends IntegrityError {
   readonly code: "MalformedNode";
-  static readonly code: "MalformedNode";
 }
-
-export class MalformedCarError extends MedshareError {
+export class MalformedCarError extends IntegrityError {
   readonly code: "MalformedCar";
-  static readonly code: "MalformedCar";
 }
-
-export class NotFoundError extends MedshareError {
-  readonly code: "NotFound";
-  static readonly code: "NotFound";
+export class InvalidProofError extends IntegrityError {
+  readonly code: "InvalidProof";
 }
-
-export class StoreLockedError extends MedshareError {
-  readonly code: "StoreLocked";
-  static readonly code: "StoreLocked";
+export class RollbackError extends IntegrityError {
+  readonly code: "Rollback";
 }
-
-export class HeadConflictError extends MedshareError {
-  readonly code: "HeadConflict";
-  static readonly code: "HeadConflict";
+export class ForkError extends IntegrityError {
+  readonly code: "Fork";
 }
-
-export class StoreCorruptError extends MedshareError {
-  readonly code: "StoreCorrupt";
-  static readonly code: "StoreCorrupt";
+export class NotARecipientError extends AccessError {
+  readonly code: "NotARecipient";
 }
-
-export class BackendError extends MedshareError {
-  readonly code: "Backend";
-  static readonly code: "Backend";
-}
-
-export class IoError extends MedshareError {
-  readonly code: "Io";
-  static readonly code: "Io";
-}
-
-export class InvalidChainError extends MedshareError {
-  readonly code: "InvalidChain";
-  static readonly code: "InvalidChain";
-}
-
-export class RejectedError extends MedshareError {
-  readonly code: "Rejected";
-  static readonly code: "Rejected";
-}
-
-export class AccessRevokedError extends MedshareError {
+export class AccessRevokedError extends AccessError {
   readonly code: "AccessRevoked";
-  static readonly code: "AccessRevoked";
 }
-
-export class AccessExpiredError extends MedshareError {
+export class AccessExpiredError extends AccessError {
   readonly code: "AccessExpired";
-  static readonly code: "AccessExpired";
 }
-
-export class AccessDeniedError extends MedshareError {
+export class AccessDeniedError extends AccessError {
   readonly code: "AccessDenied";
-  static readonly code: "AccessDenied";
 }
-
-export class UnknownRecordError extends MedshareError {
+export class UnknownRecordError extends AccessError {
   readonly code: "UnknownRecord";
-  static readonly code: "UnknownRecord";
 }
-
-export class UnknownIdentityError extends MedshareError {
+export class UnknownIdentityError extends AccessError {
   readonly code: "UnknownIdentity";
-  static readonly code: "UnknownIdentity";
 }
-
-export class ReadOnlyError extends MedshareError {
+export class InvalidChainError extends LedgerError {
+  readonly code: "InvalidChain";
+}
+export class RejectedError extends LedgerError {
+  readonly code: "Rejected";
+}
+export class WrongGenesisError extends LedgerError {
+  readonly code: "WrongGenesis";
+}
+export class ReadOnlyError extends LedgerError {
   readonly code: "ReadOnly";
-  static readonly code: "ReadOnly";
 }
-
-export class NoChainError extends MedshareError {
+export class NoChainError extends LedgerError {
   readonly code: "NoChain";
-  static readonly code: "NoChain";
 }
-
-export class RngError extends MedshareError {
+export class NotFoundError extends StoreError {
+  readonly code: "NotFound";
+}
+export class StoreLockedError extends StoreError {
+  readonly code: "StoreLocked";
+}
+export class HeadConflictError extends StoreError {
+  readonly code: "HeadConflict";
+}
+export class StoreCorruptError extends StoreError {
+  readonly code: "StoreCorrupt";
+}
+export class BackendError extends StoreError {
+  readonly code: "Backend";
+}
+export class TimeoutError extends NetworkError {
+  readonly code: "Timeout";
+}
+export class UnavailableError extends NetworkError {
+  readonly code: "Unavailable";
+}
+export class InvalidInputError extends InputError {
+  readonly code: "InvalidInput";
+}
+export class TooLargeError extends InputError {
+  readonly code: "TooLarge";
+}
+export class RangeOutOfBoundsError extends InputError {
+  readonly code: "RangeOutOfBounds";
+}
+export class IoError extends HostError {
+  readonly code: "Io";
+}
+export class RngError extends HostError {
   readonly code: "Rng";
-  static readonly code: "Rng";
 }
-
-/** The classes by code. */
-export const errorClasses: Readonly<{ MedshareError: typeof MedshareError } & Record<ErrorCode, typeof MedshareError>>;
+export declare const errorClasses: Record<ErrorCode | "MedshareError", typeof MedshareError>;
+export declare const categoryClasses: Record<ErrorCategory, typeof MedshareError>;

@@ -1,4 +1,4 @@
-import type { BlockStore } from "./wasm/medshare_wasm.js";
+import type { BlockStore } from "./index.js";
 
 /** A BlockStore in IndexedDB; `close()` releases the connection. */
 export interface IndexedDbStore extends BlockStore {

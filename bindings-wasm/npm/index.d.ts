@@ -1,18 +1,198 @@
-export {
-  AuditEvent,
-  BlockStore,
-  GrantOptions,
-  Identity,
-  OpenOptions,
-  PublishOptions,
-  RecordInfo,
-  RecordMetadata,
-  RevokeReport,
-  Role,
-  Vault,
-  VerifyReport,
-  cid,
-  errorCodes,
-  storeConformance,
-} from "./wasm/medshare_wasm.js";
+// Types of medshare-wasm (hand-written over api.js; checked by tsc in the test suite).
 export * from "./errors.js";
+
+/** A key's role on the chain. */
+export type Role = "patient" | "doctor" | "authority";
+export type Bytes = Uint8Array | ArrayBuffer | ArrayBufferView;
+export type Who = Identity | string;
+
+/** A block store written in JavaScript. Every method may return a value or a Promise of it.
+ * CIDs are passed as CIDv1 text; the vault hash-checks every block it reads back. */
+export interface BlockStore {
+  get(cid: string): Promise<Uint8Array | null | undefined> | Uint8Array | null | undefined;
+  put(cid: string, data: Uint8Array): Promise<void> | void;
+  has(cid: string): Promise<boolean> | boolean;
+  delete(cid: string): Promise<void> | void;
+  head(): Promise<string | null | undefined> | string | null | undefined;
+  /** Sets the head to `next` only if it is `expected` now (null = no head); returns whether it did. */
+  compareAndSwapHead(expected: string | null, next: string | null): Promise<boolean> | boolean;
+}
+
+export interface PublishOptions {
+  /** File name, stored encrypted. */
+  name?: string;
+  /** Media type, stored encrypted (default application/octet-stream). */
+  mediaType?: string;
+  /** Called with the plaintext bytes sealed so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface GrantOptions {
+  /** When the grant ends: a Date or unix seconds. */
+  expires?: Date | number;
+  /** When the grant ends, in seconds from now by the vault's clock. */
+  expiresIn?: number;
+  /** Why: an HL7 PurposeOfUse code (default "TREAT"), the only reason in clear on the ledger. */
+  purpose?: string;
+  /** A free-text reason, encrypted to the patient and the doctor only. */
+  note?: string;
+}
+
+export interface OpenOptions {
+  /** Called with the plaintext bytes decrypted so far. */
+  onProgress?: (bytes: number) => void;
+}
+
+export interface ConnectOptions {
+  /** Validators' CometBFT RPC URLs, tried in order. */
+  nodes: string[];
+  /** The network's genesis CID. */
+  genesis: string;
+  /** A kubo RPC URL to read and write blocks (publishing needs one). */
+  kubo?: string;
+  /** Trustless IPFS gateways to read blocks from. */
+  gateways?: string[];
+  /** Seconds to wait for a transaction to be certified (default 30). */
+  timeout?: number;
+}
+
+export interface ImportOptions {
+  /** Where the blocks go (default: a new memory store). */
+  store?: BlockStore;
+  /** The network to accept (required for an empty store). */
+  genesis?: string;
+}
+
+export interface AccessGrant {
+  doctor: string;
+  version: number;
+  expires: number | null;
+  purpose: string;
+  /** The encrypted note (base64), if any: read it with `grantNote`. */
+  note: string | null;
+  grantedAt: number;
+  wrappedKey: string;
+}
+
+export interface RecordInfo {
+  record: string;
+  owner: string;
+  version: number;
+  content: string;
+  size: number;
+  commitment: string;
+  /** For a doctor's records: that doctor's grant. */
+  grant: AccessGrant | null;
+}
+
+export interface AuditEvent {
+  height: number;
+  block: string;
+  time: number;
+  tx: string;
+  author: string;
+  event: "published" | "granted" | "revoked";
+  version?: number;
+  content?: string;
+  doctor?: string;
+  expires?: number | null;
+  purpose?: string;
+}
+
+export interface RecordMetadata {
+  name: string;
+  mediaType: string;
+  size: number;
+}
+
+export interface VerifyReport {
+  genesis: string;
+  network: string;
+  blocks: number;
+  transactions: number;
+  height: number;
+  head: string;
+  authorities: number;
+}
+
+export interface ContentReport {
+  records: number;
+  blocks: number;
+  missing: [string, string][];
+}
+
+export interface RevokeReport {
+  newVersion: number;
+  remaining: string[];
+  deletedBlocks: number;
+}
+
+export interface RotateReport {
+  rewrapped: number;
+  rekeyed: string[];
+}
+
+export interface ExportReport {
+  blocks: number;
+  head: string;
+  damaged: { record: string; error: string }[];
+}
+
+export declare class Identity {
+  private constructor();
+  static generate(role: Role, bits?: number, name?: string): Identity;
+  static fromKeyFile(text: string, passphrase: string): Identity;
+  static fromPkcs8Pem(role: Role, pem: string, name?: string): Identity;
+  toKeyFile(passphrase: string): string;
+  rotated(): Identity;
+  readonly id: string;
+  readonly keyId: string;
+  readonly role: Role;
+  readonly name: string;
+  readonly bits: number;
+  readonly publicKeyPem: string;
+}
+
+export declare class Endorsement {
+  private constructor();
+  static sign(authority: Identity, genesis: string, doctor: Who, licence: string): Endorsement;
+  static fromText(text: string): Endorsement;
+  toText(): string;
+  readonly doctor: string;
+  readonly licence: string;
+  readonly authority: string;
+}
+
+export declare class Vault {
+  private constructor();
+  static memory(authority?: Identity): Promise<Vault>;
+  static openOrCreate(authority: Identity, store?: BlockStore): Promise<Vault>;
+  static withStore(store: BlockStore): Promise<Vault>;
+  static connect(options: ConnectOptions): Promise<Vault>;
+  static importCar(car: Bytes, options?: ImportOptions): Promise<Vault>;
+  register(identity: Identity, endorsement?: Endorsement | string): Promise<string>;
+  publish(patient: Identity, data: Bytes, options?: PublishOptions): Promise<string>;
+  grant(patient: Identity, record: string, doctor: Who, options?: GrantOptions): Promise<void>;
+  revoke(patient: Identity, record: string, doctor: Who): Promise<RevokeReport>;
+  rotateKey(old: Identity, next: Identity): Promise<RotateReport>;
+  openRecord(identity: Identity, record: string, options?: OpenOptions): Promise<Uint8Array>;
+  metadata(identity: Identity, record: string): Promise<RecordMetadata>;
+  grantNote(identity: Identity, record: string, doctor: Who): Promise<string | null>;
+  recordsFor(who: Who): Promise<RecordInfo[]>;
+  record(record: string): Promise<RecordInfo>;
+  accessList(record: string): Promise<AccessGrant[]>;
+  audit(record: string): Promise<AuditEvent[]>;
+  verify(): Promise<VerifyReport>;
+  verifyContent(): Promise<ContentReport>;
+  sync(): Promise<number>;
+  exportCar(): Promise<{ car: Uint8Array; report: ExportReport }>;
+  head(): Promise<string>;
+  genesis(): Promise<string>;
+  height(): Promise<number>;
+}
+
+export declare function storeConformance(factory: () => BlockStore): Promise<void>;
+export declare function cid(data: Bytes, profile?: "unixfs-v1-2025" | "unixfs-v0-2015"): string;
+export declare function openEnvelope(identity: Identity, envelope: Bytes): Uint8Array;
+export declare function errorCodes(): { code: import("./errors.js").ErrorCode; category: import("./errors.js").ErrorCategory }[];
+export declare function purposes(): { code: string; display: string }[];

@@ -1,61 +1,28 @@
-//! The exported API. Every method converts its arguments, calls the core, and converts the
-//! result or maps the error; nothing else.
+//! The exported wasm API. Every function converts its arguments, calls the core, and converts
+//! the result or maps the error; nothing else. The npm package's `api.js` wraps these classes
+//! (checking every argument's type before it reaches wasm memory, accepting an `Identity`
+//! wherever an id is taken); users never see the `Wasm…` names.
 
 use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use js_sys::{Array, Function, Promise, Reflect, Uint8Array};
 use wasm_bindgen::prelude::*;
 use wasm_bindgen_futures::{JsFuture, future_to_promise};
 
-use medshare::envelope::{Metadata, RecordId};
+use medshare::envelope::Metadata;
+use medshare::net::{Http, HttpRequest, HttpResponse};
+use medshare::store::foreign::{Foreign, ForeignStore};
 use medshare::store::memory::MemoryStore;
-use medshare::unixfs::Block;
-use medshare::{BlockStore, Cid, IdentityId, Profile, Role, Store};
-
-#[wasm_bindgen(typescript_custom_section)]
-const TS_TYPES: &str = r#"
-/** A key's role on the chain. */
-export type Role = "patient" | "doctor" | "authority";
-
-/** A block store written in JavaScript. Every method may return a value or a Promise of it.
- * CIDs are passed as CIDv1 text; the vault hash-checks every block it reads back. */
-export interface BlockStore {
-  get(cid: string): Promise<Uint8Array | null | undefined> | Uint8Array | null | undefined;
-  put(cid: string, data: Uint8Array): Promise<void> | void;
-  has(cid: string): Promise<boolean> | boolean;
-  delete(cid: string): Promise<void> | void;
-  head(): Promise<string | null | undefined> | string | null | undefined;
-  /** Sets the head to `next` only if it is `expected` now (null = no head); returns whether it did. */
-  compareAndSwapHead(expected: string | null, next: string | null): Promise<boolean> | boolean;
-}
-
-export interface PublishOptions {
-  /** File name, stored encrypted. */
-  name?: string;
-  /** Media type, stored encrypted (default application/octet-stream). */
-  mediaType?: string;
-  /** Called with the plaintext bytes sealed so far. */
-  onProgress?: (bytes: number) => void;
-}
-
-export interface GrantOptions {
-  /** Unix time (seconds) after which the grant no longer opens the record. */
-  expires?: number;
-  /** Why the doctor is granted access (recorded on the chain). */
-  purpose?: string;
-}
-
-export interface OpenOptions {
-  /** Called with the plaintext bytes decrypted so far. */
-  onProgress?: (bytes: number) => void;
-}
-"#;
+use medshare::store::{Block, BlockStore};
+use medshare::{Cid, Expiry, GrantOptions, IdentityId, Profile, Purpose, RecordId, Role, Store};
 
 // ---------------------------------------------------------------------------------------------
-// Errors: one `Error` subclass per core kind, defined in the package's errors.js and registered
-// at load time; `code` is the core's stable `Error::code()`.
+// Errors: one `Error` subclass per core code, defined in the package's errors.js and registered
+// at load time; `code` is the core's code.
 
 thread_local! {
     static ERROR_CLASSES: RefCell<Option<JsValue>> = const { RefCell::new(None) };
@@ -95,24 +62,24 @@ fn error(code: &str, message: &str) -> JsValue {
 
 fn js_err(e: medshare::Error) -> JsValue {
     let err = error(e.code(), &e.to_string());
+    set(&err, "category", &JsValue::from_str(e.category().as_str()));
     match &e {
         medshare::Error::InvalidChain {
             height, tx, rule, ..
         } => {
-            // u64::MAX stands for "unknowable" (the block did not decode).
-            if *height != u64::MAX {
-                set(&err, "height", &JsValue::from_f64(*height as f64));
+            if let Some(h) = height {
+                set(&err, "height", &JsValue::from_f64(*h as f64));
             }
-            set(&err, "rule", &JsValue::from_str(&rule.to_string()));
+            set(&err, "rule", &JsValue::from_str(rule.as_str()));
             if let Some(tx) = tx {
-                set(&err, "tx", &JsValue::from_str(&tx.to_string()));
+                set(&err, "tx", &JsValue::from_f64(*tx as f64));
             }
         }
         medshare::Error::Rejected { rule, .. } => {
-            set(&err, "rule", &JsValue::from_str(&rule.to_string()));
+            set(&err, "rule", &JsValue::from_str(rule.as_str()))
         }
-        medshare::Error::ChunkAuthentication { index } => {
-            set(&err, "index", &JsValue::from_f64(*index as f64));
+        medshare::Error::ChunkAuthentication { chunk: Some(i) } => {
+            set(&err, "chunk", &JsValue::from_f64(*i as f64));
         }
         _ => {}
     }
@@ -136,21 +103,40 @@ fn identity_id(s: &str) -> JsResult<IdentityId> {
     IdentityId::from_str(s).map_err(js_err)
 }
 
-fn option<T: JsCast>(options: &JsValue, key: &str) -> Option<T> {
-    if options.is_undefined() || options.is_null() {
-        return None;
+/// A core value as a plain JS object: its serde JSON with camelCase keys.
+fn to_js<T: serde::Serialize>(v: &T) -> JsResult<JsValue> {
+    fn camel(v: serde_json::Value) -> serde_json::Value {
+        match v {
+            serde_json::Value::Object(m) => serde_json::Value::Object(
+                m.into_iter()
+                    .map(|(k, v)| {
+                        let mut out = String::with_capacity(k.len());
+                        let mut up = false;
+                        for c in k.chars() {
+                            if c == '_' {
+                                up = true;
+                            } else if up {
+                                out.extend(c.to_uppercase());
+                                up = false;
+                            } else {
+                                out.push(c);
+                            }
+                        }
+                        (out, camel(v))
+                    })
+                    .collect(),
+            ),
+            serde_json::Value::Array(a) => {
+                serde_json::Value::Array(a.into_iter().map(camel).collect())
+            }
+            other => other,
+        }
     }
-    Reflect::get(options, &JsValue::from_str(key))
-        .ok()
-        .and_then(|v| v.dyn_into::<T>().ok())
+    let value = serde_json::to_value(v).map_err(|e| JsValue::from_str(&e.to_string()))?;
+    js_sys::JSON::parse(&camel(value).to_string())
 }
 
-fn option_string(options: &JsValue, key: &str) -> Option<String> {
-    option::<js_sys::JsString>(options, key).map(String::from)
-}
-
-fn progress_of(options: &JsValue) -> impl FnMut(u64) + use<> {
-    let callback = option::<Function>(options, "onProgress");
+fn progress_of(callback: Option<Function>) -> impl FnMut(u64) + use<> {
     move |done| {
         if let Some(f) = &callback {
             // A throwing progress callback must not abort the operation half-way.
@@ -160,39 +146,126 @@ fn progress_of(options: &JsValue) -> impl FnMut(u64) + use<> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Giving the JS event loop its turn: long operations hand control back to the host at most
-// every SLICE_MS of work, between blocks, so a page keeps painting and handling input.
+// The host: giving the JS event loop its turn, timers and fetch.
 
 const SLICE_MS: f64 = 16.0;
 
-// A new task queued behind whatever the host already has waiting (timers, input, rendering):
-// setImmediate in Node, a MessageChannel message in browsers and workers (no 4 ms clamp, unlike
-// nested setTimeout), setTimeout elsewhere.
 #[wasm_bindgen(inline_js = r#"
+// A new task queued behind whatever the host already has waiting (timers, input, rendering):
+// setImmediate in Node, a MessageChannel message in browsers and workers (no 4 ms clamp),
+// setTimeout elsewhere.
 export function yieldToHost() {
   return new Promise((resolve) => {
     if (typeof setImmediate === "function") {
       setImmediate(resolve);
     } else if (typeof MessageChannel === "function") {
       const channel = new MessageChannel();
-      channel.port1.onmessage = () => {
-        channel.port1.close();
-        resolve();
-      };
+      channel.port1.onmessage = () => { channel.port1.close(); resolve(); };
       channel.port2.postMessage(null);
     } else {
       setTimeout(resolve, 0);
     }
   });
 }
+export function sleepMs(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+// One HTTP request with the host's fetch: resolves to { status, body } whatever the status;
+// rejects with { kind: "timeout" | "unavailable", message } when there is no answer.
+export async function httpRequest(method, url, headers, body, timeoutMs) {
+  const controller = new AbortController();
+  const timer = setTimeout(() => controller.abort(), timeoutMs);
+  try {
+    const init = { method, headers: Object.fromEntries(headers), signal: controller.signal };
+    if (body) init.body = body;
+    const r = await fetch(url, init);
+    const bytes = new Uint8Array(await r.arrayBuffer());
+    return { status: r.status, body: bytes };
+  } catch (e) {
+    const kind = controller.signal.aborted ? "timeout" : "unavailable";
+    throw { kind, message: `${url}: ${e && e.message ? e.message : e}` };
+  } finally {
+    clearTimeout(timer);
+  }
+}
 "#)]
 extern "C" {
     #[wasm_bindgen(js_name = yieldToHost)]
     fn yield_promise() -> Promise;
+    #[wasm_bindgen(js_name = sleepMs)]
+    fn sleep_ms(ms: f64) -> Promise;
+    #[wasm_bindgen(js_name = httpRequest)]
+    fn http_request(
+        method: &str,
+        url: &str,
+        headers: Array,
+        body: JsValue,
+        timeout_ms: f64,
+    ) -> Promise;
 }
 
 async fn yield_to_host() {
     let _ = JsFuture::from(yield_promise()).await;
+}
+
+/// The browser's (or Node's) `fetch` as the core's HTTP client.
+struct FetchHttp;
+
+#[async_trait::async_trait(?Send)]
+impl Http for FetchHttp {
+    async fn send(&self, req: HttpRequest) -> medshare::Result<HttpResponse> {
+        let headers: Array = req
+            .headers
+            .iter()
+            .map(|(k, v)| JsValue::from(Array::of2(&JsValue::from_str(k), &JsValue::from_str(v))))
+            .collect();
+        let body = req
+            .body
+            .as_ref()
+            .map_or(JsValue::UNDEFINED, |b| Uint8Array::from(&b[..]).into());
+        let answer = JsFuture::from(http_request(
+            req.method,
+            &req.url,
+            headers,
+            body,
+            req.timeout.as_millis() as f64,
+        ))
+        .await
+        .map_err(|e| {
+            let kind = Reflect::get(&e, &"kind".into())
+                .ok()
+                .and_then(|k| k.as_string());
+            let msg = Reflect::get(&e, &"message".into())
+                .ok()
+                .and_then(|m| m.as_string())
+                .unwrap_or_else(|| message_of(&e));
+            match kind.as_deref() {
+                Some("timeout") => medshare::Error::Timeout(msg),
+                _ => medshare::Error::Unavailable(msg),
+            }
+        })?;
+        let status = Reflect::get(&answer, &"status".into())
+            .ok()
+            .and_then(|s| s.as_f64())
+            .unwrap_or(0.0) as u16;
+        let body = Reflect::get(&answer, &"body".into())
+            .ok()
+            .and_then(|b| b.dyn_into::<Uint8Array>().ok())
+            .map(|b| b.to_vec())
+            .unwrap_or_default();
+        if body.len() as u64 > req.max_response {
+            return Err(medshare::Error::TooLarge {
+                what: "HTTP answer",
+                size: body.len() as u64,
+                limit: req.max_response,
+            });
+        }
+        Ok(HttpResponse { status, body })
+    }
+
+    async fn sleep(&self, d: Duration) {
+        let _ = JsFuture::from(sleep_ms(d.as_millis() as f64)).await;
+    }
 }
 
 /// Wraps a backend; yields to the host between blocks once a time slice is used up.
@@ -247,6 +320,21 @@ impl<S: BlockStore> BlockStore for Host<S> {
     ) -> medshare::Result<()> {
         self.inner.compare_and_swap_head(expected, new).await
     }
+    async fn pin(&self, root: &Cid) -> medshare::Result<()> {
+        self.inner.pin(root).await
+    }
+    async fn unpin(&self, root: &Cid) -> medshare::Result<()> {
+        self.inner.unpin(root).await
+    }
+    async fn list(&self) -> medshare::Result<Option<Vec<Cid>>> {
+        self.inner.list().await
+    }
+    async fn get_meta(&self, key: &str) -> medshare::Result<Option<Vec<u8>>> {
+        self.inner.get_meta(key).await
+    }
+    async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> medshare::Result<()> {
+        self.inner.put_meta(key, value).await
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -254,8 +342,7 @@ impl<S: BlockStore> BlockStore for Host<S> {
 
 #[wasm_bindgen]
 extern "C" {
-    /// A JS object with get/put/has/delete/head/compareAndSwapHead (see `BlockStore`).
-    #[wasm_bindgen(typescript_type = "BlockStore")]
+    /// A JS object with get/put/has/delete/head/compareAndSwapHead.
     pub type JsStore;
     #[wasm_bindgen(method, catch)]
     fn get(this: &JsStore, cid: &str) -> JsResult<JsValue>;
@@ -270,20 +357,6 @@ extern "C" {
     #[wasm_bindgen(method, catch, js_name = compareAndSwapHead)]
     fn compare_and_swap_head(this: &JsStore, expected: JsValue, next: JsValue)
     -> JsResult<JsValue>;
-
-    /// `PublishOptions` (see the TypeScript section).
-    #[wasm_bindgen(typescript_type = "PublishOptions")]
-    pub type PublishOptions;
-    /// `GrantOptions` (see the TypeScript section).
-    #[wasm_bindgen(typescript_type = "GrantOptions")]
-    pub type GrantOptions;
-    /// `OpenOptions` (see the TypeScript section).
-    #[wasm_bindgen(typescript_type = "OpenOptions")]
-    pub type OpenOptions;
-}
-
-fn options<T: JsCast>(o: Option<T>) -> JsValue {
-    o.map_or(JsValue::UNDEFINED, JsCast::unchecked_into)
 }
 
 struct JsBridge(JsStore);
@@ -297,27 +370,19 @@ async fn settle(op: &str, called: JsResult<JsValue>) -> medshare::Result<JsValue
         .map_err(failed)
 }
 
-fn cid_text(v: &JsValue, op: &str) -> medshare::Result<Option<Cid>> {
+fn opt_text(v: &JsValue, op: &str) -> medshare::Result<Option<String>> {
     if v.is_null() || v.is_undefined() {
         return Ok(None);
     }
-    let text = v.as_string().ok_or_else(|| {
-        medshare::Error::Backend(format!(
-            "JS store {op} returned neither a CID string nor null"
-        ))
-    })?;
-    Cid::from_str(&text).map(Some)
+    v.as_string().map(Some).ok_or_else(|| {
+        medshare::Error::Backend(format!("JS store {op} returned neither a string nor null"))
+    })
 }
 
 #[async_trait::async_trait(?Send)]
-impl BlockStore for JsBridge {
-    async fn put(&self, cid: &Cid, data: &[u8]) -> medshare::Result<()> {
-        settle("put", self.0.put(&cid.to_string(), Uint8Array::from(data)))
-            .await
-            .map(drop)
-    }
-    async fn get(&self, cid: &Cid) -> medshare::Result<Option<Vec<u8>>> {
-        let v = settle("get", self.0.get(&cid.to_string())).await?;
+impl ForeignStore for JsBridge {
+    async fn get(&self, cid: &str) -> medshare::Result<Option<Vec<u8>>> {
+        let v = settle("get", self.0.get(cid)).await?;
         if v.is_null() || v.is_undefined() {
             return Ok(None);
         }
@@ -326,52 +391,50 @@ impl BlockStore for JsBridge {
         })?;
         Ok(Some(bytes.to_vec()))
     }
-    async fn has(&self, cid: &Cid) -> medshare::Result<bool> {
-        Ok(settle("has", self.0.has(&cid.to_string()))
-            .await?
-            .is_truthy())
-    }
-    async fn delete(&self, cid: &Cid) -> medshare::Result<()> {
-        settle("delete", self.0.delete(&cid.to_string()))
+    async fn put(&self, cid: &str, data: &[u8]) -> medshare::Result<()> {
+        settle("put", self.0.put(cid, Uint8Array::from(data)))
             .await
             .map(drop)
     }
-    async fn head(&self) -> medshare::Result<Option<Cid>> {
-        cid_text(&settle("head", self.0.head()).await?, "head")
+    async fn has(&self, cid: &str) -> medshare::Result<bool> {
+        Ok(settle("has", self.0.has(cid)).await?.is_truthy())
+    }
+    async fn delete(&self, cid: &str) -> medshare::Result<()> {
+        settle("delete", self.0.delete(cid)).await.map(drop)
+    }
+    async fn head(&self) -> medshare::Result<Option<String>> {
+        opt_text(&settle("head", self.0.head()).await?, "head")
     }
     async fn compare_and_swap_head(
         &self,
-        expected: Option<&Cid>,
-        new: Option<&Cid>,
-    ) -> medshare::Result<()> {
-        let text = |c: Option<&Cid>| c.map_or(JsValue::NULL, |c| JsValue::from_str(&c.to_string()));
-        let swapped = settle(
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> medshare::Result<bool> {
+        let text = |c: Option<&str>| c.map_or(JsValue::NULL, JsValue::from_str);
+        Ok(settle(
             "compareAndSwapHead",
             self.0.compare_and_swap_head(text(expected), text(new)),
         )
-        .await?;
-        if swapped.is_truthy() {
-            return Ok(());
-        }
-        let found = cid_text(&settle("head", self.0.head()).await?, "head")?;
-        Err(medshare::store::head_conflict(expected, found.as_ref()))
+        .await?
+        .is_truthy())
     }
 }
 
 fn js_store(store: JsStore) -> Store {
-    Store::new(Host::new(JsBridge(store)))
+    Store::new(Host::new(Foreign(JsBridge(store))))
 }
 
-/// Runs the core's block-store conformance suite against stores made by `factory` (each call
-/// must return a fresh, empty store). Rejects with the first failed check.
-#[wasm_bindgen(js_name = storeConformance, unchecked_return_type = "Promise<void>")]
-pub fn store_conformance(
-    #[wasm_bindgen(unchecked_param_type = "() => BlockStore")] factory: Function,
-) -> Promise {
+fn memory_store() -> Store {
+    Store::new(Host::new(MemoryStore::default()))
+}
+
+/// Runs the core's block-store conformance suite against stores made by `factory`.
+#[wasm_bindgen(js_name = storeConformance, skip_typescript)]
+pub fn store_conformance(factory: Function) -> Promise {
     future_to_promise(async move {
         medshare::store::testsuite::run_all(|| {
             let made = factory.call0(&JsValue::NULL).unwrap_or(JsValue::UNDEFINED);
-            Store::new(JsBridge(made.unchecked_into()))
+            Store::new(Foreign(JsBridge(made.unchecked_into())))
         })
         .await
         .map_err(|f| error("Backend", &format!("store conformance: {f}")))?;
@@ -380,164 +443,113 @@ pub fn store_conformance(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Identities
+// Identities and endorsements
 
-/// A patient's, doctor's or authority's RSA key pair. The private key never leaves this object
-/// except as an encrypted key file (`toKeyFile`).
-#[wasm_bindgen]
-pub struct Identity(medshare::Identity);
-
-fn parse_role(s: &str) -> JsResult<Role> {
-    Role::from_str(s).map_err(js_err)
-}
+/// A key pair (wrapped by the package's `Identity`).
+#[wasm_bindgen(skip_typescript)]
+pub struct WasmIdentity(medshare::Identity);
 
 #[wasm_bindgen]
-impl Identity {
-    /// Generates a key pair: `bits` 2048, 3072 (default) or 4096. Takes a second or more for
-    /// 3072 bits in a browser; run it in a Worker to keep a page responsive.
-    pub fn generate(
-        #[wasm_bindgen(unchecked_param_type = "Role")] role: &str,
-        bits: Option<u32>,
-        name: Option<String>,
-    ) -> JsResult<Identity> {
-        let bits = bits.map_or(medshare::identity::DEFAULT_KEY_BITS, |b| b as usize);
-        medshare::Identity::generate(parse_role(role)?, name.as_deref().unwrap_or(""), bits)
-            .map(Identity)
+impl WasmIdentity {
+    pub fn generate(role: &str, bits: u32, name: &str) -> JsResult<WasmIdentity> {
+        let role = Role::from_str(role).map_err(js_err)?;
+        medshare::Identity::generate(role, name, bits as usize)
+            .map(WasmIdentity)
             .map_err(js_err)
     }
 
-    /// Imports an encrypted key file (the text `toKeyFile` or the CLI writes).
     #[wasm_bindgen(js_name = fromKeyFile)]
-    pub fn from_key_file(text: &str, passphrase: &str) -> JsResult<Identity> {
+    pub fn from_key_file(text: &str, passphrase: &str) -> JsResult<WasmIdentity> {
         medshare::Identity::from_key_file(text, passphrase)
-            .map(Identity)
+            .map(WasmIdentity)
             .map_err(js_err)
     }
 
-    /// Imports an unencrypted PKCS#8 PEM private key.
     #[wasm_bindgen(js_name = fromPkcs8Pem)]
-    pub fn from_pkcs8_pem(
-        #[wasm_bindgen(unchecked_param_type = "Role")] role: &str,
-        pem: &str,
-        name: Option<String>,
-    ) -> JsResult<Identity> {
-        medshare::Identity::from_pkcs8_pem(parse_role(role)?, name.as_deref().unwrap_or(""), pem)
-            .map(Identity)
+    pub fn from_pkcs8_pem(role: &str, pem: &str, name: &str) -> JsResult<WasmIdentity> {
+        let role = Role::from_str(role).map_err(js_err)?;
+        medshare::Identity::from_pkcs8_pem(role, name, pem)
+            .map(WasmIdentity)
             .map_err(js_err)
     }
 
-    /// Exports the key pair as an encrypted key file (scrypt + AES-256-GCM), as text.
     #[wasm_bindgen(js_name = toKeyFile)]
     pub fn to_key_file(&self, passphrase: &str) -> JsResult<String> {
         self.0.to_key_file(passphrase).map_err(js_err)
     }
 
-    /// The identity id (multibase of the public key's multihash).
-    #[wasm_bindgen(getter)]
+    pub fn rotated(&self) -> JsResult<WasmIdentity> {
+        self.0.rotated().map(WasmIdentity).map_err(js_err)
+    }
+
     pub fn id(&self) -> String {
         self.0.id().to_string()
     }
 
-    /// `patient`, `doctor` or `authority`.
-    #[wasm_bindgen(getter, unchecked_return_type = "Role")]
+    #[wasm_bindgen(js_name = keyId)]
+    pub fn key_id(&self) -> String {
+        self.0.key_id().to_string()
+    }
+
     pub fn role(&self) -> String {
         self.0.role().as_str().to_owned()
     }
 
-    /// The display name stored in the key file.
-    #[wasm_bindgen(getter)]
     pub fn name(&self) -> String {
         self.0.name().to_owned()
     }
 
-    /// Modulus size in bits.
-    #[wasm_bindgen(getter)]
     pub fn bits(&self) -> u32 {
         self.0.public().bits() as u32
     }
 
-    /// The public key as SPKI PEM.
-    #[wasm_bindgen(getter, js_name = publicKeyPem)]
+    #[wasm_bindgen(js_name = publicKeyPem)]
     pub fn public_key_pem(&self) -> String {
         self.0.public().to_pem()
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Results
+/// An authority's endorsement of a doctor (wrapped by the package's `Endorsement`).
+#[wasm_bindgen(skip_typescript)]
+pub struct WasmEndorsement(medshare::Endorsement);
 
-/// A record a doctor can open, as the chain says at the head.
-#[wasm_bindgen(getter_with_clone, inspectable)]
-pub struct RecordInfo {
-    /// Record id.
-    pub record: String,
-    /// The patient who owns it.
-    pub owner: String,
-    /// Latest version.
-    pub version: u32,
-    /// CID of the sealed envelope of that version.
-    pub content: String,
-    /// Envelope size in bytes.
-    pub size: f64,
-    /// Unix time (seconds) the grant expires, if it does.
-    pub expires: Option<f64>,
-    /// The grant's stated purpose.
-    pub purpose: Option<String>,
-}
+#[wasm_bindgen]
+impl WasmEndorsement {
+    pub fn sign(
+        authority: &WasmIdentity,
+        genesis: &str,
+        doctor: &str,
+        licence: &str,
+    ) -> JsResult<WasmEndorsement> {
+        let genesis = medshare::parse_cid(genesis).map_err(js_err)?;
+        medshare::Endorsement::sign(&authority.0, &genesis, &identity_id(doctor)?, licence)
+            .map(WasmEndorsement)
+            .map_err(js_err)
+    }
 
-/// One entry of a record's audit trail.
-#[wasm_bindgen(getter_with_clone, inspectable)]
-pub struct AuditEvent {
-    /// `published`, `granted` or `revoked`.
-    pub kind: String,
-    /// Ledger block height.
-    pub height: f64,
-    /// Block time (unix seconds).
-    pub time: f64,
-    /// Transaction CID.
-    pub tx: String,
-    /// Who signed it.
-    pub author: String,
-    /// Record version concerned (published, granted).
-    pub version: Option<u32>,
-    /// Doctor concerned (granted, revoked).
-    pub doctor: Option<String>,
-}
+    #[wasm_bindgen(js_name = fromText)]
+    pub fn from_text(text: &str) -> JsResult<WasmEndorsement> {
+        medshare::Endorsement::from_text(text)
+            .map(WasmEndorsement)
+            .map_err(js_err)
+    }
 
-/// What `verify` checked.
-#[wasm_bindgen(getter_with_clone, inspectable)]
-pub struct VerifyReport {
-    /// Blocks verified, genesis included.
-    pub blocks: f64,
-    /// Transactions verified.
-    pub transactions: f64,
-    /// Head block CID.
-    pub head: String,
-}
+    #[wasm_bindgen(js_name = toText)]
+    pub fn to_text(&self) -> String {
+        self.0.to_text()
+    }
 
-/// What `revoke` did.
-#[wasm_bindgen(getter_with_clone, inspectable)]
-pub struct RevokeReport {
-    /// The record's new version, re-encrypted under a new key.
-    #[wasm_bindgen(js_name = newVersion)]
-    pub new_version: u32,
-    /// Doctors still granted on the new version.
-    pub remaining: Vec<String>,
-    /// Blocks of older versions deleted from the store.
-    #[wasm_bindgen(js_name = deletedBlocks)]
-    pub deleted_blocks: u32,
-}
+    pub fn doctor(&self) -> String {
+        self.0.doctor.to_string()
+    }
 
-/// A record's decrypted metadata.
-#[wasm_bindgen(getter_with_clone, inspectable)]
-pub struct RecordMetadata {
-    /// File name.
-    pub name: String,
-    /// Media type.
-    #[wasm_bindgen(js_name = mediaType)]
-    pub media_type: String,
-    /// Plaintext size in bytes.
-    pub size: f64,
+    pub fn licence(&self) -> String {
+        self.0.licence.clone()
+    }
+
+    pub fn authority(&self) -> String {
+        self.0.authority.to_string()
+    }
 }
 
 /// Reads a JS `Uint8Array` piece by piece, so a large input is never copied whole into wasm
@@ -598,322 +610,354 @@ impl JsWriter {
     }
 }
 
-fn array<T: Into<JsValue>>(items: impl IntoIterator<Item = T>) -> JsValue {
-    items.into_iter().map(Into::into).collect::<Array>().into()
-}
-
 // ---------------------------------------------------------------------------------------------
 // The vault
 
-/// A medshare vault: a chain and its records over a block store. Every method returns a
-/// Promise; calls on one vault run one at a time, in call order.
-#[wasm_bindgen]
-pub struct Vault {
+/// A medshare vault (wrapped by the package's `Vault`). Calls on one vault run one at a time.
+#[wasm_bindgen(skip_typescript)]
+pub struct WasmVault {
     inner: Rc<async_lock::Mutex<medshare::Vault>>,
 }
 
 fn vault_value(v: medshare::Result<medshare::Vault>) -> JsResult<JsValue> {
-    Ok(Vault {
+    Ok(WasmVault {
         inner: Rc::new(async_lock::Mutex::new(v.map_err(js_err)?)),
     }
     .into())
 }
 
-impl Vault {
-    fn run<F, T>(&self, f: F) -> Promise
+impl WasmVault {
+    fn run<F>(&self, f: F) -> Promise
     where
-        F: AsyncFnOnce(&mut medshare::Vault) -> JsResult<T> + 'static,
-        T: Into<JsValue>,
+        F: AsyncFnOnce(&mut medshare::Vault) -> JsResult<JsValue> + 'static,
     {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut guard = inner.lock().await;
-            f(&mut guard).await.map(Into::into)
+            f(&mut guard).await
         })
     }
 }
 
-const NETWORK: &str = "medshare";
+const NETWORK: &str = "medshare-local";
 
 #[wasm_bindgen]
-impl Vault {
-    /// An in-memory vault whose new chain is sealed by a throwaway 2048-bit authority
-    /// generated here (tests, demos). Use `openOrCreate` to keep the authority.
-    #[wasm_bindgen(unchecked_return_type = "Promise<Vault>")]
+impl WasmVault {
     pub fn memory() -> Promise {
-        future_to_promise(async move {
-            let store = Store::new(Host::new(MemoryStore::default()));
-            vault_value(
-                match medshare::Identity::generate(Role::Authority, "vault-authority", 2048) {
-                    Ok(a) => {
-                        let policy = medshare::ledger::Policy::default();
-                        medshare::Vault::create(store, NETWORK, a, policy).await
-                    }
-                    Err(e) => Err(e),
-                },
-            )
-        })
+        future_to_promise(async move { vault_value(medshare::Vault::memory(NETWORK, None).await) })
     }
 
-    /// A vault that can append, sealed by `authority`: opens the chain in `store` (which must
-    /// name `authority` in its genesis), or creates one there if the store is empty. Without a
-    /// store, a new memory store.
-    #[wasm_bindgen(js_name = openOrCreate, unchecked_return_type = "Promise<Vault>")]
-    pub fn open_or_create(authority: &Identity, store: Option<JsStore>) -> Promise {
+    #[wasm_bindgen(js_name = openOrCreate)]
+    pub fn open_or_create(authority: &WasmIdentity, store: Option<JsStore>) -> Promise {
         let authority = authority.0.clone();
         future_to_promise(async move {
-            let store = match store {
-                Some(s) => js_store(s),
-                None => Store::new(Host::new(MemoryStore::default())),
-            };
+            let store = store.map_or_else(memory_store, js_store);
             vault_value(medshare::Vault::open_or_create(store, NETWORK, Some(authority)).await)
         })
     }
 
-    /// A read-and-verify vault over the chain in a JavaScript block store (for example
-    /// `openIndexedDbStore()` or a store fetching from the hospital's server). An empty store
-    /// is `NoChain`.
-    #[wasm_bindgen(js_name = withStore, unchecked_return_type = "Promise<Vault>")]
+    #[wasm_bindgen(js_name = withStore)]
     pub fn with_store(store: JsStore) -> Promise {
         future_to_promise(async move {
             vault_value(medshare::Vault::open_or_create(js_store(store), NETWORK, None).await)
         })
     }
 
-    /// Imports a CAR (from `exportCar`, `medshare export --car` or `ipfs dag export`) into
-    /// `store` (default: a new memory store) and verifies its chain. An empty store adopts the
-    /// chain; a store with a chain must be extended by it. The vault reads and verifies only.
-    #[wasm_bindgen(js_name = importCar, unchecked_return_type = "Promise<Vault>")]
-    pub fn import_car(car: Uint8Array, store: Option<JsStore>) -> Promise {
+    /// A vault on a network: transactions to the validators' RPC, blocks through the kubo RPC
+    /// (read and write) or trustless gateways (read-only), all with `fetch`.
+    pub fn connect(
+        nodes: Vec<String>,
+        genesis: String,
+        kubo: Option<String>,
+        gateways: Vec<String>,
+        timeout_ms: f64,
+    ) -> Promise {
+        future_to_promise(async move {
+            let http: Arc<dyn Http> = Arc::new(FetchHttp);
+            let genesis = medshare::parse_cid(&genesis).map_err(js_err)?;
+            let store = match kubo {
+                Some(url) => {
+                    let c = medshare::store::kubo::KuboConfig::parse(&url).map_err(js_err)?;
+                    Store::new(Host::new(medshare::store::kubo::KuboStore::with_http(
+                        c,
+                        http.clone(),
+                    )))
+                }
+                None => Store::new(Host::new(
+                    medshare::store::gateway::GatewayStore::new(gateways, http.clone())
+                        .map_err(js_err)?,
+                )),
+            };
+            let seq = medshare::sequencer::comet::CometSequencer::with_http(nodes, http)
+                .map_err(js_err)?
+                .with_timeout(Duration::from_millis(timeout_ms.max(1000.0) as u64));
+            vault_value(medshare::Vault::open(store, Some(Arc::new(seq)), Some(&genesis)).await)
+        })
+    }
+
+    #[wasm_bindgen(js_name = importCar)]
+    pub fn import_car(car: Uint8Array, store: Option<JsStore>, genesis: Option<String>) -> Promise {
         let car = car.to_vec();
         future_to_promise(async move {
-            let store = match store {
-                Some(s) => js_store(s),
-                None => Store::new(Host::new(MemoryStore::default())),
-            };
+            let store = store.map_or_else(memory_store, js_store);
+            let genesis = genesis
+                .as_deref()
+                .map(medshare::parse_cid)
+                .transpose()
+                .map_err(js_err)?;
+            let now = medshare::platform::now_secs();
             vault_value(
-                medshare::Vault::import_car(store, car.as_slice())
+                medshare::Vault::import_car(store, car.as_slice(), genesis.as_ref(), now)
                     .await
                     .map(|(v, _)| v),
             )
         })
     }
 
-    /// Registers a patient or (endorsed by this vault's authority) a doctor. Resolves to the
-    /// transaction CID.
-    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
-    pub fn register(&self, identity: &Identity, licence: Option<String>) -> Promise {
+    #[wasm_bindgen(js_name = registerPatient)]
+    pub fn register_patient(&self, identity: &WasmIdentity) -> Promise {
         let identity = identity.0.clone();
         self.run(async move |v| {
-            let cid = v.register(&identity, licence.as_deref()).await;
-            Ok(cid.map_err(js_err)?.to_string())
+            Ok(v.register(&identity, None)
+                .await
+                .map_err(js_err)?
+                .to_string()
+                .into())
         })
     }
 
-    /// Seals `data` for `patient` and publishes it. Resolves to the new record id.
-    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
+    #[wasm_bindgen(js_name = registerDoctor)]
+    pub fn register_doctor(
+        &self,
+        identity: &WasmIdentity,
+        endorsement: &WasmEndorsement,
+    ) -> Promise {
+        let identity = identity.0.clone();
+        let e = endorsement.0.clone();
+        self.run(async move |v| {
+            Ok(v.register(&identity, Some(&e))
+                .await
+                .map_err(js_err)?
+                .to_string()
+                .into())
+        })
+    }
+
     pub fn publish(
         &self,
-        patient: &Identity,
+        patient: &WasmIdentity,
         data: Uint8Array,
-        options: Option<PublishOptions>,
+        name: String,
+        media_type: String,
+        on_progress: Option<Function>,
     ) -> Promise {
         let patient = patient.0.clone();
-        let options = self::options(options);
         let meta = Metadata {
-            name: option_string(&options, "name").unwrap_or_default(),
-            media_type: option_string(&options, "mediaType")
-                .unwrap_or_else(|| "application/octet-stream".into()),
+            name,
+            media_type,
             size: u64::from(data.length()),
         };
         let data = JsReader { data, pos: 0 };
-        let mut progress = progress_of(&options);
+        let mut progress = progress_of(on_progress);
         self.run(async move |v| {
             let id = v.publish(&patient, data, meta, &mut progress).await;
-            Ok(id.map_err(js_err)?.to_string())
+            Ok(id.map_err(js_err)?.to_string().into())
         })
     }
 
-    /// Grants `doctor` (an identity id) access to the latest version of `record`.
-    #[wasm_bindgen(unchecked_return_type = "Promise<void>")]
+    #[allow(clippy::too_many_arguments)]
     pub fn grant(
         &self,
-        patient: &Identity,
+        patient: &WasmIdentity,
         record: &str,
         doctor: &str,
-        options: Option<GrantOptions>,
+        expires_at: Option<f64>,
+        expires_in: Option<f64>,
+        purpose: &str,
+        note: Option<String>,
     ) -> Promise {
         let patient = patient.0.clone();
-        let ids = record_id(record).and_then(|r| Ok((r, identity_id(doctor)?)));
-        let options = self::options(options);
-        let expires = option::<js_sys::Number>(&options, "expires").map(|n| n.value_of());
-        let purpose = option_string(&options, "purpose");
-        self.run(async move |v| {
-            let (record, doctor) = ids?;
-            let expires = match expires {
-                Some(e) if !(e.is_finite() && e >= 0.0) => {
-                    return Err(js_sys::TypeError::new(
-                        "expires must be a unix time in seconds (a non-negative number)",
-                    )
-                    .into());
-                }
-                e => e.map(|e| e as u64),
+        let args = (|| -> JsResult<_> {
+            let expires = match (expires_at, expires_in) {
+                (Some(t), _) => Some(Expiry::At(t as u64)),
+                (None, Some(s)) => Some(Expiry::After(Duration::from_secs(s as u64))),
+                (None, None) => None,
             };
-            v.grant(&patient, &record, &doctor, expires, purpose.as_deref())
+            let purpose = Purpose::from_str(purpose).map_err(js_err)?;
+            Ok((
+                record_id(record)?,
+                identity_id(doctor)?,
+                GrantOptions {
+                    expires,
+                    purpose,
+                    note,
+                },
+            ))
+        })();
+        self.run(async move |v| {
+            let (record, doctor, options) = args?;
+            v.grant(&patient, &record, &doctor, options)
                 .await
                 .map_err(js_err)?;
             Ok(JsValue::UNDEFINED)
         })
     }
 
-    /// Revokes `doctor`'s access: the record is re-encrypted under a new key for the remaining
-    /// grantees, and the old version's blocks are deleted.
-    #[wasm_bindgen(unchecked_return_type = "Promise<RevokeReport>")]
-    pub fn revoke(&self, patient: &Identity, record: &str, doctor: &str) -> Promise {
+    pub fn revoke(&self, patient: &WasmIdentity, record: &str, doctor: &str) -> Promise {
         let patient = patient.0.clone();
         let ids = record_id(record).and_then(|r| Ok((r, identity_id(doctor)?)));
         self.run(async move |v| {
             let (record, doctor) = ids?;
-            let r = v.revoke(&patient, &record, &doctor).await.map_err(js_err)?;
-            Ok(RevokeReport {
-                new_version: r.new_version,
-                remaining: r.remaining.iter().map(ToString::to_string).collect(),
-                deleted_blocks: r.deleted_blocks as u32,
-            })
+            to_js(&v.revoke(&patient, &record, &doctor).await.map_err(js_err)?)
         })
     }
 
-    /// Decrypts the latest version of `record` as `identity` (its owner, or a doctor with a
-    /// live grant). Resolves to the plaintext.
-    #[wasm_bindgen(js_name = openRecord, unchecked_return_type = "Promise<Uint8Array>")]
+    #[wasm_bindgen(js_name = rotateKey)]
+    pub fn rotate_key(&self, old: &WasmIdentity, new: &WasmIdentity) -> Promise {
+        let (old, new) = (old.0.clone(), new.0.clone());
+        self.run(async move |v| to_js(&v.rotate_key(&old, &new).await.map_err(js_err)?))
+    }
+
+    #[wasm_bindgen(js_name = openRecord)]
     pub fn open_record(
         &self,
-        identity: &Identity,
+        identity: &WasmIdentity,
         record: &str,
-        options: Option<OpenOptions>,
+        on_progress: Option<Function>,
     ) -> Promise {
         let identity = identity.0.clone();
         let record = record_id(record);
-        let mut progress = progress_of(&self::options(options));
+        let mut progress = progress_of(on_progress);
         self.run(async move |v| {
             let record = record?;
             let mut out = JsWriter::default();
             v.open_record_with_progress(&identity, &record, &mut out, &mut progress)
                 .await
                 .map_err(js_err)?;
-            Ok(out.join())
+            Ok(out.join().into())
         })
     }
 
-    /// The decrypted name, media type and size of `record`, as `identity` may see them.
-    #[wasm_bindgen(unchecked_return_type = "Promise<RecordMetadata>")]
-    pub fn metadata(&self, identity: &Identity, record: &str) -> Promise {
+    pub fn metadata(&self, identity: &WasmIdentity, record: &str) -> Promise {
         let identity = identity.0.clone();
         let record = record_id(record);
+        self.run(async move |v| to_js(&v.metadata(&identity, &record?).await.map_err(js_err)?))
+    }
+
+    #[wasm_bindgen(js_name = grantNote)]
+    pub fn grant_note(&self, identity: &WasmIdentity, record: &str, doctor: &str) -> Promise {
+        let identity = identity.0.clone();
+        let ids = record_id(record).and_then(|r| Ok((r, identity_id(doctor)?)));
         self.run(async move |v| {
-            let record = record?;
-            let m = v
-                .open_record(&identity, &record, std::io::sink())
+            let (record, doctor) = ids?;
+            let note = v
+                .grant_note(&identity, &record, &doctor)
                 .await
                 .map_err(js_err)?;
-            Ok(RecordMetadata {
-                name: m.name,
-                media_type: m.media_type,
-                size: m.size as f64,
-            })
+            Ok(note.map_or(JsValue::NULL, |n| JsValue::from_str(&n)))
         })
     }
 
-    /// Records `doctor` (an identity id) may open now.
-    #[wasm_bindgen(js_name = recordsFor, unchecked_return_type = "Promise<RecordInfo[]>")]
-    pub fn records_for(&self, doctor: &str) -> Promise {
-        let doctor = identity_id(doctor);
-        self.run(async move |v| {
-            let list = v.records_for(&doctor?);
-            Ok(array(list.into_iter().map(|r| RecordInfo {
-                record: r.record.to_string(),
-                owner: r.owner.to_string(),
-                version: r.version,
-                content: r.content.to_string(),
-                size: r.size as f64,
-                expires: r.grant.as_ref().and_then(|g| g.expires).map(|e| e as f64),
-                purpose: r.grant.and_then(|g| g.purpose),
-            })))
-        })
+    #[wasm_bindgen(js_name = recordsFor)]
+    pub fn records_for(&self, who: &str) -> Promise {
+        let who = identity_id(who);
+        self.run(async move |v| to_js(&v.records_for(&who?).map_err(js_err)?))
     }
 
-    /// `record`'s audit trail, oldest first.
-    #[wasm_bindgen(unchecked_return_type = "Promise<AuditEvent[]>")]
+    pub fn record(&self, record: &str) -> Promise {
+        let record = record_id(record);
+        self.run(async move |v| to_js(&v.record(&record?).map_err(js_err)?))
+    }
+
+    #[wasm_bindgen(js_name = accessList)]
+    pub fn access_list(&self, record: &str) -> Promise {
+        let record = record_id(record);
+        self.run(async move |v| to_js(&v.access_list(&record?).map_err(js_err)?))
+    }
+
     pub fn audit(&self, record: &str) -> Promise {
         let record = record_id(record);
-        self.run(async move |v| {
-            let events = v.audit(&record?).map_err(js_err)?;
-            Ok(array(events.into_iter().map(|e| AuditEvent {
-                kind: e.kind.name().into(),
-                height: e.height as f64,
-                time: e.time as f64,
-                tx: e.tx.to_string(),
-                author: e.author.to_string(),
-                version: e.kind.version(),
-                doctor: e.kind.doctor().map(|d| d.to_string()),
-            })))
-        })
+        self.run(async move |v| to_js(&v.audit(&record?).map_err(js_err)?))
     }
 
-    /// Re-verifies the whole chain from genesis: every signature, seal, link and rule.
-    #[wasm_bindgen(unchecked_return_type = "Promise<VerifyReport>")]
     pub fn verify(&self) -> Promise {
-        self.run(async move |v| {
-            let r = v.verify().await.map_err(js_err)?;
-            Ok(VerifyReport {
-                blocks: r.blocks as f64,
-                transactions: r.transactions as f64,
-                head: r.head.to_string(),
-            })
-        })
+        self.run(async move |v| to_js(&v.verify().await.map_err(js_err)?))
     }
 
-    /// Applies blocks another writer appended to the store since this vault last looked.
-    /// Resolves to how many were applied.
-    #[wasm_bindgen(unchecked_return_type = "Promise<number>")]
+    #[wasm_bindgen(js_name = verifyContent)]
+    pub fn verify_content(&self) -> Promise {
+        self.run(async move |v| to_js(&v.verify_content().await.map_err(js_err)?))
+    }
+
     pub fn sync(&self) -> Promise {
-        self.run(async move |v| Ok(v.sync().await.map_err(js_err)? as f64))
+        self.run(async move |v| Ok((v.sync().await.map_err(js_err)? as f64).into()))
     }
 
-    /// The chain and every current record version as a CARv1 file (`medshare import --car`,
-    /// `ipfs dag import`).
-    #[wasm_bindgen(js_name = exportCar, unchecked_return_type = "Promise<Uint8Array>")]
+    #[wasm_bindgen(js_name = exportCar)]
     pub fn export_car(&self) -> Promise {
         self.run(async move |v| {
             let mut out = Vec::new();
-            v.export_car(&mut out).await.map_err(js_err)?;
-            Ok(Uint8Array::from(out.as_slice()))
+            let report = v.export_car(&mut out).await.map_err(js_err)?;
+            let result = js_sys::Object::new();
+            set(&result, "car", &Uint8Array::from(out.as_slice()).into());
+            set(&result, "report", &to_js(&report)?);
+            Ok(result.into())
         })
     }
 
-    /// The head block's CID.
-    #[wasm_bindgen(unchecked_return_type = "Promise<string>")]
     pub fn head(&self) -> Promise {
-        self.run(async move |v| Ok(v.state().head().to_string()))
+        self.run(async move |v| Ok(v.head().to_string().into()))
+    }
+
+    pub fn genesis(&self) -> Promise {
+        self.run(async move |v| Ok(v.genesis().to_string().into()))
+    }
+
+    pub fn height(&self) -> Promise {
+        self.run(async move |v| Ok((v.height() as f64).into()))
     }
 }
 
-/// The root CID `ipfs add` prints for `data` under `profile` (`unixfs-v1-2025`, the default, or
-/// `unixfs-v0-2015`).
-#[wasm_bindgen]
-pub fn cid(data: &[u8], profile: Option<String>) -> JsResult<String> {
-    let profile = match profile {
-        Some(p) => Profile::from_str(&p).map_err(js_err)?,
-        None => Profile::default(),
-    };
+/// The root CID `ipfs add` prints for `data` under `profile`.
+#[wasm_bindgen(skip_typescript)]
+pub fn cid(data: &[u8], profile: &str) -> JsResult<String> {
+    let profile = Profile::from_str(profile).map_err(js_err)?;
     Ok(medshare::cid(data, profile).to_string())
 }
 
-/// The stable error codes, one per core error kind (the `code` of every thrown error).
-#[wasm_bindgen(js_name = errorCodes)]
-pub fn error_codes() -> Vec<String> {
-    medshare::Error::CODES
+/// Opens a raw envelope as `identity`; returns the plaintext.
+#[wasm_bindgen(js_name = openEnvelope, skip_typescript)]
+pub fn open_envelope(identity: &WasmIdentity, envelope: &[u8]) -> JsResult<Vec<u8>> {
+    let mut out = Vec::new();
+    medshare::envelope::open(&identity.0, envelope, &mut out).map_err(js_err)?;
+    Ok(out)
+}
+
+/// `[[code, category], …]` for every core error code.
+#[wasm_bindgen(js_name = errorCatalog, skip_typescript)]
+pub fn error_catalog() -> JsValue {
+    medshare::ErrorCode::all()
+        .map(|c| {
+            JsValue::from(Array::of2(
+                &JsValue::from_str(c.as_str()),
+                &JsValue::from_str(c.category().as_str()),
+            ))
+        })
+        .collect::<Array>()
+        .into()
+}
+
+/// `[[code, display], …]` for every purpose code.
+#[wasm_bindgen(skip_typescript)]
+pub fn purposes() -> JsValue {
+    Purpose::ALL
         .iter()
-        .map(|c| (*c).to_owned())
-        .collect()
+        .map(|p| {
+            JsValue::from(Array::of2(
+                &JsValue::from_str(p.code()),
+                &JsValue::from_str(p.display()),
+            ))
+        })
+        .collect::<Array>()
+        .into()
 }

@@ -23,7 +23,16 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
                 licence,
                 endorsement,
                 key,
-            } => identity_new(home, &role, &name, bits, licence.as_deref(), endorsement.as_deref(), key.as_deref(), out),
+            } => identity_new(
+                home,
+                &role,
+                &name,
+                bits,
+                licence.as_deref(),
+                endorsement.as_deref(),
+                key.as_deref(),
+                out,
+            ),
             IdentityCommand::List => identity_list(home, out),
             IdentityCommand::Rotate { as_ } => identity_rotate(home, &as_, out),
         },
@@ -43,7 +52,11 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
                 record,
                 out: path,
             } => record_get(home, &as_, &record, &path, out),
-            RecordCommand::Note { as_, record, doctor } => record_note(home, &as_, &record, doctor.as_deref(), out),
+            RecordCommand::Note {
+                as_,
+                record,
+                doctor,
+            } => record_note(home, &as_, &record, doctor.as_deref(), out),
         },
         Command::Grant {
             as_,
@@ -52,8 +65,21 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
             expires,
             purpose,
             note,
-        } => grant(home, &as_, &record, &doctor, expires.as_deref(), &purpose, note, out),
-        Command::Revoke { as_, record, doctor } => revoke(home, &as_, &record, &doctor, out),
+        } => grant(
+            home,
+            &as_,
+            &record,
+            &doctor,
+            expires.as_deref(),
+            &purpose,
+            note,
+            out,
+        ),
+        Command::Revoke {
+            as_,
+            record,
+            doctor,
+        } => revoke(home, &as_, &record, &doctor, out),
         Command::Records { as_ } => records(home, &as_, out),
         Command::Audit { record } => audit(home, &record, out),
         Command::Verify { content } => verify(home, content, out),
@@ -105,12 +131,18 @@ fn init(home: &Home, name: &str, out: &Out) -> Result<()> {
     }
     std::fs::create_dir_all(home.identities_dir())?;
     let pass = passphrase("the new authority key", true)?;
-    let authority = Identity::generate(Role::Authority, "local-authority", medshare::identity::DEFAULT_KEY_BITS)?;
+    let authority = Identity::generate(
+        Role::Authority,
+        "local-authority",
+        medshare::identity::DEFAULT_KEY_BITS,
+    )?;
     let store = home.open_store()?;
     // A sequencer publishing heads under IPNS: make sure the node has the key, and say its name.
     let ipns = match &home.kubo {
         Some(c) => match &c.publish_key {
-            Some(k) => Some(block_on(medshare::store::kubo::KuboStore::new(c.clone())?.ipns_key(k))?),
+            Some(k) => Some(block_on(
+                medshare::store::kubo::KuboStore::new(c.clone())?.ipns_key(k),
+            )?),
             None => None,
         },
         None => None,
@@ -156,14 +188,17 @@ fn identity_new(
     let pass = passphrase(name, true)?;
     let id = match key {
         Some(k) => {
-            let pem = zeroize::Zeroizing::new(std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?);
+            let pem = zeroize::Zeroizing::new(
+                std::fs::read_to_string(k).with_context(|| format!("reading {}", k.display()))?,
+            );
             Identity::from_pkcs8_pem(role, name, &pem)?
         }
         None => Identity::generate(role, name, bits)?,
     };
     let endorsement = match (role, endorsement, licence) {
         (Role::Doctor, Some(file), _) => {
-            let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+            let text = std::fs::read_to_string(file)
+                .with_context(|| format!("reading {}", file.display()))?;
             Some(Endorsement::from_text(&text)?)
         }
         (Role::Doctor, None, Some(licence)) => {
@@ -171,10 +206,17 @@ fn identity_new(
             let authority = home.load_authority().context(
                 "a doctor needs an endorsement: --endorsement FILE from an authority, or --licence with this home's authority key",
             )?;
-            Some(Endorsement::sign(&authority, &vault.genesis(), &id.id(), licence)?)
+            Some(Endorsement::sign(
+                &authority,
+                &vault.genesis(),
+                &id.id(),
+                licence,
+            )?)
         }
         (Role::Doctor, None, None) => {
-            bail!("a doctor needs --licence (endorsed by this home's authority) or --endorsement FILE")
+            bail!(
+                "a doctor needs --licence (endorsed by this home's authority) or --endorsement FILE"
+            )
         }
         _ => None,
     };
@@ -269,7 +311,10 @@ fn endorse(home: &Home, doctor: &str, licence: &str, path: Option<&Path>, out: &
         }
         None => {
             if out.json {
-                out.emit("", json!({"doctor": doctor.to_string(), "licence": licence, "endorsement": text}));
+                out.emit(
+                    "",
+                    json!({"doctor": doctor.to_string(), "licence": licence, "endorsement": text}),
+                );
             } else {
                 crate::out::print_line(text.trim_end());
             }
@@ -302,16 +347,22 @@ fn progress_bar(total: u64, what: &str) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let pb = indicatif::ProgressBar::new(total);
-    if let Ok(style) =
-        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}")
-    {
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec}",
+    ) {
         pb.set_style(style);
     }
     pb.set_message(what.to_owned());
     Some(pb)
 }
 
-fn record_add(home: &Home, as_: &str, file: &Path, media_type: Option<String>, out: &Out) -> Result<()> {
+fn record_add(
+    home: &Home,
+    as_: &str,
+    file: &Path,
+    media_type: Option<String>,
+    out: &Out,
+) -> Result<()> {
     let mut vault = home.vault(true)?;
     let patient = home.load_identity(as_)?;
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
@@ -374,7 +425,13 @@ fn record_get(home: &Home, as_: &str, record: &str, path: &Path, out: &Out) -> R
     Ok(())
 }
 
-fn record_note(home: &Home, as_: &str, record: &str, doctor: Option<&str>, out: &Out) -> Result<()> {
+fn record_note(
+    home: &Home,
+    as_: &str,
+    record: &str,
+    doctor: Option<&str>,
+    out: &Out,
+) -> Result<()> {
     let vault = home.vault(false)?;
     let reader = home.load_identity(as_)?;
     let record: RecordId = record.parse()?;
@@ -449,7 +506,9 @@ fn grant(
             "granted {record} to {} ({}){}",
             esc(doctor),
             purpose.code(),
-            expires_at.map(|e| format!(" until {e}")).unwrap_or_default()
+            expires_at
+                .map(|e| format!(" until {e}"))
+                .unwrap_or_default()
         ),
         json!({"record": record.to_string(), "doctor": doctor_id.to_string(), "expires": expires_at,
                "purpose": purpose.code(), "version": vault.record(&record)?.version}),
@@ -514,7 +573,9 @@ fn audit(home: &Home, record: &str, out: &Out) -> Result<()> {
     let mut rows = Vec::new();
     for e in &events {
         let detail = match &e.kind {
-            AuditKind::Published { version, content } => format!("version {version}, content {content}"),
+            AuditKind::Published { version, content } => {
+                format!("version {version}, content {content}")
+            }
             AuditKind::Granted {
                 doctor,
                 version,
@@ -523,7 +584,9 @@ fn audit(home: &Home, record: &str, out: &Out) -> Result<()> {
             } => format!(
                 "to {doctor}, version {version}, purpose {}{}",
                 purpose.code(),
-                expires.map(|x| format!(", expires {x}")).unwrap_or_default()
+                expires
+                    .map(|x| format!(", expires {x}"))
+                    .unwrap_or_default()
             ),
             AuditKind::Revoked { doctor } => format!("from {doctor}"),
         };
@@ -560,7 +623,10 @@ fn verify(home: &Home, content: bool, out: &Out) -> Result<()> {
     json["ok"] = json!(true);
     if content {
         let c = block_on(vault.verify_content())?;
-        human += &format!("; content of {} current record version(s) checked ({} blocks)", c.records, c.blocks);
+        human += &format!(
+            "; content of {} current record version(s) checked ({} blocks)",
+            c.records, c.blocks
+        );
         json["content"] = serde_json::to_value(&c)?;
         if !c.missing.is_empty() {
             json["ok"] = json!(false);
@@ -583,18 +649,29 @@ fn verify(home: &Home, content: bool, out: &Out) -> Result<()> {
 fn cid(file: &Path, profile: &str, out: &Out) -> Result<()> {
     let profile: Profile = profile.parse()?;
     let f = std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?;
-    let cid = medshare::unixfs::cid_of_reader(std::io::BufReader::with_capacity(1 << 20, f), profile)?;
-    out.emit(cid.to_string(), json!({"cid": cid.to_string(), "profile": profile.as_str()}));
+    let cid =
+        medshare::unixfs::cid_of_reader(std::io::BufReader::with_capacity(1 << 20, f), profile)?;
+    out.emit(
+        cid.to_string(),
+        json!({"cid": cid.to_string(), "profile": profile.as_str()}),
+    );
     Ok(())
 }
 
 fn export(home: &Home, car: &PathBuf, out: &Out) -> Result<()> {
     let vault = home.vault(false)?;
-    let mut output = medshare::fsutil::Output::create(car).with_context(|| format!("creating {}", car.display()))?;
-    let report = block_on(vault.export_car(std::io::BufWriter::with_capacity(1 << 20, output.file())))?;
+    let mut output = medshare::fsutil::Output::create(car)
+        .with_context(|| format!("creating {}", car.display()))?;
+    let report =
+        block_on(vault.export_car(std::io::BufWriter::with_capacity(1 << 20, output.file())))?;
     output.commit()?;
     out.emit(
-        format!("exported {} blocks rooted at {} to {}", report.blocks, report.head, car.display()),
+        format!(
+            "exported {} blocks rooted at {} to {}",
+            report.blocks,
+            report.head,
+            car.display()
+        ),
         serde_json::to_value(&report)?,
     );
     if !report.damaged.is_empty() {
@@ -650,7 +727,10 @@ fn gc(home: &Home, out: &Out) -> Result<()> {
     let vault = home.vault(false)?;
     let report = block_on(vault.gc())?;
     out.emit(
-        format!("gc: {} block(s) deleted, {} in use", report.deleted, report.live),
+        format!(
+            "gc: {} block(s) deleted, {} in use",
+            report.deleted, report.live
+        ),
         serde_json::to_value(&report)?,
     );
     Ok(())

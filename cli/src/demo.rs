@@ -102,13 +102,17 @@ async fn story(home: &Path) -> Result<()> {
     let t = Instant::now();
     let authority = Identity::generate(Role::Authority, "St. Example Hospital", 3072)?;
     let store = Store::open_dir(home.join("store"))?;
-    let mut vault = Vault::create(store, "medshare-demo", authority.clone(), Policy::default()).await?;
+    let mut vault =
+        Vault::create(store, "medshare-demo", authority.clone(), Policy::default()).await?;
     detail(&format!(
         "authority id {} (RSA-3072, {:.1?})",
         short(&authority.id().to_string()),
         t.elapsed()
     ));
-    detail(&format!("genesis block {} (every signature on this network binds it)", vault.genesis()));
+    detail(&format!(
+        "genesis block {} (every signature on this network binds it)",
+        vault.genesis()
+    ));
 
     say(
         "2/9",
@@ -136,8 +140,10 @@ async fn story(home: &Path) -> Result<()> {
     // The hospital endorses each doctor's licence with its own key; the doctor registers with
     // that endorsement (on a network, in two different places).
     let genesis = vault.genesis();
-    let bob_endorsed = Endorsement::sign(&authority, &genesis, &bob.id(), "GMC-7001234 cardiology")?;
-    let carol_endorsed = Endorsement::sign(&authority, &genesis, &carol.id(), "GMC-7005678 radiology")?;
+    let bob_endorsed =
+        Endorsement::sign(&authority, &genesis, &bob.id(), "GMC-7001234 cardiology")?;
+    let carol_endorsed =
+        Endorsement::sign(&authority, &genesis, &carol.id(), "GMC-7005678 radiology")?;
     vault.register(&bob, Some(&bob_endorsed)).await?;
     vault.register(&carol, Some(&carol_endorsed)).await?;
     for id in [&alice, &bob, &carol] {
@@ -215,8 +221,12 @@ async fn story(home: &Path) -> Result<()> {
             note: Some(note.into()),
             ..GrantOptions::default()
         };
-        vault.grant(&alice, rec, &bob.id(), why("cardiology follow-up")).await?;
-        vault.grant(&alice, rec, &carol.id(), why("radiology review")).await?;
+        vault
+            .grant(&alice, rec, &bob.id(), why("cardiology follow-up"))
+            .await?;
+        vault
+            .grant(&alice, rec, &carol.id(), why("radiology review"))
+            .await?;
     }
     detail(&format!(
         "Dr. Bob can read {} record(s), Dr. Carol {}",
@@ -226,7 +236,10 @@ async fn story(home: &Path) -> Result<()> {
     detail(&format!(
         "the ledger shows only the purpose code ({}); the note \"{}\" is encrypted to Alice and Dr. Bob",
         Purpose::Treatment.code(),
-        vault.grant_note(&bob, &labs, &bob.id()).await?.unwrap_or_default()
+        vault
+            .grant_note(&bob, &labs, &bob.id())
+            .await?
+            .unwrap_or_default()
     ));
 
     say(
@@ -315,7 +328,11 @@ async fn story(home: &Path) -> Result<()> {
                 version,
                 purpose,
                 ..
-            } => format!("granted v{version} to {} ({})", name(doctor), purpose.code()),
+            } => format!(
+                "granted v{version} to {} ({})",
+                name(doctor),
+                purpose.code()
+            ),
             AuditKind::Revoked { doctor } => format!("revoked {}", name(doctor)),
         };
         detail(&format!(

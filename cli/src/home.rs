@@ -165,7 +165,11 @@ impl Home {
 
     pub fn save_genesis(&self, genesis: &Cid) -> Result<()> {
         std::fs::create_dir_all(&self.root)?;
-        medshare::fsutil::write_atomic(&self.genesis_path(), format!("{genesis}\n").as_bytes(), false)?;
+        medshare::fsutil::write_atomic(
+            &self.genesis_path(),
+            format!("{genesis}\n").as_bytes(),
+            false,
+        )?;
         Ok(())
     }
 
@@ -206,7 +210,10 @@ impl Home {
             );
         }
         let authority = self.load_authority()?;
-        Ok(Arc::new(medshare::LocalSequencer::new(store.clone(), authority)?))
+        Ok(Arc::new(medshare::LocalSequencer::new(
+            store.clone(),
+            authority,
+        )?))
     }
 
     /// Opens the vault: verified from genesis, bound to this home's genesis. With `write`, it
@@ -320,7 +327,9 @@ pub fn passphrase(what: &str, new: bool) -> Result<Zeroizing<String>> {
         if !std::io::stdin().is_terminal() {
             bail!("no passphrase for {what}: set MEDSHARE_PASSPHRASE or run on a terminal");
         }
-        let p = Zeroizing::new(rpassword::prompt_password(format!("passphrase for {what}: "))?);
+        let p = Zeroizing::new(rpassword::prompt_password(format!(
+            "passphrase for {what}: "
+        ))?);
         if new {
             let again = Zeroizing::new(rpassword::prompt_password("repeat passphrase: ")?);
             if *again != *p {

@@ -24,10 +24,29 @@ fn cli_runs_on_a_kubo_node() {
     };
     let init = run(&["init"]);
     let ipns = init["ipns"].as_str().unwrap().to_owned();
-    run(&["identity", "new", "--role", "patient", "--name", "alice", "--bits", "2048"]);
-    run(&["identity", "new", "--role", "doctor", "--name", "bob", "--bits", "2048", "--licence", "L-1"]);
+    run(&[
+        "identity", "new", "--role", "patient", "--name", "alice", "--bits", "2048",
+    ]);
+    run(&[
+        "identity",
+        "new",
+        "--role",
+        "doctor",
+        "--name",
+        "bob",
+        "--bits",
+        "2048",
+        "--licence",
+        "L-1",
+    ]);
     let src = dir.path().join("scan.bin");
-    std::fs::write(&src, (0..5_000_000u32).map(|i| (i % 251) as u8).collect::<Vec<_>>()).unwrap();
+    std::fs::write(
+        &src,
+        (0..5_000_000u32)
+            .map(|i| (i % 251) as u8)
+            .collect::<Vec<_>>(),
+    )
+    .unwrap();
     let rec = run(&["record", "add", "--as", "alice", src.to_str().unwrap()]);
     let r = rec["id"].as_str().unwrap();
     run(&["grant", "--as", "alice", "--record", r, "--doctor", "bob"]);
@@ -36,7 +55,16 @@ fn cli_runs_on_a_kubo_node() {
     let v = run(&["verify", "--content"]);
     assert_eq!(v["content"]["missing"].as_array().unwrap().len(), 0);
     let out = dir.path().join("out.bin");
-    run(&["record", "get", "--as", "bob", "--record", r, "-o", out.to_str().unwrap()]);
+    run(&[
+        "record",
+        "get",
+        "--as",
+        "bob",
+        "--record",
+        r,
+        "-o",
+        out.to_str().unwrap(),
+    ]);
     assert_eq!(std::fs::read(&out).unwrap(), std::fs::read(&src).unwrap());
     // Revocation works after a gc, and the revoked version is gone after the next one.
     let old = rec["content"].as_str().unwrap().to_owned();

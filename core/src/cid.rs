@@ -30,7 +30,10 @@ impl fmt::Display for CidError {
         match self {
             CidError::Invalid(why) => write!(f, "invalid CID: {why}"),
             CidError::Mismatch { expected, actual } => {
-                write!(f, "content does not match its CID: expected {expected}, got {actual}")
+                write!(
+                    f,
+                    "content does not match its CID: expected {expected}, got {actual}"
+                )
             }
         }
     }
@@ -283,10 +286,11 @@ impl<'de> serde::Deserialize<'de> for Cid {
 impl From<Cid> for ::cid::Cid {
     fn from(c: Cid) -> ::cid::Cid {
         // A sha2-256 multihash of 32 bytes always fits the 64-byte multihash.
-        let mh = ::cid::multihash::Multihash::<64>::wrap(SHA2_256, &c.digest)
-            .unwrap_or_default();
+        let mh = ::cid::multihash::Multihash::<64>::wrap(SHA2_256, &c.digest).unwrap_or_default();
         match c.version {
-            Version::V0 => ::cid::Cid::new_v0(mh).unwrap_or_else(|_| ::cid::Cid::new_v1(DAG_PB, mh)),
+            Version::V0 => {
+                ::cid::Cid::new_v0(mh).unwrap_or_else(|_| ::cid::Cid::new_v1(DAG_PB, mh))
+            }
             Version::V1 => ::cid::Cid::new_v1(c.codec, mh),
         }
     }
@@ -406,7 +410,12 @@ mod ecosystem {
 
     #[test]
     fn converts_losslessly_to_and_from_the_cid_crate() {
-        for ours in [Cid::v1(RAW, b"x"), Cid::v1(DAG_PB, b"x"), Cid::dag_cbor(b"x"), Cid::v0(b"x")] {
+        for ours in [
+            Cid::v1(RAW, b"x"),
+            Cid::v1(DAG_PB, b"x"),
+            Cid::dag_cbor(b"x"),
+            Cid::v0(b"x"),
+        ] {
             let theirs: ::cid::Cid = ours.into();
             assert_eq!(theirs.to_string(), ours.to_string());
             assert_eq!(Cid::try_from(theirs).unwrap(), ours);

@@ -131,7 +131,9 @@ pub enum Error {
     InvalidProof(String),
     /// Someone offered an older state than one already verified (a smaller log, or a different
     /// log of the same size): the caller keeps its state.
-    #[error("rollback refused: offered a log of {offered} transactions, {trusted} already verified")]
+    #[error(
+        "rollback refused: offered a log of {offered} transactions, {trusted} already verified"
+    )]
     Rollback {
         /// Log size (transactions) of the checkpoint already verified.
         trusted: u64,

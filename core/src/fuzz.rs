@@ -46,10 +46,14 @@ pub fn cbor(data: &[u8]) {
     let _ = crate::ledger::GenesisBlock::decode(data);
     let _ = crate::ledger::CertificateObject::decode(data);
     let _ = crate::ledger::Submission::decode(data);
-    if let Ok(text) = std::str::from_utf8(data) {
-        if let Ok(c) = crate::ledger::Certificate::parse(text) {
-            assert_eq!(c.to_note(), text, "accepted certificate note is not canonical");
-        }
+    if let Ok(text) = std::str::from_utf8(data)
+        && let Ok(c) = crate::ledger::Certificate::parse(text)
+    {
+        assert_eq!(
+            c.to_note(),
+            text,
+            "accepted certificate note is not canonical"
+        );
     }
 }
 
@@ -103,7 +107,11 @@ fn der(tag: u8, body: &[u8]) -> Vec<u8> {
 }
 
 fn der_uint(v: u64) -> Vec<u8> {
-    let mut b: Vec<u8> = v.to_be_bytes().into_iter().skip_while(|&x| x == 0).collect();
+    let mut b: Vec<u8> = v
+        .to_be_bytes()
+        .into_iter()
+        .skip_while(|&x| x == 0)
+        .collect();
     if b.first().is_none_or(|&x| x & 0x80 != 0) {
         b.insert(0, 0);
     }
@@ -142,7 +150,11 @@ pub fn structured_key_file(data: &[u8]) -> String {
     // (AES-256-GCM).
     let kdf = der(
         0x30,
-        &[der_oid(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b]), scrypt].concat(),
+        &[
+            der_oid(&[0x2b, 0x06, 0x01, 0x04, 0x01, 0xda, 0x47, 0x04, 0x0b]),
+            scrypt,
+        ]
+        .concat(),
     );
     let cipher = der(
         0x30,

@@ -9,6 +9,7 @@
 //! when dropped.
 
 use std::fmt;
+#[cfg(not(target_arch = "wasm32"))]
 use std::path::Path;
 use std::str::FromStr;
 
@@ -155,7 +156,9 @@ impl FromStr for IdentityId {
 
     fn from_str(s: &str) -> Result<IdentityId> {
         let bytes = parse_multibase_base32(s).ok_or_else(|| {
-            Error::InvalidInput(format!("`{s}` is not an identity id (multibase base32, b…)"))
+            Error::InvalidInput(format!(
+                "`{s}` is not an identity id (multibase base32, b…)"
+            ))
         })?;
         IdentityId::from_bytes(&bytes).map_err(|e| match e {
             Error::InvalidKey(why) => Error::InvalidInput(format!("`{s}`: {why}")),
@@ -509,7 +512,10 @@ impl Identity {
             if e.kind() == std::io::ErrorKind::AlreadyExists {
                 Error::Io(std::io::Error::new(
                     e.kind(),
-                    format!("{} already exists; refusing to replace a key file", path.as_ref().display()),
+                    format!(
+                        "{} already exists; refusing to replace a key file",
+                        path.as_ref().display()
+                    ),
                 ))
             } else {
                 Error::Io(e)
@@ -545,7 +551,7 @@ fn check_kdf(encrypted: &pkcs8::EncryptedPrivateKeyInfoRef<'_>) -> Result<()> {
         .kdf
         .scrypt()
         .ok_or_else(|| Error::InvalidKey("key file must use scrypt".into()))?;
-    let n = u64::from(scrypt.cost_parameter);
+    let n: u64 = scrypt.cost_parameter;
     let r = u64::from(scrypt.block_size);
     let p = u64::from(scrypt.parallelization);
     // RFC 7914: N a power of two greater than 1, r and p at least 1.

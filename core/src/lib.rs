@@ -56,7 +56,7 @@ pub fn cid(data: &[u8], profile: Profile) -> Cid {
 /// Parses a CID typed by someone: anything malformed is [`Error::InvalidInput`] (a CID found in
 /// stored data that does not parse is [`Error::InvalidCid`] instead).
 pub fn parse_cid(s: &str) -> Result<Cid> {
-    s.trim()
-        .parse()
-        .map_err(|e: crate::cid::CidError| Error::InvalidInput(format!("`{}`: {e}", text::escape(s))))
+    s.trim().parse().map_err(|e: crate::cid::CidError| {
+        Error::InvalidInput(format!("`{}`: {e}", text::escape(s)))
+    })
 }

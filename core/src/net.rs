@@ -150,7 +150,9 @@ impl Http for UreqHttp {
             }
         };
         let mut resp = sent.map_err(|e| match e {
-            ureq::Error::Timeout(_) => Error::Timeout(format!("{url}: no answer within {:?}", req.timeout)),
+            ureq::Error::Timeout(_) => {
+                Error::Timeout(format!("{url}: no answer within {:?}", req.timeout))
+            }
             other => Error::Unavailable(format!("{url}: {other}")),
         })?;
         let status = resp.status().as_u16();
@@ -160,7 +162,9 @@ impl Http for UreqHttp {
             .limit(req.max_response)
             .read_to_vec()
             .map_err(|e| match e {
-                ureq::Error::Timeout(_) => Error::Timeout(format!("{url}: answer not read within {:?}", req.timeout)),
+                ureq::Error::Timeout(_) => {
+                    Error::Timeout(format!("{url}: answer not read within {:?}", req.timeout))
+                }
                 other => Error::Unavailable(format!("{url}: reading the answer: {other}")),
             })?;
         Ok(HttpResponse { status, body })

@@ -170,11 +170,17 @@ mod tests {
     fn ids_and_purposes_parse_as_input() {
         let id = RecordId::from_bytes([7; 16]);
         assert_eq!(id.to_string().parse::<RecordId>().unwrap(), id);
-        assert!(matches!("not-a-record-id".parse::<RecordId>(), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            "not-a-record-id".parse::<RecordId>(),
+            Err(Error::InvalidInput(_))
+        ));
         for p in Purpose::ALL {
             assert_eq!(p.code().parse::<Purpose>().unwrap(), *p);
         }
         assert_eq!("treat".parse::<Purpose>().unwrap(), Purpose::Treatment);
-        assert!(matches!("HIV follow-up".parse::<Purpose>(), Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            "HIV follow-up".parse::<Purpose>(),
+            Err(Error::InvalidInput(_))
+        ));
     }
 }

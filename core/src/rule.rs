@@ -5,8 +5,9 @@ use std::fmt;
 use std::str::FromStr;
 
 /// The validation rule a block or transaction broke.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 #[non_exhaustive]
 pub enum Rule {
     /// Bytes are not canonical DAG-CBOR, or the object has missing/unknown/mistyped fields.
@@ -144,6 +145,10 @@ impl FromStr for Rule {
     type Err = ();
 
     fn from_str(s: &str) -> Result<Rule, ()> {
-        Rule::ALL.iter().copied().find(|r| r.as_str() == s).ok_or(())
+        Rule::ALL
+            .iter()
+            .copied()
+            .find(|r| r.as_str() == s)
+            .ok_or(())
     }
 }

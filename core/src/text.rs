@@ -20,7 +20,10 @@ pub fn escape(s: &str) -> String {
 mod tests {
     #[test]
     fn control_characters_are_escaped() {
-        assert_eq!(super::escape("a\x1b[2Jb\n\u{202e}c"), "a\\u{1b}[2Jb\\u{a}\\u{202e}c");
+        assert_eq!(
+            super::escape("a\x1b[2Jb\n\u{202e}c"),
+            "a\\u{1b}[2Jb\\u{a}\\u{202e}c"
+        );
         assert_eq!(super::escape("labs.json"), "labs.json");
     }
 }

@@ -45,7 +45,13 @@ fn payload_start(sealed: &[u8]) -> usize {
 }
 
 /// An envelope built from explicit parts (its own DEK, salt and stanzas).
-fn from_parts(dek: DataKey, salt: [u8; 32], stanzas: Vec<Stanza>, record: &RecordId, plain: &[u8]) -> Vec<u8> {
+fn from_parts(
+    dek: DataKey,
+    salt: [u8; 32],
+    stanzas: Vec<Stanza>,
+    record: &RecordId,
+    plain: &[u8],
+) -> Vec<u8> {
     let h = Header::build(&dek, salt, 16, stanzas, record, 1, &meta(plain.len())).unwrap();
     let (mut s, mut out) = Encryptor::from_header(dek, &h).unwrap();
     s.update(plain, &mut out).unwrap();
@@ -64,7 +70,10 @@ fn round_trip_for_every_recipient() {
     assert_eq!((h.record(), h.version(), h.stanzas().len()), (record, 1, 2));
     // Exactly header + padded plaintext + one tag per chunk.
     let padded = padded_len(data.len() as u64) as usize;
-    assert_eq!(sealed.len(), h.len() + padded + padded.div_ceil(4096) * TAG_LEN);
+    assert_eq!(
+        sealed.len(),
+        h.len() + padded + padded.div_ceil(4096) * TAG_LEN
+    );
 }
 
 #[test]
@@ -151,17 +160,32 @@ fn a_reader_given_another_key_is_refused_before_any_plaintext() {
     let dek = DataKey::generate().unwrap();
     let other = DataKey::generate().unwrap();
     let stanzas = vec![
-        Stanza { recipient: p.id(), wrapped_key: dek.wrap(p.public(), &record, 1).unwrap() },
-        Stanza { recipient: d.id(), wrapped_key: other.wrap(d.public(), &record, 1).unwrap() },
+        Stanza {
+            recipient: p.id(),
+            wrapped_key: dek.wrap(p.public(), &record, 1).unwrap(),
+        },
+        Stanza {
+            recipient: d.id(),
+            wrapped_key: other.wrap(d.public(), &record, 1).unwrap(),
+        },
     ];
     let sealed = from_parts(dek, [3; 32], stanzas, &record, b"the patient's plaintext");
     assert_eq!(open_all(&p, &sealed).unwrap(), b"the patient's plaintext");
     let mut out = Vec::new();
-    assert!(matches!(envelope::open(&d, &sealed[..], &mut out), Err(Error::KeyCommitment)));
-    assert!(out.is_empty(), "nothing may be released to a reader holding another key");
+    assert!(matches!(
+        envelope::open(&d, &sealed[..], &mut out),
+        Err(Error::KeyCommitment)
+    ));
+    assert!(
+        out.is_empty(),
+        "nothing may be released to a reader holding another key"
+    );
     let h = Header::parse(&sealed).unwrap();
     assert!(matches!(h.metadata(&other), Err(Error::KeyCommitment)));
-    assert!(matches!(Decryptor::new(&h, &other), Err(Error::KeyCommitment)));
+    assert!(matches!(
+        Decryptor::new(&h, &other),
+        Err(Error::KeyCommitment)
+    ));
     assert!(matches!(
         envelope::open_range(&other, Cursor::new(&sealed), 0, 1, &mut Vec::new()),
         Err(Error::KeyCommitment)
@@ -376,7 +400,13 @@ fn oversize_inputs_are_refused() {
         })
     ));
     assert!(matches!(
-        Encryptor::new(&record, 1, &meta(0), &[p.public()], SealOptions { chunk_exp: 30 }),
+        Encryptor::new(
+            &record,
+            1,
+            &meta(0),
+            &[p.public()],
+            SealOptions { chunk_exp: 30 }
+        ),
         Err(Error::InvalidInput(_))
     ));
 }

@@ -189,7 +189,13 @@ fn a_key_file_with_bad_scrypt_parameters_is_refused_not_a_panic() {
     // N = 0, N not a power of two, r = 0, p = 0: each was a panic inside the KDF before
     // (issue 13.13); now an InvalidKey before any work. The structured fuzz harness builds
     // such files; these are its regression inputs.
-    for (n, r, p) in [(0u64, 8u64, 1u64), (1, 8, 1), (3, 8, 1), (1024, 0, 1), (1024, 8, 0)] {
+    for (n, r, p) in [
+        (0u64, 8u64, 1u64),
+        (1, 8, 1),
+        (3, 8, 1),
+        (1024, 0, 1),
+        (1024, 8, 0),
+    ] {
         let text = structured(n, r, p);
         match Identity::from_key_file(&text, "pw") {
             Err(Error::InvalidKey(m)) => assert!(m.contains("scrypt"), "{m}"),
@@ -225,8 +231,14 @@ fn empty_and_foreign_key_files_say_what_they_are() {
         Err(Error::InvalidKey(m)) if m.contains("empty")
     ));
     // Parse errors of roles and ids are input errors, never key errors.
-    assert!(matches!("nurse".parse::<Role>(), Err(Error::InvalidInput(_))));
-    assert!(matches!("not-an-id".parse::<medshare::IdentityId>(), Err(Error::InvalidInput(_))));
+    assert!(matches!(
+        "nurse".parse::<Role>(),
+        Err(Error::InvalidInput(_))
+    ));
+    assert!(matches!(
+        "not-an-id".parse::<medshare::IdentityId>(),
+        Err(Error::InvalidInput(_))
+    ));
 }
 
 #[test]
@@ -254,5 +266,8 @@ fn save_never_replaces_a_key_file() {
     }
     assert_eq!(std::fs::read(&path).unwrap(), before);
     // A missing file is an I/O error (not a backend or key error).
-    assert!(matches!(Identity::load(dir.path().join("nope"), "x"), Err(Error::Io(_))));
+    assert!(matches!(
+        Identity::load(dir.path().join("nope"), "x"),
+        Err(Error::Io(_))
+    ));
 }

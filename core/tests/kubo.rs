@@ -25,7 +25,11 @@ fn ipfs_bin() -> PathBuf {
     let p = std::env::var_os("MEDSHARE_IPFS")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.tools/bin/ipfs"));
-    assert!(p.exists(), "kubo not found at {} (scripts/install-tools.sh builds it)", p.display());
+    assert!(
+        p.exists(),
+        "kubo not found at {} (scripts/install-tools.sh builds it)",
+        p.display()
+    );
     p
 }
 
@@ -70,16 +74,26 @@ fn kubo_store_against_a_real_daemon() {
 
     pollster::block_on(async {
         let s = Store::new(store(d, "/medshare"));
-        let mut v = Vault::create(s.clone(), "kubo-net", identity("authority"), Policy::default())
-            .await
-            .unwrap();
+        let mut v = Vault::create(
+            s.clone(),
+            "kubo-net",
+            identity("authority"),
+            Policy::default(),
+        )
+        .await
+        .unwrap();
         let (p, doc) = (identity("patient"), identity("doctor"));
         v.register(&p, None).await.unwrap();
         let e = Endorsement::sign(&identity("authority"), &v.genesis(), &doc.id(), "L").unwrap();
         v.register(&doc, Some(&e)).await.unwrap();
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 253) as u8).collect();
-        let rec = v.publish_bytes(&p, &data, "scan.dcm", "application/dicom").await.unwrap();
-        v.grant(&p, &rec, &doc.id(), GrantOptions::default()).await.unwrap();
+        let rec = v
+            .publish_bytes(&p, &data, "scan.dcm", "application/dicom")
+            .await
+            .unwrap();
+        v.grant(&p, &rec, &doc.id(), GrantOptions::default())
+            .await
+            .unwrap();
         let content = v.record(&rec).unwrap().content;
         // The record's root is pinned recursively; `ipfs repo gc` keeps every block of it.
         let pins = text(d.ipfs(&["pin", "ls", "--type=recursive", "-q"]).unwrap());
@@ -92,7 +106,10 @@ fn kubo_store_against_a_real_daemon() {
         // `ipfs cat <root>` prints exactly the sealed envelope medshare stored.
         let cat = d.ipfs(&["cat", &content.to_string()]).unwrap();
         assert!(cat.starts_with(b"MSHENV"));
-        assert_eq!(medshare::cid(&cat, medshare::Profile::UnixfsV1_2025), content);
+        assert_eq!(
+            medshare::cid(&cat, medshare::Profile::UnixfsV1_2025),
+            content
+        );
         // Revocation unpins the old version; after gc none of its blocks is on the node, while
         // the chain (pinned object by object) and the new version stay.
         let leaf = {
@@ -103,11 +120,16 @@ fn kubo_store_against_a_real_daemon() {
         d.ipfs(&["repo", "gc", "--silent"]).unwrap();
         assert!(!s.has(&content).await.unwrap());
         assert!(!s.has(&leaf).await.unwrap());
-        assert!(matches!(v.open_record(&doc, &rec, &mut Vec::new()).await, Err(Error::AccessRevoked(_))));
+        assert!(matches!(
+            v.open_record(&doc, &rec, &mut Vec::new()).await,
+            Err(Error::AccessRevoked(_))
+        ));
         v.open_record(&p, &rec, &mut Vec::new()).await.unwrap();
         v.verify().await.unwrap();
         // Another vault over the same node replays and verifies the chain.
-        let again = Vault::open(Store::new(store(d, "/medshare")), None, Some(&v.genesis())).await.unwrap();
+        let again = Vault::open(Store::new(store(d, "/medshare")), None, Some(&v.genesis()))
+            .await
+            .unwrap();
         assert_eq!(again.head(), v.head());
     });
 }
@@ -125,12 +147,19 @@ fn the_head_lock_holds_between_writers_in_different_handles() {
         let x = medshare::Cid::dag_cbor(&[i, 0]);
         let y = medshare::Cid::dag_cbor(&[i, 1]);
         let (a2, b2) = (a.clone(), b.clone());
-        let ta = std::thread::spawn(move || pollster::block_on(a2.compare_and_swap_head(head.as_ref(), Some(&x))));
-        let tb = std::thread::spawn(move || pollster::block_on(b2.compare_and_swap_head(head.as_ref(), Some(&y))));
+        let ta = std::thread::spawn(move || {
+            pollster::block_on(a2.compare_and_swap_head(head.as_ref(), Some(&x)))
+        });
+        let tb = std::thread::spawn(move || {
+            pollster::block_on(b2.compare_and_swap_head(head.as_ref(), Some(&y)))
+        });
         let (ra, rb) = (ta.join().unwrap(), tb.join().unwrap());
         assert!(ra.is_ok() ^ rb.is_ok(), "round {i}: {ra:?} {rb:?}");
         let loser = if ra.is_ok() { rb } else { ra };
-        assert!(matches!(loser, Err(Error::HeadConflict { .. })), "{loser:?}");
+        assert!(
+            matches!(loser, Err(Error::HeadConflict { .. })),
+            "{loser:?}"
+        );
         head = pollster::block_on(a.head()).unwrap();
         assert!(head == Some(x) || head == Some(y));
     }
@@ -138,7 +167,11 @@ fn the_head_lock_holds_between_writers_in_different_handles() {
 
 #[test]
 fn node_down_is_a_clear_error() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let s = KuboStore::new(KuboConfig {
         attempts: 2,
         timeout: Duration::from_secs(5),
@@ -160,10 +193,13 @@ fn garbage_answers_are_a_clear_error() {
             let (mut s, _) = listener.accept().unwrap();
             let mut buf = [0u8; 4096];
             let _ = s.read(&mut buf);
-            let _ = s.write_all(b"HTTP/1.1 500 Oops\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!");
+            let _ = s.write_all(
+                b"HTTP/1.1 500 Oops\r\nContent-Length: 9\r\nConnection: close\r\n\r\nnot json!",
+            );
         }
     });
-    let s = Store::new(KuboStore::new(KuboConfig::new(&format!("http://127.0.0.1:{port}"))).unwrap());
+    let s =
+        Store::new(KuboStore::new(KuboConfig::new(&format!("http://127.0.0.1:{port}"))).unwrap());
     let cid = medshare::Cid::v1(medshare::cid::RAW, b"x");
     match pollster::block_on(s.get(&cid)) {
         Err(Error::Backend(m)) => assert!(m.contains("unexpected HTTP 500"), "{m}"),
@@ -199,17 +235,29 @@ fn replica_on_a_second_node_follows_the_head_over_ipns() {
     let (p, d1, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
     let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 241) as u8).collect();
     let (rec, genesis) = pollster::block_on(async {
-        let mut v = Vault::create(Store::new(writer()), "replicated", identity("authority"), Policy::default())
-            .await
-            .unwrap();
+        let mut v = Vault::create(
+            Store::new(writer()),
+            "replicated",
+            identity("authority"),
+            Policy::default(),
+        )
+        .await
+        .unwrap();
         v.register(&p, None).await.unwrap();
         for (d, l) in [(&d1, "L1"), (&d2, "L2")] {
             let e = Endorsement::sign(&identity("authority"), &v.genesis(), &d.id(), l).unwrap();
             v.register(d, Some(&e)).await.unwrap();
         }
-        let rec = v.publish_bytes(&p, &data, "ct.dcm", "application/dicom").await.unwrap();
-        v.grant(&p, &rec, &d1.id(), GrantOptions::default()).await.unwrap();
-        v.grant(&p, &rec, &d2.id(), GrantOptions::default()).await.unwrap();
+        let rec = v
+            .publish_bytes(&p, &data, "ct.dcm", "application/dicom")
+            .await
+            .unwrap();
+        v.grant(&p, &rec, &d1.id(), GrantOptions::default())
+            .await
+            .unwrap();
+        v.grant(&p, &rec, &d2.id(), GrantOptions::default())
+            .await
+            .unwrap();
         v.revoke(&p, &rec, &d1.id()).await.unwrap();
         (rec, v.genesis())
     });
@@ -225,27 +273,48 @@ fn replica_on_a_second_node_follows_the_head_over_ipns() {
         )
     };
     pollster::block_on(async {
-        let mut replica = Vault::open(follower(3, 60), None, Some(&genesis)).await.unwrap();
+        let mut replica = Vault::open(follower(3, 60), None, Some(&genesis))
+            .await
+            .unwrap();
         assert_eq!(replica.verify().await.unwrap().blocks, 8);
         let mut out = Vec::new();
         replica.open_record(&d2, &rec, &mut out).await.unwrap();
         assert_eq!(out, data);
-        assert!(matches!(replica.open_record(&d1, &rec, &mut Vec::new()).await, Err(Error::AccessRevoked(_))));
-        assert!(matches!(replica.register(&p, None).await, Err(Error::ReadOnly)));
+        assert!(matches!(
+            replica.open_record(&d1, &rec, &mut Vec::new()).await,
+            Err(Error::AccessRevoked(_))
+        ));
+        assert!(matches!(
+            replica.register(&p, None).await,
+            Err(Error::ReadOnly)
+        ));
     });
     let big: Vec<u8> = (0..24_000_000u32).map(|i| (i % 239) as u8).collect();
     let rec2 = pollster::block_on(async {
-        let mut v = Vault::open_local(Store::new(writer()), identity("authority"), Some(&genesis)).await.unwrap();
-        let rec2 = v.publish_bytes(&p, &big, "mri.dcm", "application/dicom").await.unwrap();
-        v.grant(&p, &rec2, &d2.id(), GrantOptions::default()).await.unwrap();
+        let mut v = Vault::open_local(Store::new(writer()), identity("authority"), Some(&genesis))
+            .await
+            .unwrap();
+        let rec2 = v
+            .publish_bytes(&p, &big, "mri.dcm", "application/dicom")
+            .await
+            .unwrap();
+        v.grant(&p, &rec2, &d2.id(), GrantOptions::default())
+            .await
+            .unwrap();
         rec2
     });
-    let mut replica = pollster::block_on(Vault::open(follower(1, 5), None, Some(&genesis))).unwrap();
+    let mut replica =
+        pollster::block_on(Vault::open(follower(1, 5), None, Some(&genesis))).unwrap();
     assert_eq!(pollster::block_on(replica.verify()).unwrap().blocks, 10);
     let content = replica.record(&rec2).unwrap().content;
     let b_store = follower(1, 5);
     let root = pollster::block_on(b_store.get(&content)).unwrap();
-    let leaves: Vec<medshare::Cid> = medshare::unixfs::pb::decode_node(&root).unwrap().links.iter().map(|l| l.cid).collect();
+    let leaves: Vec<medshare::Cid> = medshare::unixfs::pb::decode_node(&root)
+        .unwrap()
+        .links
+        .iter()
+        .map(|l| l.cid)
+        .collect();
     assert!(leaves.len() >= 20, "{} leaves", leaves.len());
     for leaf in &leaves[..leaves.len() / 2] {
         pollster::block_on(b_store.get(leaf)).unwrap();

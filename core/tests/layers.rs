@@ -64,14 +64,21 @@ fn references(module: &[String], text: &str) -> BTreeSet<Vec<String>> {
         .lines()
         .filter(|l| {
             let t = l.trim_start();
-            !(t.starts_with("//") || t.starts_with("pub use ") || t.starts_with("pub mod ") || t.starts_with("mod "))
+            !(t.starts_with("//")
+                || t.starts_with("pub use ")
+                || t.starts_with("pub mod ")
+                || t.starts_with("mod "))
         })
         .collect::<Vec<_>>()
         .join("\n");
     // `use crate::a::{b, c::d}` groups are flattened by taking each `crate::`/`super::` path up
     // to its first non-identifier character, plus the names inside a brace that follows.
     let bytes = code.as_bytes();
-    for (start, kind) in find_all(&code, "crate::").into_iter().map(|i| (i, "crate")).chain(find_all(&code, "super::").into_iter().map(|i| (i, "super"))) {
+    for (start, kind) in find_all(&code, "crate::")
+        .into_iter()
+        .map(|i| (i, "crate"))
+        .chain(find_all(&code, "super::").into_iter().map(|i| (i, "super")))
+    {
         if start > 0 && (bytes[start - 1].is_ascii_alphanumeric() || bytes[start - 1] == b'_') {
             continue;
         }
@@ -100,7 +107,13 @@ fn references(module: &[String], text: &str) -> BTreeSet<Vec<String>> {
                     let group: String = it.by_ref().take_while(|&c| c != '}').collect();
                     for member in group.split(',') {
                         let mut p = path.clone();
-                        p.extend(member.trim().split("::").map(|s| s.trim().to_owned()).filter(|s| !s.is_empty() && s != "self"));
+                        p.extend(
+                            member
+                                .trim()
+                                .split("::")
+                                .map(|s| s.trim().to_owned())
+                                .filter(|s| !s.is_empty() && s != "self"),
+                        );
                         refs.insert(p);
                     }
                     break;
@@ -124,7 +137,9 @@ fn find_all(hay: &str, needle: &str) -> Vec<usize> {
 
 /// The file a path resolves to: its longest prefix that is a module.
 fn resolve(path: &[String], modules: &BTreeMap<Vec<String>, PathBuf>) -> Option<Vec<String>> {
-    (1..=path.len()).rev().find_map(|n| modules.contains_key(&path[..n]).then(|| path[..n].to_vec()))
+    (1..=path.len())
+        .rev()
+        .find_map(|n| modules.contains_key(&path[..n]).then(|| path[..n].to_vec()))
 }
 
 #[test]
@@ -137,20 +152,32 @@ fn modules_form_layers_without_cycles() {
     for (m, path) in &modules {
         let text = std::fs::read_to_string(path).unwrap();
         let top = m[0].as_str();
-        let r = *rank.get(top).unwrap_or_else(|| panic!("module `{top}` has no layer in tests/layers.rs"));
+        let r = *rank
+            .get(top)
+            .unwrap_or_else(|| panic!("module `{top}` has no layer in tests/layers.rs"));
         for reference in references(m, &text) {
-            let Some(target) = resolve(&reference, &modules) else { continue };
+            let Some(target) = resolve(&reference, &modules) else {
+                continue;
+            };
             if target == *m {
                 continue;
             }
             let tr = rank[target[0].as_str()];
             if tr > r {
-                violations.push(format!("{} (layer {r}) uses {} (layer {tr})", m.join("::"), target.join("::")));
+                violations.push(format!(
+                    "{} (layer {r}) uses {} (layer {tr})",
+                    m.join("::"),
+                    target.join("::")
+                ));
             }
             graph.entry(m.clone()).or_default().insert(target);
         }
     }
-    assert!(violations.is_empty(), "upward dependencies:\n{}", violations.join("\n"));
+    assert!(
+        violations.is_empty(),
+        "upward dependencies:\n{}",
+        violations.join("\n")
+    );
     // Cycle detection (depth-first, colouring).
     fn visit(
         n: &Vec<String>,
@@ -185,6 +212,11 @@ fn modules_form_layers_without_cycles() {
         }
     }
     // The check sees real edges (a sanity check that the parser works).
-    assert!(graph[&vec!["vault".to_string()]].contains(&vec!["ledger".to_string(), "chain".to_string()]));
-    assert!(graph[&vec!["store".to_string(), "kubo".to_string()]].contains(&vec!["car".to_string()]));
+    assert!(
+        graph[&vec!["vault".to_string()]]
+            .contains(&vec!["ledger".to_string(), "chain".to_string()])
+    );
+    assert!(
+        graph[&vec!["store".to_string(), "kubo".to_string()]].contains(&vec!["car".to_string()])
+    );
 }

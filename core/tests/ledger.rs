@@ -8,8 +8,7 @@ use common::identity;
 use medshare::cid::Cid;
 use medshare::ledger::checkpoint::{Certificate, sign_share};
 use medshare::ledger::{
-    AuthorityChangeKind, Block, BlockHeader, CertificateObject, Policy, SignedTx, Tx, TxBody,
-    chain,
+    AuthorityChangeKind, Block, BlockHeader, CertificateObject, Policy, SignedTx, Tx, TxBody, chain,
 };
 use medshare::{Error, Purpose, RecordId, Role, Rule, Store};
 
@@ -36,9 +35,13 @@ fn a_well_formed_chain_applies_and_loads() {
     assert_eq!(c.state.records_granted_to(&d.id())[0].record, r);
     let store = c.store();
     let head = c.state.head_pointer();
-    let (state, report) = pollster::block_on(chain::load(&store, &head, Some(&c.genesis.cid))).unwrap();
+    let (state, report) =
+        pollster::block_on(chain::load(&store, &head, Some(&c.genesis.cid))).unwrap();
     assert_eq!(state.head(), c.state.head());
-    assert_eq!((report.blocks, report.transactions, report.height), (4, 4, 3));
+    assert_eq!(
+        (report.blocks, report.transactions, report.height),
+        (4, 4, 3)
+    );
 }
 
 // ---- blocks ----------------------------------------------------------------------------------
@@ -48,13 +51,22 @@ fn rule_genesis() {
     let mut c = Chain::one();
     let mut g = c.genesis.genesis.clone();
     g.authorities.clear();
-    assert_rule(medshare::ledger::State::from_genesis(&medshare::ledger::GenesisBlock::new(g)), Rule::Genesis);
+    assert_rule(
+        medshare::ledger::State::from_genesis(&medshare::ledger::GenesisBlock::new(g)),
+        Rule::Genesis,
+    );
     let mut g = c.genesis.genesis.clone();
     g.policy.min_key_bits = 1024;
-    assert_rule(medshare::ledger::State::from_genesis(&medshare::ledger::GenesisBlock::new(g)), Rule::Genesis);
+    assert_rule(
+        medshare::ledger::State::from_genesis(&medshare::ledger::GenesisBlock::new(g)),
+        Rule::Genesis,
+    );
     let mut g = c.genesis.genesis.clone();
     g.authorities.push(g.authorities[0].clone());
-    assert_rule(medshare::ledger::State::from_genesis(&medshare::ledger::GenesisBlock::new(g)), Rule::Genesis);
+    assert_rule(
+        medshare::ledger::State::from_genesis(&medshare::ledger::GenesisBlock::new(g)),
+        Rule::Genesis,
+    );
     // The genesis block takes no certificate.
     let cert = c.certify_head(&c.state, 1);
     assert_rule(c.state.clone().apply_certificate(&cert), Rule::Certificate);
@@ -88,9 +100,15 @@ fn reblock(c: &mut Chain, txs: &[SignedTx], f: impl FnOnce(&mut BlockHeader)) ->
 fn rule_parent_height_order() {
     let (mut c, p, _, r) = populated();
     let txs = vec![c.publish(&p, 4, r, 2)];
-    assert_rule(reblock(&mut c, &txs, |h| h.parent = Cid::dag_cbor(b"elsewhere")), Rule::Parent);
+    assert_rule(
+        reblock(&mut c, &txs, |h| h.parent = Cid::dag_cbor(b"elsewhere")),
+        Rule::Parent,
+    );
     assert_rule(reblock(&mut c, &txs, |h| h.height += 1), Rule::Height);
-    assert_rule(reblock(&mut c, &txs, |h| h.time = T0 - 1), Rule::TimestampOrder);
+    assert_rule(
+        reblock(&mut c, &txs, |h| h.time = T0 - 1),
+        Rule::TimestampOrder,
+    );
 }
 
 #[test]
@@ -104,7 +122,10 @@ fn rule_timestamp_future_is_checked_on_acceptance_only() {
     let head = c.state.head_pointer();
     // ...a replica accepting it now refuses it,
     let now = T0 + 100;
-    assert_rule(pollster::block_on(chain::extend(&store, &base, &head, now)), Rule::TimestampFuture);
+    assert_rule(
+        pollster::block_on(chain::extend(&store, &base, &head, now)),
+        Rule::TimestampFuture,
+    );
     // a replica whose clock is within the skew accepts it,
     pollster::block_on(chain::extend(&store, &base, &head, T0 + 86_400)).unwrap();
     // and a full load of the stored chain never looks at the clock.
@@ -120,7 +141,10 @@ fn rule_certificate_quorum() {
     let mut s = c.state.clone();
     s.apply_block(&b, &txs).unwrap();
     // 2 of 4 is not more than two thirds; 3 of 4 is.
-    assert_rule(s.clone().apply_certificate(&c.certify_head(&s, 2)), Rule::Certificate);
+    assert_rule(
+        s.clone().apply_certificate(&c.certify_head(&s, 2)),
+        Rule::Certificate,
+    );
     s.clone().apply_certificate(&c.certify_head(&s, 3)).unwrap();
     // A share signed over another block's checkpoint (a Byzantine validator) poisons the
     // certificate, even next to a quorum of good shares.
@@ -154,7 +178,11 @@ fn rule_certificate_quorum() {
     let mut other = s.checkpoint();
     other.size += 1;
     let cert = CertificateObject::new(Certificate {
-        signatures: c.authorities.iter().map(|a| sign_share(&other, a).unwrap()).collect(),
+        signatures: c
+            .authorities
+            .iter()
+            .map(|a| sign_share(&other, a).unwrap())
+            .collect(),
         checkpoint: other,
     });
     assert_rule(s.clone().apply_certificate(&cert), Rule::Certificate);
@@ -167,7 +195,10 @@ fn rule_certificate_quorum() {
     uncertified.apply_block(&b2, &txs).unwrap();
     let txs3 = vec![c.reg_patient(&identity("patient2"))];
     let b3 = uncertified.next_block(&txs3, T0 + 6);
-    assert_rule(uncertified.clone().apply_block(&b3, &txs3), Rule::Certificate);
+    assert_rule(
+        uncertified.clone().apply_block(&b3, &txs3),
+        Rule::Certificate,
+    );
 }
 
 #[test]
@@ -196,17 +227,26 @@ fn a_chain_resigned_by_one_authority_is_refused_offline() {
         store.put(&forged.cid, &forged.bytes).await.unwrap();
         store.put(&rogue.cid, &rogue.bytes).await.unwrap();
     });
-    assert_rule(pollster::block_on(chain::load(&store, &rogue.cid, None)), Rule::Certificate);
+    assert_rule(
+        pollster::block_on(chain::load(&store, &rogue.cid, None)),
+        Rule::Certificate,
+    );
 }
 
 #[test]
 fn rule_merkle_root_and_limits() {
     let (mut c, p, _, r) = populated();
     let txs = vec![c.publish(&p, 4, r, 2)];
-    assert_rule(reblock(&mut c, &txs, |h| h.log_root[0] ^= 1), Rule::MerkleRoot);
+    assert_rule(
+        reblock(&mut c, &txs, |h| h.log_root[0] ^= 1),
+        Rule::MerkleRoot,
+    );
     assert_rule(reblock(&mut c, &txs, |h| h.log_size += 1), Rule::MerkleRoot);
     assert_rule(reblock(&mut c, &txs, |h| h.txs = vec![]), Rule::Limits);
-    assert_rule(reblock(&mut c, &txs, |h| h.txs = vec![Cid::dag_cbor(b"x")]), Rule::Cid);
+    assert_rule(
+        reblock(&mut c, &txs, |h| h.txs = vec![Cid::dag_cbor(b"x")]),
+        Rule::Cid,
+    );
     let mut tiny = Chain::new(
         1,
         Policy {
@@ -215,7 +255,10 @@ fn rule_merkle_root_and_limits() {
         },
     );
     let (p, d) = (identity("patient"), identity("doctor"));
-    assert_rule(tiny.try_block(&[tiny.reg_patient(&p), tiny.reg_doctor(&d)]), Rule::Limits);
+    assert_rule(
+        tiny.try_block(&[tiny.reg_patient(&p), tiny.reg_doctor(&d)]),
+        Rule::Limits,
+    );
 }
 
 // ---- transactions ----------------------------------------------------------------------------
@@ -224,14 +267,20 @@ fn rule_merkle_root_and_limits() {
 fn rule_unknown_author_signature_sequence() {
     let (mut c, p, d, r) = populated();
     let stranger = identity("patient2");
-    assert_rule(c.try_block(&[c.publish(&stranger, 1, rid(9), 1)]), Rule::UnknownAuthor);
+    assert_rule(
+        c.try_block(&[c.publish(&stranger, 1, rid(9), 1)]),
+        Rule::UnknownAuthor,
+    );
     // Signed by the doctor's key in the patient's name.
     let tx = Tx {
         genesis: c.genesis.cid,
         author: p.id(),
         seq: 4,
         time: T0,
-        body: TxBody::Revoke { record: r, doctor: d.id() },
+        body: TxBody::Revoke {
+            record: r,
+            doctor: d.id(),
+        },
     };
     let forged = SignedTx::sign(tx, &d).unwrap();
     assert_rule(c.try_block(&[forged]), Rule::TxSignature);
@@ -244,12 +293,27 @@ fn rule_registration_and_duplicates() {
     let mut c = Chain::one();
     let (p, d) = (identity("patient"), identity("doctor"));
     // Author is not the registered key.
-    let tx = c.tx(&p, 1, TxBody::RegisterPatient { key: d.public().clone() });
+    let tx = c.tx(
+        &p,
+        1,
+        TxBody::RegisterPatient {
+            key: d.public().clone(),
+        },
+    );
     assert_rule(c.try_block(&[tx]), Rule::Registration);
     c.push(vec![c.reg_patient(&p)]);
-    assert_rule(c.try_block(&[c.reg_patient(&p)]), Rule::DuplicateRegistration);
+    assert_rule(
+        c.try_block(&[c.reg_patient(&p)]),
+        Rule::DuplicateRegistration,
+    );
     // A registration must start the sequence at 1.
-    let tx = c.tx(&d, 2, TxBody::RegisterPatient { key: d.public().clone() });
+    let tx = c.tx(
+        &d,
+        2,
+        TxBody::RegisterPatient {
+            key: d.public().clone(),
+        },
+    );
     assert_rule(c.try_block(&[tx]), Rule::Sequence);
 }
 
@@ -270,7 +334,9 @@ fn rule_endorsement() {
         )
     };
     // Endorsed by someone who is not an authority.
-    let fake = medshare::Endorsement::sign(&identity("authority2"), &c.genesis.cid, &d.id(), "GMC-1").unwrap();
+    let fake =
+        medshare::Endorsement::sign(&identity("authority2"), &c.genesis.cid, &d.id(), "GMC-1")
+            .unwrap();
     assert_rule(c.try_block(&[reg(&c, fake)]), Rule::Endorsement);
     // Endorsed for another network (the same authority key on another genesis).
     let other = Chain::with_nonce(1, Policy::default(), [8; 16]);
@@ -291,7 +357,10 @@ fn rule_endorsement() {
     // The check holds when the author's own signature is not checked (a probe).
     let mut e = c.endorse(&d, "GMC-1");
     e.signature[5] ^= 1;
-    assert_rule(c.state.check_unsigned(&reg(&c, e).tx, T0 + 1), Rule::Endorsement);
+    assert_rule(
+        c.state.check_unsigned(&reg(&c, e).tx, T0 + 1),
+        Rule::Endorsement,
+    );
 }
 
 #[test]
@@ -303,35 +372,74 @@ fn rules_of_records() {
     assert_rule(c.try_block(&[c.publish(&d, 2, rid(5), 1)]), Rule::Role);
     // Only the owner publishes, grants, revokes.
     assert_rule(c.try_block(&[c.publish(&p2, 2, r, 2)]), Rule::NotOwner);
-    assert_rule(c.try_block(&[c.grant(&p2, 2, r, 1, &d, None)]), Rule::NotOwner);
+    assert_rule(
+        c.try_block(&[c.grant(&p2, 2, r, 1, &d, None)]),
+        Rule::NotOwner,
+    );
     // Versions in order; grants name the latest version.
     assert_rule(c.try_block(&[c.publish(&p, 4, r, 3)]), Rule::Version);
     assert_rule(c.try_block(&[c.publish(&p, 4, rid(6), 2)]), Rule::Version);
     c.push(vec![c.publish(&p, 4, r, 2)]);
-    assert_rule(c.try_block(&[c.grant(&p, 5, r, 1, &d, None)]), Rule::Version);
+    assert_rule(
+        c.try_block(&[c.grant(&p, 5, r, 1, &d, None)]),
+        Rule::Version,
+    );
     // Grantees are registered doctors.
-    assert_rule(c.try_block(&[c.grant(&p, 5, r, 2, &p2, None)]), Rule::Grantee);
-    assert_rule(c.try_block(&[c.grant(&p, 5, r, 2, &identity("doctor2"), None)]), Rule::Grantee);
+    assert_rule(
+        c.try_block(&[c.grant(&p, 5, r, 2, &p2, None)]),
+        Rule::Grantee,
+    );
+    assert_rule(
+        c.try_block(&[c.grant(&p, 5, r, 2, &identity("doctor2"), None)]),
+        Rule::Grantee,
+    );
     // A grant that expired before it is issued.
-    assert_rule(c.try_block(&[c.grant(&p, 5, r, 2, &d, Some(T0))]), Rule::Expiry);
+    assert_rule(
+        c.try_block(&[c.grant(&p, 5, r, 2, &d, Some(T0))]),
+        Rule::Expiry,
+    );
     // Revoking a doctor who holds nothing.
     let d2 = identity("doctor2");
     c.push(vec![c.reg_doctor(&d2)]);
-    let revoke = c.tx(&p, 5, TxBody::Revoke { record: r, doctor: d2.id() });
+    let revoke = c.tx(
+        &p,
+        5,
+        TxBody::Revoke {
+            record: r,
+            doctor: d2.id(),
+        },
+    );
     assert_rule(c.try_block(&[revoke]), Rule::NotGranted);
 }
 
 #[test]
 fn rule_rekey_a_revoke_must_publish_the_next_version() {
     let (mut c, p, d, r) = populated();
-    let revoke = c.tx(&p, 4, TxBody::Revoke { record: r, doctor: d.id() });
+    let revoke = c.tx(
+        &p,
+        4,
+        TxBody::Revoke {
+            record: r,
+            doctor: d.id(),
+        },
+    );
     // A bare revoke: the revoked doctor's key would still open the current version.
     assert_rule(c.try_block(std::slice::from_ref(&revoke)), Rule::Rekey);
     // Revoke and the next version together: accepted, and the doctor is revoked.
     let s = c.try_block(&[revoke, c.publish(&p, 5, r, 2)]).unwrap();
-    assert!(matches!(s.access(&r, &d.id(), T0), Err(Error::AccessRevoked(_))));
+    assert!(matches!(
+        s.access(&r, &d.id(), T0),
+        Err(Error::AccessRevoked(_))
+    ));
     // The same rule at submission time names it too.
-    let revoke = c.tx(&p, 4, TxBody::Revoke { record: r, doctor: d.id() });
+    let revoke = c.tx(
+        &p,
+        4,
+        TxBody::Revoke {
+            record: r,
+            doctor: d.id(),
+        },
+    );
     assert_rule(c.state.check_submission(&[revoke], T0 + 9), Rule::Rekey);
 }
 
@@ -346,28 +454,48 @@ fn rule_key_rotation_keeps_the_account() {
         author: p.id(),
         seq: 4,
         time: T0,
-        body: TxBody::RotateKey { new_key: new.public().clone() },
+        body: TxBody::RotateKey {
+            new_key: new.public().clone(),
+        },
     };
     // Not co-signed by the new key.
-    let bad = SignedTx::assemble(tx.clone(), p.sign(&SignedTx::signing_bytes(&tx)).unwrap(), Some(vec![0; 256]));
+    let bad = SignedTx::assemble(
+        tx.clone(),
+        p.sign(&SignedTx::signing_bytes(&tx)).unwrap(),
+        Some(vec![0; 256]),
+    );
     assert_rule(c.try_block(&[bad]), Rule::KeyRotation);
     // A key already in use.
     let taken = Tx {
-        body: TxBody::RotateKey { new_key: identity("doctor").public().clone() },
+        body: TxBody::RotateKey {
+            new_key: identity("doctor").public().clone(),
+        },
         ..tx.clone()
     };
-    assert_rule(c.try_block(&[SignedTx::sign_rotation(taken, &p, &identity("doctor")).unwrap()]), Rule::KeyRotation);
+    assert_rule(
+        c.try_block(&[SignedTx::sign_rotation(taken, &p, &identity("doctor")).unwrap()]),
+        Rule::KeyRotation,
+    );
     c.push(vec![SignedTx::sign_rotation(tx, &p, &new).unwrap()]);
     assert_eq!(c.state.identity(&p.id()).unwrap().1, new.public());
     // The old key signs nothing any more; the new key signs for the same account.
-    assert_rule(c.try_block(&[c.publish(&p, 5, rid(3), 1)]), Rule::TxSignature);
+    assert_rule(
+        c.try_block(&[c.publish(&p, 5, rid(3), 1)]),
+        Rule::TxSignature,
+    );
     c.push(vec![c.publish(&new, 5, rid(3), 1)]);
     assert_eq!(c.state.record(&rid(3)).unwrap().owner, p.id());
     assert_eq!(c.state.record(&r).unwrap().owner, p.id());
     // Authorities change by vote, not by rotation.
     let a = c.authorities[0].clone();
     let a2 = a.rotated().unwrap();
-    let tx = c.tx(&a, 1, TxBody::RotateKey { new_key: a2.public().clone() });
+    let tx = c.tx(
+        &a,
+        1,
+        TxBody::RotateKey {
+            new_key: a2.public().clone(),
+        },
+    );
     let tx = SignedTx::sign_rotation(tx.tx, &a, &a2).unwrap();
     assert_rule(c.try_block(&[tx]), Rule::Role);
 }
@@ -382,12 +510,24 @@ fn authorities_change_by_vote() {
     };
     let vote = |c: &Chain, i: usize| {
         let a = &c.authorities[i];
-        c.tx(a, c.next_seq(a), TxBody::AuthorityChange { change: add.clone() })
+        c.tx(
+            a,
+            c.next_seq(a),
+            TxBody::AuthorityChange {
+                change: add.clone(),
+            },
+        )
     };
     // Only authorities vote.
     let p = identity("patient");
     c.push(vec![c.reg_patient(&p)]);
-    let tx = c.tx(&p, 2, TxBody::AuthorityChange { change: add.clone() });
+    let tx = c.tx(
+        &p,
+        2,
+        TxBody::AuthorityChange {
+            change: add.clone(),
+        },
+    );
     assert_rule(c.try_block(&[tx]), Rule::AuthorityChange);
     // 2 of 3 votes: not yet more than two thirds.
     c.push(vec![vote(&c, 0)]);
@@ -404,7 +544,10 @@ fn authorities_change_by_vote() {
     assert_eq!(s.validator_updates()[0].validator, [4; 32]);
     // From this block on, certificates need more than two thirds of the new set (3 of 4):
     // the three old authorities suffice, two do not.
-    assert_rule(s.clone().apply_certificate(&c.certify_head(&s, 2)), Rule::Certificate);
+    assert_rule(
+        s.clone().apply_certificate(&c.certify_head(&s, 2)),
+        Rule::Certificate,
+    );
     s.apply_certificate(&c.certify_head(&s, 3)).unwrap();
     assert_eq!(s.identity(&newcomer.id()).unwrap().0, Role::Authority);
 }
@@ -421,7 +564,8 @@ fn rule_encoding_and_cid_of_stored_objects() {
     let head = c.state.head_pointer();
     // A transaction whose stored bytes are not what its CID names.
     let tx = c.objects.iter().find(|(cid, b)| {
-        cid.codec() == medshare::cid::DAG_CBOR && medshare::ledger::codec::object_type(b).as_deref() == Some("Grant")
+        cid.codec() == medshare::cid::DAG_CBOR
+            && medshare::ledger::codec::object_type(b).as_deref() == Some("Grant")
     });
     let (tx_cid, _) = tx.unwrap().clone();
     let mem = std::sync::Arc::new(medshare::store::memory::MemoryStore::default());
@@ -475,8 +619,15 @@ fn wrong_genesis_is_named() {
     let (c, _, _, _) = populated();
     let store = c.store();
     let other = Chain::new(2, Policy::default());
-    let e = pollster::block_on(chain::load(&store, &c.state.head_pointer(), Some(&other.genesis.cid))).unwrap_err();
-    assert!(matches!(e, Error::WrongGenesis { expected, found } if expected == other.genesis.cid && found == c.genesis.cid));
+    let e = pollster::block_on(chain::load(
+        &store,
+        &c.state.head_pointer(),
+        Some(&other.genesis.cid),
+    ))
+    .unwrap_err();
+    assert!(
+        matches!(e, Error::WrongGenesis { expected, found } if expected == other.genesis.cid && found == c.genesis.cid)
+    );
 }
 
 #[test]
@@ -486,12 +637,22 @@ fn incremental_extension_verifies_only_the_new_blocks() {
     c.push(vec![c.publish(&p, 4, r, 2)]);
     c.push(vec![c.grant(&p, 5, r, 2, &d, Some(T0 + 1_000_000))]);
     let store = c.store();
-    let (s, n) = pollster::block_on(chain::extend(&store, &base, &c.state.head_pointer(), T0 + 100)).unwrap();
+    let (s, n) = pollster::block_on(chain::extend(
+        &store,
+        &base,
+        &c.state.head_pointer(),
+        T0 + 100,
+    ))
+    .unwrap();
     assert_eq!((n, s.head()), (2, c.state.head()));
     // Offering the base's own head is a no-op; offering an older head is refused.
-    let (_, n) = pollster::block_on(chain::extend(&store, &s, &c.state.head_pointer(), T0)).unwrap();
+    let (_, n) =
+        pollster::block_on(chain::extend(&store, &s, &c.state.head_pointer(), T0)).unwrap();
     assert_eq!(n, 0);
-    assert_rule(pollster::block_on(chain::extend(&store, &s, &base.head_pointer(), T0)), Rule::Parent);
+    assert_rule(
+        pollster::block_on(chain::extend(&store, &s, &base.head_pointer(), T0)),
+        Rule::Parent,
+    );
 }
 
 #[test]
@@ -500,8 +661,17 @@ fn submissions_apply_all_or_nothing() {
     // The second transaction breaks a rule: the whole submission is refused, nothing applied.
     let ok = c.publish(&p, 4, rid(8), 1);
     let bad = c.grant(&p, 5, r, 7, &d, None);
-    let e = c.state.check_submission(&[ok.clone(), bad], T0 + 5).unwrap_err();
-    assert!(matches!(e, Error::Rejected { rule: Rule::Version, .. }));
+    let e = c
+        .state
+        .check_submission(&[ok.clone(), bad], T0 + 5)
+        .unwrap_err();
+    assert!(matches!(
+        e,
+        Error::Rejected {
+            rule: Rule::Version,
+            ..
+        }
+    ));
     assert!(c.state.record(&rid(8)).is_none());
     c.state.check_submission(&[ok], T0 + 5).unwrap();
     let _ = Purpose::Treatment;

@@ -285,7 +285,11 @@ fn a_block_file_altered_on_disk_is_caught() {
     assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
     // A file of the right length with other bytes is replaced too.
     std::fs::write(&path, b"xx disk").unwrap();
-    block_on(store.put_many(&[medshare::store::Block { cid, data: b"on disk".to_vec() }])).unwrap();
+    block_on(store.put_many(&[medshare::store::Block {
+        cid,
+        data: b"on disk".to_vec(),
+    }]))
+    .unwrap();
     assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
 }
 
@@ -297,7 +301,10 @@ fn a_directory_left_in_tmp_does_not_stop_the_store() {
     std::fs::write(dir.path().join("tmp/stray/deeper/file"), b"x").unwrap();
     std::fs::write(dir.path().join("tmp/partial"), b"x").unwrap();
     FsStore::open(dir.path()).unwrap();
-    assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+        0
+    );
 }
 
 #[test]

@@ -23,9 +23,14 @@ fn clock(at: u64) -> (Arc<AtomicU64>, medshare::sequencer::Clock) {
 }
 
 async fn fresh() -> Vault {
-    Vault::create(Store::memory(), "test-net", identity("authority"), Policy::default())
-        .await
-        .unwrap()
+    Vault::create(
+        Store::memory(),
+        "test-net",
+        identity("authority"),
+        Policy::default(),
+    )
+    .await
+    .unwrap()
 }
 
 fn endorse(v: &Vault, d: &Identity, licence: &str) -> Endorsement {
@@ -35,8 +40,12 @@ fn endorse(v: &Vault, d: &Identity, licence: &str) -> Endorsement {
 async fn with_people(v: &mut Vault) -> (Identity, Identity, Identity) {
     let (p, d1, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
     v.register(&p, None).await.unwrap();
-    v.register(&d1, Some(&endorse(v, &d1, "GMC-1"))).await.unwrap();
-    v.register(&d2, Some(&endorse(v, &d2, "GMC-2"))).await.unwrap();
+    v.register(&d1, Some(&endorse(v, &d1, "GMC-1")))
+        .await
+        .unwrap();
+    v.register(&d2, Some(&endorse(v, &d2, "GMC-2")))
+        .await
+        .unwrap();
     (p, d1, d2)
 }
 
@@ -50,7 +59,10 @@ fn full_story() {
         let mut v = fresh().await;
         let (p, d1, d2) = with_people(&mut v).await;
         let data = Rand::new(9).bytes(3 << 20);
-        let r = v.publish_bytes(&p, &data, "scan.dcm", "application/dicom").await.unwrap();
+        let r = v
+            .publish_bytes(&p, &data, "scan.dcm", "application/dicom")
+            .await
+            .unwrap();
         let note = GrantOptions {
             note: Some("second opinion on the HIV follow-up".into()),
             purpose: Purpose::CoordinationOfCare,
@@ -97,7 +109,9 @@ fn full_story() {
         assert_eq!(audit.len(), 6, "{audit:#?}");
         assert_eq!(audit[1].kind.purpose(), Some(Purpose::CoordinationOfCare));
         // A second vault over the same store replays the same state.
-        let reopened = Vault::open(v.store().clone(), None, Some(&v.genesis())).await.unwrap();
+        let reopened = Vault::open(v.store().clone(), None, Some(&v.genesis()))
+            .await
+            .unwrap();
         assert_eq!(reopened.head(), v.head());
     });
 }
@@ -108,33 +122,60 @@ fn access_errors() {
         let mut v = fresh().await;
         let (p, d1, d2) = with_people(&mut v).await;
         let r = v.publish_bytes(&p, b"x", "", "text/plain").await.unwrap();
-        assert!(matches!(v.open_record(&d1, &r, &mut Vec::new()).await, Err(Error::AccessDenied(_))));
+        assert!(matches!(
+            v.open_record(&d1, &r, &mut Vec::new()).await,
+            Err(Error::AccessDenied(_))
+        ));
         let unknown = medshare::RecordId::from_bytes([9; 16]);
-        assert!(matches!(v.open_record(&p, &unknown, &mut Vec::new()).await, Err(Error::UnknownRecord(_))));
+        assert!(matches!(
+            v.open_record(&p, &unknown, &mut Vec::new()).await,
+            Err(Error::UnknownRecord(_))
+        ));
         // Grant by someone who is not the owner: refused by the ledger, nothing written.
         let height = v.height();
         assert!(matches!(
             v.grant(&d1, &r, &d2.id(), treat()).await,
-            Err(Error::Rejected { rule: Rule::Role | Rule::NotOwner, .. })
+            Err(Error::Rejected {
+                rule: Rule::Role | Rule::NotOwner,
+                ..
+            })
         ));
         assert_eq!(v.height(), height);
         // A doctor without an endorsement, or with an empty licence, is refused in core
         // (every binding goes through here).
         let d3 = identity("doctor3072");
-        assert!(matches!(v.register(&d3, None).await, Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            v.register(&d3, None).await,
+            Err(Error::InvalidInput(_))
+        ));
         assert!(matches!(
             Endorsement::sign(&identity("authority"), &v.genesis(), &d3.id(), ""),
             Err(Error::InvalidInput(_))
         ));
         // An endorsement made for someone else, or another network.
         let other = endorse(&v, &d1, "GMC-3");
-        assert!(matches!(v.register(&d3, Some(&other)).await, Err(Error::InvalidInput(_))));
-        let wrong_net = Endorsement::sign(&identity("authority"), &medshare::cid::Cid::dag_cbor(b"x"), &d3.id(), "L").unwrap();
-        assert!(matches!(v.register(&d3, Some(&wrong_net)).await, Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            v.register(&d3, Some(&other)).await,
+            Err(Error::InvalidInput(_))
+        ));
+        let wrong_net = Endorsement::sign(
+            &identity("authority"),
+            &medshare::cid::Cid::dag_cbor(b"x"),
+            &d3.id(),
+            "L",
+        )
+        .unwrap();
+        assert!(matches!(
+            v.register(&d3, Some(&wrong_net)).await,
+            Err(Error::InvalidInput(_))
+        ));
         // Authorities are not registered.
         assert!(matches!(
             v.register(&identity("authority2"), None).await,
-            Err(Error::Rejected { rule: Rule::Role, .. })
+            Err(Error::Rejected {
+                rule: Rule::Role,
+                ..
+            })
         ));
     });
 }
@@ -146,7 +187,10 @@ fn expiry_rekeys_at_the_next_write() {
         let (now, c) = clock(NOW);
         v.set_clock(c);
         let (p, d1, d2) = with_people(&mut v).await;
-        let r = v.publish_bytes(&p, b"lab results", "", "text/plain").await.unwrap();
+        let r = v
+            .publish_bytes(&p, b"lab results", "", "text/plain")
+            .await
+            .unwrap();
         let soon = GrantOptions {
             expires: Some(Expiry::After(Duration::from_secs(100))),
             ..treat()
@@ -155,15 +199,40 @@ fn expiry_rekeys_at_the_next_write() {
         assert_eq!(v.access_list(&r).unwrap()[0].expires, Some(NOW + 100));
         v.open_record(&d1, &r, &mut Vec::new()).await.unwrap();
         now.store(NOW + 100, Ordering::SeqCst);
-        assert!(matches!(v.open_record(&d1, &r, &mut Vec::new()).await, Err(Error::AccessExpired(_))));
+        assert!(matches!(
+            v.open_record(&d1, &r, &mut Vec::new()).await,
+            Err(Error::AccessExpired(_))
+        ));
         // A grant already expired when issued is refused.
-        match v.grant(&p, &r, &d2.id(), GrantOptions { expires: Some(Expiry::At(NOW)), ..treat() }).await {
-            Err(Error::Rejected { rule: Rule::Expiry, .. }) => {}
+        match v
+            .grant(
+                &p,
+                &r,
+                &d2.id(),
+                GrantOptions {
+                    expires: Some(Expiry::At(NOW)),
+                    ..treat()
+                },
+            )
+            .await
+        {
+            Err(Error::Rejected {
+                rule: Rule::Expiry, ..
+            }) => {}
             other => panic!("{other:?}"),
         }
         // An expiry far beyond the clock's range is an input error, not a wrapped time.
         assert!(matches!(
-            v.grant(&p, &r, &d2.id(), GrantOptions { expires: Some(Expiry::After(Duration::from_secs(u64::MAX))), ..treat() }).await,
+            v.grant(
+                &p,
+                &r,
+                &d2.id(),
+                GrantOptions {
+                    expires: Some(Expiry::After(Duration::from_secs(u64::MAX))),
+                    ..treat()
+                }
+            )
+            .await,
             Err(Error::InvalidInput(_))
         ));
         // The next write (a grant to another doctor) re-keys the record first: the expired
@@ -172,7 +241,10 @@ fn expiry_rekeys_at_the_next_write() {
         v.grant(&p, &r, &d2.id(), treat()).await.unwrap();
         assert_eq!(v.record(&r).unwrap().version, version + 1);
         now.store(NOW, Ordering::SeqCst);
-        assert!(matches!(v.open_record(&d1, &r, &mut Vec::new()).await, Err(Error::AccessDenied(_))));
+        assert!(matches!(
+            v.open_record(&d1, &r, &mut Vec::new()).await,
+            Err(Error::AccessDenied(_))
+        ));
         let mut out = Vec::new();
         v.open_record(&d2, &r, &mut out).await.unwrap();
         assert_eq!(out, b"lab results");
@@ -184,7 +256,10 @@ fn rotation_keeps_the_account_and_rekeys() {
     block_on(async {
         let mut v = fresh().await;
         let (p, d1, _) = with_people(&mut v).await;
-        let r = v.publish_bytes(&p, b"before rotation", "", "text/plain").await.unwrap();
+        let r = v
+            .publish_bytes(&p, b"before rotation", "", "text/plain")
+            .await
+            .unwrap();
         v.grant(&p, &r, &d1.id(), treat()).await.unwrap();
         // The patient rotates: she can still read, grant and revoke as herself.
         let p2 = p.rotated().unwrap();
@@ -194,8 +269,14 @@ fn rotation_keeps_the_account_and_rekeys() {
         v.open_record(&p2, &r, &mut out).await.unwrap();
         assert_eq!(out, b"before rotation");
         // The old key opens nothing published from now on.
-        assert!(matches!(v.open_record(&p, &r, &mut Vec::new()).await, Err(Error::KeyUnwrap)));
-        let r2 = v.publish_bytes(&p2, b"after", "", "text/plain").await.unwrap();
+        assert!(matches!(
+            v.open_record(&p, &r, &mut Vec::new()).await,
+            Err(Error::KeyUnwrap)
+        ));
+        let r2 = v
+            .publish_bytes(&p2, b"after", "", "text/plain")
+            .await
+            .unwrap();
         assert!(v.open_record(&p, &r2, &mut Vec::new()).await.is_err());
         // The doctor keeps access through the re-key.
         v.open_record(&d1, &r, &mut Vec::new()).await.unwrap();
@@ -205,9 +286,15 @@ fn rotation_keeps_the_account_and_rekeys() {
         assert_eq!((report.rewrapped, report.rekeyed.len()), (1, 0));
         v.open_record(&d1b, &r, &mut Vec::new()).await.unwrap();
         v.revoke(&p2, &r, &d1b.id()).await.unwrap();
-        assert!(matches!(v.open_record(&d1b, &r, &mut Vec::new()).await, Err(Error::AccessRevoked(_))));
+        assert!(matches!(
+            v.open_record(&d1b, &r, &mut Vec::new()).await,
+            Err(Error::AccessRevoked(_))
+        ));
         // A rotation to another account's key is refused.
-        assert!(matches!(v.rotate_key(&p2, &d1b).await, Err(Error::InvalidInput(_))));
+        assert!(matches!(
+            v.rotate_key(&p2, &d1b).await,
+            Err(Error::InvalidInput(_))
+        ));
         v.verify().await.unwrap();
     });
 }
@@ -217,25 +304,37 @@ fn a_fast_clock_does_not_brick_a_home_and_a_slow_reader_still_opens() {
     block_on(async {
         let store = Store::memory();
         let (fast_now, fast) = clock(NOW + 86_400);
-        let seq = LocalSequencer::create(store.clone(), "n", identity("authority"), Policy::default())
-            .await
-            .unwrap();
-        let mut v = Vault::open(store.clone(), Some(Arc::new(seq.0.with_clock(fast.clone()))), None)
-            .await
-            .unwrap();
+        let seq =
+            LocalSequencer::create(store.clone(), "n", identity("authority"), Policy::default())
+                .await
+                .unwrap();
+        let mut v = Vault::open(
+            store.clone(),
+            Some(Arc::new(seq.0.with_clock(fast.clone()))),
+            None,
+        )
+        .await
+        .unwrap();
         v.set_clock(fast);
         let p = identity("patient");
         v.register(&p, None).await.unwrap();
-        let r = v.publish_bytes(&p, b"sealed a day ahead", "", "text/plain").await.unwrap();
+        let r = v
+            .publish_bytes(&p, b"sealed a day ahead", "", "text/plain")
+            .await
+            .unwrap();
         // Every later command on that home, with an honest clock, still works: open, verify,
         // export, write (the next block keeps the parent's time).
         let (_, honest) = clock(NOW);
-        let mut v2 = Vault::open_local(store.clone(), identity("authority"), None).await.unwrap();
+        let mut v2 = Vault::open_local(store.clone(), identity("authority"), None)
+            .await
+            .unwrap();
         v2.set_clock(honest.clone());
         v2.open_record(&p, &r, &mut Vec::new()).await.unwrap();
         v2.verify().await.unwrap();
         v2.export_car(Vec::new()).await.unwrap();
-        v2.publish_bytes(&p, b"later", "", "text/plain").await.unwrap();
+        v2.publish_bytes(&p, b"later", "", "text/plain")
+            .await
+            .unwrap();
         // A replica ten minutes slow opens the honest chain.
         let (_, slow) = clock(NOW - 600);
         let mut ro = Vault::open(store.clone(), None, None).await.unwrap();
@@ -246,10 +345,15 @@ fn a_fast_clock_does_not_brick_a_home_and_a_slow_reader_still_opens() {
         let mut car = Vec::new();
         v2.export_car(&mut car).await.unwrap();
         match Vault::import_car(Store::memory(), &car[..], Some(&v2.genesis()), NOW).await {
-            Err(Error::InvalidChain { rule: Rule::TimestampFuture, .. }) => {}
+            Err(Error::InvalidChain {
+                rule: Rule::TimestampFuture,
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
-        Vault::import_car(Store::memory(), &car[..], Some(&v2.genesis()), NOW + 86_400).await.unwrap();
+        Vault::import_car(Store::memory(), &car[..], Some(&v2.genesis()), NOW + 86_400)
+            .await
+            .unwrap();
     });
 }
 
@@ -258,7 +362,10 @@ fn a_refused_import_leaves_nothing_and_revoked_content_never_comes_back() {
     block_on(async {
         let mut v = fresh().await;
         let (p, d1, _) = with_people(&mut v).await;
-        let r = v.publish_bytes(&p, &Rand::new(3).bytes(3 << 20), "", "application/dicom").await.unwrap();
+        let r = v
+            .publish_bytes(&p, &Rand::new(3).bytes(3 << 20), "", "application/dicom")
+            .await
+            .unwrap();
         v.grant(&p, &r, &d1.id(), treat()).await.unwrap();
         let mut old_car = Vec::new();
         v.export_car(&mut old_car).await.unwrap();
@@ -267,7 +374,11 @@ fn a_refused_import_leaves_nothing_and_revoked_content_never_comes_back() {
         assert!(!v.store().has(&old_root).await.unwrap());
         let before = v.store().list().await.unwrap().unwrap().len();
         // Importing the CAR exported before the revocation is refused...
-        assert!(Vault::import_car(v.store().clone(), &old_car[..], None, NOW).await.is_err());
+        assert!(
+            Vault::import_car(v.store().clone(), &old_car[..], None, NOW)
+                .await
+                .is_err()
+        );
         // ...and not one of its blocks stayed: the revoked envelope is not back.
         assert_eq!(v.store().list().await.unwrap().unwrap().len(), before);
         assert!(!v.store().has(&old_root).await.unwrap());
@@ -280,7 +391,10 @@ fn a_refused_import_leaves_nothing_and_revoked_content_never_comes_back() {
         // A good import into an empty store copies the chain and the current content only.
         let mut car = Vec::new();
         v.export_car(&mut car).await.unwrap();
-        let (imported, report) = Vault::import_car(Store::memory(), &car[..], Some(&v.genesis()), NOW).await.unwrap();
+        let (imported, report) =
+            Vault::import_car(Store::memory(), &car[..], Some(&v.genesis()), NOW)
+                .await
+                .unwrap();
         assert_eq!(imported.head(), v.head());
         assert_eq!(report.applied, v.height() + 1);
         let mut out = Vec::new();
@@ -293,10 +407,15 @@ fn one_damaged_record_does_not_hold_the_rest_hostage() {
     block_on(async {
         let mem = Arc::new(medshare::store::memory::MemoryStore::default());
         let store = Store::from_arc(mem.clone());
-        let mut v = Vault::create(store, "n", identity("authority"), Policy::default()).await.unwrap();
+        let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
+            .await
+            .unwrap();
         let p = identity("patient");
         v.register(&p, None).await.unwrap();
-        let bad = v.publish_bytes(&p, &Rand::new(1).bytes(2 << 20), "", "").await.unwrap();
+        let bad = v
+            .publish_bytes(&p, &Rand::new(1).bytes(2 << 20), "", "")
+            .await
+            .unwrap();
         let good = v.publish_bytes(&p, b"fine", "", "").await.unwrap();
         let root = v.record(&bad).unwrap().content;
         // Damage a leaf of the first record.
@@ -310,7 +429,10 @@ fn one_damaged_record_does_not_hold_the_rest_hostage() {
         assert_eq!(report.damaged[0].record, bad);
         let content = v.verify_content().await.unwrap();
         assert_eq!(content.missing.len(), 1);
-        assert!(matches!(v.open_record(&p, &bad, &mut Vec::new()).await, Err(Error::CidMismatch { .. })));
+        assert!(matches!(
+            v.open_record(&p, &bad, &mut Vec::new()).await,
+            Err(Error::CidMismatch { .. })
+        ));
         v.open_record(&p, &good, &mut Vec::new()).await.unwrap();
         // Putting the good bytes back repairs it.
         let fresh_store = Store::memory();
@@ -346,8 +468,15 @@ fn metadata_and_sizes() {
         let mut v = fresh().await;
         let p = identity("patient");
         v.register(&p, None).await.unwrap();
-        let meta = Metadata { name: "a.json".into(), media_type: "application/fhir+json".into(), size: 3 };
-        let r = v.publish(&p, &b"abc"[..], meta.clone(), &mut |_| {}).await.unwrap();
+        let meta = Metadata {
+            name: "a.json".into(),
+            media_type: "application/fhir+json".into(),
+            size: 3,
+        };
+        let r = v
+            .publish(&p, &b"abc"[..], meta.clone(), &mut |_| {})
+            .await
+            .unwrap();
         assert_eq!(v.metadata(&p, &r).await.unwrap(), meta);
         // A reader that gives fewer bytes than declared is refused; nothing is published.
         let h = v.height();
@@ -387,8 +516,13 @@ fn vault_futures_are_send() {
 fn open_or_create_needs_an_authority_for_an_empty_store() {
     block_on(async {
         let store = Store::memory();
-        assert!(matches!(Vault::open_or_create(store.clone(), "n", None).await, Err(Error::NoChain)));
-        let created = Vault::open_or_create(store.clone(), "n", Some(identity("authority"))).await.unwrap();
+        assert!(matches!(
+            Vault::open_or_create(store.clone(), "n", None).await,
+            Err(Error::NoChain)
+        ));
+        let created = Vault::open_or_create(store.clone(), "n", Some(identity("authority")))
+            .await
+            .unwrap();
         let reopened = Vault::open_or_create(store, "n", None).await.unwrap();
         assert_eq!(reopened.head(), created.head());
         assert!(!reopened.is_writable());
@@ -399,7 +533,10 @@ fn open_or_create_needs_an_authority_for_an_empty_store() {
         let p = identity("patient");
         assert!(matches!(
             other.register(&p, None).await,
-            Err(Error::Rejected { rule: Rule::Certificate, .. })
+            Err(Error::Rejected {
+                rule: Rule::Certificate,
+                ..
+            })
         ));
     });
 }

@@ -74,7 +74,16 @@ fn seal_case(c: &Case, wrapped: Vec<u8>) -> Vec<u8> {
         recipient: patient.key_id(),
         wrapped_key: wrapped,
     };
-    let header = Header::build(&dek, salt, c.chunk_exp, vec![stanza], &record, c.version, &meta).unwrap();
+    let header = Header::build(
+        &dek,
+        salt,
+        c.chunk_exp,
+        vec![stanza],
+        &record,
+        c.version,
+        &meta,
+    )
+    .unwrap();
     let (mut s, mut out) = Encryptor::from_header(dek, &header).unwrap();
     s.update(&c.plaintext, &mut out).unwrap();
     s.finish(&mut out).unwrap();
@@ -169,7 +178,10 @@ fn pinned_envelopes_are_reproduced_and_open() {
         );
         assert_eq!(v["recipient"], patient.key_id().to_string());
         let dek = DataKey::from_bytes(seq(0x00, 32).try_into().unwrap());
-        assert_eq!(v["commitment"], hex(&dek.commitment(&seq(0x20, 32).try_into().unwrap())));
+        assert_eq!(
+            v["commitment"],
+            hex(&dek.commitment(&seq(0x20, 32).try_into().unwrap()))
+        );
         assert_eq!(
             unixfs::cid(&env, Profile::UnixfsV1_2025).to_string(),
             v["cid_v1"]

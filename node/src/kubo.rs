@@ -31,7 +31,10 @@ pub struct Kubo {
 }
 
 fn run(bin: &Path, repo: &Path, args: &[&str]) -> io::Result<Vec<u8>> {
-    let out = Command::new(bin).args(args).env("IPFS_PATH", repo).output()?;
+    let out = Command::new(bin)
+        .args(args)
+        .env("IPFS_PATH", repo)
+        .output()?;
     if !out.status.success() {
         return Err(io::Error::other(format!(
             "ipfs {args:?}: {}",
@@ -49,9 +52,18 @@ pub fn init(bin: &Path, repo: &Path, ports: KuboPorts) -> io::Result<()> {
     run(bin, repo, &["init", "--profile=test"])?;
     let cfg = |k: &str, v: &str| run(bin, repo, &["config", k, v]).map(drop);
     let json = |k: &str, v: &str| run(bin, repo, &["config", "--json", k, v]).map(drop);
-    cfg("Addresses.API", &format!("/ip4/127.0.0.1/tcp/{}", ports.api))?;
-    cfg("Addresses.Gateway", &format!("/ip4/127.0.0.1/tcp/{}", ports.gateway))?;
-    json("Addresses.Swarm", &format!(r#"["/ip4/127.0.0.1/tcp/{}"]"#, ports.swarm))?;
+    cfg(
+        "Addresses.API",
+        &format!("/ip4/127.0.0.1/tcp/{}", ports.api),
+    )?;
+    cfg(
+        "Addresses.Gateway",
+        &format!("/ip4/127.0.0.1/tcp/{}", ports.gateway),
+    )?;
+    json(
+        "Addresses.Swarm",
+        &format!(r#"["/ip4/127.0.0.1/tcp/{}"]"#, ports.swarm),
+    )?;
     json("Addresses.Announce", "[]")?;
     json("Bootstrap", "[]")?;
     cfg("Routing.Type", "dht")?;
@@ -64,8 +76,14 @@ pub fn init(bin: &Path, repo: &Path, ports: KuboPorts) -> io::Result<()> {
     json("Gateway.NoFetch", "false")?;
     let origins = r#"["http://127.0.0.1", "http://localhost", "*"]"#;
     json("API.HTTPHeaders.Access-Control-Allow-Origin", origins)?;
-    json("API.HTTPHeaders.Access-Control-Allow-Methods", r#"["POST", "GET"]"#)?;
-    json("Gateway.HTTPHeaders.Access-Control-Allow-Origin", r#"["*"]"#)?;
+    json(
+        "API.HTTPHeaders.Access-Control-Allow-Methods",
+        r#"["POST", "GET"]"#,
+    )?;
+    json(
+        "Gateway.HTTPHeaders.Access-Control-Allow-Origin",
+        r#"["*"]"#,
+    )?;
     Ok(())
 }
 

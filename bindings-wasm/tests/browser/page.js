@@ -1,6 +1,6 @@
 // The doctor portal scenario, run entirely in the page: keys are generated here and never
 // leave it; blocks live in IndexedDB.
-import { Identity, Vault, storeConformance, MedshareError } from "/pkg/index.js";
+import { Endorsement, Identity, Vault, storeConformance, MedshareError } from "/pkg/index.js";
 import { openIndexedDbStore, deleteIndexedDbStore } from "/pkg/idb-store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -33,15 +33,15 @@ async function main() {
   const store = await openIndexedDbStore("medshare-test");
   const vault = await Vault.openOrCreate(authority, store);
   await vault.register(alice);
-  await vault.register(doctor, "GMC-7");
+  await vault.register(doctor, Endorsement.sign(authority, await vault.genesis(), doctor, "GMC-7"));
   const fhir = JSON.stringify({ resourceType: "Observation", status: "final", code: { text: "HbA1c" }, valueQuantity: { value: 6.1, unit: "%" } });
   const rec = await vault.publish(alice, new TextEncoder().encode(fhir), { name: "hba1c.json", mediaType: "application/fhir+json" });
-  await vault.grant(alice, rec, doctor.id, { purpose: "diabetes follow-up" });
+  await vault.grant(alice, rec, doctor, { purpose: "TREAT", note: "diabetes follow-up" });
   show("record", rec);
 
   // The doctor's view: a read-only vault over the same IndexedDB store.
   const portal = await Vault.withStore(store);
-  const listed = await portal.recordsFor(doctor.id);
+  const listed = await portal.recordsFor(doctor);
   const plain = new TextDecoder().decode(await portal.openRecord(doctor, listed[0].record));
   results.plaintext = plain;
   results.expected = fhir;

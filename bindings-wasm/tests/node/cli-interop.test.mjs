@@ -37,7 +37,8 @@ test("a record published by the CLI opens in Node, and one published in Node ope
   // CLI -> Node: the doctor's CLI key file opens the CLI's record from its CAR.
   const bob = Identity.fromKeyFile(readFileSync(join(home, "identities", "bob.key"), "utf8"), PASS);
   const store = new MapStore();
-  const replica = await Vault.importCar(readFileSync(car), store);
+  const genesis = readFileSync(join(home, "genesis"), "utf8").trim();
+  const replica = await Vault.importCar(readFileSync(car), { store, genesis });
   assert.equal(text(await replica.openRecord(bob, rec)), readFileSync(src, "utf8"));
   assert.deepEqual((await replica.recordsFor(bob.id)).map((r) => r.record), [rec]);
 
@@ -49,7 +50,7 @@ test("a record published by the CLI opens in Node, and one published in Node ope
   const rec2 = await writer.publish(alice, utf8("written in Node"), { name: "note.txt", mediaType: "text/plain" });
   await writer.grant(alice, rec2, bob.id);
   const back = join(dir, "back.car");
-  writeFileSync(back, await writer.exportCar());
+  writeFileSync(back, (await writer.exportCar()).car);
   const imported = cli(home, "import", "--car", back);
   assert.equal(imported.head, await writer.head());
   assert.equal(imported.applied, 2);

@@ -1,7 +1,7 @@
 // Shared fixtures for the Node tests of medshare-wasm.
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
-import { Identity } from "../../npm/node.js";
+import { Endorsement, Identity, Vault } from "../../npm/node.js";
 
 export const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 export const TESTDATA = `${ROOT}core/testdata/`;
@@ -44,4 +44,17 @@ export class MapStore {
 }
 
 export const utf8 = (s) => new TextEncoder().encode(s);
+
+/** A vault (memory store, or `store`) certified by the fixture authority, with the patient and
+ * doctors registered (doctors with the authority's endorsement). */
+export async function world(store) {
+  const auth = authority();
+  const vault = await Vault.openOrCreate(auth, store);
+  const genesis = await vault.genesis();
+  const [alice, bob, carol] = [patient(), doctor(), doctor2()];
+  await vault.register(alice);
+  await vault.register(bob, Endorsement.sign(auth, genesis, bob, "GMC-1"));
+  await vault.register(carol, Endorsement.sign(auth, genesis, carol, "GMC-2"));
+  return { vault, auth, genesis, alice, bob, carol };
+}
 export const text = (b) => new TextDecoder().decode(b);

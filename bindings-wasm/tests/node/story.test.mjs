@@ -2,29 +2,16 @@
 // revoke, refusal, verify, audit, CAR export/import, progress callbacks, JS stores.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  AccessRevokedError,
-  AuditEvent,
-  Identity,
-  MedshareError,
-  RecordInfo,
-  Vault,
-  storeConformance,
-} from "../../npm/node.js";
-import { MapStore, authority, doctor, doctor2, patient, text, utf8 } from "./helpers.mjs";
+import { AccessRevokedError, Endorsement, Identity, MedshareError, Vault, storeConformance } from "../../npm/node.js";
+import { MapStore, authority, patient, text, utf8, world } from "./helpers.mjs";
 
 test("full story: publish, grant two doctors, read, revoke one, refuse, verify, audit", async () => {
-  const [alice, bob, carol] = [patient(), doctor(), doctor2()];
   const store = new MapStore();
-  const vault = await Vault.openOrCreate(authority(), store);
-  await vault.register(alice);
-  await vault.register(bob, "GMC-1");
-  await vault.register(carol, "GMC-2");
-
+  const { vault, alice, bob, carol, genesis } = await world(store);
   const labs = utf8('{"resourceType":"Bundle","type":"collection","entry":[]}');
   const rec = await vault.publish(alice, labs, { name: "labs.json", mediaType: "application/fhir+json" });
   assert.match(rec, /^b[a-z2-7]+$/);
-  await vault.grant(alice, rec, bob.id, { purpose: "treatment" });
+  await vault.grant(alice, rec, bob, { purpose: "COC", note: "cardiology second opinion" });
   await vault.grant(alice, rec, carol.id);
 
   const opened = await vault.openRecord(bob, rec);
@@ -32,20 +19,19 @@ test("full story: publish, grant two doctors, read, revoke one, refuse, verify, 
   assert.deepEqual(opened, labs);
   assert.deepEqual(await vault.openRecord(alice, rec), labs);
   const meta = await vault.metadata(bob, rec);
-  assert.equal(meta.name, "labs.json");
-  assert.equal(meta.mediaType, "application/fhir+json");
-  assert.equal(meta.size, labs.length);
+  assert.deepEqual(meta, { name: "labs.json", mediaType: "application/fhir+json", size: labs.length });
+  assert.equal(await vault.grantNote(bob, rec, bob), "cardiology second opinion");
+  assert.equal(await vault.grantNote(alice, rec, bob), "cardiology second opinion");
 
-  const list = await vault.recordsFor(bob.id);
+  const list = await vault.recordsFor(bob);
   assert.equal(list.length, 1);
-  assert.ok(list[0] instanceof RecordInfo);
   assert.equal(list[0].record, rec);
   assert.equal(list[0].owner, alice.id);
   assert.equal(list[0].version, 1);
-  assert.equal(list[0].purpose, "treatment");
-  assert.equal(list[0].expires, undefined);
+  assert.equal(list[0].grant.purpose, "COC");
+  assert.equal(list[0].grant.expires, null);
 
-  const report = await vault.revoke(alice, rec, carol.id);
+  const report = await vault.revoke(alice, rec, carol);
   assert.equal(report.newVersion, 2);
   assert.deepEqual(report.remaining, [bob.id]);
   assert.ok(report.deletedBlocks >= 1);
@@ -54,6 +40,7 @@ test("full story: publish, grant two doctors, read, revoke one, refuse, verify, 
     assert.ok(e instanceof MedshareError);
     assert.ok(e instanceof Error);
     assert.equal(e.code, "AccessRevoked");
+    assert.equal(e.category, "Access");
     assert.equal(e.name, "AccessRevokedError");
     return true;
   });
@@ -62,47 +49,42 @@ test("full story: publish, grant two doctors, read, revoke one, refuse, verify, 
 
   const v = await vault.verify();
   assert.equal(v.blocks, 8); // genesis, 3 registrations, publish, 2 grants, revoke
+  assert.equal(v.genesis, genesis);
   assert.equal(v.head, await vault.head());
   assert.equal(v.head, await store.head());
 
   const trail = await vault.audit(rec);
-  assert.ok(trail.every((e) => e instanceof AuditEvent));
   assert.deepEqual(
-    trail.map((e) => [e.kind, e.version ?? null, e.doctor ?? null]),
+    trail.map((e) => [e.event, e.version ?? null, e.doctor ?? null, e.purpose ?? null]),
     [
-      ["published", 1, null],
-      ["granted", 1, bob.id],
-      ["granted", 1, carol.id],
-      ["revoked", null, carol.id],
-      ["published", 2, null],
-      ["granted", 2, bob.id],
+      ["published", 1, null, null],
+      ["granted", 1, bob.id, "COC"],
+      ["granted", 1, carol.id, "TREAT"],
+      ["revoked", null, carol.id, null],
+      ["published", 2, null, null],
+      ["granted", 2, bob.id, "COC"],
     ],
   );
   assert.ok(trail.every((e) => e.author && e.tx && e.time > 1.7e9));
-
-  // A second vault over the same store replays and verifies the chain, read-only.
   const replica = await Vault.withStore(store);
   assert.equal((await replica.verify()).blocks, 8);
   assert.deepEqual(await replica.openRecord(bob, rec), labs);
 });
 
-test("expiring grant", async () => {
-  const [alice, bob] = [patient(), doctor()];
-  const vault = await Vault.openOrCreate(authority());
-  await vault.register(alice);
-  await vault.register(bob, "GMC-1");
+test("expiring grant, resolved by the vault's clock", async () => {
+  const { vault, alice, bob } = await world();
   const rec = await vault.publish(alice, utf8("short-lived"));
-  await vault.grant(alice, rec, bob.id, { expires: Math.floor(Date.now() / 1000) + 1 });
+  await vault.grant(alice, rec, bob, { expiresIn: 1 });
   assert.equal(text(await vault.openRecord(bob, rec)), "short-lived");
   await new Promise((r) => setTimeout(r, 2100));
   await assert.rejects(vault.openRecord(bob, rec), { code: "AccessExpired", name: "AccessExpiredError" });
+  await vault.grant(alice, rec, bob, { expires: new Date(Date.now() + 3_600_000) });
+  assert.equal(text(await vault.openRecord(bob, rec)), "short-lived");
 });
 
 test("progress callbacks and a large record through a JS store", async () => {
-  const alice = patient();
   const store = new MapStore();
-  const vault = await Vault.openOrCreate(authority(), store);
-  await vault.register(alice);
+  const { vault, alice } = await world(store);
   const data = new Uint8Array(5 * 1024 * 1024 + 17);
   for (let i = 0; i < data.length; i += 997) data[i] = i % 251;
   const sealed = [];
@@ -118,28 +100,40 @@ test("progress callbacks and a large record through a JS store", async () => {
 });
 
 test("CAR export and import between vaults", async () => {
-  const [alice, bob] = [patient(), doctor()];
-  const vault = await Vault.openOrCreate(authority());
-  await vault.register(alice);
-  await vault.register(bob, "GMC-1");
+  const { vault, alice, bob, genesis } = await world();
   const rec = await vault.publish(alice, utf8("carried"));
-  await vault.grant(alice, rec, bob.id);
-  const car = await vault.exportCar();
+  await vault.grant(alice, rec, bob);
+  const { car, report } = await vault.exportCar();
   assert.ok(car instanceof Uint8Array);
-  const copy = await Vault.importCar(car);
+  assert.deepEqual(report.damaged, []);
+  const copy = await Vault.importCar(car, { genesis });
   assert.equal((await copy.verify()).head, await vault.head());
   assert.equal(text(await copy.openRecord(bob, rec)), "carried");
   await assert.rejects(copy.publish(alice, utf8("x")), { code: "ReadOnly" });
+  // Any byte container is accepted (an ArrayBuffer here).
+  const again = await Vault.importCar(car.buffer.slice(car.byteOffset, car.byteOffset + car.length), { genesis });
+  assert.equal(await again.head(), await vault.head());
 });
 
 test("calls on one vault run in order", async () => {
-  const alice = patient();
-  const vault = await Vault.openOrCreate(authority());
-  await vault.register(alice);
+  const { vault, alice } = await world();
   const ids = await Promise.all([1, 2, 3, 4].map((i) => vault.publish(alice, utf8(`r${i}`))));
   assert.equal(new Set(ids).size, 4);
   for (const [i, id] of ids.entries()) assert.equal(text(await vault.openRecord(alice, id)), `r${i + 1}`);
-  assert.equal((await vault.verify()).blocks, 6);
+  assert.equal((await vault.verify()).blocks, 8);
+});
+
+test("rotation keeps the account", async () => {
+  const { vault, alice, bob } = await world();
+  const rec = await vault.publish(alice, utf8("before"));
+  await vault.grant(alice, rec, bob);
+  const next = alice.rotated();
+  assert.equal(next.id, alice.id);
+  assert.notEqual(next.keyId, alice.keyId);
+  const r = await vault.rotateKey(alice, next);
+  assert.deepEqual(r.rekeyed, [rec]);
+  assert.equal(text(await vault.openRecord(next, rec)), "before");
+  assert.equal(text(await vault.openRecord(bob, rec)), "before");
 });
 
 test("Vault.memory() works with a throwaway authority", async () => {
@@ -176,4 +170,6 @@ test("key files round-trip and are interchangeable with the CLI's format", () =>
   assert.equal(back.id, alice.id);
   assert.equal(back.role, "patient");
   assert.equal(back.name, "alice");
+  const e = Endorsement.sign(authority(), "bafyreiejmfhqsd7he66vgw7t2mtljtc7apzezp4mof2qs2kizyu4bs7wre", back, "L-1");
+  assert.equal(Endorsement.fromText(e.toText()).doctor, back.id);
 });

@@ -71,6 +71,10 @@ pub fn fails_with(home: &Path, args: &[&str], needle: &str) {
     let out = medshare(home, args);
     assert!(!out.status.success(), "{args:?} should fail");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: not one line: {err}");
+    assert_eq!(
+        err.trim_end().lines().count(),
+        1,
+        "{args:?}: not one line: {err}"
+    );
     assert!(err.contains(needle), "{args:?}: `{needle}` not in: {err}");
 }

@@ -6,7 +6,9 @@
 use aes_gcm::Aes256Gcm;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::envelope::header::{Header, Metadata, TAG_LEN, open_in_place, padded_len, seal_in_place};
+use crate::envelope::header::{
+    Header, Metadata, TAG_LEN, open_in_place, padded_len, seal_in_place,
+};
 use crate::envelope::key::DataKey;
 use crate::error::{Error, Result};
 

@@ -128,7 +128,12 @@ impl State {
         self.apply_block_with(block, txs, &mut Sigs::SkipAuthor)
     }
 
-    fn apply_block_with(&mut self, block: &Block, txs: &[SignedTx], sigs: &mut Sigs<'_>) -> Result<()> {
+    fn apply_block_with(
+        &mut self,
+        block: &Block,
+        txs: &[SignedTx],
+        sigs: &mut Sigs<'_>,
+    ) -> Result<()> {
         let h = &block.header;
         let at = |rule, detail: String| Error::InvalidChain {
             height: Some(h.height),
@@ -172,7 +177,10 @@ impl State {
             ));
         }
         if block.bytes.len() as u64 > self.policy().max_object_bytes {
-            return Err(at(Rule::Limits, format!("block of {} bytes", block.bytes.len())));
+            return Err(at(
+                Rule::Limits,
+                format!("block of {} bytes", block.bytes.len()),
+            ));
         }
         if h.txs.is_empty() || h.txs.len() as u64 > self.policy().max_txs_per_block {
             return Err(at(
@@ -208,7 +216,9 @@ impl State {
                 height: Some(h.height),
                 tx: Some(i),
                 rule: Rule::Rekey,
-                detail: format!("record {record} is revoked but its next version is not published in the same block"),
+                detail: format!(
+                    "record {record} is revoked but its next version is not published in the same block"
+                ),
             });
         }
         if self.log.size() != h.log_size || self.log.root() != h.log_root {
@@ -280,7 +290,12 @@ impl State {
     /// Applies a submission as part of a block being built at `time` (a sequencer building a
     /// block): all its transactions or none. `block` is the CID the audit trail names, known
     /// only once the block is encoded; builders apply with a placeholder, then re-apply.
-    pub(crate) fn apply_submission(&mut self, txs: &[SignedTx], time: u64, sigs: &mut Sigs<'_>) -> Result<()> {
+    pub(crate) fn apply_submission(
+        &mut self,
+        txs: &[SignedTx],
+        time: u64,
+        sigs: &mut Sigs<'_>,
+    ) -> Result<()> {
         let mut copy = self.clone();
         copy.pending_rekey.clear();
         let here = At {
@@ -321,15 +336,27 @@ impl State {
 
     // ---- transactions ------------------------------------------------------------------------
 
-    fn apply_tx(&mut self, index: usize, stx: &SignedTx, at: At, sigs: &mut Sigs<'_>) -> RuleResult {
+    fn apply_tx(
+        &mut self,
+        index: usize,
+        stx: &SignedTx,
+        at: At,
+        sigs: &mut Sigs<'_>,
+    ) -> RuleResult {
         let tx = &stx.tx;
         if stx.bytes.len() as u64 > self.policy().max_object_bytes {
-            return broken(Rule::Limits, format!("transaction of {} bytes", stx.bytes.len()));
+            return broken(
+                Rule::Limits,
+                format!("transaction of {} bytes", stx.bytes.len()),
+            );
         }
         if tx.genesis != self.genesis.cid {
             return broken(
                 Rule::Network,
-                format!("signed for the network {}, not {}", tx.genesis, self.genesis.cid),
+                format!(
+                    "signed for the network {}, not {}",
+                    tx.genesis, self.genesis.cid
+                ),
             );
         }
         let msg = SignedTx::signing_bytes(tx);
@@ -358,7 +385,10 @@ impl State {
         sigs.verify(&key, &msg, &stx.sig).map_err(|_| {
             (
                 Rule::TxSignature,
-                format!("signature does not verify against {}'s current key", tx.author),
+                format!(
+                    "signature does not verify against {}'s current key",
+                    tx.author
+                ),
             )
         })?;
         if tx.seq <= last_seq {
@@ -507,8 +537,12 @@ impl State {
         if tx.seq != 1 {
             return broken(Rule::Sequence, "a registration has sequence number 1");
         }
-        sigs.verify(key, msg, &stx.sig)
-            .map_err(|_| (Rule::TxSignature, "registration not signed by the registered key".to_owned()))?;
+        sigs.verify(key, msg, &stx.sig).map_err(|_| {
+            (
+                Rule::TxSignature,
+                "registration not signed by the registered key".to_owned(),
+            )
+        })?;
         self.key_owner.insert(key.id(), tx.author);
         self.identities.insert(
             tx.author,
@@ -580,7 +614,10 @@ impl State {
             } else {
                 return broken(
                     Rule::NotGranted,
-                    format!("{author} cannot open record {} version {}", k.record, k.version),
+                    format!(
+                        "{author} cannot open record {} version {}",
+                        k.record, k.version
+                    ),
                 );
             }
         }
@@ -640,7 +677,11 @@ impl State {
         Ok(())
     }
 
-    fn owned_record(&mut self, record: &RecordId, author: &IdentityId) -> RuleResult<&mut RecordState> {
+    fn owned_record(
+        &mut self,
+        record: &RecordId,
+        author: &IdentityId,
+    ) -> RuleResult<&mut RecordState> {
         let Some(r) = self.records.get_mut(record) else {
             return broken(Rule::Version, format!("unknown record {record}"));
         };
@@ -686,7 +727,11 @@ impl State {
             return broken(Rule::Expiry, "the grant expires before it is issued");
         }
         check_wrapped(&grant.wrapped_key)?;
-        if grant.note.as_ref().is_some_and(|n| n.len() > crate::limits::MAX_GRANT_NOTE || n.len() < 32) {
+        if grant
+            .note
+            .as_ref()
+            .is_some_and(|n| n.len() > crate::limits::MAX_GRANT_NOTE || n.len() < 32)
+        {
             return broken(Rule::Limits, "grant note of a bad size");
         }
         let doctor = grant.doctor;
@@ -728,7 +773,12 @@ impl State {
         Ok(())
     }
 
-    fn authority_vote(&mut self, author: &IdentityId, role: Role, change: &AuthorityChangeKind) -> RuleResult {
+    fn authority_vote(
+        &mut self,
+        author: &IdentityId,
+        role: Role,
+        change: &AuthorityChangeKind,
+    ) -> RuleResult {
         if role != Role::Authority || !self.authorities.contains_key(author) {
             return broken(
                 Rule::AuthorityChange,
@@ -740,15 +790,24 @@ impl State {
                 let key = PublicKey::from_spki_der(key)
                     .map_err(|e| (Rule::AuthorityChange, format!("new authority key: {e}")))?;
                 if (key.bits() as u64) < self.policy().min_key_bits {
-                    return broken(Rule::AuthorityChange, "new authority key under the policy minimum");
+                    return broken(
+                        Rule::AuthorityChange,
+                        "new authority key under the policy minimum",
+                    );
                 }
                 if self.key_owner.contains_key(&key.id()) {
-                    return broken(Rule::AuthorityChange, "the new authority's key is already registered");
+                    return broken(
+                        Rule::AuthorityChange,
+                        "the new authority's key is already registered",
+                    );
                 }
                 if validator.is_some()
                     && self.authorities.values().any(|a| a.validator == *validator)
                 {
-                    return broken(Rule::AuthorityChange, "the validator key is already an authority's");
+                    return broken(
+                        Rule::AuthorityChange,
+                        "the validator key is already an authority's",
+                    );
                 }
             }
             AuthorityChangeKind::Remove { authority } => {
@@ -759,7 +818,10 @@ impl State {
                     );
                 }
                 if self.authorities.len() == 1 {
-                    return broken(Rule::AuthorityChange, "the last authority cannot be removed");
+                    return broken(
+                        Rule::AuthorityChange,
+                        "the last authority cannot be removed",
+                    );
                 }
             }
         }
@@ -807,13 +869,13 @@ impl State {
                 }
             }
             AuthorityChangeKind::Remove { authority } => {
-                if let Some(a) = self.authorities.remove(authority) {
-                    if let Some(v) = a.validator {
-                        self.validator_updates.push(ValidatorUpdate {
-                            validator: v,
-                            power: 0,
-                        });
-                    }
+                if let Some(a) = self.authorities.remove(authority)
+                    && let Some(v) = a.validator
+                {
+                    self.validator_updates.push(ValidatorUpdate {
+                        validator: v,
+                        power: 0,
+                    });
                 }
                 // Votes by the removed authority no longer count.
                 let keys: Vec<AuthorityChangeKind> = self.votes.keys().cloned().collect();

@@ -67,12 +67,14 @@ async fn fetch(store: &Store, cid: &Cid, height: Option<u64>) -> Result<Vec<u8>>
 /// Fetches and decodes the genesis block `cid`.
 pub async fn fetch_genesis(store: &Store, cid: &Cid) -> Result<GenesisBlock> {
     let raw = fetch(store, cid, Some(0)).await?;
-    GenesisBlock::decode(&raw).map_err(|d| chain_error(Some(0), Rule::Genesis, format!("{cid}: {d}")))
+    GenesisBlock::decode(&raw)
+        .map_err(|d| chain_error(Some(0), Rule::Genesis, format!("{cid}: {d}")))
 }
 
 async fn fetch_block(store: &Store, cid: &Cid, height: Option<u64>) -> Result<Block> {
     let raw = fetch(store, cid, height).await?;
-    Block::decode(&raw).map_err(|d| chain_error(height, Rule::Encoding, format!("block {cid}: {d}")))
+    Block::decode(&raw)
+        .map_err(|d| chain_error(height, Rule::Encoding, format!("block {cid}: {d}")))
 }
 
 async fn fetch_cert(store: &Store, cid: &Cid, height: Option<u64>) -> Result<CertificateObject> {
@@ -86,7 +88,12 @@ async fn fetch_txs(store: &Store, block: &Block) -> Result<Vec<SignedTx>> {
     let mut txs = Vec::with_capacity(block.header.txs.len());
     for (i, cid) in block.header.txs.iter().enumerate() {
         let raw = fetch(store, cid, Some(h)).await.map_err(|e| match e {
-            Error::InvalidChain { height, rule, detail, .. } => Error::InvalidChain {
+            Error::InvalidChain {
+                height,
+                rule,
+                detail,
+                ..
+            } => Error::InvalidChain {
                 height,
                 tx: Some(i),
                 rule,
@@ -94,12 +101,14 @@ async fn fetch_txs(store: &Store, block: &Block) -> Result<Vec<SignedTx>> {
             },
             other => other,
         })?;
-        txs.push(SignedTx::decode(&raw).map_err(|detail| Error::InvalidChain {
-            height: Some(h),
-            tx: Some(i),
-            rule: Rule::Encoding,
-            detail,
-        })?);
+        txs.push(
+            SignedTx::decode(&raw).map_err(|detail| Error::InvalidChain {
+                height: Some(h),
+                tx: Some(i),
+                rule: Rule::Encoding,
+                detail,
+            })?,
+        );
     }
     Ok(txs)
 }
@@ -140,7 +149,12 @@ pub async fn genesis_of(store: &Store, head: &Cid) -> Result<Cid> {
 
 /// Walks back from the certificate `head` to the block `stop` (exclusive; the genesis block
 /// or a block already verified), returning the links oldest first.
-async fn walk_back(store: &Store, head: CertificateObject, stop: &Cid, stop_height: u64) -> Result<Vec<Link>> {
+async fn walk_back(
+    store: &Store,
+    head: CertificateObject,
+    stop: &Cid,
+    stop_height: u64,
+) -> Result<Vec<Link>> {
     let mut links: Vec<Link> = Vec::new();
     let mut cert = head;
     loop {
@@ -152,21 +166,24 @@ async fn walk_back(store: &Store, head: CertificateObject, stop: &Cid, stop_heig
                 format!("the chain does not descend from block {stop_height} ({stop})"),
             ));
         }
-        if let Some(last) = links.last() {
-            if cp.height + 1 != last.block.header.height {
-                return Err(chain_error(
-                    Some(cp.height),
-                    Rule::Height,
-                    "a certificate's height does not precede its child's".into(),
-                ));
-            }
+        if let Some(last) = links.last()
+            && cp.height + 1 != last.block.header.height
+        {
+            return Err(chain_error(
+                Some(cp.height),
+                Rule::Height,
+                "a certificate's height does not precede its child's".into(),
+            ));
         }
         let block = fetch_block(store, &cp.block, Some(cp.height)).await?;
         if block.header.height != cp.height {
             return Err(chain_error(
                 Some(cp.height),
                 Rule::Certificate,
-                format!("the certificate names block {}, which has height {}", cp.height, block.header.height),
+                format!(
+                    "the certificate names block {}, which has height {}",
+                    cp.height, block.header.height
+                ),
             ));
         }
         let parent = block.header.parent;
@@ -259,7 +276,11 @@ async fn replay(store: &Store, state: &mut State, links: &[Link]) -> Result<u64>
 
 /// Loads and fully verifies the chain whose head pointer is `head`, from its genesis. With
 /// `expected`, the chain must belong to that network ([`Error::WrongGenesis`] otherwise).
-pub async fn load(store: &Store, head: &Cid, expected: Option<&Cid>) -> Result<(State, VerifyReport)> {
+pub async fn load(
+    store: &Store,
+    head: &Cid,
+    expected: Option<&Cid>,
+) -> Result<(State, VerifyReport)> {
     let (genesis, tip) = match fetch_head(store, head).await? {
         Head::Genesis(g) => (g, None),
         Head::Certified(c) => {
@@ -267,13 +288,13 @@ pub async fn load(store: &Store, head: &Cid, expected: Option<&Cid>) -> Result<(
             (g, Some(c))
         }
     };
-    if let Some(e) = expected {
-        if *e != genesis.cid {
-            return Err(Error::WrongGenesis {
-                expected: *e,
-                found: genesis.cid,
-            });
-        }
+    if let Some(e) = expected
+        && *e != genesis.cid
+    {
+        return Err(Error::WrongGenesis {
+            expected: *e,
+            found: genesis.cid,
+        });
     }
     let mut state = State::from_genesis(&genesis)?;
     let links = match tip {
@@ -335,11 +356,11 @@ pub async fn extend(store: &Store, base: &State, head: &Cid, now: u64) -> Result
         return Ok((state, 0));
     }
     let links = walk_back(store, cert, &base.head(), base.height()).await?;
-    if !state.is_certified() {
-        if let Some(pc) = links.first().and_then(|l| l.block.header.parent_cert) {
-            let c = fetch_cert(store, &pc, Some(state.height())).await?;
-            state.apply_certificate(&c)?;
-        }
+    if !state.is_certified()
+        && let Some(pc) = links.first().and_then(|l| l.block.header.parent_cert)
+    {
+        let c = fetch_cert(store, &pc, Some(state.height())).await?;
+        state.apply_certificate(&c)?;
     }
     if let Some(newest) = links.last() {
         state.check_not_future(newest.block.header.height, newest.block.header.time, now)?;
@@ -370,10 +391,10 @@ pub async fn find_tip(store: &Store, genesis: &Cid) -> Result<Option<Cid>> {
         if object_type(&raw).as_deref() != Some("certificate") {
             continue;
         }
-        if let Ok(c) = CertificateObject::decode(&raw) {
-            if c.certificate.checkpoint.genesis == *genesis {
-                certs.push((c.certificate.checkpoint.height, cid));
-            }
+        if let Ok(c) = CertificateObject::decode(&raw)
+            && c.certificate.checkpoint.genesis == *genesis
+        {
+            certs.push((c.certificate.checkpoint.height, cid));
         }
     }
     certs.sort();
@@ -390,7 +411,7 @@ mod tests {
     use super::*;
     use crate::ledger::checkpoint::{Certificate, sign_share};
     use crate::ledger::codec::{AuthorityKey, Genesis, Policy, Tx, TxBody};
-        use crate::{DataKey, Identity, RecordId, Role};
+    use crate::{DataKey, Identity, RecordId, Role};
 
     fn key(role: Role, pem: &str) -> Identity {
         Identity::from_pkcs8_pem(role, "k", pem).unwrap()
@@ -400,13 +421,22 @@ mod tests {
     fn parallel_verification_reports_the_first_error_in_chain_order() {
         // 40 blocks (more than two verification batches) with forged signatures in blocks 23
         // and 31, each certified: the error names block 23, transaction 0.
-        let auth = key(Role::Authority, include_str!("../../testdata/keys/authority-2048.pem"));
-        let p = key(Role::Patient, include_str!("../../testdata/keys/patient-2048.pem"));
+        let auth = key(
+            Role::Authority,
+            include_str!("../../testdata/keys/authority-2048.pem"),
+        );
+        let p = key(
+            Role::Patient,
+            include_str!("../../testdata/keys/patient-2048.pem"),
+        );
         let genesis = GenesisBlock::new(Genesis {
             network: "t".into(),
             time: 1,
             nonce: [0; 16],
-            authorities: vec![AuthorityKey { key: auth.public().clone(), validator: None }],
+            authorities: vec![AuthorityKey {
+                key: auth.public().clone(),
+                validator: None,
+            }],
             policy: Policy::default(),
         });
         let store = Store::memory();
@@ -415,7 +445,9 @@ mod tests {
         put(genesis.cid, genesis.bytes.clone());
         for h in 1..=40u64 {
             let body = if h == 1 {
-                TxBody::RegisterPatient { key: p.public().clone() }
+                TxBody::RegisterPatient {
+                    key: p.public().clone(),
+                }
             } else {
                 let record = RecordId::from_bytes([h as u8; 16]);
                 let dek = DataKey::from_bytes([1; 32]);
@@ -428,14 +460,22 @@ mod tests {
                     owner_key: dek.wrap(p.public(), &record, 1).unwrap(),
                 }
             };
-            let tx = Tx { genesis: genesis.cid, author: p.id(), seq: h, time: h, body };
+            let tx = Tx {
+                genesis: genesis.cid,
+                author: p.id(),
+                seq: h,
+                time: h,
+                body,
+            };
             let mut stx = crate::ledger::SignedTx::sign(tx, &p).unwrap();
             if h == 23 || h == 31 {
                 stx.sig[7] ^= 1;
                 stx = crate::ledger::SignedTx::assemble(stx.tx, stx.sig, None);
             }
             let block = state.next_block(std::slice::from_ref(&stx), h);
-            state.apply_block_unsigned(&block, std::slice::from_ref(&stx)).unwrap();
+            state
+                .apply_block_unsigned(&block, std::slice::from_ref(&stx))
+                .unwrap();
             let cp = state.checkpoint();
             let cert = CertificateObject::new(Certificate {
                 signatures: vec![sign_share(&cp, &auth).unwrap()],
@@ -448,7 +488,12 @@ mod tests {
         }
         let head = state.head_pointer();
         match pollster::block_on(load(&store, &head, None)) {
-            Err(Error::InvalidChain { height: Some(23), tx: Some(0), rule: Rule::TxSignature, .. }) => {}
+            Err(Error::InvalidChain {
+                height: Some(23),
+                tx: Some(0),
+                rule: Rule::TxSignature,
+                ..
+            }) => {}
             other => panic!("{other:?}"),
         }
     }

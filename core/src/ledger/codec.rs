@@ -532,7 +532,10 @@ impl Block {
             ("genesis", Value::Link(h.genesis)),
             ("height", int(h.height)),
             ("parent", Value::Link(h.parent)),
-            ("parent_cert", h.parent_cert.map_or(Value::Null, Value::Link)),
+            (
+                "parent_cert",
+                h.parent_cert.map_or(Value::Null, Value::Link),
+            ),
             ("time", int(h.time)),
             (
                 "txs",
@@ -828,7 +831,9 @@ impl<'a> Fields<'a> {
 
     fn check_v(&mut self) -> Result<(), String> {
         if self.int("v")? != LEDGER_VERSION {
-            return Err(format!("unsupported ledger object version (this library reads {LEDGER_VERSION})"));
+            return Err(format!(
+                "unsupported ledger object version (this library reads {LEDGER_VERSION})"
+            ));
         }
         Ok(())
     }

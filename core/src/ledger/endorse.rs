@@ -49,7 +49,12 @@ fn check_licence(licence: &str) -> Result<()> {
 
 impl Endorsement {
     /// `authority` endorses `doctor`'s `licence` on the network `genesis`.
-    pub fn sign(authority: &Identity, genesis: &Cid, doctor: &IdentityId, licence: &str) -> Result<Endorsement> {
+    pub fn sign(
+        authority: &Identity,
+        genesis: &Cid,
+        doctor: &IdentityId,
+        licence: &str,
+    ) -> Result<Endorsement> {
         if authority.role() != Role::Authority {
             return Err(Error::InvalidInput(format!(
                 "only an authority endorses doctors, not a {}",
@@ -97,13 +102,17 @@ impl Endorsement {
             return Err(bad(&format!("the first line must be `{HEADER}`")));
         }
         let mut field = |name: &str| -> Result<String> {
-            let line = lines.next().ok_or_else(|| bad(&format!("no `{name}` line")))?;
+            let line = lines
+                .next()
+                .ok_or_else(|| bad(&format!("no `{name}` line")))?;
             line.strip_prefix(name)
                 .and_then(|r| r.strip_prefix(' '))
                 .map(str::to_owned)
                 .ok_or_else(|| bad(&format!("expected a `{name}` line")))
         };
-        let genesis = field("genesis")?.parse().map_err(|_| bad("bad genesis CID"))?;
+        let genesis = field("genesis")?
+            .parse()
+            .map_err(|_| bad("bad genesis CID"))?;
         let doctor = field("doctor")?.parse()?;
         let licence = field("licence")?;
         check_licence(&licence)?;

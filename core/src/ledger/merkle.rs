@@ -191,8 +191,8 @@ pub fn verify_inclusion(
         return Err(bad());
     }
     let root = ct_merkle::RootHash::<Sha256>::new((*root).into(), size);
-    let proof = ct_merkle::InclusionProof::<Sha256>::try_from_bytes(concat(proof))
-        .map_err(|_| bad())?;
+    let proof =
+        ct_merkle::InclusionProof::<Sha256>::try_from_bytes(concat(proof)).map_err(|_| bad())?;
     root.verify_inclusion(&leaf_data.to_vec(), index, &proof)
         .map_err(|_| bad())
 }
@@ -230,8 +230,8 @@ pub fn verify_consistency(
     }
     let old = ct_merkle::RootHash::<Sha256>::new((*old_root).into(), old_size);
     let new = ct_merkle::RootHash::<Sha256>::new((*new_root).into(), new_size);
-    let proof = ct_merkle::ConsistencyProof::<Sha256>::try_from_bytes(concat(proof))
-        .map_err(|_| bad())?;
+    let proof =
+        ct_merkle::ConsistencyProof::<Sha256>::try_from_bytes(concat(proof)).map_err(|_| bad())?;
     new.verify_consistency(&old, &proof).map_err(|_| bad())
 }
 
@@ -287,14 +287,21 @@ mod tests {
             assert_eq!(hex(&root(&hashes[..n])), ROOTS[n - 1], "root of {n}");
             assert_eq!(hex(&f.root()), ROOTS[n - 1], "frontier of {n}");
         }
-        assert_eq!(b64(&f.root()), "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg=");
+        assert_eq!(
+            b64(&f.root()),
+            "XcnaeacGWamtVZy3Ad7ZoqudgjqtL0lgz+Nw7/RgQyg="
+        );
     }
 
     #[test]
     fn rfc6962_proofs_match_the_vectors_and_verify() {
         let data = data();
         let hashes: Vec<Hash> = data.iter().map(|d| leaf_hash(d)).collect();
-        let p: Vec<String> = inclusion_proof(&hashes, 5, 8).unwrap().iter().map(b64).collect();
+        let p: Vec<String> = inclusion_proof(&hashes, 5, 8)
+            .unwrap()
+            .iter()
+            .map(b64)
+            .collect();
         assert_eq!(
             p,
             [
@@ -303,7 +310,11 @@ mod tests {
                 "037kGJdt2VdTwcc4Yrk5j6Kiz5tP8P3+izDNlSCWFLc="
             ]
         );
-        let p: Vec<String> = consistency_proof(&hashes, 3, 8).unwrap().iter().map(b64).collect();
+        let p: Vec<String> = consistency_proof(&hashes, 3, 8)
+            .unwrap()
+            .iter()
+            .map(b64)
+            .collect();
         assert_eq!(
             p,
             [
@@ -313,7 +324,11 @@ mod tests {
                 "a0eq8p7jwq+a+Im8H7klTavTEXfxYjLdaqsDXKOb9uQ="
             ]
         );
-        let p: Vec<String> = consistency_proof(&hashes, 1, 8).unwrap().iter().map(b64).collect();
+        let p: Vec<String> = consistency_proof(&hashes, 1, 8)
+            .unwrap()
+            .iter()
+            .map(b64)
+            .collect();
         assert_eq!(
             p,
             [

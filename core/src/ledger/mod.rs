@@ -24,13 +24,13 @@ pub mod state;
 mod apply;
 
 pub use crate::rule::Rule;
-pub use checkpoint::{Certificate, Checkpoint};
-pub use endorse::Endorsement;
 pub use chain::VerifyReport;
+pub use checkpoint::{Certificate, Checkpoint};
 pub use codec::{
     AuthorityChangeKind, AuthorityKey, Block, BlockHeader, CertificateObject, Genesis,
     GenesisBlock, Policy, Rewrapped, SignedTx, Submission, Tx, TxBody,
 };
+pub use endorse::Endorsement;
 pub use state::{
     Access, AccessGrant, AuditEvent, AuditKind, Authority, RecordInfo, State, ValidatorUpdate,
 };

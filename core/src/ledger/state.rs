@@ -428,7 +428,9 @@ impl State {
     /// *accepts* a block (a replica syncing or importing it), against their own clock — never
     /// when replaying blocks already accepted, so a stored chain always stays readable.
     pub fn check_not_future(&self, height: u64, block_time: u64, now: u64) -> Result<()> {
-        if block_time > now.saturating_add(self.policy().max_clock_skew_secs) && block_time > self.time {
+        if block_time > now.saturating_add(self.policy().max_clock_skew_secs)
+            && block_time > self.time
+        {
             return Err(Error::InvalidChain {
                 height: Some(height),
                 tx: None,
@@ -508,7 +510,12 @@ impl State {
 
     // ---- records -----------------------------------------------------------------------------
 
-    fn info(&self, id: &RecordId, r: &RecordState, grant: Option<AccessGrant>) -> Option<RecordInfo> {
+    fn info(
+        &self,
+        id: &RecordId,
+        r: &RecordState,
+        grant: Option<AccessGrant>,
+    ) -> Option<RecordInfo> {
         let last = r.versions.last()?;
         Some(RecordInfo {
             record: *id,
@@ -602,7 +609,12 @@ impl State {
         let mut out = Vec::new();
         for r in self.records.values() {
             let n = r.versions.len();
-            out.extend(r.versions.iter().take(n.saturating_sub(1)).map(|v| v.content));
+            out.extend(
+                r.versions
+                    .iter()
+                    .take(n.saturating_sub(1))
+                    .map(|v| v.content),
+            );
         }
         out.sort();
         out

@@ -104,7 +104,8 @@ impl CometSequencer {
 
     /// One JSON-RPC call to the first node that answers; returns `result`.
     async fn call(&self, method: &str, params: serde_json::Value) -> Result<serde_json::Value> {
-        let body = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let body =
+            serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
         let mut last = None;
         for url in &self.rpcs {
             let req = HttpRequest::post(url.clone(), Some(body.to_string().into_bytes()))
@@ -124,7 +125,9 @@ impl CometSequencer {
                 let data = err.get("data").and_then(|d| d.as_str()).unwrap_or_default();
                 return Err(Error::Unavailable(format!(
                     "CometBFT RPC at {url}: {method}: {} {data}",
-                    err.get("message").and_then(|m| m.as_str()).unwrap_or("error")
+                    err.get("message")
+                        .and_then(|m| m.as_str())
+                        .unwrap_or("error")
                 )));
             }
             return v
@@ -219,7 +222,10 @@ impl Sequencer for CometSequencer {
             Ok(result) => {
                 let code = result.get("code").and_then(|c| c.as_u64()).unwrap_or(0);
                 if code != 0 {
-                    let log = result.get("log").and_then(|l| l.as_str()).unwrap_or_default();
+                    let log = result
+                        .get("log")
+                        .and_then(|l| l.as_str())
+                        .unwrap_or_default();
                     return Err(parse_refusal(log));
                 }
             }
@@ -229,14 +235,15 @@ impl Sequencer for CometSequencer {
         }
         let mut waited = Duration::ZERO;
         loop {
-            if let Ok(a) = self.tx_answer(&first).await {
-                if let (Some(height), Some(block), Some(head)) = (a.height, a.block, a.certified_head) {
-                    return Ok(Committed {
-                        height,
-                        block,
-                        head,
-                    });
-                }
+            if let Ok(a) = self.tx_answer(&first).await
+                && let (Some(height), Some(block), Some(head)) =
+                    (a.height, a.block, a.certified_head)
+            {
+                return Ok(Committed {
+                    height,
+                    block,
+                    head,
+                });
             }
             if waited >= self.timeout {
                 return Err(Error::Timeout(format!(

@@ -18,7 +18,9 @@ use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, Role};
 use crate::ledger::checkpoint::{Certificate, sign_share};
-use crate::ledger::codec::{AuthorityKey, CertificateObject, Genesis, GenesisBlock, Policy, Submission};
+use crate::ledger::codec::{
+    AuthorityKey, CertificateObject, Genesis, GenesisBlock, Policy, Submission,
+};
 use crate::ledger::{State, chain};
 use crate::platform::MaybeSendSync;
 use crate::store::{Block as StoredBlock, Store};
@@ -141,13 +143,24 @@ impl LocalSequencer {
         let known = self.lock_state()?.clone();
         let state = match known {
             Some(s) if s.head_pointer() == head => s,
-            Some(s) => chain::extend(&self.store, &s, &head, (self.clock)()).await?.0,
+            Some(s) => {
+                chain::extend(&self.store, &s, &head, (self.clock)())
+                    .await?
+                    .0
+            }
             None => chain::load(&self.store, &head, None).await?.0,
         };
-        if !state.authorities().iter().any(|a| a.id == self.authority.id()) {
+        if !state
+            .authorities()
+            .iter()
+            .any(|a| a.id == self.authority.id())
+        {
             return Err(Error::Rejected {
                 rule: crate::rule::Rule::Certificate,
-                detail: format!("{} is not an authority of this network", self.authority.id()),
+                detail: format!(
+                    "{} is not an authority of this network",
+                    self.authority.id()
+                ),
             });
         }
         Ok(state)
@@ -181,7 +194,9 @@ impl Sequencer for LocalSequencer {
         next.apply_certificate(&cert).map_err(|e| match e {
             Error::InvalidChain { detail, .. } => Error::Rejected {
                 rule: crate::rule::Rule::Certificate,
-                detail: format!("this sequencer's authority alone cannot certify a block: {detail}"),
+                detail: format!(
+                    "this sequencer's authority alone cannot certify a block: {detail}"
+                ),
             },
             other => other,
         })?;

@@ -27,8 +27,11 @@ pub trait ForeignStore: MaybeSendSync {
     /// The head CID text, or `None`.
     async fn head(&self) -> Result<Option<String>>;
     /// Sets the head to `new` if it is `expected`; `false` if it was not.
-    async fn compare_and_swap_head(&self, expected: Option<&str>, new: Option<&str>)
-    -> Result<bool>;
+    async fn compare_and_swap_head(
+        &self,
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> Result<bool>;
 }
 
 /// The adapter from [`ForeignStore`] to [`BlockStore`].

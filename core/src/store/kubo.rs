@@ -142,10 +142,10 @@ fn multipart(data: &[u8]) -> (String, Vec<u8>) {
 fn json_field(body: &[u8], field: &str) -> Option<String> {
     // Streaming answers hold several objects, one per line: the first with the field wins.
     for line in body.split(|&b| b == b'\n') {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) {
-            if let Some(s) = crate::net::json_str(&v, field) {
-                return Some(s);
-            }
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(line)
+            && let Some(s) = crate::net::json_str(&v, field)
+        {
+            return Some(s);
         }
     }
     None
@@ -171,7 +171,12 @@ impl KuboStore {
     }
 
     /// Calls `/api/v0/<path>` with `query` and an optional multipart body.
-    async fn call(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Answer> {
+    async fn call(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[u8]>,
+    ) -> Result<Answer> {
         let mut url = format!("{}/api/v0/{path}", self.config.url);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -182,9 +187,7 @@ impl KuboStore {
         let mut last = String::new();
         for attempt in 0..self.config.attempts.max(1) {
             if attempt > 0 {
-                self.http
-                    .sleep(Duration::from_millis(100 << attempt))
-                    .await;
+                self.http.sleep(Duration::from_millis(100 << attempt)).await;
             }
             let mut req = match body {
                 Some(data) => {
@@ -299,14 +302,14 @@ impl KuboStore {
     /// Creates (or finds) the node keystore key `name` and returns its IPNS name (`k51…`).
     pub async fn ipns_key(&self, name: &str) -> Result<String> {
         let list = self.ok("key/list", &[("l", "true")], None).await?;
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&list) {
-            if let Some(keys) = v.get("Keys").and_then(|k| k.as_array()) {
-                for k in keys {
-                    if crate::net::json_str(k, "Name").as_deref() == Some(name) {
-                        if let Some(id) = crate::net::json_str(k, "Id") {
-                            return Ok(id);
-                        }
-                    }
+        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(&list)
+            && let Some(keys) = v.get("Keys").and_then(|k| k.as_array())
+        {
+            for k in keys {
+                if crate::net::json_str(k, "Name").as_deref() == Some(name)
+                    && let Some(id) = crate::net::json_str(k, "Id")
+                {
+                    return Ok(id);
                 }
             }
         }
@@ -341,7 +344,11 @@ impl KuboStore {
         for attempt in 0..600u32 {
             // Make sure the namespace exists, then try to create the lock directory.
             let _ = self
-                .call("files/mkdir", &[("arg", self.ns()), ("parents", "true")], None)
+                .call(
+                    "files/mkdir",
+                    &[("arg", self.ns()), ("parents", "true")],
+                    None,
+                )
                 .await?;
             match self
                 .call("files/mkdir", &[("arg", &lock), ("parents", "false")], None)
@@ -571,12 +578,9 @@ impl BlockStore for KuboStore {
             .await?
         {
             Answer::Ok(b) => match json_field(&b, "Error") {
-                Some(e) if !e.is_empty() && !is_missing(&e) && !e.contains("pinned") => {
-                    Err(Error::Backend(format!(
-                        "kubo at {}: block/rm {cid}: {e}",
-                        self.config.url
-                    )))
-                }
+                Some(e) if !e.is_empty() && !is_missing(&e) && !e.contains("pinned") => Err(
+                    Error::Backend(format!("kubo at {}: block/rm {cid}: {e}", self.config.url)),
+                ),
                 _ => Ok(()),
             },
             Answer::Refused(m) if is_missing(&m) => Ok(()),

@@ -13,8 +13,8 @@
 use crate::cid::{Cid, DAG_PB, RAW};
 use crate::error::Error;
 use crate::limits;
-use crate::store::Store;
 use crate::store::Block;
+use crate::store::Store;
 
 /// A failed conformance check: which one, and why.
 #[derive(Debug)]
@@ -258,7 +258,10 @@ pub async fn head_compare_and_swap(store: &Store) -> Result<(), Failure> {
         "head not set"
     );
     match store.compare_and_swap_head(None, Some(&b)).await {
-        Err(Error::HeadConflict { expected: None, found }) if found == Some(a) => {}
+        Err(Error::HeadConflict {
+            expected: None,
+            found,
+        }) if found == Some(a) => {}
         other => {
             return Err(Failure {
                 check: C,

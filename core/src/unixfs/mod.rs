@@ -319,10 +319,7 @@ pub fn cid(data: &[u8], profile: Profile) -> Cid {
 
 /// The root CID of everything `input` yields, in constant memory. Reading the next buffer
 /// overlaps hashing the current one, whose leaves are hashed on every core.
-pub fn cid_of_reader<R: Read + MaybeSend>(
-    mut input: R,
-    profile: Profile,
-) -> Result<Cid> {
+pub fn cid_of_reader<R: Read + MaybeSend>(mut input: R, profile: Profile) -> Result<Cid> {
     let mut imp = Importer::hash_only(profile);
     let mut sink = Vec::new();
     // Whole buffers, so that every read hands the importer several whole chunks.

@@ -149,7 +149,9 @@ impl BlockStore for Staged {
 
     async fn has(&self, cid: &Cid) -> Result<bool> {
         let mh = cid.multihash();
-        Ok(self.ledger.contains_key(&mh) || self.index.contains_key(&mh) || self.base.has(cid).await?)
+        Ok(self.ledger.contains_key(&mh)
+            || self.index.contains_key(&mh)
+            || self.base.has(cid).await?)
     }
 
     async fn delete(&self, _cid: &Cid) -> Result<()> {
@@ -265,12 +267,21 @@ impl Vault {
                 let newest = state.height();
                 // Nothing was accepted here before: the newest block is checked against the
                 // network's start.
-                State::from_genesis(state.genesis())?.check_not_future(newest, state.time(), now)?;
+                State::from_genesis(state.genesis())?.check_not_future(
+                    newest,
+                    state.time(),
+                    now,
+                )?;
                 (state, newest + 1)
             }
         };
         // Verified: store the chain's objects, then the current versions' blocks.
-        let view = Vault::assemble(staged.clone(), Arc::new(ReadOnly(staged.clone())), false, state.clone());
+        let view = Vault::assemble(
+            staged.clone(),
+            Arc::new(ReadOnly(staged.clone())),
+            false,
+            state.clone(),
+        );
         let mut stored = 0u64;
         let mut batch_blocks = Vec::with_capacity(batch::CAR);
         let mut wanted = view.chain_cids().await?;

@@ -69,7 +69,9 @@ impl Vault {
                     continue;
                 };
                 if depth >= MAX_DAG_DEPTH {
-                    return Err(Error::MalformedNode(format!("the DAG under {root} is too deep")));
+                    return Err(Error::MalformedNode(format!(
+                        "the DAG under {root} is too deep"
+                    )));
                 }
                 stack.push((cid, depth, true));
                 for l in pb::decode_node(&bytes)?.links.into_iter().rev() {
@@ -116,9 +118,8 @@ impl Vault {
             .lines()
             .filter(|l| !l.is_empty())
             .map(|l| {
-                l.parse::<Cid>().map_err(|e| {
-                    Error::StoreCorrupt(format!("pending deletions list: {e}"))
-                })
+                l.parse::<Cid>()
+                    .map_err(|e| Error::StoreCorrupt(format!("pending deletions list: {e}")))
             })
             .collect()
     }
@@ -164,7 +165,8 @@ impl Vault {
                 Head::Certified(c) => {
                     out.push(p);
                     let bytes = self.store.get(&c.certificate.checkpoint.block).await?;
-                    let block = crate::ledger::Block::decode(&bytes).map_err(Error::MalformedNode)?;
+                    let block =
+                        crate::ledger::Block::decode(&bytes).map_err(Error::MalformedNode)?;
                     out.push(block.cid);
                     out.extend(block.header.txs.iter().copied());
                     pointer = block.header.parent_cert;

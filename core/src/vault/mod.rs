@@ -47,7 +47,10 @@ impl Expiry {
         match self {
             Expiry::At(t) => Ok(t),
             Expiry::After(d) => now.checked_add(d.as_secs()).ok_or_else(|| {
-                Error::InvalidInput(format!("an expiry {} s from now is out of range", d.as_secs()))
+                Error::InvalidInput(format!(
+                    "an expiry {} s from now is out of range",
+                    d.as_secs()
+                ))
             }),
         }
     }
@@ -78,7 +81,12 @@ impl std::fmt::Debug for Vault {
 pub const MEMORY_AUTHORITY_BITS: usize = 2048;
 
 impl Vault {
-    fn assemble(store: Store, sequencer: Arc<dyn Sequencer>, writable: bool, state: State) -> Vault {
+    fn assemble(
+        store: Store,
+        sequencer: Arc<dyn Sequencer>,
+        writable: bool,
+        state: State,
+    ) -> Vault {
         Vault {
             store,
             sequencer,
@@ -91,8 +99,14 @@ impl Vault {
 
     /// Starts a new network in the empty `store`, with `authority` as its only authority and
     /// this process as its sequencer (the embedded mode: a demo, tests, a single clinic).
-    pub async fn create(store: Store, network: &str, authority: Identity, policy: Policy) -> Result<Vault> {
-        let (seq, genesis) = LocalSequencer::create(store.clone(), network, authority, policy).await?;
+    pub async fn create(
+        store: Store,
+        network: &str,
+        authority: Identity,
+        policy: Policy,
+    ) -> Result<Vault> {
+        let (seq, genesis) =
+            LocalSequencer::create(store.clone(), network, authority, policy).await?;
         let g = chain::fetch_genesis(&store, &genesis).await?;
         let state = State::from_genesis(&g)?;
         Ok(Vault::assemble(store, Arc::new(seq), true, state))
@@ -121,7 +135,11 @@ impl Vault {
 
     /// Opens the chain in `store` with this process as its sequencer, certifying with
     /// `authority` (which must be the network's only authority).
-    pub async fn open_local(store: Store, authority: Identity, genesis: Option<&Cid>) -> Result<Vault> {
+    pub async fn open_local(
+        store: Store,
+        authority: Identity,
+        genesis: Option<&Cid>,
+    ) -> Result<Vault> {
         let seq = LocalSequencer::new(store.clone(), authority)?;
         Vault::open(store, Some(Arc::new(seq)), genesis).await
     }
@@ -130,7 +148,11 @@ impl Vault {
     /// `authority` (default policy). With an authority the vault can write; without one it
     /// reads only, and an empty store is [`Error::NoChain`] (a chain whose authority key
     /// nobody keeps could never be appended to).
-    pub async fn open_or_create(store: Store, network: &str, authority: Option<Identity>) -> Result<Vault> {
+    pub async fn open_or_create(
+        store: Store,
+        network: &str,
+        authority: Option<Identity>,
+    ) -> Result<Vault> {
         if store.head().await?.is_some() {
             return match authority {
                 Some(a) => Vault::open_local(store, a, None).await,

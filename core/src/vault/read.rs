@@ -78,7 +78,12 @@ impl Vault {
     /// Decrypts the latest version of `record` as `reader` into `out`, after checking the
     /// chain's access list at the verified head: the owner, or a doctor with an unexpired,
     /// unrevoked grant. Returns the record's metadata.
-    pub async fn open_record<W: Write + MaybeSend>(&self, reader: &Identity, record: &RecordId, out: W) -> Result<Metadata> {
+    pub async fn open_record<W: Write + MaybeSend>(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+        out: W,
+    ) -> Result<Metadata> {
         self.open_record_with_progress(reader, record, out, &mut |_| {})
             .await
     }
@@ -134,7 +139,12 @@ impl Vault {
 
     /// The free-text note of `doctor`'s grant on `record`, as `reader` (the owner or that
     /// doctor): `None` if the grant has no note.
-    pub async fn grant_note(&self, reader: &Identity, record: &RecordId, doctor: &IdentityId) -> Result<Option<String>> {
+    pub async fn grant_note(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+        doctor: &IdentityId,
+    ) -> Result<Option<String>> {
         let grant = self
             .state
             .access_list(record)?
@@ -227,8 +237,10 @@ impl Vault {
                 for id in &ids {
                     fetched.push(self.store.get_unchecked(id).await?);
                 }
-                let (decrypted, checked) =
-                    join(|| decrypt(&pending, &mut *out), || check_all(&ids, &fetched));
+                let (decrypted, checked) = join(
+                    || decrypt(&pending, &mut *out),
+                    || check_all(&ids, &fetched),
+                );
                 done += decrypted?;
                 checked?;
                 pending.clear();
@@ -365,5 +377,6 @@ pub(crate) fn decrypt_note(
     crate::envelope::key::new_cipher(&key)
         .decrypt_inout_detached(&nonce.into(), &label, buf.as_mut_slice().into(), &tag)
         .map_err(|_| Error::ChunkAuthentication { chunk: None })?;
-    String::from_utf8(buf.to_vec()).map_err(|_| Error::MalformedEnvelope("grant note is not UTF-8".into()))
+    String::from_utf8(buf.to_vec())
+        .map_err(|_| Error::MalformedEnvelope("grant note is not UTF-8".into()))
 }

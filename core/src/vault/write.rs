@@ -87,13 +87,18 @@ impl Vault {
 
     /// Refuses early (before any long work) a transaction the state would refuse.
     fn probe(&self, tx: &Tx) -> Result<()> {
-        self.state.check_unsigned(tx, self.now().max(self.state.time()))
+        self.state
+            .check_unsigned(tx, self.now().max(self.state.time()))
     }
 
     /// Submits `txs`, which publish the version whose content is `root`: the content is pinned
     /// first (so a garbage collector running meanwhile keeps it), and unpinned if the
     /// submission is refused.
-    pub(crate) async fn submit_pinned(&mut self, txs: Vec<SignedTx>, root: Cid) -> Result<Committed> {
+    pub(crate) async fn submit_pinned(
+        &mut self,
+        txs: Vec<SignedTx>,
+        root: Cid,
+    ) -> Result<Committed> {
         self.store.pin(&root).await?;
         match self.submit(txs).await {
             Ok(c) => Ok(c),
@@ -116,7 +121,11 @@ impl Vault {
     /// licence, which an authority of this network made for them (`medshare endorse`,
     /// [`Endorsement::sign`]); a patient needs none. Authorities are named by the genesis
     /// block or added by vote, not registered.
-    pub async fn register(&mut self, identity: &Identity, endorsement: Option<&Endorsement>) -> Result<Cid> {
+    pub async fn register(
+        &mut self,
+        identity: &Identity,
+        endorsement: Option<&Endorsement>,
+    ) -> Result<Cid> {
         self.writable()?;
         let body = match (identity.role(), endorsement) {
             (Role::Patient, None) => TxBody::RegisterPatient {
@@ -181,7 +190,13 @@ impl Vault {
     }
 
     /// Publishes `data` as a new record owned by `patient`.
-    pub async fn publish_bytes(&mut self, patient: &Identity, data: &[u8], name: &str, media_type: &str) -> Result<RecordId> {
+    pub async fn publish_bytes(
+        &mut self,
+        patient: &Identity,
+        data: &[u8],
+        name: &str,
+        media_type: &str,
+    ) -> Result<RecordId> {
         let meta = Metadata {
             name: name.into(),
             media_type: media_type.into(),
@@ -216,7 +231,15 @@ impl Vault {
         );
         self.probe(&probe)?;
         let sealed = self
-            .store_sealed(patient, &record, 1, &metadata, input, DataKey::generate()?, progress)
+            .store_sealed(
+                patient,
+                &record,
+                1,
+                &metadata,
+                input,
+                DataKey::generate()?,
+                progress,
+            )
             .await?;
         let tx = SignedTx::sign(
             Tx {
@@ -329,7 +352,12 @@ impl Vault {
         let mut new_root = None;
         if expired {
             let rekey = self
-                .rekey_txs(patient, record, |g| !g.expired_at(now) && g.doctor != *doctor, 0)
+                .rekey_txs(
+                    patient,
+                    record,
+                    |g| !g.expired_at(now) && g.doctor != *doctor,
+                    0,
+                )
                 .await?;
             version = rekey.version;
             txs = rekey.txs;
@@ -338,7 +366,8 @@ impl Vault {
         let (access, _) = self.unlock(patient, record)?;
         let dek = if expired {
             // The new version's key: unwrap it from the PublishRecord just built.
-            let Some(TxBody::PublishRecord { owner_key, .. }) = txs.first().map(|t| &t.tx.body) else {
+            let Some(TxBody::PublishRecord { owner_key, .. }) = txs.first().map(|t| &t.tx.body)
+            else {
                 return Err(Error::Rejected {
                     rule: crate::rule::Rule::Rekey,
                     detail: "re-key produced no new version".into(),
@@ -387,7 +416,12 @@ impl Vault {
     /// under a new key and granted again to the remaining (unexpired) doctors, all in one
     /// block; then the older versions' blocks are deleted from this vault's store (unpinned
     /// where the store pins).
-    pub async fn revoke(&mut self, patient: &Identity, record: &RecordId, doctor: &IdentityId) -> Result<RevokeReport> {
+    pub async fn revoke(
+        &mut self,
+        patient: &Identity,
+        record: &RecordId,
+        doctor: &IdentityId,
+    ) -> Result<RevokeReport> {
         self.writable()?;
         let revoke = self.next_tx(
             patient,
@@ -400,7 +434,12 @@ impl Vault {
         self.probe(&revoke)?;
         let now = self.now();
         let rekey = self
-            .rekey_txs(patient, record, |g| g.doctor != *doctor && !g.expired_at(now), 1)
+            .rekey_txs(
+                patient,
+                record,
+                |g| g.doctor != *doctor && !g.expired_at(now),
+                1,
+            )
             .await?;
         let mut txs = vec![SignedTx::sign(revoke, patient)?];
         txs.extend(rekey.txs);
@@ -489,7 +528,14 @@ impl Vault {
             let note = match &g.note {
                 Some(n) => {
                     let text = decrypt_note(patient, record, g.version, &g.doctor, n)?;
-                    Some(encrypt_note(patient.public(), key, record, version, &g.doctor, &text)?)
+                    Some(encrypt_note(
+                        patient.public(),
+                        key,
+                        record,
+                        version,
+                        &g.doctor,
+                        &text,
+                    )?)
                 }
                 None => None,
             };

@@ -80,7 +80,13 @@ impl Chain {
     }
 
     pub fn reg_patient(&self, p: &Identity) -> SignedTx {
-        self.tx(p, 1, TxBody::RegisterPatient { key: p.public().clone() })
+        self.tx(
+            p,
+            1,
+            TxBody::RegisterPatient {
+                key: p.public().clone(),
+            },
+        )
     }
 
     pub fn endorse(&self, d: &Identity, licence: &str) -> Endorsement {
@@ -117,7 +123,15 @@ impl Chain {
         )
     }
 
-    pub fn grant(&self, p: &Identity, seq: u64, record: RecordId, version: u32, d: &Identity, expires: Option<u64>) -> SignedTx {
+    pub fn grant(
+        &self,
+        p: &Identity,
+        seq: u64,
+        record: RecordId,
+        version: u32,
+        d: &Identity,
+        expires: Option<u64>,
+    ) -> SignedTx {
         let dek = DataKey::from_bytes([version as u8; 32]);
         self.tx(
             p,
