@@ -27,7 +27,10 @@ for sym in "func cid(" "func storeConformance(" "class Identity" "static func ge
            "static func fromKeyFile(" "func toKeyFile(" "func save(" "class Vault" 'static func `open`(' \
            "static func memory(" "static func withStore(" "func register(" "func publish(" "func publishFile(" \
            "func grant(" "func revoke(" "func openRecord(" "func openRecordToFile(" "func recordsFor(" \
-           "func audit(" "func verify(" "protocol ForeignStore" "enum MedshareError" "case AccessRevoked"; do
+           "func audit(" "func verify(" "protocol ForeignStore" "enum MedshareError" "case Access(" \
+           "enum ErrorCode" "case accessRevoked" "class Endorsement" "static func connect(" "static func importCar(" \
+           "func rotateKey(" "func rotated(" "func grantNote(" "func metadata(" "func exportCar(" "struct GrantOptionsRecord" \
+           "func errorCodes(" "func purposes(" "func openEnvelope("; do
   if ! grep -qF "$sym" "$OUT/swift/MedShare.swift"; then echo "Swift binding lacks: $sym" >&2; missing=1; fi
 done
 [ $missing = 0 ] || exit 1
@@ -43,7 +46,7 @@ $M identity new --role patient --name alice --bits 2048 >/dev/null
 $M identity new --role doctor --name bob --bits 2048 --licence GMC-1 >/dev/null
 printf '{"resourceType":"Bundle","id":"from-the-cli"}' > "$HOME_DIR/home/source.json"
 $M --json record add --as alice "$HOME_DIR/home/source.json" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' > "$HOME_DIR/home/record-id"
-$M grant --as alice --record "$(cat "$HOME_DIR/home/record-id")" --doctor bob >/dev/null
+$M grant --as alice --record "$(cat "$HOME_DIR/home/record-id")" --doctor bob --purpose COC >/dev/null
 
 # --- Kotlin on the JVM.
 CP="$JNA:$KLIB/kotlinx-coroutines-core-jvm.jar"

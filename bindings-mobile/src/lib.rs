@@ -8,131 +8,133 @@
 
 use std::str::FromStr;
 use std::sync::Arc;
+use std::time::Duration;
 
-use medshare::envelope::{Metadata, RecordId};
-use medshare::{Cid, IdentityId, Profile, Store};
+use medshare::store::foreign::Foreign;
+use medshare::{Expiry, GrantOptions, IdentityId, Metadata, Profile, Purpose, RecordId, Store};
 
 uniffi::setup_scaffolding!();
 
-/// Every medshare error, one variant per core kind (Kotlin: `MedshareException.AccessRevoked`,
-/// Swift: `MedshareError.AccessRevoked`), each with the core's message.
+/// Declares the error code enum from the core's list of codes, and its conversion.
+macro_rules! error_codes {
+    ($($code:ident),* $(,)?) => {
+        /// What went wrong, one value per core error kind (`ErrorCode.ACCESS_REVOKED` in
+        /// Kotlin, `.accessRevoked` in Swift); the category is the exception's class.
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, uniffi::Enum)]
+        #[allow(missing_docs)]
+        pub enum ErrorCode {
+            $($code,)*
+        }
+
+        impl ErrorCode {
+            fn from_core(code: medshare::ErrorCode) -> Option<ErrorCode> {
+                match code.as_str() {
+                    $(stringify!($code) => Some(ErrorCode::$code),)*
+                    _ => None,
+                }
+            }
+        }
+    };
+}
+
+error_codes!(
+    WeakKey,
+    UnsupportedKeySize,
+    InvalidKey,
+    WrongPassphrase,
+    BadSignature,
+    MalformedEnvelope,
+    UnsupportedVersion,
+    KeyUnwrap,
+    KeyCommitment,
+    ChunkAuthentication,
+    Truncated,
+    TrailingData,
+    SizeMismatch,
+    InvalidCid,
+    CidMismatch,
+    MalformedNode,
+    MalformedCar,
+    InvalidProof,
+    Rollback,
+    Fork,
+    NotARecipient,
+    AccessRevoked,
+    AccessExpired,
+    AccessDenied,
+    UnknownRecord,
+    UnknownIdentity,
+    InvalidChain,
+    Rejected,
+    WrongGenesis,
+    ReadOnly,
+    NoChain,
+    NotFound,
+    StoreLocked,
+    HeadConflict,
+    StoreCorrupt,
+    Backend,
+    Timeout,
+    Unavailable,
+    InvalidInput,
+    TooLarge,
+    RangeOutOfBounds,
+    Io,
+    Rng,
+);
+
+/// Every medshare error: one class per category (Kotlin `MedshareException.Access`, Swift
+/// `MedshareError.Access(code:detail:)`), carrying the precise `code` and the core's message as `detail`.
 #[derive(Debug, thiserror::Error, uniffi::Error)]
-#[uniffi(flat_error)]
 #[allow(missing_docs)]
 pub enum MedshareError {
-    #[error("{0}")]
-    WeakKey(String),
-    #[error("{0}")]
-    UnsupportedKeySize(String),
-    #[error("{0}")]
-    InvalidKey(String),
-    #[error("{0}")]
-    WrongPassphrase(String),
-    #[error("{0}")]
-    BadSignature(String),
-    #[error("{0}")]
-    MalformedEnvelope(String),
-    #[error("{0}")]
-    UnsupportedVersion(String),
-    #[error("{0}")]
-    NotARecipient(String),
-    #[error("{0}")]
-    KeyUnwrap(String),
-    #[error("{0}")]
-    ChunkAuthentication(String),
-    #[error("{0}")]
-    Truncated(String),
-    #[error("{0}")]
-    TrailingData(String),
-    #[error("{0}")]
-    SizeMismatch(String),
-    #[error("{0}")]
-    RangeOutOfBounds(String),
-    #[error("{0}")]
-    TooLarge(String),
-    #[error("{0}")]
-    InvalidCid(String),
-    #[error("{0}")]
-    CidMismatch(String),
-    #[error("{0}")]
-    MalformedNode(String),
-    #[error("{0}")]
-    MalformedCar(String),
-    #[error("{0}")]
-    NotFound(String),
-    #[error("{0}")]
-    StoreLocked(String),
-    #[error("{0}")]
-    HeadConflict(String),
-    #[error("{0}")]
-    StoreCorrupt(String),
-    #[error("{0}")]
-    Backend(String),
-    #[error("{0}")]
-    InvalidChain(String),
-    #[error("{0}")]
-    Rejected(String),
-    #[error("{0}")]
-    AccessRevoked(String),
-    #[error("{0}")]
-    AccessExpired(String),
-    #[error("{0}")]
-    AccessDenied(String),
-    #[error("{0}")]
-    UnknownRecord(String),
-    #[error("{0}")]
-    UnknownIdentity(String),
-    #[error("{0}")]
-    ReadOnly(String),
-    #[error("{0}")]
-    NoChain(String),
+    /// Keys, key files, passphrases, signatures.
+    #[error("{detail}")]
+    Identity { code: ErrorCode, detail: String },
+    /// Bytes that are not what they claim (envelopes, CIDs, blocks, proofs).
+    #[error("{detail}")]
+    Integrity { code: ErrorCode, detail: String },
+    /// Who may read what.
+    #[error("{detail}")]
+    Access { code: ErrorCode, detail: String },
+    /// The chain's rules.
+    #[error("{detail}")]
+    Ledger { code: ErrorCode, detail: String },
+    /// The block store.
+    #[error("{detail}")]
+    Store { code: ErrorCode, detail: String },
+    /// Validators, gateways, timeouts.
+    #[error("{detail}")]
+    Network { code: ErrorCode, detail: String },
+    /// A caller's argument that cannot be right (ids, codes, sizes).
+    #[error("{detail}")]
+    InvalidInput { code: ErrorCode, detail: String },
+    /// The operating system (files, randomness).
+    #[error("{detail}")]
+    Io { code: ErrorCode, detail: String },
 }
 
 impl From<medshare::Error> for MedshareError {
     fn from(e: medshare::Error) -> Self {
-        use medshare::Error as E;
-        let m = e.to_string();
-        match e {
-            E::WeakKey { .. } => Self::WeakKey(m),
-            E::UnsupportedKeySize { .. } => Self::UnsupportedKeySize(m),
-            E::InvalidKey(_) => Self::InvalidKey(m),
-            E::WrongPassphrase => Self::WrongPassphrase(m),
-            E::BadSignature => Self::BadSignature(m),
-            E::MalformedEnvelope(_) => Self::MalformedEnvelope(m),
-            E::UnsupportedVersion(_) => Self::UnsupportedVersion(m),
-            E::NotARecipient => Self::NotARecipient(m),
-            E::KeyUnwrap => Self::KeyUnwrap(m),
-            E::ChunkAuthentication { .. } => Self::ChunkAuthentication(m),
-            E::Truncated => Self::Truncated(m),
-            E::TrailingData => Self::TrailingData(m),
-            E::SizeMismatch { .. } => Self::SizeMismatch(m),
-            E::RangeOutOfBounds { .. } => Self::RangeOutOfBounds(m),
-            E::TooLarge { .. } => Self::TooLarge(m),
-            E::InvalidCid(_) => Self::InvalidCid(m),
-            E::CidMismatch { .. } => Self::CidMismatch(m),
-            E::MalformedNode(_) => Self::MalformedNode(m),
-            E::MalformedCar(_) => Self::MalformedCar(m),
-            E::NotFound(_) => Self::NotFound(m),
-            E::StoreLocked(_) => Self::StoreLocked(m),
-            E::HeadConflict { .. } => Self::HeadConflict(m),
-            E::StoreCorrupt(_) => Self::StoreCorrupt(m),
-            E::InvalidChain { .. } => Self::InvalidChain(m),
-            E::Rejected { .. } => Self::Rejected(m),
-            E::AccessRevoked(_) => Self::AccessRevoked(m),
-            E::AccessExpired(_) => Self::AccessExpired(m),
-            E::AccessDenied(_) => Self::AccessDenied(m),
-            E::UnknownRecord(_) => Self::UnknownRecord(m),
-            E::UnknownIdentity(_) => Self::UnknownIdentity(m),
-            E::ReadOnly => Self::ReadOnly(m),
-            E::NoChain => Self::NoChain(m),
-            _ => Self::Backend(m),
+        use medshare::Category as C;
+        let detail = e.to_string();
+        let code = ErrorCode::from_core(e.error_code()).unwrap_or(ErrorCode::Backend);
+        match e.category() {
+            C::Identity => Self::Identity { code, detail },
+            C::Integrity => Self::Integrity { code, detail },
+            C::Access => Self::Access { code, detail },
+            C::Ledger => Self::Ledger { code, detail },
+            C::Store => Self::Store { code, detail },
+            C::Network => Self::Network { code, detail },
+            C::InvalidInput => Self::InvalidInput { code, detail },
+            C::Io => Self::Io { code, detail },
         }
     }
 }
 
 impl From<uniffi::UnexpectedUniFFICallbackError> for MedshareError {
     fn from(e: uniffi::UnexpectedUniFFICallbackError) -> Self {
-        Self::Backend(format!("foreign store failed: {}", e.reason))
+        medshare::Error::Backend(format!("foreign store failed: {}", e.reason)).into()
     }
 }
 
@@ -145,7 +147,7 @@ pub enum Role {
     Patient,
     /// Reads granted records.
     Doctor,
-    /// Seals blocks, endorses doctors.
+    /// Certifies blocks, endorses doctors.
     Authority,
 }
 
@@ -169,7 +171,7 @@ impl From<medshare::Role> for Role {
     }
 }
 
-/// A participant: role, name and RSA private key.
+/// A participant: role, name, account id and RSA private key. It never leaves the device.
 #[derive(uniffi::Object)]
 pub struct Identity(medshare::Identity);
 
@@ -218,14 +220,24 @@ impl Identity {
         Ok(self.0.to_key_file(&passphrase)?)
     }
 
-    /// Writes the encrypted key file.
+    /// Writes the encrypted key file (never over an existing file).
     pub fn save(&self, path: String, passphrase: String) -> Result<()> {
         Ok(self.0.save(path, &passphrase)?)
     }
 
-    /// The id (multihash of the public key).
+    /// The same account with a fresh key pair, for `Vault.rotateKey`.
+    pub fn rotated(&self) -> Result<Arc<Identity>> {
+        Ok(Arc::new(Identity(self.0.rotated()?)))
+    }
+
+    /// The account id: stable across key rotations.
     pub fn id(&self) -> String {
         self.0.id().to_string()
+    }
+
+    /// The id of the current key.
+    pub fn key_id(&self) -> String {
+        self.0.key_id().to_string()
     }
 
     /// The role.
@@ -244,23 +256,177 @@ impl Identity {
     }
 }
 
+/// An authority's endorsement of a doctor's licence on one network, made where the authority
+/// key is and carried to the doctor as text.
+#[derive(uniffi::Object)]
+pub struct Endorsement(medshare::Endorsement);
+
+#[uniffi::export]
+impl Endorsement {
+    /// `authority` endorses the doctor `doctor` (an account id) holding `licence`, on the
+    /// network whose genesis CID is `genesis`.
+    #[uniffi::constructor]
+    pub fn sign(
+        authority: Arc<Identity>,
+        genesis: String,
+        doctor: String,
+        licence: String,
+    ) -> Result<Arc<Self>> {
+        let genesis = medshare::parse_cid(&genesis)?;
+        Ok(Arc::new(Endorsement(medshare::Endorsement::sign(
+            &authority.0,
+            &genesis,
+            &identity_id(&doctor)?,
+            &licence,
+        )?)))
+    }
+
+    /// Parses the text form (`medshare-endorsement/v2`).
+    #[uniffi::constructor]
+    pub fn from_text(text: String) -> Result<Arc<Self>> {
+        Ok(Arc::new(Endorsement(medshare::Endorsement::from_text(
+            &text,
+        )?)))
+    }
+
+    /// The text form.
+    pub fn to_text(&self) -> String {
+        self.0.to_text()
+    }
+
+    /// The endorsed doctor's account id.
+    pub fn doctor(&self) -> String {
+        self.0.doctor.to_string()
+    }
+
+    /// The licence.
+    pub fn licence(&self) -> String {
+        self.0.licence.clone()
+    }
+
+    /// The endorsing authority's key id.
+    pub fn authority(&self) -> String {
+        self.0.authority.to_string()
+    }
+}
+
+/// A grant's options. Kotlin/Swift callers can leave every field at its default.
+#[derive(uniffi::Record)]
+pub struct GrantOptionsRecord {
+    /// Expiry as unix seconds.
+    #[uniffi(default = None)]
+    pub expires_at: Option<u64>,
+    /// Expiry as seconds from now (by the vault's clock); only one of the two.
+    #[uniffi(default = None)]
+    pub expires_in_seconds: Option<u64>,
+    /// HL7 PurposeOfUse code (`TREAT`, `ETREAT`, ...; see `purposes()`).
+    #[uniffi(default = "TREAT")]
+    pub purpose: String,
+    /// A free-text note for the doctor, encrypted to the doctor and the patient only.
+    #[uniffi(default = None)]
+    pub note: Option<String>,
+}
+
+impl GrantOptionsRecord {
+    fn into_core(self) -> Result<GrantOptions> {
+        let expires = match (self.expires_at, self.expires_in_seconds) {
+            (Some(_), Some(_)) => {
+                return Err(medshare::Error::invalid_input(
+                    "give expiresAt or expiresInSeconds, not both",
+                )
+                .into());
+            }
+            (Some(at), None) => Some(Expiry::At(at)),
+            (None, Some(secs)) => Some(Expiry::After(Duration::from_secs(secs))),
+            (None, None) => None,
+        };
+        Ok(GrantOptions {
+            expires,
+            purpose: Purpose::from_str(&self.purpose)?,
+            note: self.note,
+        })
+    }
+}
+
+/// A doctor's grant on a record version.
+#[derive(uniffi::Record)]
+pub struct Grant {
+    /// The doctor's account id.
+    pub doctor: String,
+    /// The version granted.
+    pub version: u32,
+    /// Expiry, unix seconds.
+    pub expires: Option<u64>,
+    /// HL7 PurposeOfUse code.
+    pub purpose: String,
+    /// Whether a note came with the grant (read it with `grantNote`).
+    pub has_note: bool,
+    /// Height of the granting block.
+    pub granted_at: u64,
+}
+
+impl From<medshare::ledger::AccessGrant> for Grant {
+    fn from(g: medshare::ledger::AccessGrant) -> Self {
+        Grant {
+            doctor: g.doctor.to_string(),
+            version: g.version,
+            expires: g.expires,
+            purpose: g.purpose.code().to_owned(),
+            has_note: g.note.is_some(),
+            granted_at: g.granted_at,
+        }
+    }
+}
+
 /// A record as the chain knows it.
 #[derive(uniffi::Record)]
 pub struct RecordInfo {
     /// Record id.
     pub record: String,
-    /// Owner id.
+    /// Owner's account id.
     pub owner: String,
     /// Latest version.
     pub version: u32,
-    /// Content root CID.
+    /// Content root CID of the latest version.
     pub content: String,
-    /// Envelope size.
+    /// Envelope size of the latest version.
     pub size: u64,
-    /// Grant expiry (unix seconds), for `records_for`.
-    pub expires: Option<u64>,
-    /// Grant purpose, for `records_for`.
-    pub purpose: Option<String>,
+    /// For `recordsFor(doctor)`: that doctor's grant.
+    pub grant: Option<Grant>,
+}
+
+impl From<medshare::ledger::RecordInfo> for RecordInfo {
+    fn from(r: medshare::ledger::RecordInfo) -> Self {
+        RecordInfo {
+            record: r.record.to_string(),
+            owner: r.owner.to_string(),
+            version: r.version,
+            content: r.content.to_string(),
+            size: r.size,
+            grant: r.grant.map(Grant::from),
+        }
+    }
+}
+
+/// A record's metadata (authenticated, inside the envelope).
+#[derive(uniffi::Record)]
+pub struct RecordMetadata {
+    /// File name.
+    pub name: String,
+    /// Media type.
+    pub media_type: String,
+    /// Plaintext size in bytes.
+    pub size: u64,
+}
+
+impl From<Metadata> for RecordMetadata {
+    fn from(m: Metadata) -> Self {
+        RecordMetadata {
+            name: m.name,
+            media_type: m.media_type,
+            size: m.size,
+        }
+    }
 }
 
 /// One event of a record's audit trail.
@@ -270,25 +436,39 @@ pub struct AuditEvent {
     pub kind: String,
     /// Block height.
     pub height: u64,
+    /// Block CID.
+    pub block: String,
     /// Block time, unix seconds.
     pub time: u64,
     /// Transaction CID.
     pub tx: String,
-    /// Author id.
+    /// Author's account id.
     pub author: String,
-    /// Version concerned.
+    /// Version concerned (published, granted).
     pub version: Option<u32>,
-    /// Doctor concerned.
+    /// Doctor concerned (granted, revoked).
     pub doctor: Option<String>,
+    /// Grant expiry (granted).
+    pub expires: Option<u64>,
+    /// Grant purpose code (granted).
+    pub purpose: Option<String>,
+    /// Content root (published).
+    pub content: Option<String>,
 }
 
 /// What `verify` checked.
 #[derive(uniffi::Record)]
 pub struct VerifyReport {
+    /// The network's genesis CID.
+    pub genesis: String,
+    /// The network's name.
+    pub network: String,
     /// Blocks, genesis included.
     pub blocks: u64,
     /// Transactions.
     pub transactions: u64,
+    /// Height of the head.
+    pub height: u64,
     /// Head CID.
     pub head: String,
 }
@@ -302,6 +482,27 @@ pub struct RevokeReport {
     pub remaining: Vec<String>,
     /// Old blocks deleted.
     pub deleted_blocks: u64,
+}
+
+/// What `rotateKey` did.
+#[derive(uniffi::Record)]
+pub struct RotateReport {
+    /// Data keys re-wrapped to the new key.
+    pub rewrapped: u64,
+    /// Records re-encrypted (their old key was known to the retired key).
+    pub rekeyed: Vec<String>,
+}
+
+/// What `exportCar` wrote.
+#[derive(uniffi::Record)]
+pub struct ExportReport {
+    /// Blocks written.
+    pub blocks: u64,
+    /// The head exported.
+    pub head: String,
+    /// Records whose content is missing or damaged here (ids and why); the export is complete
+    /// only when this is empty.
+    pub damaged: Vec<String>,
 }
 
 /// A block store implemented in Kotlin or Swift (CIDs as strings, blocks as bytes).
@@ -333,60 +534,55 @@ pub trait ForeignStoreFactory: Send + Sync {
     fn create(&self) -> Arc<dyn ForeignStore>;
 }
 
+/// The user's store, seen by the core's foreign-store adapter.
 struct Bridge(Arc<dyn ForeignStore>);
 
 fn backend(e: MedshareError) -> medshare::Error {
-    medshare::Error::Backend(e.to_string())
-}
-
-fn parse_cid(s: Option<String>) -> medshare::Result<Option<Cid>> {
-    s.map(|s| Cid::from_str(&s)).transpose()
+    medshare::Error::Backend(format!("the app's store failed: {e}"))
 }
 
 #[async_trait::async_trait]
-impl medshare::BlockStore for Bridge {
-    async fn put(&self, cid: &Cid, data: &[u8]) -> medshare::Result<()> {
+impl medshare::store::foreign::ForeignStore for Bridge {
+    async fn get(&self, cid: &str) -> medshare::Result<Option<Vec<u8>>> {
+        self.0.get(cid.to_owned()).await.map_err(backend)
+    }
+    async fn put(&self, cid: &str, data: &[u8]) -> medshare::Result<()> {
         self.0
-            .put(cid.to_string(), data.to_vec())
+            .put(cid.to_owned(), data.to_vec())
             .await
             .map_err(backend)
     }
-    async fn get(&self, cid: &Cid) -> medshare::Result<Option<Vec<u8>>> {
-        self.0.get(cid.to_string()).await.map_err(backend)
+    async fn has(&self, cid: &str) -> medshare::Result<bool> {
+        self.0.has(cid.to_owned()).await.map_err(backend)
     }
-    async fn has(&self, cid: &Cid) -> medshare::Result<bool> {
-        self.0.has(cid.to_string()).await.map_err(backend)
+    async fn delete(&self, cid: &str) -> medshare::Result<()> {
+        self.0.delete(cid.to_owned()).await.map_err(backend)
     }
-    async fn delete(&self, cid: &Cid) -> medshare::Result<()> {
-        self.0.delete(cid.to_string()).await.map_err(backend)
-    }
-    async fn head(&self) -> medshare::Result<Option<Cid>> {
-        parse_cid(self.0.head().await.map_err(backend)?)
+    async fn head(&self) -> medshare::Result<Option<String>> {
+        self.0.head().await.map_err(backend)
     }
     async fn compare_and_swap_head(
         &self,
-        expected: Option<&Cid>,
-        new: Option<&Cid>,
-    ) -> medshare::Result<()> {
-        let swapped = self
-            .0
-            .compare_and_swap_head(expected.map(Cid::to_string), new.map(Cid::to_string))
+        expected: Option<&str>,
+        new: Option<&str>,
+    ) -> medshare::Result<bool> {
+        self.0
+            .compare_and_swap_head(expected.map(str::to_owned), new.map(str::to_owned))
             .await
-            .map_err(backend)?;
-        if swapped {
-            return Ok(());
-        }
-        let found = parse_cid(self.0.head().await.map_err(backend)?)?;
-        Err(medshare::store::head_conflict(expected, found.as_ref()))
+            .map_err(backend)
     }
+}
+
+fn foreign(store: Arc<dyn ForeignStore>) -> Store {
+    Store::new(Foreign(Bridge(store)))
 }
 
 /// Runs the core's store conformance suite against foreign stores made by `factory`.
 #[uniffi::export]
 pub async fn store_conformance(factory: Arc<dyn ForeignStoreFactory>) -> Result<()> {
-    medshare::store::testsuite::run_all(|| Store::new(Bridge(factory.create())))
+    medshare::store::testsuite::run_all(|| foreign(factory.create()))
         .await
-        .map_err(|f| MedshareError::Backend(f.to_string()))
+        .map_err(|f| medshare::Error::Backend(f.to_string()).into())
 }
 
 /// The root CID `ipfs add` prints for `data` under `profile` (`unixfs-v1-2025` or `unixfs-v0-2015`).
@@ -395,16 +591,69 @@ pub fn cid(data: Vec<u8>, profile: String) -> Result<String> {
     Ok(medshare::cid(&data, Profile::from_str(&profile)?).to_string())
 }
 
+/// Every core error code with its category name: what `ErrorCode` and the exception classes
+/// mirror (a test checks it).
+#[uniffi::export]
+pub fn error_codes() -> Vec<ErrorCodeInfo> {
+    medshare::ErrorCode::all()
+        .map(|c| ErrorCodeInfo {
+            name: c.as_str().to_owned(),
+            category: c.category().as_str().to_owned(),
+            code: ErrorCode::from_core(c),
+        })
+        .collect()
+}
+
+/// One entry of [`error_codes`].
+#[derive(uniffi::Record)]
+pub struct ErrorCodeInfo {
+    /// The core's name of the code.
+    pub name: String,
+    /// Its category.
+    pub category: String,
+    /// The binding's value for it (null would mean the binding lags the core).
+    pub code: Option<ErrorCode>,
+}
+
+/// Every grant purpose code (HL7 PurposeOfUse) with its display name.
+#[uniffi::export]
+pub fn purposes() -> Vec<PurposeInfo> {
+    Purpose::ALL
+        .iter()
+        .map(|p| PurposeInfo {
+            code: p.code().to_owned(),
+            display: p.display().to_owned(),
+        })
+        .collect()
+}
+
+/// One entry of [`purposes`].
+#[derive(uniffi::Record)]
+pub struct PurposeInfo {
+    /// The code a grant carries.
+    pub code: String,
+    /// Its display name.
+    pub display: String,
+}
+
+/// Opens a raw envelope as `identity`; returns the plaintext.
+#[uniffi::export]
+pub fn open_envelope(identity: Arc<Identity>, envelope: Vec<u8>) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    medshare::envelope::open(&identity.0, &envelope[..], &mut out)?;
+    Ok(out)
+}
+
 /// A medshare vault: the ledger and the records, over a store. Kotlin's `close()` (or `use {}`)
 /// and Swift's deinit release it, and with it the filesystem store's lock.
 #[derive(uniffi::Object)]
 pub struct Vault {
-    inner: async_lock::Mutex<medshare::Vault>,
+    inner: async_lock::RwLock<medshare::Vault>,
 }
 
 fn wrap(vault: medshare::Result<medshare::Vault>) -> Result<Arc<Vault>> {
     Ok(Arc::new(Vault {
-        inner: async_lock::Mutex::new(vault?),
+        inner: async_lock::RwLock::new(vault?),
     }))
 }
 
@@ -416,68 +665,110 @@ fn identity_id(s: &str) -> Result<IdentityId> {
     Ok(IdentityId::from_str(s)?)
 }
 
-macro_rules! with_vault {
-    ($self:ident, $v:ident => $body:expr) => {{
-        let mut guard = $self.inner.lock().await;
-        let $v = &mut *guard;
-        $body
-    }};
-}
+const DEFAULT_NETWORK: &str = "medshare-local";
 
 #[uniffi::export]
 impl Vault {
-    /// Opens the filesystem store at `path` (created if needed); an empty store gets a new chain
-    /// sealed by `authority`, which is then required (`NoChain` without it).
-    #[uniffi::constructor]
+    /// Opens the filesystem store at `path` (created if needed). An empty store gets a new
+    /// chain certified by `authority` (this process is then its sequencer); without one the
+    /// vault reads and verifies only (`NoChain` for an empty store).
+    #[uniffi::constructor(default(authority = None))]
     pub async fn open(path: String, authority: Option<Arc<Identity>>) -> Result<Arc<Self>> {
+        let store = Store::open_dir(path)?;
         wrap(
             medshare::Vault::open_or_create(
-                Store::open_dir(path)?,
-                "medshare",
+                store,
+                DEFAULT_NETWORK,
                 authority.map(|a| a.0.clone()),
             )
             .await,
         )
     }
 
-    /// A vault in memory; without `authority`, a fresh one is made.
-    #[uniffi::constructor]
+    /// A vault in memory with its own sequencer: certified by `authority`, or by a fresh
+    /// throwaway one.
+    #[uniffi::constructor(default(authority = None))]
     pub async fn memory(authority: Option<Arc<Identity>>) -> Result<Arc<Self>> {
-        wrap(match authority {
-            Some(a) => {
-                medshare::Vault::open_or_create(Store::memory(), "medshare", Some(a.0.clone()))
-                    .await
-            }
-            None => medshare::Vault::memory("medshare").await,
-        })
+        wrap(medshare::Vault::memory(DEFAULT_NETWORK, authority.map(|a| a.0.clone())).await)
     }
 
-    /// A vault over a Kotlin/Swift store.
-    #[uniffi::constructor]
+    /// A vault over a Kotlin/Swift store (an empty store needs `authority` to start a chain).
+    #[uniffi::constructor(default(authority = None))]
     pub async fn with_store(
         store: Arc<dyn ForeignStore>,
         authority: Option<Arc<Identity>>,
     ) -> Result<Arc<Self>> {
         wrap(
             medshare::Vault::open_or_create(
-                Store::new(Bridge(store)),
-                "medshare",
+                foreign(store),
+                DEFAULT_NETWORK,
                 authority.map(|a| a.0.clone()),
             )
             .await,
         )
     }
 
-    /// Registers an identity; doctors need a licence, endorsed by the vault's authority.
+    /// A vault on a medshare network, holding no authority key: transactions go to the
+    /// validators' RPC `nodes` (tried in order), blocks are read from and written to `kubo`
+    /// (a kubo node's RPC URL), or only read from trustless `gateways`. `genesis` is the CID of
+    /// the network to accept; anything else is refused (`WrongGenesis`).
+    #[uniffi::constructor(default(kubo = None, gateways = [], timeout_ms = 30000))]
+    pub async fn connect(
+        nodes: Vec<String>,
+        genesis: String,
+        kubo: Option<String>,
+        gateways: Vec<String>,
+        timeout_ms: u64,
+    ) -> Result<Arc<Self>> {
+        let genesis = medshare::parse_cid(&genesis)?;
+        let store = match kubo {
+            Some(url) => Store::open_spec(&format!("kubo={url}"))?,
+            None if !gateways.is_empty() => Store::gateways(gateways)?,
+            None => {
+                return Err(
+                    medshare::Error::invalid_input("connect needs a kubo URL or gateways").into(),
+                );
+            }
+        };
+        let seq = medshare::sequencer::comet::CometSequencer::new(nodes)?
+            .with_timeout(Duration::from_millis(timeout_ms.max(1000)));
+        wrap(medshare::Vault::open(store, Some(Arc::new(seq)), Some(&genesis)).await)
+    }
+
+    /// Imports a CAR file into the filesystem store at `store_path`, verified before anything
+    /// is stored; an empty store accepts only the network `genesis`.
+    #[uniffi::constructor(default(genesis = None))]
+    pub async fn import_car(
+        store_path: String,
+        car_path: String,
+        genesis: Option<String>,
+    ) -> Result<Arc<Self>> {
+        let store = Store::open_dir(store_path)?;
+        let genesis = genesis.as_deref().map(medshare::parse_cid).transpose()?;
+        let file = std::fs::File::open(car_path).map_err(medshare::Error::Io)?;
+        let reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let now = medshare::platform::now_secs();
+        let (vault, _) = medshare::Vault::import_car(store, reader, genesis.as_ref(), now).await?;
+        wrap(Ok(vault))
+    }
+
+    /// Registers an identity: patients alone, doctors with an authority's `endorsement`.
+    /// Returns the transaction CID.
+    #[uniffi::method(default(endorsement = None))]
     pub async fn register(
         &self,
         identity: Arc<Identity>,
-        licence: Option<String>,
+        endorsement: Option<Arc<Endorsement>>,
     ) -> Result<String> {
-        with_vault!(self, v => Ok(v.register(&identity.0, licence.as_deref()).await?.to_string()))
+        let mut v = self.inner.write().await;
+        let tx = v
+            .register(&identity.0, endorsement.as_ref().map(|e| &e.0))
+            .await?;
+        Ok(tx.to_string())
     }
 
     /// Publishes bytes as a new record owned by `patient`; returns the record id.
+    #[uniffi::method(default(media_type = "application/octet-stream", name = ""))]
     pub async fn publish(
         &self,
         patient: Arc<Identity>,
@@ -485,10 +776,15 @@ impl Vault {
         media_type: String,
         name: String,
     ) -> Result<String> {
-        with_vault!(self, v => Ok(v.publish_bytes(&patient.0, &data, &name, &media_type).await?.to_string()))
+        let mut v = self.inner.write().await;
+        let record = v
+            .publish_bytes(&patient.0, &data, &name, &media_type)
+            .await?;
+        Ok(record.to_string())
     }
 
     /// Publishes a file, streamed in constant memory; returns the record id.
+    #[uniffi::method(default(media_type = "application/octet-stream"))]
     pub async fn publish_file(
         &self,
         patient: Arc<Identity>,
@@ -506,20 +802,24 @@ impl Vault {
             media_type,
             size,
         };
-        with_vault!(self, v => Ok(v.publish(&patient.0, std::io::BufReader::new(file), meta, &mut |_| {}).await?.to_string()))
+        let input = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut v = self.inner.write().await;
+        let record = v.publish(&patient.0, input, meta, &mut |_| {}).await?;
+        Ok(record.to_string())
     }
 
-    /// Grants `doctor` (an id) the latest version of `record`, optionally until `expires` (unix s).
+    /// Grants `doctor` (an account id) the latest version of `record`.
     pub async fn grant(
         &self,
         patient: Arc<Identity>,
         record: String,
         doctor: String,
-        expires: Option<u64>,
-        purpose: Option<String>,
+        options: GrantOptionsRecord,
     ) -> Result<()> {
         let (record, doctor) = (record_id(&record)?, identity_id(&doctor)?);
-        with_vault!(self, v => Ok(v.grant(&patient.0, &record, &doctor, expires, purpose.as_deref()).await?))
+        let options = options.into_core()?;
+        let mut v = self.inner.write().await;
+        Ok(v.grant(&patient.0, &record, &doctor, options).await?)
     }
 
     /// Revokes `doctor` and re-encrypts the record for the remaining readers.
@@ -530,7 +830,8 @@ impl Vault {
         doctor: String,
     ) -> Result<RevokeReport> {
         let (record, doctor) = (record_id(&record)?, identity_id(&doctor)?);
-        let r = with_vault!(self, v => v.revoke(&patient.0, &record, &doctor).await?);
+        let mut v = self.inner.write().await;
+        let r = v.revoke(&patient.0, &record, &doctor).await?;
         Ok(RevokeReport {
             new_version: r.new_version,
             remaining: r.remaining.iter().map(ToString::to_string).collect(),
@@ -538,70 +839,199 @@ impl Vault {
         })
     }
 
+    /// Replaces `old`'s key by `new`'s (`new = old.rotated()`): same account, new key; every
+    /// data key is re-wrapped and the patient's records are re-encrypted.
+    pub async fn rotate_key(&self, old: Arc<Identity>, new: Arc<Identity>) -> Result<RotateReport> {
+        let mut v = self.inner.write().await;
+        let r = v.rotate_key(&old.0, &new.0).await?;
+        Ok(RotateReport {
+            rewrapped: r.rewrapped as u64,
+            rekeyed: r.rekeyed.iter().map(ToString::to_string).collect(),
+        })
+    }
+
     /// Decrypts the latest version of `record` as `identity`.
     pub async fn open_record(&self, identity: Arc<Identity>, record: String) -> Result<Vec<u8>> {
         let record = record_id(&record)?;
         let mut out = Vec::new();
-        with_vault!(self, v => v.open_record(&identity.0, &record, &mut out).await?);
+        self.inner
+            .read()
+            .await
+            .open_record(&identity.0, &record, &mut out)
+            .await?;
         Ok(out)
     }
 
-    /// Decrypts the latest version of `record` into the file at `path`.
+    /// Decrypts the latest version of `record` into the file at `path`, atomically: the file
+    /// appears complete or not at all.
     pub async fn open_record_to_file(
         &self,
         identity: Arc<Identity>,
         record: String,
         path: String,
-    ) -> Result<()> {
+    ) -> Result<RecordMetadata> {
         let record = record_id(&record)?;
-        let file = std::fs::File::create(&path).map_err(medshare::Error::Io)?;
-        with_vault!(self, v => v.open_record(&identity.0, &record, std::io::BufWriter::new(file)).await?);
-        Ok(())
+        let v = self.inner.read().await;
+        let meta = v
+            .open_record_to_path(&identity.0, &record, path.as_ref(), &mut |_| {})
+            .await?;
+        Ok(meta.into())
     }
 
-    /// Records whose latest version `doctor` (an id) is granted.
-    pub async fn records_for(&self, doctor: String) -> Result<Vec<RecordInfo>> {
-        let id = identity_id(&doctor)?;
-        let list = with_vault!(self, v => v.records_for(&id));
-        Ok(list
-            .into_iter()
-            .map(|r| RecordInfo {
-                record: r.record.to_string(),
-                owner: r.owner.to_string(),
-                version: r.version,
-                content: r.content.to_string(),
-                size: r.size,
-                expires: r.grant.as_ref().and_then(|g| g.expires),
-                purpose: r.grant.and_then(|g| g.purpose),
-            })
-            .collect())
+    /// The record's metadata (name, media type, size), reading only the envelope's header.
+    pub async fn metadata(&self, identity: Arc<Identity>, record: String) -> Result<RecordMetadata> {
+        let record = record_id(&record)?;
+        let v = self.inner.read().await;
+        Ok(v.metadata(&identity.0, &record).await?.into())
+    }
+
+    /// The note of `doctor`'s grant on `record`, readable by that doctor and the owner.
+    pub async fn grant_note(
+        &self,
+        identity: Arc<Identity>,
+        record: String,
+        doctor: String,
+    ) -> Result<Option<String>> {
+        let (record, doctor) = (record_id(&record)?, identity_id(&doctor)?);
+        let v = self.inner.read().await;
+        Ok(v.grant_note(&identity.0, &record, &doctor).await?)
+    }
+
+    /// Records `who` may read: a doctor's granted records (with the grant), or a patient's own.
+    pub async fn records_for(&self, who: String) -> Result<Vec<RecordInfo>> {
+        let id = identity_id(&who)?;
+        let list = self.inner.read().await.records_for(&id)?;
+        Ok(list.into_iter().map(RecordInfo::from).collect())
+    }
+
+    /// One record.
+    pub async fn record(&self, record: String) -> Result<RecordInfo> {
+        let record = record_id(&record)?;
+        Ok(self.inner.read().await.record(&record)?.into())
+    }
+
+    /// The doctors granted the latest version of `record`.
+    pub async fn access_list(&self, record: String) -> Result<Vec<Grant>> {
+        let record = record_id(&record)?;
+        let list = self.inner.read().await.access_list(&record)?;
+        Ok(list.into_iter().map(Grant::from).collect())
     }
 
     /// The audit trail of `record`, oldest first.
     pub async fn audit(&self, record: String) -> Result<Vec<AuditEvent>> {
         let record = record_id(&record)?;
-        let events = with_vault!(self, v => v.audit(&record)?);
+        let events = self.inner.read().await.audit(&record)?;
         Ok(events
             .into_iter()
             .map(|e| AuditEvent {
                 kind: e.kind.name().into(),
                 height: e.height,
+                block: e.block.to_string(),
                 time: e.time,
                 tx: e.tx.to_string(),
                 author: e.author.to_string(),
                 version: e.kind.version(),
                 doctor: e.kind.doctor().map(|d| d.to_string()),
+                expires: e.kind.expires(),
+                purpose: e.kind.purpose().map(|p| p.code().to_owned()),
+                content: e.kind.content().map(|c| c.to_string()),
             })
             .collect())
     }
 
-    /// Re-verifies the whole chain from genesis.
+    /// Re-verifies the whole chain from genesis (signatures, certificates, every rule).
     pub async fn verify(&self) -> Result<VerifyReport> {
-        let r = with_vault!(self, v => v.verify().await?);
+        let r = self.inner.write().await.verify().await?;
         Ok(VerifyReport {
+            genesis: r.genesis.to_string(),
+            network: r.network,
             blocks: r.blocks,
             transactions: r.transactions,
+            height: r.height,
             head: r.head.to_string(),
         })
+    }
+
+    /// Checks that every current record's content is present and intact; returns the damaged
+    /// ones (record id and why).
+    pub async fn verify_content(&self) -> Result<Vec<String>> {
+        let r = self.inner.read().await.verify_content().await?;
+        Ok(r.missing
+            .into_iter()
+            .map(|(record, why)| format!("{record}: {why}"))
+            .collect())
+    }
+
+    /// Follows the network's head; returns how many blocks were added.
+    pub async fn sync(&self) -> Result<u64> {
+        Ok(self.inner.write().await.sync().await?)
+    }
+
+    /// Deletes blocks no current record or chain object needs; returns how many.
+    pub async fn gc(&self) -> Result<u64> {
+        Ok(self.inner.read().await.gc().await?.deleted as u64)
+    }
+
+    /// Writes the chain and every current record to a CAR file at `path` (atomically).
+    pub async fn export_car(&self, path: String) -> Result<ExportReport> {
+        let mut output =
+            medshare::fsutil::Output::create(path.as_ref()).map_err(medshare::Error::Io)?;
+        let v = self.inner.read().await;
+        let r = v.export_car(output.file()).await?;
+        output.commit().map_err(medshare::Error::Io)?;
+        Ok(ExportReport {
+            blocks: r.blocks,
+            head: r.head.to_string(),
+            damaged: r
+                .damaged
+                .iter()
+                .map(|d| format!("{}: {}", d.record, d.error))
+                .collect(),
+        })
+    }
+
+    /// The genesis CID (names the network).
+    pub async fn genesis(&self) -> String {
+        self.inner.read().await.genesis().to_string()
+    }
+
+    /// The head block's CID.
+    pub async fn head(&self) -> String {
+        self.inner.read().await.head().to_string()
+    }
+
+    /// The head's height.
+    pub async fn height(&self) -> u64 {
+        self.inner.read().await.height()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_core_code_has_a_value() {
+        for c in medshare::ErrorCode::all() {
+            assert!(
+                ErrorCode::from_core(c).is_some(),
+                "ErrorCode lacks the core's {c}"
+            );
+        }
+        assert_eq!(medshare::ErrorCode::all().count(), error_codes().len());
+    }
+
+    #[test]
+    fn categories_follow_the_core() {
+        let e: MedshareError = medshare::Error::AccessRevoked("x".into()).into();
+        assert!(matches!(
+            e,
+            MedshareError::Access {
+                code: ErrorCode::AccessRevoked,
+                ..
+            }
+        ));
+        let e: MedshareError = medshare::Error::invalid_input("bad id").into();
+        assert!(matches!(e, MedshareError::InvalidInput { .. }));
     }
 }

@@ -405,16 +405,7 @@ impl ForeignStore for PyStore {
 /// (read-only), or an object with the store methods.
 fn store_arg(py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Store> {
     if let Ok(s) = store.extract::<String>() {
-        if let Some(url) = s.strip_prefix("kubo=") {
-            let c = medshare::store::kubo::KuboConfig::parse(url).map_err(err)?;
-            return medshare::store::kubo::KuboStore::new(c)
-                .map(Store::new)
-                .map_err(err);
-        }
-        if s.starts_with("http://") || s.starts_with("https://") {
-            return gateway_store(vec![s]);
-        }
-        return py.detach(|| Store::open_dir(&s)).map_err(err);
+        return py.detach(|| Store::open_spec(&s)).map_err(err);
     }
     if let Ok(p) = store.extract::<PathBuf>() {
         return py.detach(|| Store::open_dir(&p)).map_err(err);
@@ -434,13 +425,6 @@ fn store_arg(py: Python<'_>, store: &Bound<'_, PyAny>) -> PyResult<Store> {
         }
     }
     Ok(Store::new(Foreign(PyStore(store.clone().unbind()))))
-}
-
-fn gateway_store(urls: Vec<String>) -> PyResult<Store> {
-    let http = medshare::net::default_http().map_err(err)?;
-    medshare::store::gateway::GatewayStore::new(urls, http)
-        .map(Store::new)
-        .map_err(err)
 }
 
 /// Runs the core's store conformance suite against a Python store (each check gets a fresh
@@ -661,7 +645,7 @@ impl Vault {
         let genesis = medshare::parse_cid(genesis).map_err(err)?;
         let store = match (store, gateways) {
             (Some(s), _) => store_arg(py, s)?,
-            (None, Some(g)) => gateway_store(g)?,
+            (None, Some(g)) => Store::gateways(g).map_err(err)?,
             (None, None) => return Err(type_err("connect needs a store or gateways")),
         };
         let seq = medshare::sequencer::comet::CometSequencer::new(nodes)

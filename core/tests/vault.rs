@@ -268,11 +268,12 @@ fn rotation_keeps_the_account_and_rekeys() {
         let mut out = Vec::new();
         v.open_record(&p2, &r, &mut out).await.unwrap();
         assert_eq!(out, b"before rotation");
-        // The old key opens nothing published from now on.
-        assert!(matches!(
-            v.open_record(&p, &r, &mut Vec::new()).await,
-            Err(Error::KeyUnwrap)
-        ));
+        // The retired key is refused by name before any unwrapping.
+        let err = v.open_record(&p, &r, &mut Vec::new()).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::InvalidKey(m) if m.contains("retired by a key rotation")),
+            "{err}"
+        );
         let r2 = v
             .publish_bytes(&p2, b"after", "", "text/plain")
             .await
@@ -285,6 +286,10 @@ fn rotation_keeps_the_account_and_rekeys() {
         let report = v.rotate_key(&d1, &d1b).await.unwrap();
         assert_eq!((report.rewrapped, report.rekeyed.len()), (1, 0));
         v.open_record(&d1b, &r, &mut Vec::new()).await.unwrap();
+        assert!(matches!(
+            v.open_record(&d1, &r, &mut Vec::new()).await,
+            Err(Error::InvalidKey(_))
+        ));
         v.revoke(&p2, &r, &d1b.id()).await.unwrap();
         assert!(matches!(
             v.open_record(&d1b, &r, &mut Vec::new()).await,

@@ -36,84 +36,161 @@ fun authority() = Identity.fromPkcs8Pem(Role.AUTHORITY, key("authority-2048.pem"
 
 fun check(cond: Boolean, what: () -> String) { if (!cond) throw AssertionError(what()) }
 
-inline fun <reified T : MedshareException> expect(block: () -> Unit): T {
+/** The exception's precise code, whatever its category class. */
+val MedshareException.code: ErrorCode get() = when (this) {
+    is MedshareException.Identity -> code
+    is MedshareException.Integrity -> code
+    is MedshareException.Access -> code
+    is MedshareException.Ledger -> code
+    is MedshareException.Store -> code
+    is MedshareException.Network -> code
+    is MedshareException.InvalidInput -> code
+    is MedshareException.Io -> code
+}
+
+/** Runs `block`, which must throw a MedshareException of category class T with `code`. */
+inline fun <reified T : MedshareException> expect(code: ErrorCode, block: () -> Unit): T {
     try {
         block()
     } catch (e: MedshareException) {
-        if (e is T) return e
-        throw AssertionError("expected ${T::class.simpleName}, got ${e::class.simpleName}: ${e.message}")
+        if (e is T && e.code == code) return e
+        throw AssertionError("expected ${T::class.simpleName}($code), got ${e::class.simpleName}(${e.code}): ${e.message}")
     }
-    throw AssertionError("expected ${T::class.simpleName}, nothing was thrown")
+    throw AssertionError("expected ${T::class.simpleName}($code), nothing was thrown")
 }
 
+fun now() = System.currentTimeMillis() / 1000
+
+/** A vault whose authority endorsed two doctors; the patient and both doctors registered. */
 suspend fun populated(store: ForeignStore? = null): Vault {
     val v = if (store == null) Vault.memory(authority()) else Vault.withStore(store, authority())
-    v.register(patient(), null)
-    v.register(doctor(), "GMC-1")
-    v.register(doctor2(), "GMC-2")
+    v.register(patient())
+    v.register(doctor(), Endorsement.sign(authority(), v.genesis(), doctor().id(), "GMC-1"))
+    v.register(doctor2(), Endorsement.sign(authority(), v.genesis(), doctor2().id(), "GMC-2"))
     return v
 }
+
+fun hex(s: String) = s.chunked(2).map { it.toInt(16).toByte() }.toByteArray()
+
+/** Blocks of `key: value` lines separated by blank lines, as the shared vector files are. */
+fun blocks(file: File) = file.readText().split("\n\n").map { b ->
+    b.lines().filter { !it.startsWith("#") && ":" in it }.associate { it.substringBefore(":") to it.substringAfter(":").trim() }
+}.filter { "name" in it }
 
 val tests = linkedMapOf<String, suspend () -> Unit>(
     "full story" to {
         val v = populated()
         val data = ByteArray(3_000_000) { (it % 251).toByte() }
         val rec = v.publish(patient(), data, "application/dicom", "ct.dcm")
-        v.grant(patient(), rec, doctor().id(), null, "cardiology")
-        v.grant(patient(), rec, doctor2().id(), (System.currentTimeMillis() / 1000 + 3600).toULong(), null)
+        v.grant(patient(), rec, doctor().id(), GrantOptionsRecord(purpose = "CAREMGT", note = "echo before Friday"))
+        v.grant(patient(), rec, doctor2().id(), GrantOptionsRecord(expiresInSeconds = 3600uL))
         for (who in listOf(patient(), doctor(), doctor2())) check(v.openRecord(who, rec).contentEquals(data)) { "read ${who.name()}" }
-        check(v.recordsFor(doctor().id()).single().purpose == "cardiology") { "recordsFor" }
+        val granted = v.recordsFor(doctor().id()).single()
+        check(granted.grant?.purpose == "CAREMGT" && granted.grant?.hasNote == true) { "recordsFor $granted" }
+        check(v.grantNote(doctor(), rec, doctor().id()) == "echo before Friday") { "note for the doctor" }
+        check(v.grantNote(patient(), rec, doctor().id()) == "echo before Friday") { "note for the owner" }
+        expect<MedshareException.Access>(ErrorCode.NOT_A_RECIPIENT) { v.grantNote(doctor2(), rec, doctor().id()) }
+        val expires = v.accessList(rec).single { it.doctor == doctor2().id() }.expires!!
+        check(expires in (now() + 3590).toULong()..(now() + 3610).toULong()) { "expiry $expires" }
+        val meta = v.metadata(doctor(), rec)
+        check(meta.name == "ct.dcm" && meta.mediaType == "application/dicom" && meta.size == data.size.toULong()) { "$meta" }
         val report = v.revoke(patient(), rec, doctor().id())
         check(report.newVersion == 2u && report.remaining == listOf(doctor2().id())) { "$report" }
-        expect<MedshareException.AccessRevoked> { v.openRecord(doctor(), rec) }
+        expect<MedshareException.Access>(ErrorCode.ACCESS_REVOKED) { v.openRecord(doctor(), rec) }
         check(v.openRecord(doctor2(), rec).contentEquals(data)) { "doctor2 after revoke" }
         val verified = v.verify()
-        check(verified.blocks == 8uL && verified.transactions == 9uL) { "$verified" }
-        check(v.audit(rec).map { it.kind } == listOf("published", "granted", "granted", "revoked", "published", "granted")) { "audit" }
+        check(verified.blocks == 8uL && verified.transactions == 9uL && verified.head == v.head() && verified.height == v.height()) { "$verified" }
+        check(verified.genesis == v.genesis() && verified.network == "medshare-local") { "$verified" }
+        val audit = v.audit(rec)
+        check(audit.map { it.kind } == listOf("published", "granted", "granted", "revoked", "published", "granted")) { "audit" }
+        check(audit[1].purpose == "CAREMGT" && audit[1].doctor == doctor().id() && audit[0].content != null) { "audit details" }
+        check(v.verifyContent().isEmpty()) { "content intact" }
     },
-    "files stream in and out" to {
+    "key rotation keeps the account" to {
+        val v = populated()
+        val rec = v.publish(patient(), "before rotation".toByteArray(), "text/plain", "a.txt")
+        v.grant(patient(), rec, doctor().id(), GrantOptionsRecord())
+        val rotated = patient().rotated()
+        check(rotated.id() == patient().id() && rotated.keyId() != patient().keyId()) { "same account, new key" }
+        val report = v.rotateKey(patient(), rotated)
+        check(report.rekeyed == listOf(rec)) { "$report" }
+        check(String(v.openRecord(rotated, rec)) == "before rotation") { "new key reads" }
+        check(String(v.openRecord(doctor(), rec)) == "before rotation") { "doctor still reads" }
+        expect<MedshareException.Identity>(ErrorCode.INVALID_KEY) { v.openRecord(patient(), rec) }
+        val later = v.publish(rotated, "after".toByteArray())
+        check(v.record(later).owner == patient().id()) { "owner is the account" }
+    },
+    "files stream in and out, atomically" to {
         val v = populated()
         val src = File.createTempFile("medshare", ".bin").apply { writeBytes(ByteArray(5_000_000) { (it * 7).toByte() }); deleteOnExit() }
         val rec = v.publishFile(patient(), src.path, "application/pdf")
-        val out = File.createTempFile("medshare", ".out").apply { deleteOnExit() }
-        v.openRecordToFile(patient(), rec, out.path)
-        check(out.readBytes().contentEquals(src.readBytes())) { "file round trip" }
+        val dir = kotlin.io.path.createTempDirectory("medshare-out").toFile()
+        val out = File(dir, "copy.pdf")
+        val meta = v.openRecordToFile(patient(), rec, out.path)
+        check(out.readBytes().contentEquals(src.readBytes()) && meta.name == src.name) { "file round trip" }
+        val denied = File(dir, "denied.pdf")
+        expect<MedshareException.Access>(ErrorCode.ACCESS_DENIED) { v.openRecordToFile(doctor(), rec, denied.path) }
+        check(dir.list()!!.toList() == listOf("copy.pdf")) { "nothing left by the refused read: ${dir.list()!!.toList()}" }
+        val car = File(dir, "export.car")
+        val exported = v.exportCar(car.path)
+        check(exported.damaged.isEmpty() && exported.head == v.head() && car.length() > 5_000_000) { "$exported" }
+        val imported = Vault.importCar(File(dir, "imported").path, car.path, v.genesis())
+        check(imported.openRecord(patient(), rec).contentEquals(src.readBytes())) { "read from the imported CAR" }
+        imported.close()
+        expect<MedshareException.Ledger>(ErrorCode.WRONG_GENESIS) {
+            Vault.importCar(File(dir, "other").path, car.path, Vault.memory().genesis())
+        }
     },
     "filesystem vault and lock" to {
         val dir = kotlin.io.path.createTempDirectory("medshare").toFile()
-        expect<MedshareException.NoChain> { Vault.open(File(dir, "empty").path, null) }
+        expect<MedshareException.Ledger>(ErrorCode.NO_CHAIN) { Vault.open(File(dir, "empty").path) }
         val v = Vault.open(File(dir, "store").path, authority())
-        expect<MedshareException.StoreLocked> { Vault.open(File(dir, "store").path, null) }
+        expect<MedshareException.Store>(ErrorCode.STORE_LOCKED) { Vault.open(File(dir, "store").path) }
         v.close()
-        val again = Vault.open(File(dir, "store").path, null)
+        val again = Vault.open(File(dir, "store").path)
         check(again.verify().blocks == 1uL) { "reopened" }
-        expect<MedshareException.ReadOnly> { again.register(patient(), null) }
+        expect<MedshareException.Ledger>(ErrorCode.READ_ONLY) { again.register(patient()) }
+        check(again.gc() == 0uL) { "nothing to collect" }
     },
-    "every exception" to {
-        expect<MedshareException.WeakKey> { Identity.generate(Role.PATIENT, 1024u, "x") }
-        expect<MedshareException.UnsupportedKeySize> { Identity.generate(Role.PATIENT, 2560u, "x") }
-        expect<MedshareException.InvalidKey> { Identity.fromPkcs8Pem(Role.PATIENT, "nope", "x") }
+    "every category and code" to {
+        expect<MedshareException.Identity>(ErrorCode.WEAK_KEY) { Identity.generate(Role.PATIENT, 1024u, "x") }
+        expect<MedshareException.Identity>(ErrorCode.UNSUPPORTED_KEY_SIZE) { Identity.generate(Role.PATIENT, 2560u, "x") }
+        expect<MedshareException.Identity>(ErrorCode.INVALID_KEY) { Identity.fromPkcs8Pem(Role.PATIENT, "nope", "x") }
         val file = patient().toKeyFile("right passphrase")
-        expect<MedshareException.WrongPassphrase> { Identity.fromKeyFile(file, "wrong") }
+        expect<MedshareException.Identity>(ErrorCode.WRONG_PASSPHRASE) { Identity.fromKeyFile(file, "wrong passphrase") }
         check(Identity.fromKeyFile(file, "right passphrase").id() == patient().id()) { "key file round trip" }
-        expect<MedshareException.InvalidCid> { cid(byteArrayOf(1), "unixfs-v9") }
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) { cid(byteArrayOf(1), "unixfs-v9") }
         val v = populated()
         val rec = v.publish(patient(), "lab".toByteArray(), "text/plain", "")
-        expect<MedshareException.AccessDenied> { v.openRecord(doctor(), rec) }
+        expect<MedshareException.Access>(ErrorCode.ACCESS_DENIED) { v.openRecord(doctor(), rec) }
         val expired = v.publish(patient(), "old".toByteArray(), "text/plain", "")
-        v.grant(patient(), expired, doctor().id(), (System.currentTimeMillis() / 1000 + 2).toULong(), null)
+        v.grant(patient(), expired, doctor().id(), GrantOptionsRecord(expiresAt = (now() + 2).toULong()))
         Thread.sleep(2100)
-        expect<MedshareException.AccessExpired> { v.openRecord(doctor(), expired) }
-        expect<MedshareException.Rejected> { v.grant(doctor(), rec, doctor2().id(), null, null) }
-        expect<MedshareException.Rejected> { v.grant(patient(), rec, Identity.generate(Role.DOCTOR, 2048u, "x").id(), null, null) }
-        expect<MedshareException.UnknownRecord> { v.openRecord(patient(), "baaaaaaaaaaaaaaaaaaaaaaaaaa") }
-        expect<MedshareException.MalformedEnvelope> { v.openRecord(patient(), "not-a-record") }
-        expect<MedshareException.TooLarge> { v.publish(patient(), byteArrayOf(1), "", "n".repeat(2000)) }
+        expect<MedshareException.Access>(ErrorCode.ACCESS_EXPIRED) { v.openRecord(doctor(), expired) }
+        expect<MedshareException.Ledger>(ErrorCode.REJECTED) { v.grant(doctor(), rec, doctor2().id(), GrantOptionsRecord()) }
+        expect<MedshareException.Ledger>(ErrorCode.REJECTED) { v.grant(patient(), rec, Identity.generate(Role.DOCTOR, 2048u, "x").id(), GrantOptionsRecord()) }
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) { v.grant(patient(), rec, doctor().id(), GrantOptionsRecord(purpose = "SHOPPING")) }
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) {
+            v.grant(patient(), rec, doctor().id(), GrantOptionsRecord(expiresAt = 1uL, expiresInSeconds = 1uL))
+        }
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) { v.register(Identity.generate(Role.DOCTOR, 2048u, "no licence")) }
+        expect<MedshareException.Access>(ErrorCode.UNKNOWN_RECORD) { v.openRecord(patient(), "baaaaaaaaaaaaaaaaaaaaaaaaaa") }
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) { v.openRecord(patient(), "not-a-record") }
+        expect<MedshareException.InvalidInput>(ErrorCode.TOO_LARGE) { v.publish(patient(), byteArrayOf(1), "", "n".repeat(2000)) }
         val store = KotlinMemoryStore()
         val sv = populated(store)
         val r2 = sv.publish(patient(), ByteArray(10_000), "", "")
         store.corruptEverything()
-        expect<MedshareException.CidMismatch> { sv.openRecord(patient(), r2) }
+        expect<MedshareException.Integrity>(ErrorCode.CID_MISMATCH) { sv.openRecord(patient(), r2) }
+    },
+    "codes and purposes mirror the core" to {
+        val codes = errorCodes()
+        check(codes.all { it.code != null }) { "codes the binding lacks: ${codes.filter { it.code == null }.map { it.name }}" }
+        check(codes.mapNotNull { it.code }.toSet() == ErrorCode.entries.toSet()) { "ErrorCode has values the core lacks" }
+        check(codes.map { it.category }.toSet() == setOf("Identity", "Integrity", "Access", "Ledger", "Store", "Network", "InvalidInput", "Io")) {
+            "categories ${codes.map { it.category }.toSet()}"
+        }
+        check(purposes().map { it.code }.containsAll(listOf("TREAT", "ETREAT", "HPAYMT", "PATRQT"))) { "purposes" }
     },
     "pinned vectors" to {
         var n = 0
@@ -124,23 +201,46 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
             n++
         }
         check(n == 12) { "vector count $n" }
-        val blocks = File(testdata, "vectors/envelope-v1.txt").readText().split("\n\n").filter { it.contains("name: ") }
-        check(blocks.size == 3) { "envelope vectors" }
-        for (b in blocks) {
-            val f = b.lines().filter { ": " in it || it.endsWith(":") }.associate { it.substringBefore(":") to it.substringAfter(":").trim() }
-            val env = f.getValue("envelope").chunked(2).map { it.toInt(16).toByte() }.toByteArray()
+        val vectors = blocks(File(testdata, "vectors/envelope-v2.txt"))
+        check(vectors.size == 3) { "envelope vectors" }
+        for (f in vectors) {
+            val env = hex(f.getValue("envelope"))
             check(cid(env, "unixfs-v1-2025") == f["cid_v1"] && cid(env, "unixfs-v0-2015") == f["cid_v0"]) { "cid of ${f["name"]}" }
-            check(f["recipient"] == patient().id()) { "recipient id" }
+            check(f["recipient"] == patient().keyId()) { "recipient id" }
+            check(openEnvelope(patient(), env).contentEquals(hex(f.getValue("plaintext")))) { "plaintext of ${f["name"]}" }
+        }
+    },
+    "negative testkit" to {
+        val cases = blocks(File(testdata, "testkit/cases.txt"))
+        check(cases.size >= 20) { "${cases.size} cases" }
+        val dir = kotlin.io.path.createTempDirectory("medshare-testkit").toFile()
+        for (c in cases) {
+            val data = hex(c.getValue("data"))
+            val code = try {
+                when (c["kind"]) {
+                    "envelope" -> openEnvelope(Identity.fromPkcs8Pem(Role.PATIENT, key("${c["key"]}.pem"), ""), data)
+                    "keyfile" -> Identity.fromKeyFile(String(data), c.getValue("passphrase"))
+                    "pkcs8" -> Identity.fromPkcs8Pem(Role.PATIENT, String(data), "")
+                    "car" -> {
+                        val car = File(dir, "${c["name"]}.car").apply { writeBytes(data) }
+                        Vault.importCar(File(dir, "${c["name"]}-store").path, car.path, c["genesis"])
+                    }
+                    else -> throw AssertionError("unknown kind ${c["kind"]}")
+                }
+                null
+            } catch (e: MedshareException) { e.code }
+            val want = c.getValue("expect")
+            check(code != null && code.name.replace("_", "") == want.uppercase()) { "${c["name"]}: expected $want, got $code" }
         }
     },
     "Kotlin store backs a vault" to {
         val store = KotlinMemoryStore()
         val v = populated(store)
         val rec = v.publish(patient(), "kept in Kotlin".toByteArray(), "text/plain", "")
-        v.grant(patient(), rec, doctor().id(), null, null)
+        v.grant(patient(), rec, doctor().id(), GrantOptionsRecord())
         check(String(v.openRecord(doctor(), rec)) == "kept in Kotlin") { "read" }
         check(store.size > 5) { "blocks in the Kotlin store" }
-        check(Vault.withStore(store, null).verify().blocks == 6uL) { "second vault over the same store" }
+        check(Vault.withStore(store).verify().blocks == 6uL) { "second vault over the same store" }
     },
     "core conformance suite on the Kotlin store" to {
         storeConformance(object : ForeignStoreFactory { override fun create(): ForeignStore = KotlinMemoryStore() })
@@ -149,9 +249,10 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         val home = System.getenv("MEDSHARE_CLI_HOME") ?: error("set MEDSHARE_CLI_HOME")
         val pass = System.getenv("MEDSHARE_PASSPHRASE") ?: error("set MEDSHARE_PASSPHRASE")
         val bob = Identity.load("$home/identities/bob.key", pass)
-        val v = Vault.open("$home/store", null)
+        val v = Vault.open("$home/store")
         val rec = File("$home/record-id").readText().trim()
         check(v.openRecord(bob, rec).contentEquals(File("$home/source.json").readBytes())) { "CLI record differs" }
+        check(v.recordsFor(bob.id()).single().grant?.purpose == "COC") { "purpose given on the CLI" }
         v.close()
     },
 )

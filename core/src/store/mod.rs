@@ -152,6 +152,29 @@ impl Store {
         Ok(Store::new(fs::FsStore::open(path)?))
     }
 
+    /// Opens a store named by text, the form the CLI and the bindings accept: `kubo=URL[,option…]`
+    /// (a kubo node's RPC, see [`kubo::KuboConfig::parse`]), an `http://` or `https://` URL (a
+    /// trustless gateway, read-only), or else a filesystem path (opened with its lock).
+    #[cfg(all(feature = "http", not(target_arch = "wasm32")))]
+    pub fn open_spec(spec: &str) -> Result<Store> {
+        if let Some(url) = spec.strip_prefix("kubo=") {
+            let config = kubo::KuboConfig::parse(url)?;
+            return Ok(Store::new(kubo::KuboStore::new(config)?));
+        }
+        if spec.starts_with("http://") || spec.starts_with("https://") {
+            return Store::gateways(vec![spec.to_owned()]);
+        }
+        Store::open_dir(spec)
+    }
+
+    /// A read-only store over trustless HTTP gateways (tried in order; every block is checked
+    /// against its CID).
+    #[cfg(all(feature = "http", not(target_arch = "wasm32")))]
+    pub fn gateways(urls: Vec<String>) -> Result<Store> {
+        let http = crate::net::default_http()?;
+        Ok(Store::new(gateway::GatewayStore::new(urls, http)?))
+    }
+
     /// Stores a block after checking that `data` hashes to `cid` and fits the size limit.
     pub async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
         check_size(data.len())?;

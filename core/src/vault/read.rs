@@ -71,6 +71,16 @@ impl Vault {
     /// against the version's key commitment).
     pub(crate) fn unlock(&self, reader: &Identity, record: &RecordId) -> Result<(Access, DataKey)> {
         let access = self.state.access(record, &reader.id(), self.now())?;
+        if let Some((_, current)) = self.state.identity(&reader.id())
+            && current.id() != reader.key_id()
+        {
+            return Err(Error::InvalidKey(format!(
+                "key {} of account {} was retired by a key rotation; use its current key {}",
+                reader.key_id(),
+                reader.id(),
+                current.id()
+            )));
+        }
         let dek = DataKey::unwrap(reader, &access.wrapped_key, record, access.version)?;
         Ok((access, dek))
     }
