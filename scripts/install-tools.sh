@@ -46,4 +46,16 @@ if [ ! -s "$HOME/.m2/repository/net/java/dev/jna/jna/5.15.0/jna-5.15.0.jar" ]; t
   mvn -q dependency:get -Dartifact=net.java.dev.jna:jna:5.15.0
 fi
 
+# --- Debian packages: faketime (the CLI's clock-shift test), rust-web-clippy (clippy of the wasm
+#     target with Debian's Rust; the wasm build script installs the rest of that toolchain) ------
+need_apt=()
+command -v faketime >/dev/null || need_apt+=(faketime)
+[ -x /usr/bin/clippy-driver ] || need_apt+=(rust-web-clippy)
+if [ ${#need_apt[@]} -gt 0 ]; then
+  echo "installing from apt: ${need_apt[*]}"
+  SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need_apt[@]}" >/dev/null
+fi
+
 echo "tools ready in $TOOLS"

@@ -676,12 +676,8 @@ impl Vault {
     pub async fn open(path: String, authority: Option<Arc<Identity>>) -> Result<Arc<Self>> {
         let store = Store::open_dir(path)?;
         wrap(
-            medshare::Vault::open_or_create(
-                store,
-                DEFAULT_NETWORK,
-                authority.map(|a| a.0.clone()),
-            )
-            .await,
+            medshare::Vault::open_or_create(store, DEFAULT_NETWORK, authority.map(|a| a.0.clone()))
+                .await,
         )
     }
 
@@ -879,7 +875,11 @@ impl Vault {
     }
 
     /// The record's metadata (name, media type, size), reading only the envelope's header.
-    pub async fn metadata(&self, identity: Arc<Identity>, record: String) -> Result<RecordMetadata> {
+    pub async fn metadata(
+        &self,
+        identity: Arc<Identity>,
+        record: String,
+    ) -> Result<RecordMetadata> {
         let record = record_id(&record)?;
         let v = self.inner.read().await;
         Ok(v.metadata(&identity.0, &record).await?.into())

@@ -6,6 +6,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build-wasm.sh
+echo "clippy for wasm32-unknown-unknown (-D warnings)"
+(cd .. && PATH=/usr/bin:$PATH RUSTC=/usr/bin/rustc RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$PWD/target/wasm" \
+  /usr/bin/cargo clippy --quiet --profile wasm-release -p medshare-wasm --target wasm32-unknown-unknown \
+  -Zbuild-std=std,panic_abort -- -D warnings)
 
 if ! command -v chromium >/dev/null; then
   SUDO=""; [ "$(id -u)" = 0 ] || SUDO=sudo

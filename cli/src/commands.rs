@@ -1,6 +1,6 @@
 //! The commands. Each one is argument parsing and printing around one call into the core.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use medshare::envelope::Metadata;
@@ -658,7 +658,7 @@ fn cid(file: &Path, profile: &str, out: &Out) -> Result<()> {
     Ok(())
 }
 
-fn export(home: &Home, car: &PathBuf, out: &Out) -> Result<()> {
+fn export(home: &Home, car: &Path, out: &Out) -> Result<()> {
     let vault = home.vault(false)?;
     let mut output = medshare::fsutil::Output::create(car)
         .with_context(|| format!("creating {}", car.display()))?;

@@ -17,7 +17,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result, anyhow, bail};
 use medshare::cid::Cid;
 use medshare::sequencer::comet::CometSequencer;
-use medshare::store::gateway::GatewayStore;
 use medshare::store::kubo::{KuboConfig, KuboStore};
 use medshare::{Identity, IdentityId, PublicKey, Sequencer, Store, Vault};
 use zeroize::Zeroizing;
@@ -101,11 +100,10 @@ impl Home {
         if let Some(c) = &self.kubo {
             return Ok(Store::new(KuboStore::new(c.clone())?));
         }
-        if let Some(n) = &self.network {
-            if !n.gateways.is_empty() {
-                let http = medshare::net::default_http()?;
-                return Ok(Store::new(GatewayStore::new(n.gateways.clone(), http)?));
-            }
+        if let Some(n) = &self.network
+            && !n.gateways.is_empty()
+        {
+            return Ok(Store::gateways(n.gateways.clone())?);
         }
         Ok(Store::open_dir(self.store_dir())?)
     }
@@ -149,10 +147,10 @@ impl Home {
 
     /// The genesis CID this home is bound to (set by `init`, `import --genesis`, a network).
     pub fn genesis(&self) -> Result<Option<Cid>> {
-        if let Some(n) = &self.network {
-            if !n.genesis.is_empty() {
-                return Ok(Some(medshare::parse_cid(&n.genesis)?));
-            }
+        if let Some(n) = &self.network
+            && !n.genesis.is_empty()
+        {
+            return Ok(Some(medshare::parse_cid(&n.genesis)?));
         }
         match std::fs::read_to_string(self.genesis_path()) {
             Ok(t) => Ok(Some(medshare::parse_cid(t.trim()).with_context(|| {

@@ -46,14 +46,38 @@ pub fn cbor(data: &[u8]) {
     let _ = crate::ledger::GenesisBlock::decode(data);
     let _ = crate::ledger::CertificateObject::decode(data);
     let _ = crate::ledger::Submission::decode(data);
-    if let Ok(text) = std::str::from_utf8(data)
-        && let Ok(c) = crate::ledger::Certificate::parse(text)
-    {
+}
+
+/// The text formats a peer or a user hands over: certificate notes (canonical: what is accepted
+/// prints back identically), endorsements (what is accepted re-parses to the same value), the
+/// validators' query answers, and every identifier parser.
+pub fn text(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    if let Ok(c) = crate::ledger::Certificate::parse(text) {
         assert_eq!(
             c.to_note(),
             text,
             "accepted certificate note is not canonical"
         );
+    }
+    if let Ok(e) = crate::Endorsement::from_text(text) {
+        let again = crate::Endorsement::from_text(&e.to_text());
+        assert!(
+            again.is_ok_and(|a| a.to_text() == e.to_text()),
+            "an accepted endorsement does not round-trip"
+        );
+    }
+    let _ = serde_json::from_str::<crate::sequencer::comet::HeadAnswer>(text);
+    let _ = serde_json::from_str::<crate::sequencer::comet::TxAnswer>(text);
+    let _ = crate::sequencer::comet::parse_refusal(text);
+    for word in text.split_whitespace().take(64) {
+        let _ = word.parse::<crate::RecordId>();
+        let _ = word.parse::<crate::IdentityId>();
+        let _ = word.parse::<Cid>();
+        let _ = word.parse::<crate::Purpose>();
+        let _ = word.parse::<crate::ErrorCode>();
     }
 }
 

@@ -50,3 +50,8 @@ fn keyfile() {
 fn chain() {
     replay("chain", medshare::fuzz::chain);
 }
+
+#[test]
+fn text() {
+    replay("text", medshare::fuzz::text);
+}

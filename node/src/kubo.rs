@@ -131,10 +131,10 @@ impl Kubo {
                 self.gateway = format!("http://127.0.0.1:{}", port(&gw));
                 break;
             }
-            if let Some(c) = self.child.as_mut() {
-                if let Ok(Some(status)) = c.try_wait() {
-                    return Err(io::Error::other(format!("kubo exited at start: {status}")));
-                }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                return Err(io::Error::other(format!("kubo exited at start: {status}")));
             }
             if Instant::now() > deadline {
                 self.stop();
