@@ -60,3 +60,8 @@ pub fn parse_cid(s: &str) -> Result<Cid> {
         Error::InvalidInput(format!("`{}`: {e}", text::escape(s)))
     })
 }
+
+/// The workspace README's Rust examples compile and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct WorkspaceReadme;
