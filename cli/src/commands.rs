@@ -15,6 +15,9 @@ use crate::{Command, IdentityCommand, RecordCommand};
 pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<()> {
     match command {
         Command::Init { name } => init(home, &name, out),
+        Command::Node { command } => crate::network::node(command, out),
+        Command::Testnet { command } => crate::network::testnet(command, out),
+        Command::Authority { command } => crate::network::authority(home, command, out),
         Command::Identity { command } => match command {
             IdentityCommand::New {
                 role,

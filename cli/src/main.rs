@@ -9,9 +9,11 @@
 mod commands;
 mod demo;
 mod home;
+mod network;
 mod out;
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use clap::{Parser, Subcommand};
 
@@ -161,7 +163,102 @@ pub enum Command {
     Repair,
     /// Run the whole story end to end on a fresh store, narrated.
     Demo,
+    /// Run a validator's medshare node (the ABCI application its CometBFT connects to).
+    Node {
+        #[command(subcommand)]
+        command: NodeCommand,
+    },
+    /// A local network of validators on 127.0.0.1: write it, then run it.
+    Testnet {
+        #[command(subcommand)]
+        command: TestnetCommand,
+    },
+    /// Vote, as this home's authority, to add or remove an authority of the network.
+    Authority {
+        #[command(subcommand)]
+        command: AuthorityCommand,
+    },
 }
+
+#[derive(Subcommand)]
+pub enum NodeCommand {
+    /// Serve CometBFT's ABCI connections for the node in DIR (its node.json, authority.key —
+    /// decrypted with MEDSHARE_PASSPHRASE or a prompted passphrase — and its store).
+    Start {
+        /// The node directory (as `medshare testnet init` writes them).
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TestnetCommand {
+    /// Write a new local network: per validator an authority key, CometBFT and kubo
+    /// configurations (ports on 127.0.0.1), one genesis; plus DIR/network.json for clients.
+    Init {
+        /// The directory to create.
+        #[arg(long)]
+        dir: PathBuf,
+        /// Number of validators (hospitals).
+        #[arg(long, default_value_t = 4)]
+        validators: usize,
+        /// Network name (the genesis block's, and CometBFT's chain id).
+        #[arg(long, default_value = "medshare-testnet")]
+        name: String,
+        /// First port: node i uses BASE + 10·i + 0…5 (0: any free ports).
+        #[arg(long, default_value_t = 26600)]
+        base_port: u16,
+        /// Authority RSA key size.
+        #[arg(long, default_value_t = 2048)]
+        bits: usize,
+        /// CometBFT's timeout_commit, in milliseconds.
+        #[arg(long, default_value_t = 300)]
+        timeout_commit_ms: u64,
+        /// The cometbft binary (default: $MEDSHARE_COMETBFT, .tools/bin/cometbft, or PATH).
+        #[arg(long)]
+        cometbft: Option<PathBuf>,
+        /// The ipfs (kubo) binary (default: $MEDSHARE_IPFS, .tools/bin/ipfs, or PATH).
+        #[arg(long)]
+        ipfs: Option<PathBuf>,
+    },
+    /// Start every kubo, medshare node and CometBFT process of the testnet in DIR; Ctrl-C
+    /// stops them all.
+    Up {
+        /// The testnet directory.
+        #[arg(long)]
+        dir: PathBuf,
+        /// The cometbft binary.
+        #[arg(long)]
+        cometbft: Option<PathBuf>,
+        /// The ipfs (kubo) binary.
+        #[arg(long)]
+        ipfs: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum AuthorityCommand {
+    /// Vote to add an authority: its RSA public key (PEM), and its CometBFT validator key.
+    Add {
+        /// PEM file of the new authority's public key.
+        #[arg(long)]
+        key: PathBuf,
+        /// Its CometBFT validator public key (base64 ed25519, from priv_validator_key.json).
+        #[arg(long)]
+        validator: Option<String>,
+    },
+    /// Vote to remove an authority (and its validator).
+    Remove {
+        /// The authority's id.
+        #[arg(long)]
+        authority: String,
+    },
+}
+
+/// Set by commands that stop on Ctrl-C themselves (`testnet up`).
+pub static CATCH_INTERRUPT: AtomicBool = AtomicBool::new(false);
+/// Set by Ctrl-C while [`CATCH_INTERRUPT`] is set.
+pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 #[derive(Subcommand)]
 pub enum IdentityCommand {
@@ -240,6 +337,10 @@ pub enum RecordCommand {
 fn main() {
     // An interrupted read leaves no decrypted bytes behind: remove any partial output file.
     let _ = ctrlc::set_handler(|| {
+        if CATCH_INTERRUPT.load(Ordering::SeqCst) {
+            INTERRUPTED.store(true, Ordering::SeqCst);
+            return;
+        }
         medshare::fsutil::remove_partial_files();
         std::process::exit(130);
     });

@@ -287,6 +287,15 @@ impl State {
         copy.apply_submission(txs, time, &mut Sigs::Now)
     }
 
+    /// Applies a submission to this state as the next transactions of a block being built at
+    /// `time`: all of them or none (then the state is unchanged), every rule and signature
+    /// checked. What a sequencer does to pick the submissions of its next block, and what a
+    /// mempool's check state does to admit a submission after the ones already admitted.
+    /// Failures are [`Error::Rejected`].
+    pub fn accept_submission(&mut self, txs: &[SignedTx], time: u64) -> Result<()> {
+        self.apply_submission(txs, time, &mut Sigs::Now)
+    }
+
     /// Applies a submission as part of a block being built at `time` (a sequencer building a
     /// block): all its transactions or none. `block` is the CID the audit trail names, known
     /// only once the block is encoded; builders apply with a placeholder, then re-apply.

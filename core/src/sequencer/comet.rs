@@ -37,7 +37,8 @@ pub struct HeadAnswer {
 /// The node's answer to [`QUERY_TX`].
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct TxAnswer {
-    /// `unknown`, or `committed`.
+    /// `unknown`, `committed`, or `refused` (valid when it entered the mempool, but no longer
+    /// when its block was executed: another transaction got there first).
     pub status: String,
     /// The block holding it, once committed.
     pub block: Option<Cid>,
@@ -45,6 +46,9 @@ pub struct TxAnswer {
     pub height: Option<u64>,
     /// The certified head pointer once that block is certified.
     pub certified_head: Option<Cid>,
+    /// Why it was refused (`<Rule>: <detail>`), when `status` is `refused`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub refused: Option<String>,
 }
 
 /// The CometBFT sequencer.
@@ -235,15 +239,19 @@ impl Sequencer for CometSequencer {
         }
         let mut waited = Duration::ZERO;
         loop {
-            if let Ok(a) = self.tx_answer(&first).await
-                && let (Some(height), Some(block), Some(head)) =
+            if let Ok(a) = self.tx_answer(&first).await {
+                if let Some(log) = &a.refused {
+                    return Err(parse_refusal(log));
+                }
+                if let (Some(height), Some(block), Some(head)) =
                     (a.height, a.block, a.certified_head)
-            {
-                return Ok(Committed {
-                    height,
-                    block,
-                    head,
-                });
+                {
+                    return Ok(Committed {
+                        height,
+                        block,
+                        head,
+                    });
+                }
             }
             if waited >= self.timeout {
                 return Err(Error::Timeout(format!(

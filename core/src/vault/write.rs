@@ -117,6 +117,24 @@ impl Vault {
         Ok(committed)
     }
 
+    /// Casts `authority`'s vote for a change of the network's authorities (adding one, with
+    /// its CometBFT validator key on a network, or removing one). The change takes effect in
+    /// the block where more than two thirds of the authorities in effect have voted for it; on
+    /// a network the validator set follows. Returns the vote's transaction CID.
+    pub async fn vote_authority(
+        &mut self,
+        authority: &Identity,
+        change: crate::ledger::AuthorityChangeKind,
+    ) -> Result<Cid> {
+        self.writable()?;
+        let tx = self.next_tx(authority, 0, TxBody::AuthorityChange { change });
+        self.probe(&tx)?;
+        let signed = SignedTx::sign(tx, authority)?;
+        let cid = signed.cid;
+        self.submit(vec![signed]).await?;
+        Ok(cid)
+    }
+
     /// Registers `identity` on the chain. A doctor registers with an `endorsement` of their
     /// licence, which an authority of this network made for them (`medshare endorse`,
     /// [`Endorsement::sign`]); a patient needs none. Authorities are named by the genesis
