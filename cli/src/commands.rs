@@ -37,6 +37,9 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
                 out,
             ),
             IdentityCommand::List => identity_list(home, out),
+            IdentityCommand::Register { as_, endorsement } => {
+                identity_register(home, &as_, &endorsement, out)
+            }
             IdentityCommand::Rotate { as_ } => identity_rotate(home, &as_, out),
         },
         Command::Endorse {
@@ -216,11 +219,8 @@ fn identity_new(
                 licence,
             )?)
         }
-        (Role::Doctor, None, None) => {
-            bail!(
-                "a doctor needs --licence (endorsed by this home's authority) or --endorsement FILE"
-            )
-        }
+        // On a network: the key is made here, the endorsement at a hospital; register later.
+        (Role::Doctor, None, None) => None,
         _ => None,
     };
     // Save first (refusing to replace anything), register second: a key whose registration
@@ -228,6 +228,18 @@ fn identity_new(
     std::fs::create_dir_all(home.identities_dir())?;
     id.save(&path, &pass)?;
     home.save_public(name, &id)?;
+    if role == Role::Doctor && endorsement.is_none() {
+        out.emit(
+            format!(
+                "doctor `{name}` created, not registered yet: account {id}\n\
+                 an authority of the network endorses it (`medshare endorse --doctor {id} --licence …`), \
+                 then: medshare identity register --as {name} --endorsement FILE",
+                id = id.id()
+            ),
+            json!({"id": id.id().to_string(), "name": name, "role": role.as_str(), "registered": false}),
+        );
+        return Ok(());
+    }
     if let Err(e) = block_on(vault.register(&id, endorsement.as_ref())) {
         let _ = std::fs::remove_file(&path);
         let _ = std::fs::remove_file(home.public_path(name)?);
@@ -236,6 +248,20 @@ fn identity_new(
     out.emit(
         format!("{role} `{name}` registered: {}", id.id()),
         json!({"id": id.id().to_string(), "name": name, "role": role.as_str()}),
+    );
+    Ok(())
+}
+
+fn identity_register(home: &Home, name: &str, endorsement: &Path, out: &Out) -> Result<()> {
+    let mut vault = home.vault(true)?;
+    let id = home.load_identity(name)?;
+    let text = std::fs::read_to_string(endorsement)
+        .with_context(|| format!("reading {}", endorsement.display()))?;
+    let e = Endorsement::from_text(&text)?;
+    block_on(vault.register(&id, Some(&e)))?;
+    out.emit(
+        format!("{} `{name}` registered: {}", id.role(), id.id()),
+        json!({"id": id.id().to_string(), "name": name, "role": id.role().as_str(), "registered": true}),
     );
     Ok(())
 }

@@ -262,7 +262,8 @@ pub static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 #[derive(Subcommand)]
 pub enum IdentityCommand {
-    /// Generate a key pair, save it encrypted here, and register it on the chain.
+    /// Generate a key pair, save it encrypted here, and register it on the chain (a doctor
+    /// with neither --licence nor --endorsement is only created: register it once endorsed).
     New {
         /// patient or doctor.
         #[arg(long)]
@@ -286,6 +287,16 @@ pub enum IdentityCommand {
     },
     /// List the identities of this home.
     List,
+    /// Register an identity created here before its endorsement existed (a doctor on a
+    /// network: the key stays here, the endorsement comes from a hospital).
+    Register {
+        /// The identity.
+        #[arg(long = "as")]
+        as_: String,
+        /// The endorsement file (`medshare endorse` at the hospital).
+        #[arg(long)]
+        endorsement: PathBuf,
+    },
     /// Replace an identity's key (the account stays): data keys are wrapped to the new key and
     /// a patient's records re-keyed; the old key file is kept aside, renamed.
     Rotate {

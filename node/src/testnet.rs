@@ -419,7 +419,7 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
         NodeConfig {
             abci: format!("127.0.0.1:{}", d.ports.abci),
             store: format!(
-                "kubo=http://127.0.0.1:{},namespace=medshare-node",
+                "kubo=http://127.0.0.1:{},namespace=/medshare-node",
                 d.ports.kubo_api
             ),
             genesis: genesis.cid.to_string(),
