@@ -178,7 +178,9 @@ pub fn authority(home: &Home, command: AuthorityCommand, out: &Out) -> Result<()
     let text = if before != after {
         format!("vote {tx} recorded: the change took effect ({before} → {after} authorities)")
     } else {
-        format!("vote {tx} recorded; the change takes effect once more than two thirds of the {before} authorities vote for it")
+        format!(
+            "vote {tx} recorded; the change takes effect once more than two thirds of the {before} authorities vote for it"
+        )
     };
     out.emit(&text, json!({"tx": tx.to_string(), "authorities": after}));
     Ok(())

@@ -46,8 +46,10 @@ pub trait Application: Send {
         req: RequestVerifyVoteExtension,
     ) -> ResponseVerifyVoteExtension;
     /// `FinalizeBlock`: execute a decided block.
-    fn finalize_block(&mut self, req: RequestFinalizeBlock)
-    -> Result<ResponseFinalizeBlock, String>;
+    fn finalize_block(
+        &mut self,
+        req: RequestFinalizeBlock,
+    ) -> Result<ResponseFinalizeBlock, String>;
     /// `Commit`: persist what `FinalizeBlock` computed.
     fn commit(&mut self) -> Result<ResponseCommit, String>;
 }
@@ -69,7 +71,10 @@ fn read_message(r: &mut impl Read) -> io::Result<Option<Vec<u8>>> {
         }
         shift += 7;
         if shift > 63 {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "varint too long"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "varint too long",
+            ));
         }
     }
     if len > MAX_MESSAGE {

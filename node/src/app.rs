@@ -272,7 +272,10 @@ fn authority_at(state: &State, address: &[u8]) -> Option<(IdentityId, PublicKey)
     state
         .authorities()
         .into_iter()
-        .find(|a| a.validator.is_some_and(|v| validator_address(&v) == address))
+        .find(|a| {
+            a.validator
+                .is_some_and(|v| validator_address(&v) == address)
+        })
         .map(|a| (a.id, a.key))
 }
 
@@ -494,8 +497,7 @@ impl NodeApp {
             let Some(authority) = authority_at(state, &v.address) else {
                 continue;
             };
-            if signers.contains(&authority.0)
-                || !check_share(&vote.vote_extension, &cp, &authority)
+            if signers.contains(&authority.0) || !check_share(&vote.vote_extension, &cp, &authority)
             {
                 continue;
             }
@@ -520,6 +522,62 @@ impl NodeApp {
         Some(Bytes::from(cert.bytes))
     }
 
+    /// `VerifyVoteExtension`'s decision.
+    fn check_vote_extension(
+        &self,
+        req: &RequestVerifyVoteExtension,
+    ) -> ResponseVerifyVoteExtension {
+        let reject = ResponseVerifyVoteExtension { status: REJECT };
+        let accept = ResponseVerifyVoteExtension { status: ACCEPT };
+        let Ok(state) = self.state() else {
+            return reject;
+        };
+        let Some(authority) = authority_at(state, &req.validator_address) else {
+            // A validator that is no authority has nothing to sign.
+            return if req.vote_extension.is_empty() {
+                accept
+            } else {
+                reject
+            };
+        };
+        match self.expected.get(req.hash.as_ref()) {
+            Some(None) => {
+                if req.vote_extension.is_empty() {
+                    accept
+                } else {
+                    reject
+                }
+            }
+            Some(Some(cp)) => {
+                if check_share(&req.vote_extension, cp, &authority) {
+                    accept
+                } else {
+                    reject
+                }
+            }
+            // A block this node has not processed: check what can be checked (a share by
+            // that authority over a checkpoint of this network); the proposer checks the
+            // shares against the block again before any certificate is made.
+            None => {
+                if req.vote_extension.is_empty() {
+                    return accept;
+                }
+                let parsed = std::str::from_utf8(&req.vote_extension)
+                    .ok()
+                    .and_then(|t| Certificate::parse(t).ok());
+                match parsed {
+                    Some(c)
+                        if c.checkpoint.genesis == self.genesis
+                            && check_share(&req.vote_extension, &c.checkpoint, &authority) =>
+                    {
+                        accept
+                    }
+                    _ => reject,
+                }
+            }
+        }
+    }
+
     /// A transaction with a forged signature (the `forge-proposal` fault).
     fn forged(&self, state: &State) -> Option<Bytes> {
         let tx = Tx {
@@ -527,8 +585,10 @@ impl NodeApp {
             author: self.authority.id(),
             seq: state.last_seq(&self.authority.id()) + 1,
             time: state.time(),
-            body: TxBody::RegisterPatient {
-                key: self.authority.public().clone(),
+            body: TxBody::AuthorityChange {
+                change: medshare::ledger::AuthorityChangeKind::Remove {
+                    authority: self.authority.id(),
+                },
             },
         };
         let mut sig = self.authority.sign(&SignedTx::signing_bytes(&tx)).ok()?;
@@ -539,7 +599,9 @@ impl NodeApp {
 }
 
 fn hex_decode(s: &str) -> Vec<u8> {
-    data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap_or_default()
+    data_encoding::HEXLOWER
+        .decode(s.as_bytes())
+        .unwrap_or_default()
 }
 
 fn query_answer(code: u32, log: String, value: Vec<u8>, height: i64) -> ResponseQuery {
@@ -758,7 +820,23 @@ impl Application for NodeApp {
             return ResponseProcessProposal { status: REJECT };
         };
         let outcome = execute(state, &req.txs, time_secs(req.time.as_ref()));
-        let status = if outcome.all_valid { ACCEPT } else { REJECT };
+        let status = if outcome.all_valid {
+            ACCEPT
+        } else {
+            let why: Vec<&str> = outcome
+                .results
+                .iter()
+                .filter(|r| r.code != 0)
+                .map(|r| r.log.as_str())
+                .collect();
+            eprintln!(
+                "medshare node: rejected the proposal of height {} by {}: {}",
+                req.height,
+                data_encoding::HEXUPPER.encode(&req.proposer_address),
+                why.join("; ")
+            );
+            REJECT
+        };
         self.expected
             .insert(req.hash.to_vec(), expected_checkpoint(&outcome.state));
         ResponseProcessProposal { status }
@@ -780,55 +858,15 @@ impl Application for NodeApp {
         &mut self,
         req: RequestVerifyVoteExtension,
     ) -> ResponseVerifyVoteExtension {
-        let reject = ResponseVerifyVoteExtension { status: REJECT };
-        let accept = ResponseVerifyVoteExtension { status: ACCEPT };
-        let Ok(state) = self.state() else {
-            return reject;
-        };
-        let Some(authority) = authority_at(state, &req.validator_address) else {
-            // A validator that is no authority has nothing to sign.
-            return if req.vote_extension.is_empty() {
-                accept
-            } else {
-                reject
-            };
-        };
-        match self.expected.get(req.hash.as_ref()) {
-            Some(None) => {
-                if req.vote_extension.is_empty() {
-                    accept
-                } else {
-                    reject
-                }
-            }
-            Some(Some(cp)) => {
-                if check_share(&req.vote_extension, cp, &authority) {
-                    accept
-                } else {
-                    reject
-                }
-            }
-            // A block this node has not processed: check what can be checked (a share by
-            // that authority over a checkpoint of this network); the proposer checks the
-            // shares against the block again before any certificate is made.
-            None => {
-                if req.vote_extension.is_empty() {
-                    return accept;
-                }
-                let parsed = std::str::from_utf8(&req.vote_extension)
-                    .ok()
-                    .and_then(|t| Certificate::parse(t).ok());
-                match parsed {
-                    Some(c)
-                        if c.checkpoint.genesis == self.genesis
-                            && check_share(&req.vote_extension, &c.checkpoint, &authority) =>
-                    {
-                        accept
-                    }
-                    _ => reject,
-                }
-            }
+        let status = self.check_vote_extension(&req);
+        if status.status == REJECT {
+            eprintln!(
+                "medshare node: rejected the certificate share of validator {} at height {}",
+                data_encoding::HEXUPPER.encode(&req.validator_address),
+                req.height
+            );
         }
+        status
     }
 
     fn finalize_block(

@@ -112,8 +112,12 @@ impl Layout {
     /// Reads `<dir>/testnet.json`.
     pub fn load(dir: &Path) -> Result<Layout, String> {
         let path = dir.join("testnet.json");
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("reading {}: {e} (run `medshare testnet init` first)", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(|e| {
+            format!(
+                "reading {}: {e} (run `medshare testnet init` first)",
+                path.display()
+            )
+        })?;
         serde_json::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))
     }
 }
@@ -163,9 +167,8 @@ pub fn set_toml(text: &str, section: &str, key: &str, value: &str) -> Result<Str
         if t.starts_with('[') && t.ends_with(']') {
             current = t[1..t.len() - 1].to_owned();
         }
-        let is_key = !done
-            && current == section
-            && t.split_once('=').is_some_and(|(k, _)| k.trim() == key);
+        let is_key =
+            !done && current == section && t.split_once('=').is_some_and(|(k, _)| k.trim() == key);
         if is_key {
             out.push_str(&format!("{key} = {value}"));
             done = true;
@@ -177,7 +180,9 @@ pub fn set_toml(text: &str, section: &str, key: &str, value: &str) -> Result<Str
     if done {
         Ok(out)
     } else {
-        Err(format!("CometBFT's config.toml has no `{key}` in [{section}]"))
+        Err(format!(
+            "CometBFT's config.toml has no `{key}` in [{section}]"
+        ))
     }
 }
 
@@ -333,10 +338,9 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
         .ok_or("no validator")?
         .dir
         .join("cometbft/config/genesis.json");
-    let mut cgen: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(&first).map_err(err("reading CometBFT's genesis"))?,
-    )
-    .map_err(|e| format!("CometBFT's genesis: {e}"))?;
+    let mut cgen: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&first).map_err(err("reading CometBFT's genesis"))?)
+            .map_err(|e| format!("CometBFT's genesis: {e}"))?;
     cgen["chain_id"] = serde_json::Value::String(opts.name.clone());
     cgen["initial_height"] = "1".into();
     cgen["consensus_params"]["abci"]["vote_extensions_enable_height"] = "1".into();
@@ -377,19 +381,35 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
         let mut t = std::fs::read_to_string(&path).map_err(err("reading config.toml"))?;
         let q = |s: String| json_str(&s);
         for (section, key, value) in [
-            ("", "proxy_app", q(format!("tcp://127.0.0.1:{}", d.ports.abci))),
+            (
+                "",
+                "proxy_app",
+                q(format!("tcp://127.0.0.1:{}", d.ports.abci)),
+            ),
             ("", "moniker", q(format!("node{i}"))),
             ("", "log_level", q("info".into())),
-            ("rpc", "laddr", q(format!("tcp://127.0.0.1:{}", d.ports.rpc))),
+            (
+                "rpc",
+                "laddr",
+                q(format!("tcp://127.0.0.1:{}", d.ports.rpc)),
+            ),
             ("rpc", "cors_allowed_origins", r#"["*"]"#.into()),
-            ("p2p", "laddr", q(format!("tcp://127.0.0.1:{}", d.ports.p2p))),
+            (
+                "p2p",
+                "laddr",
+                q(format!("tcp://127.0.0.1:{}", d.ports.p2p)),
+            ),
             ("p2p", "persistent_peers", q(peers(i))),
             ("p2p", "addr_book_strict", "false".into()),
             ("p2p", "allow_duplicate_ip", "true".into()),
             ("p2p", "pex", "false".into()),
             ("p2p", "flush_throttle_timeout", q("10ms".into())),
             ("consensus", "timeout_propose", q("1s".into())),
-            ("consensus", "timeout_commit", q(format!("{}ms", opts.timeout_commit_ms))),
+            (
+                "consensus",
+                "timeout_commit",
+                q(format!("{}ms", opts.timeout_commit_ms)),
+            ),
             ("tx_index", "indexer", q("null".into())),
         ] {
             t = set_toml(&t, section, key, &value)?;
@@ -429,7 +449,13 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
         std::fs::write(d.dir.join("genesis"), format!("{}\n", genesis.cid))
             .map_err(err("writing the genesis file"))?;
         let mut nodes = vec![all_rpcs[i].clone()];
-        nodes.extend(all_rpcs.iter().enumerate().filter(|(j, _)| *j != i).map(|(_, r)| r.clone()));
+        nodes.extend(
+            all_rpcs
+                .iter()
+                .enumerate()
+                .filter(|(j, _)| *j != i)
+                .map(|(_, r)| r.clone()),
+        );
         write_json(
             &d.dir.join("network.json"),
             &NetworkFile {
@@ -594,17 +620,29 @@ impl Testnet {
 
     /// Starts node `i`'s medshare node and then its CometBFT validator.
     pub fn start_validator(&mut self, i: usize) -> Result<(), String> {
+        self.start_validator_with(i, "")
+    }
+
+    /// [`Testnet::start_validator`] with test faults turned on in the node
+    /// (`MEDSHARE_TEST_FAULTS`, see [`crate::app::Faults`]); "" for none.
+    pub fn start_validator_with(&mut self, i: usize, faults: &str) -> Result<(), String> {
         let n = self.layout.nodes[i].clone();
         let mut node = Command::new(&self.medshare)
             .args(["node", "start", "--dir"])
             .arg(&n.dir)
             .env("MEDSHARE_PASSPHRASE", &self.passphrase)
+            .env("MEDSHARE_TEST_FAULTS", faults)
             .stdout(Stdio::null())
             .stderr(log_file(&n.dir, "node.log")?)
             .spawn()
             .map_err(err("starting the medshare node"))?;
         let abci = format!("127.0.0.1:{}", n.ports.abci);
-        if let Err(e) = wait_port(&abci, Duration::from_secs(60), &mut node, "the medshare node") {
+        if let Err(e) = wait_port(
+            &abci,
+            Duration::from_secs(60),
+            &mut node,
+            "the medshare node",
+        ) {
             let _ = node.kill();
             let _ = node.wait();
             return Err(e);
