@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs, idempotently, the external tools the test suite runs for real, under .tools/:
-#   - kubo (the reference IPFS implementation) built from the Go module proxy;
+#   - kubo (the reference IPFS implementation) and CometBFT built from the Go module proxy;
 #   - a Python virtualenv with `cryptography` (the independent envelope reader), and maturin,
 #     pytest and mypy for the Python package;
 #   - kotlinc (npm `kotlin-compiler`) and JNA (Maven Central) for the Kotlin tests.
@@ -23,6 +23,17 @@ else
   [ -d "$dir" ] || { echo "go mod download of kubo failed" >&2; exit 1; }
   (cd "$dir" && GOFLAGS=-mod=mod go build -trimpath -o "$TOOLS/bin/ipfs" ./cmd/ipfs)
   "$TOOLS/bin/ipfs" version
+fi
+
+# --- CometBFT (the network's consensus engine), from the Go module proxy like kubo -------------
+COMETBFT_VERSION="${COMETBFT_VERSION:-v0.38.26}"
+if [ -x "$TOOLS/bin/cometbft" ] && "$TOOLS/bin/cometbft" version | grep -qx "${COMETBFT_VERSION#v}"; then
+  echo "cometbft ${COMETBFT_VERSION} present"
+else
+  command -v go >/dev/null || { echo "Go is required to build CometBFT" >&2; exit 1; }
+  echo "building cometbft ${COMETBFT_VERSION} from the Go module proxy (about 1.5 minutes the first time)"
+  GOBIN="$TOOLS/bin" go install "github.com/cometbft/cometbft/cmd/cometbft@${COMETBFT_VERSION}"
+  "$TOOLS/bin/cometbft" version
 fi
 
 # --- Python virtualenv --------------------------------------------------------------------------

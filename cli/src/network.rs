@@ -36,7 +36,7 @@ pub fn node(command: NodeCommand, out: &Out) -> Result<()> {
             let node = medshare_node::Node::open(&dir, &pass).map_err(|e| anyhow!(e))?;
             drop(pass);
             out.emit(
-                &format!(
+                format!(
                     "medshare node of {} serving CometBFT on {}",
                     esc(&dir.display().to_string()),
                     node.abci_addr()
@@ -92,7 +92,7 @@ pub fn testnet(command: TestnetCommand, out: &Out) -> Result<()> {
                 esc(&dir.display().to_string()),
                 esc(&dir.join("network.json").display().to_string())
             ));
-            out.emit(&text, serde_json::to_value(&layout)?);
+            out.emit(text, serde_json::to_value(&layout)?);
             Ok(())
         }
         TestnetCommand::Up {
@@ -119,7 +119,7 @@ pub fn testnet(command: TestnetCommand, out: &Out) -> Result<()> {
                 .map(|n| json!({"rpc": n.rpc(), "kubo": n.kubo(), "gateway": n.gateway()}))
                 .collect();
             out.emit(
-                &format!(
+                format!(
                     "testnet `{}` is up ({} validators, genesis {}); clients: --network {}\nCtrl-C stops every process",
                     esc(&net.layout.name),
                     net.layout.nodes.len(),
@@ -182,6 +182,6 @@ pub fn authority(home: &Home, command: AuthorityCommand, out: &Out) -> Result<()
             "vote {tx} recorded; the change takes effect once more than two thirds of the {before} authorities vote for it"
         )
     };
-    out.emit(&text, json!({"tx": tx.to_string(), "authorities": after}));
+    out.emit(text, json!({"tx": tx.to_string(), "authorities": after}));
     Ok(())
 }

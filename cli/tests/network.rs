@@ -168,7 +168,7 @@ struct World {
     bytes: Vec<u8>,
 }
 
-/// 1. A patient publishes 20 MB through node 0 and grants a doctor; the doctor reads it through
+/// Scenario 1: A patient publishes 20 MB through node 0 and grants a doctor; the doctor reads it through
 /// node 2, byte-exact, also with the CLI.
 fn story(net: &Net) -> World {
     let patient = fixture(Role::Patient, "patient");
@@ -282,7 +282,7 @@ fn story(net: &Net) -> World {
     }
 }
 
-/// 5. Invalid transactions are refused at CheckTx with their rule; none reaches a block.
+/// Scenario 5: Invalid transactions are refused at CheckTx with their rule; none reaches a block.
 fn refused_at_checktx(net: &Net, w: &World) {
     let v = net.client(0);
     let seq = net.sequencer(0, Duration::from_secs(20));
@@ -373,7 +373,7 @@ fn refused_at_checktx(net: &Net, w: &World) {
     }
 }
 
-/// 7. A revoke through node 1: the doctor is refused through every node, and the old
+/// Scenario 7: A revoke through node 1: the doctor is refused through every node, and the old
 /// version is unpinned on every kubo node (the new one pinned).
 fn revocation_everywhere(net: &Net, w: &World) {
     let mut v1 = net.client(1);
@@ -397,7 +397,7 @@ fn revocation_everywhere(net: &Net, w: &World) {
     );
 }
 
-/// 2. With validator 3 killed, publishing, granting and revoking go on; restarted, it catches
+/// Scenario 2: With validator 3 killed, publishing, granting and revoking go on; restarted, it catches
 /// up to the others' head and verifies from genesis.
 fn one_validator_down(net: &mut Net, w: &World) {
     net.tn.kill_validator(3);
@@ -418,7 +418,7 @@ fn one_validator_down(net: &mut Net, w: &World) {
     assert_eq!(net.head(3).head, net.head(0).head);
 }
 
-/// 3. Two validators down: no block commits and a client gets a timeout, not a hang; one back,
+/// Scenario 3: Two validators down: no block commits and a client gets a timeout, not a hang; one back,
 /// the chain resumes and the timed-out transaction commits.
 fn two_validators_down(net: &mut Net, w: &World) {
     let mut v = net.client_with(0, Duration::from_secs(6));
@@ -487,7 +487,7 @@ fn certificate_signers(store: &Store, head: &Cid, from: u64) -> Vec<(u64, Vec<St
     out
 }
 
-/// 4. A Byzantine validator proposes forged transactions and signs shares of the wrong block:
+/// Scenario 4: A Byzantine validator proposes forged transactions and signs shares of the wrong block:
 /// the others reject both, the chain goes on, and no certificate holds its share.
 fn byzantine(net: &mut Net, w: &World) {
     net.tn.kill_validator(1);
@@ -543,7 +543,7 @@ fn byzantine(net: &mut Net, w: &World) {
     net.tn.start_validator(1).unwrap();
 }
 
-/// 6. A CAR exported from a node verifies offline; the same chain with a head certificate of
+/// Scenario 6: A CAR exported from a node verifies offline; the same chain with a head certificate of
 /// one authority is refused; a validator-set change by vote is honoured.
 fn car_and_authority_vote(net: &mut Net, w: &World) {
     let car = net.dir.join("chain.car");

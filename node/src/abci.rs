@@ -201,12 +201,11 @@ impl Server {
             std::thread::Builder::new()
                 .name("abci-conn".into())
                 .spawn(move || {
-                    if let Err(e) = serve_connection(&*app, stream) {
-                        if e.kind() != io::ErrorKind::UnexpectedEof
-                            && e.kind() != io::ErrorKind::ConnectionReset
-                        {
-                            eprintln!("medshare node: ABCI connection closed: {e}");
-                        }
+                    if let Err(e) = serve_connection(&*app, stream)
+                        && e.kind() != io::ErrorKind::UnexpectedEof
+                        && e.kind() != io::ErrorKind::ConnectionReset
+                    {
+                        eprintln!("medshare node: ABCI connection closed: {e}");
                     }
                 })?;
         }

@@ -7,7 +7,7 @@
 //!   never enters the mempool and the client gets the rule's name back.
 //! * At each height, the valid submissions become the next medshare block, built
 //!   deterministically from the committed state, the transactions in consensus order and
-//!   CometBFT's block time ([`execute`]): every honest node computes the same block and CID.
+//!   CometBFT's block time (`execute`): every honest node computes the same block and CID.
 //!   The head block must be certified before the next one is built.
 //! * Certificates: in `ExtendVote`, each validator signs the checkpoint of the block the
 //!   height produces (a C2SP signed-note line over the transaction log's root and the block
@@ -97,14 +97,14 @@ enum Place {
 /// One CometBFT transaction, decoded.
 enum NetTx {
     Submission(Submission),
-    Certificate(CertificateObject),
+    Certificate(Box<CertificateObject>),
 }
 
 fn decode_tx(raw: &[u8]) -> Result<NetTx, Error> {
     match object_type(raw).as_deref() {
         Some("submission") => Submission::decode(raw).map(NetTx::Submission),
         Some("certificate") => CertificateObject::decode(raw)
-            .map(NetTx::Certificate)
+            .map(|c| NetTx::Certificate(Box::new(c)))
             .map_err(|detail| Error::rejected(Rule::Encoding, detail)),
         _ => Err(Error::rejected(
             Rule::Encoding,
@@ -178,7 +178,7 @@ fn execute(state: &State, txs: &[Bytes], time: u64) -> Outcome {
                     match next.apply_certificate(&c) {
                         Ok(()) => {
                             st = next;
-                            out.cert = Some(c);
+                            out.cert = Some(*c);
                             Ok(())
                         }
                         Err(e) => Err(e),
