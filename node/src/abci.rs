@@ -153,6 +153,32 @@ pub fn dispatch<A: Application + ?Sized>(app: &Mutex<A>, req: Request) -> Respon
     Response { value: Some(value) }
 }
 
+/// Requests slower than this are logged (the operator sees where consensus time goes).
+const SLOW: std::time::Duration = std::time::Duration::from_millis(200);
+
+fn request_name(req: &Request) -> &'static str {
+    use request::Value as Q;
+    match &req.value {
+        None => "empty",
+        Some(Q::Echo(_)) => "Echo",
+        Some(Q::Flush(_)) => "Flush",
+        Some(Q::Info(_)) => "Info",
+        Some(Q::InitChain(_)) => "InitChain",
+        Some(Q::Query(_)) => "Query",
+        Some(Q::CheckTx(_)) => "CheckTx",
+        Some(Q::Commit(_)) => "Commit",
+        Some(Q::ListSnapshots(_)) => "ListSnapshots",
+        Some(Q::OfferSnapshot(_)) => "OfferSnapshot",
+        Some(Q::LoadSnapshotChunk(_)) => "LoadSnapshotChunk",
+        Some(Q::ApplySnapshotChunk(_)) => "ApplySnapshotChunk",
+        Some(Q::PrepareProposal(_)) => "PrepareProposal",
+        Some(Q::ProcessProposal(_)) => "ProcessProposal",
+        Some(Q::ExtendVote(_)) => "ExtendVote",
+        Some(Q::VerifyVoteExtension(_)) => "VerifyVoteExtension",
+        Some(Q::FinalizeBlock(_)) => "FinalizeBlock",
+    }
+}
+
 fn serve_connection<A: Application + ?Sized>(app: &Mutex<A>, stream: TcpStream) -> io::Result<()> {
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(1 << 16, stream.try_clone()?);
@@ -161,7 +187,13 @@ fn serve_connection<A: Application + ?Sized>(app: &Mutex<A>, stream: TcpStream) 
         let req = Request::decode(raw.as_slice())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
         let flush = matches!(req.value, Some(request::Value::Flush(_)));
+        let name = request_name(&req);
+        let started = std::time::Instant::now();
         let resp = dispatch(app, req);
+        let took = started.elapsed();
+        if took > SLOW {
+            eprintln!("medshare node: {name} took {} ms", took.as_millis());
+        }
         let fatal = matches!(resp.value, Some(response::Value::Exception(_)));
         write_message(&mut writer, &resp)?;
         if flush || fatal {

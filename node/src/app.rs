@@ -44,6 +44,8 @@ use crate::abci::Application;
 
 /// The store metadata key of the node's progress.
 const META_KEY: &str = "node";
+/// The store metadata key of the last height whose ledger objects are kept (pinned).
+const KEPT_KEY: &str = "node-kept";
 /// `CheckTx` code of a refused transaction (the log says which rule).
 const CODE_REFUSED: u32 = 1;
 /// Vote extension verification statuses and proposal statuses (ABCI enums).
@@ -219,7 +221,7 @@ fn execute(state: &State, txs: &[Bytes], time: u64) -> Outcome {
     if !accepted.is_empty() {
         let block = st.next_block(&accepted, time);
         let mut next = st.clone();
-        match next.apply_block(&block, &accepted) {
+        match next.apply_built_block(&block, &accepted) {
             Ok(()) => {
                 st = next;
                 out.block = Some((block, accepted));
@@ -312,27 +314,74 @@ struct Pending {
     before: State,
 }
 
-/// Pin and unpin work for the node's store, done off the consensus path.
-struct PinJob {
-    pin: Vec<Cid>,
-    unpin: Vec<Cid>,
+/// Work on the node's store done off the consensus path, in commit order: moving the store's
+/// head (what readers of the store follow; the node itself restarts from its metadata), and
+/// pinning new record versions (fetched over IPFS) and unpinning retired ones.
+enum Job {
+    Head {
+        expected: Cid,
+        new: Cid,
+    },
+    /// Protect a height's ledger objects from kubo's collector, then record that height.
+    Keep {
+        objects: Vec<Cid>,
+        height: u64,
+    },
+    Pins {
+        pin: Vec<Cid>,
+        unpin: Vec<Cid>,
+    },
 }
 
-fn pin_worker(store: Store) -> mpsc::Sender<PinJob> {
-    let (tx, rx) = mpsc::channel::<PinJob>();
+fn background(store: Store) -> mpsc::Sender<Job> {
+    let (tx, rx) = mpsc::channel::<Job>();
     std::thread::Builder::new()
-        .name("medshare-pins".into())
+        .name("medshare-store".into())
         .spawn(move || {
             for job in rx {
-                for c in job.pin {
-                    // Fetches the record's blocks over IPFS from whichever node has them.
-                    if let Err(e) = pollster::block_on(store.pin(&c)) {
-                        eprintln!("medshare node: pinning {c}: {e}");
+                match job {
+                    Job::Head { expected, new } => {
+                        let moved = pollster::block_on(
+                            store.compare_and_swap_head(Some(&expected), Some(&new)),
+                        );
+                        if let Err(e) = moved {
+                            // Someone else moved it (an operator's repair): follow the node.
+                            let current = pollster::block_on(store.head()).ok().flatten();
+                            let again = pollster::block_on(
+                                store.compare_and_swap_head(current.as_ref(), Some(&new)),
+                            );
+                            if let Err(e2) = again {
+                                eprintln!(
+                                    "medshare node: moving the store head to {new}: {e}; {e2}"
+                                );
+                            }
+                        }
                     }
-                }
-                for c in job.unpin {
-                    if let Err(e) = pollster::block_on(store.unpin(&c)) {
-                        eprintln!("medshare node: unpinning {c}: {e}");
+                    Job::Keep { objects, height } => {
+                        match pollster::block_on(store.keep(&objects)) {
+                            Ok(()) => {
+                                let h = height.to_string();
+                                if let Err(e) =
+                                    pollster::block_on(store.put_meta(KEPT_KEY, Some(h.as_bytes())))
+                                {
+                                    eprintln!("medshare node: recording kept height {height}: {e}");
+                                }
+                            }
+                            // Kept again at the next restart (everything above the record).
+                            Err(e) => eprintln!("medshare node: keeping ledger objects: {e}"),
+                        }
+                    }
+                    Job::Pins { pin, unpin } => {
+                        for c in pin {
+                            if let Err(e) = pollster::block_on(store.pin(&c)) {
+                                eprintln!("medshare node: pinning {c}: {e}");
+                            }
+                        }
+                        for c in unpin {
+                            if let Err(e) = pollster::block_on(store.unpin(&c)) {
+                                eprintln!("medshare node: unpinning {c}: {e}");
+                            }
+                        }
                     }
                 }
             }
@@ -357,8 +406,11 @@ pub struct NodeApp {
     index: HashMap<Cid, Place>,
     /// Vote-extension expectations by CometBFT block hash, for this height.
     expected: HashMap<Vec<u8>, Option<Checkpoint>>,
+    /// Executions of this height's proposals by CometBFT block hash (ProcessProposal's, reused
+    /// by ExtendVote and FinalizeBlock).
+    outcomes: HashMap<Vec<u8>, Outcome>,
     pending: Option<Pending>,
-    pins: mpsc::Sender<PinJob>,
+    jobs: mpsc::Sender<Job>,
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = medshare::Result<T>>) -> Result<T, String> {
@@ -374,7 +426,7 @@ impl NodeApp {
         authority: Identity,
         faults: Faults,
     ) -> Result<NodeApp, String> {
-        let pins = pin_worker(store.clone());
+        let jobs = background(store.clone());
         let mut app = NodeApp {
             store,
             genesis,
@@ -387,8 +439,9 @@ impl NodeApp {
             certified: (genesis, 0),
             index: HashMap::new(),
             expected: HashMap::new(),
+            outcomes: HashMap::new(),
             pending: None,
-            pins,
+            jobs,
         };
         let meta = block_on(app.store.get_meta(META_KEY))?;
         if let Some(raw) = meta {
@@ -429,7 +482,18 @@ impl NodeApp {
                     .compare_and_swap_head(head.as_ref(), Some(&meta.certified)),
             )?;
         }
-        self.index_chain(&state)?;
+        let kept = block_on(self.store.get_meta(KEPT_KEY))?
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|t| t.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        let unkept = self.index_chain(&state, kept)?;
+        if !unkept.is_empty() {
+            let mut objects = unkept;
+            objects.push(meta.certified);
+            block_on(self.store.keep(&objects))?;
+            let h = state.height().to_string();
+            block_on(self.store.put_meta(KEPT_KEY, Some(h.as_bytes())))?;
+        }
         self.comet_height = meta.comet_height;
         self.app_hash = app_hash(&state);
         self.certified = (meta.certified, meta.certified_height);
@@ -438,8 +502,10 @@ impl NodeApp {
         Ok(())
     }
 
-    /// Rebuilds the transaction index by walking the chain back from the head block.
-    fn index_chain(&mut self, state: &State) -> Result<(), String> {
+    /// Rebuilds the transaction index by walking the chain back from the head block; returns
+    /// the ledger objects of the blocks above height `kept`.
+    fn index_chain(&mut self, state: &State, kept: u64) -> Result<Vec<Cid>, String> {
+        let mut unkept = Vec::new();
         let mut at = state.head();
         let mut height = state.height();
         while height > 0 {
@@ -449,10 +515,15 @@ impl NodeApp {
                 self.index
                     .insert(*t, Place::Committed { height, block: at });
             }
+            if height > kept {
+                unkept.push(at);
+                unkept.extend(block.header.txs.iter().copied());
+                unkept.extend(block.header.parent_cert);
+            }
             at = block.header.parent;
             height -= 1;
         }
-        Ok(())
+        Ok(unkept)
     }
 
     fn state(&self) -> Result<&State, String> {
@@ -839,6 +910,7 @@ impl Application for NodeApp {
         };
         self.expected
             .insert(req.hash.to_vec(), expected_checkpoint(&outcome.state));
+        self.outcomes.insert(req.hash.to_vec(), outcome);
         ResponseProcessProposal { status }
     }
 
@@ -846,11 +918,19 @@ impl Application for NodeApp {
         let Ok(state) = self.state() else {
             return ResponseExtendVote::default();
         };
-        let outcome = execute(state, &req.txs, time_secs(req.time.as_ref()));
-        self.expected
-            .insert(req.hash.to_vec(), expected_checkpoint(&outcome.state));
+        if !self.outcomes.contains_key(req.hash.as_ref()) {
+            let outcome = execute(state, &req.txs, time_secs(req.time.as_ref()));
+            self.expected
+                .insert(req.hash.to_vec(), expected_checkpoint(&outcome.state));
+            self.outcomes.insert(req.hash.to_vec(), outcome);
+        }
+        let share = self
+            .outcomes
+            .get(req.hash.as_ref())
+            .map(|o| self.share_for(&o.state))
+            .unwrap_or_default();
         ResponseExtendVote {
-            vote_extension: Bytes::from(self.share_for(&outcome.state)),
+            vote_extension: Bytes::from(share),
         }
     }
 
@@ -874,7 +954,12 @@ impl Application for NodeApp {
         req: RequestFinalizeBlock,
     ) -> Result<ResponseFinalizeBlock, String> {
         let state = self.state()?.clone();
-        let outcome = execute(&state, &req.txs, time_secs(req.time.as_ref()));
+        // Executed already when the proposal was processed (same hash: same transactions and
+        // time on the same state), unless this node is catching up.
+        let outcome = match self.outcomes.remove(req.hash.as_ref()) {
+            Some(o) => o,
+            None => execute(&state, &req.txs, time_secs(req.time.as_ref())),
+        };
         let validator_updates = if outcome.block.is_some() {
             outcome
                 .state
@@ -941,7 +1026,9 @@ impl Application for NodeApp {
                 data: block.bytes.clone(),
             });
         }
-        block_on(self.store.put_many(&objects))?;
+        // Stored now; protected from kubo's collector in the background (re-done at restart
+        // for anything not yet recorded as kept).
+        block_on(self.store.put_many_unkept(&objects))?;
         let certified = match &o.cert {
             Some(c) => (c.cid, c.certificate.checkpoint.height),
             None => self.certified,
@@ -956,10 +1043,10 @@ impl Application for NodeApp {
         let raw = serde_json::to_vec(&meta).map_err(|e| e.to_string())?;
         block_on(self.store.put_meta(META_KEY, Some(&raw)))?;
         if certified.0 != self.certified.0 {
-            block_on(
-                self.store
-                    .compare_and_swap_head(Some(&self.certified.0), Some(&certified.0)),
-            )?;
+            let _ = self.jobs.send(Job::Head {
+                expected: self.certified.0,
+                new: certified.0,
+            });
         }
         if let Some((block, txs)) = &o.block {
             for t in txs {
@@ -977,8 +1064,14 @@ impl Application for NodeApp {
                 .entry(*cid)
                 .or_insert_with(|| Place::Refused { log: log.clone() });
         }
+        if !objects.is_empty() {
+            let _ = self.jobs.send(Job::Keep {
+                objects: objects.iter().map(|o| o.cid).collect(),
+                height: o.state.height(),
+            });
+        }
         if !pin.is_empty() || !unpin.is_empty() {
-            let _ = self.pins.send(PinJob { pin, unpin });
+            let _ = self.jobs.send(Job::Pins { pin, unpin });
         }
         self.certified = certified;
         self.comet_height = p.comet_height;
@@ -986,6 +1079,7 @@ impl Application for NodeApp {
         self.check = Some(o.state.clone());
         self.state = Some(p.outcome.state);
         self.expected.clear();
+        self.outcomes.clear();
         Ok(ResponseCommit { retain_height: 0 })
     }
 }

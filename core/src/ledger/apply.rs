@@ -121,6 +121,15 @@ impl State {
         self.apply_block_with(block, txs, &mut Sigs::Defer(checks))
     }
 
+    /// Applies a block this node has just built, with [`State::next_block`], from submissions
+    /// it accepted on this very state with [`State::accept_submission`]: every rule again, but
+    /// not the authors' signatures, which that acceptance verified. Never for a block from
+    /// elsewhere (use [`State::apply_block`]).
+    pub fn apply_built_block(&mut self, block: &Block, txs: &[SignedTx]) -> Result<()> {
+        let mut verified = Vec::new();
+        self.apply_block_deferred(block, txs, &mut verified)
+    }
+
     /// Applies a block without checking its authors' signatures (tests that need a stored
     /// chain with a forged signature deep inside it).
     #[cfg(test)]

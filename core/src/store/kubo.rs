@@ -122,19 +122,23 @@ fn codec_name(codec: u64) -> &'static str {
     }
 }
 
-/// `multipart/form-data` with one file part (what kubo's `block/put` and `files/write` read).
-fn multipart(data: &[u8]) -> (String, Vec<u8>) {
+/// `multipart/form-data` with one file part per item (what kubo's `block/put` and
+/// `files/write` read; `block/put` stores each part as a block).
+fn multipart(parts: &[&[u8]]) -> (String, Vec<u8>) {
     let mut rand = [0u8; 12];
     let _ = getrandom::fill(&mut rand);
     let boundary = format!("medshare-{}", data_encoding::HEXLOWER.encode(&rand));
-    let mut body = Vec::with_capacity(data.len() + 200);
-    body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-    body.extend_from_slice(
-        b"Content-Disposition: form-data; name=\"file\"; filename=\"block\"\r\n",
-    );
-    body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
-    body.extend_from_slice(data);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    let mut body = Vec::with_capacity(parts.iter().map(|p| p.len() + 160).sum::<usize>() + 64);
+    for data in parts {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        body.extend_from_slice(
+            b"Content-Disposition: form-data; name=\"file\"; filename=\"block\"\r\n",
+        );
+        body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
     (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
@@ -177,6 +181,19 @@ impl KuboStore {
         query: &[(&str, &str)],
         body: Option<&[u8]>,
     ) -> Result<Answer> {
+        match body {
+            Some(data) => self.call_parts(path, query, Some(&[data])).await,
+            None => self.call_parts(path, query, None).await,
+        }
+    }
+
+    /// [`KuboStore::call`] with several file parts.
+    async fn call_parts(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        body: Option<&[&[u8]]>,
+    ) -> Result<Answer> {
         let mut url = format!("{}/api/v0/{path}", self.config.url);
         for (i, (k, v)) in query.iter().enumerate() {
             url.push(if i == 0 { '?' } else { '&' });
@@ -190,8 +207,8 @@ impl KuboStore {
                 self.http.sleep(Duration::from_millis(100 << attempt)).await;
             }
             let mut req = match body {
-                Some(data) => {
-                    let (ctype, form) = multipart(data);
+                Some(parts) => {
+                    let (ctype, form) = multipart(parts);
                     HttpRequest::post(&url, Some(form)).header("Content-Type", &ctype)
                 }
                 None => HttpRequest::post(&url, None),
@@ -247,6 +264,68 @@ impl KuboStore {
                 self.config.url
             ))),
         }
+    }
+
+    /// Direct pins (the objects, not what they link to), one `pin/add` per 1024.
+    async fn pin_direct(&self, cids: &[Cid]) -> Result<()> {
+        for chunk in cids.chunks(1024) {
+            let text: Vec<String> = chunk.iter().map(Cid::to_string).collect();
+            let mut query: Vec<(&str, &str)> = text.iter().map(|c| ("arg", c.as_str())).collect();
+            query.push(("recursive", "false"));
+            self.ok("pin/add", &query, None).await?;
+        }
+        Ok(())
+    }
+
+    /// One `dag/import` of `blocks` as a CAR stream (kubo writes them in one batch), checking
+    /// that kubo took every block.
+    async fn import(&self, blocks: &[&Block]) -> Result<()> {
+        let Some(first) = blocks.first() else {
+            return Ok(());
+        };
+        let mut car = crate::car::CarWriter::new(
+            Vec::with_capacity(blocks.iter().map(|b| b.data.len() + 40).sum()),
+            &[first.cid],
+        )?;
+        for b in blocks {
+            car.write_block(&b.cid, &b.data)?;
+        }
+        let car = car.finish()?;
+        let answer = self
+            .ok(
+                "dag/import",
+                &[("pin-roots", "false"), ("stats", "true")],
+                Some(&car),
+            )
+            .await?;
+        // The answer streams JSON objects; the stats one counts the blocks kubo took.
+        let count = answer.split(|&b| b == b'\n').find_map(|line| {
+            serde_json::from_slice::<serde_json::Value>(line)
+                .ok()?
+                .get("Stats")?
+                .get("BlockCount")?
+                .as_u64()
+        });
+        match count {
+            Some(n) if n == blocks.len() as u64 => Ok(()),
+            other => Err(Error::Backend(format!(
+                "kubo dag/import took {other:?} blocks of {} sent",
+                blocks.len()
+            ))),
+        }
+    }
+
+    /// Stores ledger objects (DAG-CBOR: blocks, transactions, certificates) with one
+    /// `dag/import`, and pins them directly with one `pin/add`: a recursive pin
+    /// of the head would also pin every record version the chain links to, and revocation must
+    /// be able to remove old versions from the node.
+    async fn put_ledger(&self, blocks: &[&Block]) -> Result<()> {
+        for chunk in blocks.chunks(1024) {
+            self.import(chunk).await?;
+            let cids: Vec<Cid> = chunk.iter().map(|b| b.cid).collect();
+            self.pin_direct(&cids).await?;
+        }
+        Ok(())
     }
 
     fn ns(&self) -> &str {
@@ -461,45 +540,34 @@ impl BlockStore for KuboStore {
     async fn put_many(&self, blocks: &[Block]) -> Result<()> {
         let (ledger, data): (Vec<_>, Vec<_>) =
             blocks.iter().partition(|b| b.cid.codec() == DAG_CBOR);
-        for b in ledger {
-            self.put(&b.cid, &b.data).await?;
+        self.put_ledger(&ledger).await?;
+        for chunk in data.chunks(4096) {
+            self.import(chunk).await?;
         }
-        let Some(first) = data.first() else {
-            return Ok(());
-        };
-        let mut car = crate::car::CarWriter::new(
-            Vec::with_capacity(data.iter().map(|b| b.data.len() + 40).sum()),
-            &[first.cid],
-        )?;
-        for b in &data {
-            car.write_block(&b.cid, &b.data)?;
+        Ok(())
+    }
+
+    async fn put_many_unkept(&self, blocks: &[Block]) -> Result<()> {
+        let refs: Vec<&Block> = blocks.iter().collect();
+        for chunk in refs.chunks(4096) {
+            self.import(chunk).await?;
         }
-        let car = car.finish()?;
-        let answer = self
-            .ok(
-                "dag/import",
-                &[("pin-roots", "false"), ("stats", "true")],
-                Some(&car),
-            )
-            .await?;
-        // The answer streams JSON objects; the stats one counts the blocks kubo took.
-        let count = answer.split(|&b| b == b'\n').find_map(|line| {
-            serde_json::from_slice::<serde_json::Value>(line)
-                .ok()?
-                .get("Stats")?
-                .get("BlockCount")?
-                .as_u64()
-        });
-        match count {
-            Some(n) if n == data.len() as u64 => Ok(()),
-            other => Err(Error::Backend(format!(
-                "kubo dag/import took {other:?} blocks of {} sent",
-                data.len()
-            ))),
-        }
+        Ok(())
+    }
+
+    async fn keep(&self, objects: &[Cid]) -> Result<()> {
+        self.pin_direct(objects).await
     }
 
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
+        if cid.codec() == DAG_CBOR {
+            return self
+                .put_ledger(&[&Block {
+                    cid: *cid,
+                    data: data.to_vec(),
+                }])
+                .await;
+        }
         let answer = self
             .ok(
                 "block/put",
@@ -519,17 +587,6 @@ impl BlockStore for KuboStore {
                     "kubo block/put answered garbage for {cid}"
                 )));
             }
-        }
-        // Ledger objects (DAG-CBOR: blocks, transactions, certificates) are pinned directly,
-        // one by one: a recursive pin of the head would also pin every record version the
-        // chain links to, and revocation must be able to remove old versions from the node.
-        if cid.codec() == DAG_CBOR {
-            self.ok(
-                "pin/add",
-                &[("arg", &cid.to_string()), ("recursive", "false")],
-                None,
-            )
-            .await?;
         }
         Ok(())
     }

@@ -70,6 +70,20 @@ pub trait BlockStore: MaybeSendSync {
     /// [`Error::HeadConflict`] and changes nothing.
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()>;
 
+    /// Stores ledger objects without protecting them from the backend's garbage collector yet
+    /// (a sequencer that commits first and pins in the background, [`BlockStore::keep`]).
+    /// Backends without a collector just store them.
+    async fn put_many_unkept(&self, blocks: &[Block]) -> Result<()> {
+        self.put_many(blocks).await
+    }
+
+    /// Protects these objects (not what they link to) from the backend's garbage collector:
+    /// kubo's direct pins. What [`BlockStore::put`] does for ledger objects by itself.
+    async fn keep(&self, objects: &[Cid]) -> Result<()> {
+        let _ = objects;
+        Ok(())
+    }
+
     /// Keeps the DAG under `root` (a current record version) from being garbage-collected by
     /// the backend, and replicated where the backend replicates. Only stores with their own
     /// garbage collector (kubo) need to do anything.
@@ -272,6 +286,21 @@ impl Store {
         new: Option<&Cid>,
     ) -> Result<()> {
         self.inner.compare_and_swap_head(expected, new).await
+    }
+
+    /// Stores ledger objects, to be kept later (see [`BlockStore::put_many_unkept`]).
+    pub async fn put_many_unkept(&self, blocks: &[Block]) -> Result<()> {
+        for b in blocks {
+            check_size(b.data.len())?;
+            b.cid.verify(&b.data)?;
+        }
+        self.inner.put_many_unkept(blocks).await
+    }
+
+    /// Protects objects from the backend's collector (see [`BlockStore::keep`]).
+    pub async fn keep(&self, objects: &[Cid]) -> Result<()> {
+        let v1: Vec<Cid> = objects.iter().map(Cid::to_v1).collect();
+        self.inner.keep(&v1).await
     }
 
     /// Pins a root (see [`BlockStore::pin`]).

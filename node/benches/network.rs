@@ -1,0 +1,392 @@
+//! The network benchmark: committed transactions per second and submit-to-certified latency
+//! of grant transactions on a local 4-validator medshare testnet, next to CometBFT's built-in
+//! `kvstore` application on the same 4-node configuration (same ports scheme, timeouts, vote
+//! extensions on), in the same run.
+//!
+//! `cargo build --release -p medshare-cli && cargo bench -p medshare-node --bench network`
+//! (needs `.tools/bin/cometbft` and `.tools/bin/ipfs` from scripts/install-tools.sh).
+//!
+//! * Throughput: a burst of pre-signed grants (one per patient sequence number, 8 patients
+//!   submitting in parallel to 4 validators), timed until the last is certified (medshare) or
+//!   committed (kvstore; it has no certificates).
+//! * Latency: one transaction at a time (closed loop), submit to certified, p50 and p99; for
+//!   medshare also submit to committed (in a block, before its certificate).
+//!
+//! The grants' wrapped keys are random bytes of a valid size: the ledger can check a wrap's size
+//! but not its content, so this measures ordering, rule checks, signatures and certificates, not
+//! the clients' RSA-OAEP.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use medshare::ledger::{SignedTx, Submission, Tx, TxBody};
+use medshare::sequencer::comet::CometSequencer;
+use medshare::{Endorsement, GrantOptions, Identity, Purpose, Role, Store, Vault};
+use medshare_node::testnet::{self, InitOptions, Testnet, http_get};
+use pollster::block_on;
+
+const PATIENTS: usize = 8;
+const BURST_PER_PATIENT: usize = 60;
+const LATENCY_SAMPLES: usize = 60;
+const PASS: &str = "benchmark passphrase";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn tool(name: &str) -> PathBuf {
+    root().join(".tools/bin").join(name)
+}
+
+fn hex(b: &[u8]) -> String {
+    data_encoding::HEXLOWER.encode(b)
+}
+
+/// GET on a validator's RPC; the JSON body.
+fn rpc(port: u16, path: &str) -> serde_json::Value {
+    let raw = http_get(port, path).unwrap_or_default();
+    let body = raw.split_once("\r\n\r\n").map(|x| x.1).unwrap_or("");
+    // Chunked or not, the JSON object spans from the first '{' to the last '}'.
+    let (a, b) = (body.find('{'), body.rfind('}'));
+    match (a, b) {
+        (Some(a), Some(b)) => serde_json::from_str(&body[a..=b]).unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    }
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+struct Report {
+    tps: f64,
+    p50: Duration,
+    p99: Duration,
+    committed_p50: Option<Duration>,
+}
+
+fn init(dir: &std::path::Path) -> testnet::Layout {
+    testnet::init(&InitOptions {
+        dir: dir.to_path_buf(),
+        validators: 4,
+        name: "bench".into(),
+        base_port: 0,
+        bits: 2048,
+        passphrase: PASS.into(),
+        cometbft: tool("cometbft"),
+        ipfs: tool("ipfs"),
+        timeout_commit_ms: 300,
+    })
+    .expect("testnet init")
+}
+
+fn tx_state(port: u16, cid: &medshare::Cid) -> (bool, bool) {
+    let data = hex(cid.to_string().as_bytes());
+    let v = rpc(
+        port,
+        &format!("/abci_query?path=%22/medshare/tx%22&data=0x{data}"),
+    );
+    let Some(value) = v["result"]["response"]["value"].as_str() else {
+        return (false, false);
+    };
+    let raw = data_encoding::BASE64
+        .decode(value.as_bytes())
+        .unwrap_or_default();
+    let a: serde_json::Value = serde_json::from_slice(&raw).unwrap_or_default();
+    (a["status"] == "committed", !a["certified_head"].is_null())
+}
+
+fn medshare_bench(dir: &std::path::Path) -> Report {
+    let layout = init(dir);
+    let mut net = Testnet::new(
+        dir,
+        root().join("target/release/medshare"),
+        tool("cometbft"),
+        tool("ipfs"),
+        PASS.into(),
+    )
+    .unwrap();
+    net.start_all().unwrap();
+    let genesis: medshare::Cid = layout.genesis.parse().unwrap();
+    let node = |i: usize| &layout.nodes[i];
+    let client = |i: usize| {
+        let store = Store::open_spec(&format!("kubo={}", node(i).kubo())).unwrap();
+        let seq = CometSequencer::new(vec![node(i).rpc()]).unwrap();
+        block_on(Vault::open(store, Some(Arc::new(seq)), Some(&genesis))).unwrap()
+    };
+    // People: 8 patients with a record each, one doctor.
+    let mut v = client(0);
+    let hospital = Identity::load(node(0).dir.join("authority.key"), PASS).unwrap();
+    let doctor = Identity::generate(Role::Doctor, "doctor", 2048).unwrap();
+    let e = Endorsement::sign(&hospital, &genesis, &doctor.id(), "GMC-1").unwrap();
+    block_on(v.register(&doctor, Some(&e))).unwrap();
+    let mut people = Vec::new();
+    for p in 0..PATIENTS {
+        let patient = Identity::generate(Role::Patient, &format!("p{p}"), 2048).unwrap();
+        block_on(v.register(&patient, None)).unwrap();
+        let record = block_on(v.publish_bytes(
+            &patient,
+            b"{\"resourceType\":\"Bundle\"}",
+            "b.json",
+            "application/fhir+json",
+        ))
+        .unwrap();
+        people.push((patient, record));
+    }
+    // Closed-loop latency first, through the full client path (Vault::grant).
+    let mut lat = Vec::new();
+    let mut committed = Vec::new();
+    let (p0, r0) = &people[0];
+    for _ in 0..LATENCY_SAMPLES {
+        // Pre-sign one grant, submit it, watch it become committed, then certified.
+        let state = v.state();
+        let tx = grant(
+            &genesis,
+            p0,
+            r0,
+            &doctor,
+            state.last_seq(&p0.id()) + 1,
+            state.time(),
+        );
+        let t0 = Instant::now();
+        broadcast(node(0).ports.rpc, &tx);
+        let mut seen_commit = None;
+        loop {
+            let (c, cert) = tx_state(node(0).ports.rpc, &tx.cid);
+            if c && seen_commit.is_none() {
+                seen_commit = Some(t0.elapsed());
+            }
+            if cert {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lat.push(t0.elapsed());
+        committed.push(seen_commit.unwrap_or_default());
+        block_on(v.sync()).unwrap();
+    }
+    // One real client grant, end to end (unwrap, wrap, sign, submit, certified, sync).
+    let t = Instant::now();
+    block_on(v.grant(p0, r0, &doctor.id(), GrantOptions::default())).unwrap();
+    eprintln!(
+        "medshare: one Vault::grant end to end: {:.0} ms",
+        ms(t.elapsed())
+    );
+    // Throughput: a burst of pre-signed grants.
+    block_on(v.sync()).unwrap();
+    let state = v.state().clone();
+    let batches: Vec<Vec<SignedTx>> = people
+        .iter()
+        .map(|(p, r)| {
+            let s = state.last_seq(&p.id());
+            (1..=BURST_PER_PATIENT as u64)
+                .map(|k| grant(&genesis, p, r, &doctor, s + k, state.time()))
+                .collect()
+        })
+        .collect();
+    let total = PATIENTS * BURST_PER_PATIENT;
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for (i, batch) in batches.iter().enumerate() {
+            let port = node(i % 4).ports.rpc;
+            s.spawn(move || {
+                for tx in batch {
+                    broadcast(port, tx);
+                }
+            });
+        }
+    });
+    let last: Vec<_> = batches.iter().map(|b| b.last().unwrap().cid).collect();
+    for c in &last {
+        while !tx_state(node(0).ports.rpc, c).1 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let wall = t0.elapsed();
+    net.stop_all();
+    if std::env::var_os("MEDSHARE_BENCH_KEEP").is_some() {
+        let keep = std::path::Path::new("/tmp/medshare-bench-logs");
+        let _ = std::fs::create_dir_all(keep);
+        for (i, n) in layout.nodes.iter().enumerate() {
+            let _ = std::fs::copy(n.dir.join("node.log"), keep.join(format!("node{i}.log")));
+        }
+    }
+    lat.sort();
+    committed.sort();
+    Report {
+        tps: total as f64 / wall.as_secs_f64(),
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        committed_p50: Some(percentile(&committed, 0.5)),
+    }
+}
+
+fn grant(
+    genesis: &medshare::Cid,
+    patient: &Identity,
+    record: &medshare::RecordId,
+    doctor: &Identity,
+    seq: u64,
+    time: u64,
+) -> SignedTx {
+    let mut wrapped = vec![0u8; 256];
+    getrandom::fill(&mut wrapped).unwrap();
+    let tx = Tx {
+        genesis: *genesis,
+        author: patient.id(),
+        seq,
+        time,
+        body: TxBody::Grant {
+            record: *record,
+            version: 1,
+            doctor: doctor.id(),
+            wrapped_key: wrapped,
+            expires: None,
+            purpose: Purpose::Treatment,
+            note: None,
+        },
+    };
+    SignedTx::sign(tx, patient).unwrap()
+}
+
+fn broadcast(port: u16, tx: &SignedTx) {
+    let bytes = Submission {
+        txs: vec![tx.clone()],
+    }
+    .encode();
+    let v = rpc(port, &format!("/broadcast_tx_sync?tx=0x{}", hex(&bytes)));
+    let code = v["result"]["code"].as_u64().unwrap_or(99);
+    assert_eq!(code, 0, "broadcast refused: {v}");
+}
+
+fn kvstore_bench(dir: &std::path::Path) -> Report {
+    let layout = init(dir);
+    let mut procs = Vec::new();
+    for n in &layout.nodes {
+        let log = std::fs::File::create(n.dir.join("kvstore.log")).unwrap();
+        procs.push(
+            std::process::Command::new(tool("cometbft"))
+                .arg("start")
+                .arg("--home")
+                .arg(n.dir.join("cometbft"))
+                .arg("--proxy_app=kvstore")
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .unwrap(),
+        );
+    }
+    let port = |i: usize| layout.nodes[i].ports.rpc;
+    let height = |i: usize| {
+        rpc(port(i), "/status")["result"]["sync_info"]["latest_block_height"]
+            .as_str()
+            .and_then(|h| h.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    while (0..4).any(|i| height(i) < 2) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let committed = |key: &str| {
+        let v = rpc(
+            port(0),
+            &format!("/abci_query?data=0x{}", hex(key.as_bytes())),
+        );
+        v["result"]["response"]["value"]
+            .as_str()
+            .is_some_and(|s| !s.is_empty())
+    };
+    let mut lat = Vec::new();
+    for i in 0..LATENCY_SAMPLES {
+        let key = format!("lat{i}");
+        let tx = hex(format!("{key}=v").as_bytes());
+        let t0 = Instant::now();
+        let v = rpc(port(0), &format!("/broadcast_tx_sync?tx=0x{tx}"));
+        assert_eq!(v["result"]["code"].as_u64(), Some(0), "{v}");
+        while !committed(&key) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        lat.push(t0.elapsed());
+    }
+    let total = PATIENTS * BURST_PER_PATIENT;
+    let t0 = Instant::now();
+    std::thread::scope(|s| {
+        for p in 0..PATIENTS {
+            let port = port(p % 4);
+            s.spawn(move || {
+                for k in 0..BURST_PER_PATIENT {
+                    // Transactions of the grants' size, so blocks carry as many bytes.
+                    let tx = hex(format!("b{p}-{k}={}", "x".repeat(600)).as_bytes());
+                    let v = rpc(port, &format!("/broadcast_tx_sync?tx=0x{tx}"));
+                    assert_eq!(v["result"]["code"].as_u64(), Some(0), "{v}");
+                }
+            });
+        }
+    });
+    for p in 0..PATIENTS {
+        let key = format!("b{p}-{}", BURST_PER_PATIENT - 1);
+        while !committed(&key) {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let wall = t0.elapsed();
+    for mut c in procs {
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+    lat.sort();
+    Report {
+        tps: total as f64 / wall.as_secs_f64(),
+        p50: percentile(&lat, 0.5),
+        p99: percentile(&lat, 0.99),
+        committed_p50: None,
+    }
+}
+
+fn main() {
+    // `cargo bench` passes --bench; `cargo test --benches` must not start networks.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    assert!(
+        root().join("target/release/medshare").exists(),
+        "build the CLI first: cargo build --release -p medshare-cli"
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let kv = kvstore_bench(&tmp.path().join("kvstore"));
+    let ms_ = medshare_bench(&tmp.path().join("medshare"));
+    println!("network benchmark: 4 validators on 127.0.0.1, timeout_commit 300 ms, 2 cores");
+    println!(
+        "{:<28} {:>10} {:>12} {:>12} {:>16}",
+        "application", "tx/s", "p50 ms", "p99 ms", "p50 in block ms"
+    );
+    println!(
+        "{:<28} {:>10.1} {:>12.0} {:>12.0} {:>16}",
+        "kvstore (CometBFT)",
+        kv.tps,
+        ms(kv.p50),
+        ms(kv.p99),
+        "-"
+    );
+    println!(
+        "{:<28} {:>10.1} {:>12.0} {:>12.0} {:>16.0}",
+        "medshare grants (certified)",
+        ms_.tps,
+        ms(ms_.p50),
+        ms(ms_.p99),
+        ms(ms_.committed_p50.unwrap_or_default())
+    );
+    println!(
+        "ratio medshare/kvstore: throughput {:.2}x, p50 latency {:.2}x",
+        ms_.tps / kv.tps,
+        ms(ms_.p50) / ms(kv.p50)
+    );
+}
