@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECS=${1:-600}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-TARGETS=(envelope cbor dagpb car keyfile chain)
+TARGETS=(envelope cbor dagpb car keyfile chain text)
 for t in "${TARGETS[@]}"; do RUSTC_BOOTSTRAP=1 cargo fuzz build "$t" 2>/dev/null; done
 mkdir -p logs
 run() {
@@ -18,7 +18,7 @@ run() {
 }
 for ((i = 0; i < ${#TARGETS[@]}; i += 2)); do
   run "${TARGETS[$i]}" &
-  run "${TARGETS[$((i + 1))]}" &
+  if ((i + 1 < ${#TARGETS[@]})); then run "${TARGETS[$((i + 1))]}" & fi
   wait
 done
 for t in "${TARGETS[@]}"; do

@@ -541,7 +541,7 @@ impl Identity {
 }
 
 /// Refuses key files whose scrypt parameters would make loading a memory/CPU bomb, and anything
-/// that is not scrypt-based PBES2.
+/// that is not PBES2 with scrypt and AES-256-GCM (what medshare writes, docs/FORMAT.md §2.1).
 fn check_kdf(encrypted: &pkcs8::EncryptedPrivateKeyInfoRef<'_>) -> Result<()> {
     let pbes2 = encrypted
         .encryption_algorithm
@@ -551,6 +551,14 @@ fn check_kdf(encrypted: &pkcs8::EncryptedPrivateKeyInfoRef<'_>) -> Result<()> {
         .kdf
         .scrypt()
         .ok_or_else(|| Error::InvalidKey("key file must use scrypt".into()))?;
+    if !matches!(
+        pbes2.encryption,
+        pkcs8::pkcs5::pbes2::EncryptionScheme::Aes256Gcm { .. }
+    ) {
+        return Err(Error::InvalidKey(
+            "key file must be encrypted with AES-256-GCM".into(),
+        ));
+    }
     let n: u64 = scrypt.cost_parameter;
     let r = u64::from(scrypt.block_size);
     let p = u64::from(scrypt.parallelization);

@@ -4,10 +4,12 @@
 
 // Layers, bottom up (no module imports one above it; `tests/layers.rs` checks):
 //   platform, limits, rule, text, serde_util, fsutil       leaves
-//   cid, cbor, error                                        identifiers and the error type
+//   cid                                                     content identifiers
+//   cbor, error                                             DAG-CBOR and the error type
 //   identity, record                                        keys, ids, purpose codes
 //   envelope (header, key, stream)                          the sealed record format
-//   store (+ net for its network backends), unixfs, car     content-addressed storage
+//   net                                                     the HTTP client trait
+//   store, unixfs, car                                      content-addressed storage
 //   ledger (codec, merkle, checkpoint, state, apply, chain) the chain and its rules
 //   sequencer                                               where transactions go
 //   vault                                                   what applications hold

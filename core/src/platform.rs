@@ -1,7 +1,8 @@
 //! Everything that differs between native targets and `wasm32-unknown-unknown`, in one leaf
 //! module: `Send` bounds that only exist where there are threads (as matrix-sdk-common's
 //! `SendOutsideWasm` does), running two closures in parallel, the wall clock, and the batch
-//! sizes each target streams with. No other module of the crate says `target_arch`.
+//! sizes each target streams with. Other modules use `target_arch` only to leave out what
+//! cannot exist in a browser (files, threads, the native HTTP client).
 
 /// `Send` on native targets, nothing on wasm (single-threaded; JS objects are not `Send`).
 /// The bound on the readers and writers the vault streams through.

@@ -58,8 +58,8 @@ pub enum Rule {
     Expiry,
     /// Revoke of a doctor that holds no grant on the record.
     NotGranted,
-    /// A revocation (or an expired grant, a key rotation, an emergency access) requires the
-    /// record to be re-keyed, and the block does not publish its next version.
+    /// A revocation requires the record to be re-keyed (its next version published in the same
+    /// block or submission), and it is not.
     Rekey,
     /// Key rotation not co-signed by the new key, or the new key is unusable.
     KeyRotation,

@@ -204,8 +204,23 @@ fn a_key_file_with_bad_scrypt_parameters_is_refused_not_a_panic() {
     }
 }
 
+#[test]
+fn a_key_file_encrypted_otherwise_than_with_aes_256_gcm_is_refused() {
+    let mut data = structured_data(1024, 8, 1);
+    data[0] |= 0x80; // AES-256-CBC
+    data.splice(29..29, [0xbb; 4]); // its IV is 16 bytes
+    match Identity::from_key_file(&medshare::fuzz::structured_key_file(&data), "pw") {
+        Err(Error::InvalidKey(m)) => assert!(m.contains("AES-256-GCM"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}
+
 /// A key file whose scrypt parameters are given (see `medshare::fuzz::structured_key_file`).
 fn structured(n: u64, r: u64, p: u64) -> String {
+    medshare::fuzz::structured_key_file(&structured_data(n, r, p))
+}
+
+fn structured_data(n: u64, r: u64, p: u64) -> Vec<u8> {
     // The harness reads: selector, N (8 bytes), then salt/nonce/ciphertext lengths.
     let mut data = vec![0u8, (r >> 8) as u8, r as u8, p as u8];
     data[0] = 1; // "raw value" mode for N (n % 70_000)
@@ -215,7 +230,7 @@ fn structured(n: u64, r: u64, p: u64) -> String {
     data.extend_from_slice(&[0xbb; 12]);
     data.extend_from_slice(&[4]);
     data.extend_from_slice(&[0xcc; 32]);
-    medshare::fuzz::structured_key_file(&data)
+    data
 }
 
 #[test]

@@ -354,6 +354,17 @@ fn rule_endorsement() {
         medshare::Endorsement::sign(&c.authorities[0], &c.genesis.cid, &d.id(), " "),
         Err(Error::InvalidInput(_))
     ));
+    // A licence with a control character (which the text form could never carry).
+    let mut e = c.endorse(&d, "GMC-1");
+    e.licence = "GMC\u{1b}[2J".into();
+    assert_rule(c.try_block(&[reg(&c, e)]), Rule::Endorsement);
+    // The text form ends at the signature line.
+    let text = c.endorse(&d, "GMC-1").to_text();
+    assert!(medshare::Endorsement::from_text(&text).is_ok());
+    assert!(matches!(
+        medshare::Endorsement::from_text(&format!("{text}licence GMC-2\n")),
+        Err(Error::InvalidInput(m)) if m.contains("after the signature")
+    ));
     // The check holds when the author's own signature is not checked (a probe).
     let mut e = c.endorse(&d, "GMC-1");
     e.signature[5] ^= 1;
@@ -674,5 +685,24 @@ fn submissions_apply_all_or_nothing() {
     ));
     assert!(c.state.record(&rid(8)).is_none());
     c.state.check_submission(&[ok], T0 + 5).unwrap();
+    let _ = Purpose::Treatment;
+}
+
+#[test]
+fn a_transaction_has_one_encoding() {
+    // A third party rewriting a field's form (the purpose code's case) would keep the
+    // signature valid over the re-encoded fields but give the transaction another CID: refused.
+    let (c, p, d, r) = populated();
+    let tx = c.grant(&p, 4, r, 1, &d, None);
+    assert!(SignedTx::decode(&tx.bytes).is_ok());
+    let at = tx
+        .bytes
+        .windows(5)
+        .position(|w| w == b"TREAT")
+        .expect("the purpose code is in the bytes");
+    let mut bytes = tx.bytes.clone();
+    bytes[at..at + 5].copy_from_slice(b"treat");
+    let err = SignedTx::decode(&bytes).unwrap_err();
+    assert!(err.contains("canonical"), "{err}");
     let _ = Purpose::Treatment;
 }

@@ -300,10 +300,40 @@ fn a_directory_left_in_tmp_does_not_stop_the_store() {
     std::fs::create_dir_all(dir.path().join("tmp/stray/deeper")).unwrap();
     std::fs::write(dir.path().join("tmp/stray/deeper/file"), b"x").unwrap();
     std::fs::write(dir.path().join("tmp/partial"), b"x").unwrap();
+    // Interrupted atomic writes of HEAD and of a metadata value.
+    std::fs::write(dir.path().join(".HEAD.0123abcd.tmp"), b"bafy").unwrap();
+    std::fs::write(dir.path().join("meta/.pending-deletions.99ff.tmp"), b"[").unwrap();
     FsStore::open(dir.path()).unwrap();
     assert_eq!(
         std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
         0
+    );
+    assert!(!dir.path().join(".HEAD.0123abcd.tmp").exists());
+    assert!(!dir.path().join("meta/.pending-deletions.99ff.tmp").exists());
+    assert!(dir.path().join("STORE").exists());
+}
+
+#[test]
+fn metadata_keys_are_names_not_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = medshare::Store::open_dir(dir.path()).unwrap();
+    for key in ["../HEAD", "a/b", "", ".hidden", &"k".repeat(65)] {
+        assert!(
+            matches!(
+                block_on(store.put_meta(key, Some(b"x"))),
+                Err(Error::InvalidInput(_))
+            ),
+            "{key}"
+        );
+        assert!(matches!(
+            block_on(store.get_meta(key)),
+            Err(Error::InvalidInput(_))
+        ));
+    }
+    block_on(store.put_meta("node-kept", Some(b"7"))).unwrap();
+    assert_eq!(
+        block_on(store.get_meta("node-kept")).unwrap().unwrap(),
+        b"7"
     );
 }
 

@@ -260,10 +260,19 @@ fn rotation_keeps_the_account_and_rekeys() {
             .publish_bytes(&p, b"before rotation", "", "text/plain")
             .await
             .unwrap();
-        v.grant(&p, &r, &d1.id(), treat()).await.unwrap();
+        let noted = GrantOptions {
+            note: Some("see the echo first".into()),
+            ..treat()
+        };
+        v.grant(&p, &r, &d1.id(), noted).await.unwrap();
         // The patient rotates: she can still read, grant and revoke as herself.
         let p2 = p.rotated().unwrap();
         let report = v.rotate_key(&p, &p2).await.unwrap();
+        // The grant's note came through the re-key, readable with the new key and the doctor's.
+        for reader in [&p2, &d1] {
+            let note = v.grant_note(reader, &r, &d1.id()).await.unwrap();
+            assert_eq!(note.as_deref(), Some("see the echo first"));
+        }
         assert_eq!(report.rekeyed, vec![r]);
         let mut out = Vec::new();
         v.open_record(&p2, &r, &mut out).await.unwrap();

@@ -122,7 +122,7 @@ fn take_str16(r: &mut &[u8]) -> Option<String> {
 
 /// The number of payload bytes a plaintext of `size` bytes is padded to: the Padmé length
 /// (Nikitin et al., PETS 2019) of `max(size, 256)`. The padding hides all but the top bits of
-/// the size (at most ~12% overhead, less than 2% above 1 MiB); docs/SECURITY.md says exactly
+/// the size (at most 12.5% overhead: ≤ 6.25% from 256 B to 64 KiB, ≤ 3.2% up to 4 GiB, ≤ 1.6% beyond); docs/SECURITY.md says exactly
 /// what an envelope's size still reveals.
 pub fn padded_len(size: u64) -> u64 {
     let l = size.max(256);

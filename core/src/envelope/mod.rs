@@ -188,6 +188,11 @@ pub fn open_range<R: Read + Seek, W: Write>(
         let (body, tag) = buf.split_at_mut(chunk_len as usize);
         Decryptor::open_chunk(&cipher, index, is_last, body, tag)?;
         let chunk_start = index * cs;
+        // Padding past the declared size is authenticated, and must be zero, as in `open`.
+        let pad_from = meta.size.saturating_sub(chunk_start).min(chunk_len) as usize;
+        if body[pad_from..].iter().any(|&b| b != 0) {
+            return Err(Error::MalformedEnvelope("non-zero payload padding".into()));
+        }
         let from = start.max(chunk_start) - chunk_start;
         let to = end.min(chunk_start + chunk_len) - chunk_start;
         output.write_all(&body[from as usize..to as usize])?;

@@ -401,5 +401,12 @@ mod tests {
             Err(Error::MalformedEnvelope(m)) if m.contains("padding")
         ));
         assert!(out.is_empty());
+        // Reading a range of that chunk checks its padding too.
+        let mut env = h.as_bytes().to_vec();
+        env.extend_from_slice(&body);
+        assert!(matches!(
+            crate::envelope::open_range(&dek, std::io::Cursor::new(env), 0, 5, Vec::new()),
+            Err(Error::MalformedEnvelope(m)) if m.contains("padding")
+        ));
     }
 }

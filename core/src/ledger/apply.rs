@@ -511,6 +511,12 @@ impl State {
         if licence.len() > 256 {
             return broken(Rule::Limits, "licence reference over 256 bytes");
         }
+        if licence.chars().any(char::is_control) {
+            return broken(
+                Rule::Endorsement,
+                "a licence reference is printable text (no control characters)",
+            );
+        }
         let Some(auth) = self.authorities.get(authority) else {
             return broken(
                 Rule::Endorsement,

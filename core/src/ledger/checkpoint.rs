@@ -5,7 +5,7 @@
 //! its text with RSA-PSS; a block is final once more than two thirds of the authorities in
 //! effect after it have signed its checkpoint. So one object is both the block's quorum
 //! certificate and a transparency-log checkpoint that any signed-note verifier can read
-//! (`golang.org/x/mod/sumdb/note` opens it with an RSA verifier; the tests check that).
+//! (`golang.org/x/mod/sumdb/note` opens it, given an RSA-PSS verifier for the key type).
 //!
 //! ```text
 //! medshare/bafyrei…genesis

@@ -1,4 +1,4 @@
-//! Ledger objects and their DAG-CBOR form (every field is in `docs/FORMAT.md` §5).
+//! Ledger objects and their DAG-CBOR form (every field is in `docs/FORMAT.md` §6).
 //!
 //! Five kinds of object, each a canonical DAG-CBOR map with `"v": 2` and a `"type"`:
 //! the genesis block, blocks, signed transactions, certificates (a signed checkpoint note) and
@@ -473,14 +473,23 @@ impl SignedTx {
         if cosig.is_some() != matches!(body, TxBody::RotateKey { .. }) {
             return Err("cosig is present exactly on RotateKey".into());
         }
+        let tx = Tx {
+            genesis,
+            author,
+            seq,
+            time,
+            body,
+        };
+        // One transaction, one encoding: what the signature covers (a re-encoding of the
+        // decoded fields) must be exactly these bytes, or a third party could change how a
+        // field is written (a purpose code's case) and give a signed transaction another CID.
+        let canonical = SignedTx::assemble(tx, sig, cosig);
+        if canonical.bytes != raw {
+            return Err("a field is not in its canonical form".into());
+        }
+        let SignedTx { tx, sig, cosig, .. } = canonical;
         Ok(SignedTx {
-            tx: Tx {
-                genesis,
-                author,
-                seq,
-                time,
-                body,
-            },
+            tx,
             sig,
             cosig,
             bytes: raw.to_vec(),
@@ -583,11 +592,11 @@ impl Block {
         if header.height == 0 {
             return Err("a block's height starts at 1".into());
         }
-        Ok(Block {
-            header,
-            bytes: raw.to_vec(),
-            cid: Cid::dag_cbor(raw),
-        })
+        let canonical = Block::new(header);
+        if canonical.bytes != raw {
+            return Err("a field is not in its canonical form".into());
+        }
+        Ok(canonical)
     }
 }
 
@@ -683,17 +692,17 @@ impl GenesisBlock {
         };
         p.finish()?;
         f.finish()?;
-        Ok(GenesisBlock {
-            genesis: Genesis {
-                network,
-                time,
-                nonce,
-                authorities,
-                policy,
-            },
-            bytes: raw.to_vec(),
-            cid: Cid::dag_cbor(raw),
-        })
+        let canonical = GenesisBlock::new(Genesis {
+            network,
+            time,
+            nonce,
+            authorities,
+            policy,
+        });
+        if canonical.bytes != raw {
+            return Err("a field is not in its canonical form".into());
+        }
+        Ok(canonical)
     }
 }
 

@@ -120,6 +120,9 @@ impl Endorsement {
         let signature = data_encoding::BASE64
             .decode(field("signature")?.trim().as_bytes())
             .map_err(|_| bad("the signature is not base64"))?;
+        if lines.any(|l| !l.trim().is_empty()) {
+            return Err(bad("text after the signature line"));
+        }
         Ok(Endorsement {
             genesis,
             doctor,

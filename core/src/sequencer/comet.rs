@@ -230,7 +230,24 @@ impl Sequencer for CometSequencer {
                         .get("log")
                         .and_then(|l| l.as_str())
                         .unwrap_or_default();
-                    return Err(parse_refusal(log));
+                    let codespace = result
+                        .get("codespace")
+                        .and_then(|l| l.as_str())
+                        .unwrap_or_default();
+                    if codespace == CODESPACE {
+                        return Err(parse_refusal(log));
+                    }
+                    // CometBFT's own refusal (a full mempool, a transaction too large): not a
+                    // ledger rule; the network may take it later.
+                    return Err(Error::Unavailable(format!(
+                        "the node did not take the transaction (code {code}{}): {}",
+                        if codespace.is_empty() {
+                            String::new()
+                        } else {
+                            format!(", {}", crate::text::escape(codespace))
+                        },
+                        crate::text::escape(log)
+                    )));
                 }
             }
             // Sent before (a retry): wait for it like the first time.
@@ -262,5 +279,72 @@ impl Sequencer for CometSequencer {
             self.http.sleep(self.poll).await;
             waited += self.poll;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::HttpResponse;
+
+    /// A node that answers every `broadcast_tx_sync` with `answer`.
+    struct Canned(serde_json::Value);
+
+    #[async_trait::async_trait]
+    impl Http for Canned {
+        async fn send(&self, _req: HttpRequest) -> Result<HttpResponse> {
+            Ok(HttpResponse {
+                status: 200,
+                body: serde_json::json!({"jsonrpc": "2.0", "id": 1, "result": self.0})
+                    .to_string()
+                    .into_bytes(),
+            })
+        }
+        async fn sleep(&self, _d: Duration) {}
+    }
+
+    fn submission() -> Submission {
+        let key = crate::Identity::from_pkcs8_pem(
+            crate::Role::Patient,
+            "p",
+            include_str!("../../testdata/keys/patient-2048.pem"),
+        )
+        .unwrap();
+        let tx = crate::ledger::Tx {
+            genesis: Cid::dag_cbor(b"genesis"),
+            author: key.id(),
+            seq: 1,
+            time: 1,
+            body: crate::ledger::TxBody::RegisterPatient {
+                key: key.public().clone(),
+            },
+        };
+        Submission {
+            txs: vec![crate::ledger::SignedTx::sign(tx, &key).unwrap()],
+        }
+    }
+
+    fn submit(answer: serde_json::Value) -> Error {
+        let seq =
+            CometSequencer::with_http(vec!["http://127.0.0.1:1".into()], Arc::new(Canned(answer)))
+                .unwrap();
+        pollster::block_on(seq.submit(&submission())).unwrap_err()
+    }
+
+    #[test]
+    fn refusals_by_rule_and_by_the_engine_are_told_apart() {
+        let e = submit(serde_json::json!({
+            "code": 1, "codespace": "medshare", "log": "Sequence: sequence 1 not above 1"
+        }));
+        assert!(
+            matches!(&e, Error::Rejected { rule: Rule::Sequence, detail } if detail == "sequence 1 not above 1"),
+            "{e:?}"
+        );
+        // CometBFT's own refusal: not a ledger rule.
+        let e = submit(serde_json::json!({"code": 20, "codespace": "", "log": "mempool is full"}));
+        assert!(
+            matches!(&e, Error::Unavailable(m) if m.contains("mempool is full")),
+            "{e:?}"
+        );
     }
 }

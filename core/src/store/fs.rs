@@ -7,7 +7,7 @@
 //! LOCK                  held with an exclusive advisory lock while a handle is open
 //! HEAD                  the head CID and a newline (absent: no head)
 //! blocks/<xy>/<key>     one file per block; <key> = base32 multihash, <xy> = its next-to-last 2 chars
-//! meta/<name>           small named values (state snapshot, trusted checkpoint, pending work)
+//! meta/<name>           small named values (pending deletions, a node's progress)
 //! tmp/                  files being written; emptied on open
 //! ```
 //!
@@ -91,6 +91,18 @@ impl FsStore {
                 fs::remove_dir_all(&path)?;
             } else {
                 fs::remove_file(&path)?;
+            }
+        }
+        // Interrupted atomic writes of HEAD and of metadata leave `.<name>.<random>.tmp` files
+        // beside them (never visible under their names): drop them too.
+        for dir in [root.clone(), root.join("meta")] {
+            for entry in fs::read_dir(&dir)? {
+                let entry = entry?;
+                let name = entry.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with('.') && name.ends_with(".tmp") && entry.path().is_file() {
+                    fs::remove_file(entry.path())?;
+                }
             }
         }
         Ok(FsStore {
@@ -206,13 +218,7 @@ impl FsStore {
     }
 
     fn meta_path(&self, key: &str) -> Result<PathBuf> {
-        if key.is_empty()
-            || !key
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        {
-            return Err(Error::InvalidInput(format!("bad meta key `{key}`")));
-        }
+        crate::store::check_meta_key(key)?;
         Ok(self.root.join("meta").join(key))
     }
 }

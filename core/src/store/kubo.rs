@@ -693,6 +693,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        crate::store::check_meta_key(key)?;
         let path = format!("{}/meta/{key}", self.ns());
         match self.call("files/read", &[("arg", &path)], None).await? {
             Answer::Ok(b) => Ok(Some(b)),
@@ -707,6 +708,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        crate::store::check_meta_key(key)?;
         let path = format!("{}/meta/{key}", self.ns());
         match value {
             Some(v) => self

@@ -103,9 +103,8 @@ pub trait BlockStore: MaybeSendSync {
         Ok(None)
     }
 
-    /// A small named value kept beside the blocks (the verified state snapshot, the largest
-    /// checkpoint verified, pending deletions), if the backend keeps such values; `None` if
-    /// absent or unsupported.
+    /// A small named value kept beside the blocks (pending deletions, a node's progress), if
+    /// the backend keeps such values; `None` if absent or unsupported.
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         let _ = key;
         Ok(None)
@@ -320,13 +319,31 @@ impl Store {
 
     /// A named value kept beside the blocks (see [`BlockStore::get_meta`]).
     pub async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        check_meta_key(key)?;
         self.inner.get_meta(key).await
     }
 
     /// Sets or removes a named value (see [`BlockStore::put_meta`]).
     pub async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        check_meta_key(key)?;
         self.inner.put_meta(key, value).await
     }
+}
+
+/// Metadata keys are names, never paths: ASCII letters, digits, `-` and `_`, 1 to 64 of them.
+pub fn check_meta_key(key: &str) -> Result<()> {
+    if key.is_empty()
+        || key.len() > 64
+        || !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    {
+        return Err(Error::InvalidInput(format!(
+            "bad metadata key `{}`",
+            crate::text::escape(key)
+        )));
+    }
+    Ok(())
 }
 
 /// Builds the [`Error::HeadConflict`] for a failed compare-and-swap.

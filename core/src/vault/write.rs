@@ -7,6 +7,7 @@
 //! the owner and to the doctors who keep access — is what revocation, expired grants, key
 //! rotation and emergency access all need; it is [`Vault::rekey_txs`], written once.
 
+use std::collections::BTreeMap;
 use std::io::Read;
 
 use crate::cid::Cid;
@@ -375,6 +376,7 @@ impl Vault {
                     record,
                     |g| !g.expired_at(now) && g.doctor != *doctor,
                     0,
+                    &BTreeMap::new(),
                 )
                 .await?;
             version = rekey.version;
@@ -457,6 +459,7 @@ impl Vault {
                 record,
                 |g| g.doctor != *doctor && !g.expired_at(now),
                 1,
+                &BTreeMap::new(),
             )
             .await?;
         let mut txs = vec![SignedTx::sign(revoke, patient)?];
@@ -475,12 +478,15 @@ impl Vault {
     /// data key, stored, and new grants to the doctors for which `keep` holds (same expiry,
     /// purpose and note). `extra` is how many of the patient's transactions come before these
     /// in the submission.
+    /// `notes`: the grants' notes already decrypted, by doctor (a rotation decrypts them with
+    /// the retired key, to which they were wrapped); the others are decrypted as `patient`.
     pub(crate) async fn rekey_txs(
         &self,
         patient: &Identity,
         record: &RecordId,
         keep: impl Fn(&AccessGrant) -> bool,
         extra: u64,
+        notes: &BTreeMap<IdentityId, String>,
     ) -> Result<Rekey> {
         let (access, old_dek) = self.unlock(patient, record)?;
         let grants: Vec<AccessGrant> = self
@@ -545,7 +551,10 @@ impl Vault {
                 .1;
             let note = match &g.note {
                 Some(n) => {
-                    let text = decrypt_note(patient, record, g.version, &g.doctor, n)?;
+                    let text = match notes.get(&g.doctor) {
+                        Some(t) => t.clone(),
+                        None => decrypt_note(patient, record, g.version, &g.doctor, n)?,
+                    };
                     Some(encrypt_note(
                         patient.public(),
                         key,
@@ -603,8 +612,17 @@ impl Vault {
         let me = old.id();
         let mut keys = Vec::new();
         let mut mine: Vec<RecordId> = Vec::new();
+        let mut notes: BTreeMap<RecordId, BTreeMap<IdentityId, String>> = BTreeMap::new();
         for info in self.state.records_owned_by(&me) {
             let (access, dek) = self.unlock(old, &info.record)?;
+            // The grants' notes are wrapped to the key being retired: read them now, to wrap
+            // them to the new one when the record is re-keyed below.
+            for g in self.state.access_list(&info.record)? {
+                if let Some(n) = &g.note {
+                    let text = decrypt_note(old, &info.record, g.version, &g.doctor, n)?;
+                    notes.entry(info.record).or_default().insert(g.doctor, text);
+                }
+            }
             keys.push(Rewrapped {
                 record: info.record,
                 version: access.version,
@@ -634,7 +652,13 @@ impl Vault {
         for record in mine {
             let old_contents = self.state.contents(&record);
             let rekey = self
-                .rekey_txs(new, &record, |g| !g.expired_at(now), 0)
+                .rekey_txs(
+                    new,
+                    &record,
+                    |g| !g.expired_at(now),
+                    0,
+                    notes.get(&record).unwrap_or(&BTreeMap::new()),
+                )
                 .await?;
             self.submit_pinned(rekey.txs, rekey.root).await?;
             self.retire(old_contents).await?;
