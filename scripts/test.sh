@@ -27,6 +27,21 @@ RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --quiet --f
 step "Rust tests (unit, integration incl. kubo cross-checks, doc-tests)"
 cargo test --release --workspace --features "$FEATURES"
 
+step "a local medshare network (2 validators, kubo): for the bindings' network tests, the portal and the cross-language story"
+NET_DIR=$(mktemp -d)
+export MEDSHARE_TESTNET="$NET_DIR/net" MEDSHARE_TESTNET_PASSPHRASE="test-command testnet passphrase"
+MEDSHARE_PASSPHRASE="$MEDSHARE_TESTNET_PASSPHRASE" target/release/medshare testnet init \
+  --dir "$MEDSHARE_TESTNET" --validators 2 --base-port 0 >/dev/null
+MEDSHARE_PASSPHRASE="$MEDSHARE_TESTNET_PASSPHRASE" target/release/medshare testnet up \
+  --dir "$MEDSHARE_TESTNET" >"$NET_DIR/up.log" 2>&1 &
+UP_PID=$!
+trap 'kill -INT $UP_PID 2>/dev/null; wait $UP_PID 2>/dev/null; rm -rf "$NET_DIR"' EXIT
+until grep -q "is up" "$NET_DIR/up.log"; do
+  kill -0 $UP_PID 2>/dev/null || { cat "$NET_DIR/up.log" >&2; exit 1; }
+  sleep 0.2
+done
+echo "network up: $MEDSHARE_TESTNET"
+
 step "Python package: pip install ./bindings-python (maturin, shared target dir), pytest, mypy"
 .tools/venv/bin/pip install --quiet --force-reinstall --no-deps ./bindings-python
 (cd bindings-python/tests && MEDSHARE_CLI="$PWD/../../target/release/medshare" ../../.tools/venv/bin/python -m pytest -q)
@@ -36,6 +51,12 @@ bindings-mobile/scripts/test-mobile.sh
 
 step "WASM/npm package: build, clippy for wasm32, tsc --noEmit, node --test, real headless Chromium"
 MEDSHARE_CLI="$PWD/target/release/medshare" bindings-wasm/scripts/test-wasm.sh
+
+step "doctor portal (examples/portal): vite build, real headless Chromium through a network"
+(cd examples/portal && { [ -d node_modules/vite ] || npm ci --silent --no-audit --no-fund; } && node --test tests/)
+
+step "cross-language story over the network: Python publishes, Node reads, Kotlin revokes, the CLI verifies a CAR"
+bash tests/cross-language/run.sh
 
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py

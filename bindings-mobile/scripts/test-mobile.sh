@@ -48,6 +48,32 @@ printf '{"resourceType":"Bundle","id":"from-the-cli"}' > "$HOME_DIR/home/source.
 $M --json record add --as alice "$HOME_DIR/home/source.json" | sed -n 's/.*"id":"\([^"]*\)".*/\1/p' > "$HOME_DIR/home/record-id"
 $M grant --as alice --record "$(cat "$HOME_DIR/home/record-id")" --doctor bob --purpose COC >/dev/null
 
+# --- A local network for the connect test: the test command's (MEDSHARE_TESTNET), or our own.
+if [ -z "${MEDSHARE_TESTNET:-}" ]; then
+  NET_DIR=$(mktemp -d)
+  export MEDSHARE_TESTNET="$NET_DIR/net" MEDSHARE_TESTNET_PASSPHRASE="testnet passphrase of a test"
+  MEDSHARE_PASSPHRASE="$MEDSHARE_TESTNET_PASSPHRASE" target/release/medshare testnet init \
+    --dir "$MEDSHARE_TESTNET" --validators 2 --base-port 0 >/dev/null
+  MEDSHARE_PASSPHRASE="$MEDSHARE_TESTNET_PASSPHRASE" target/release/medshare testnet up \
+    --dir "$MEDSHARE_TESTNET" >"$NET_DIR/up.log" 2>&1 &
+  UP_PID=$!
+  trap 'kill -INT $UP_PID 2>/dev/null; wait $UP_PID 2>/dev/null; rm -rf "$HOME_DIR" "$NET_DIR"' EXIT
+  until grep -q "is up" "$NET_DIR/up.log"; do
+    kill -0 $UP_PID 2>/dev/null || { cat "$NET_DIR/up.log" >&2; exit 1; }
+    sleep 0.2
+  done
+fi
+eval "$(python3 - "$MEDSHARE_TESTNET" <<'PY'
+import json, sys
+t = json.load(open(sys.argv[1] + "/testnet.json"))
+n = t["nodes"]
+print(f'export NET_GENESIS={t["genesis"]} NET_AUTHORITY_KEY={n[0]["dir"]}/authority.key')
+print(f'export NET_RPC0=http://127.0.0.1:{n[0]["ports"]["rpc"]} NET_RPC1=http://127.0.0.1:{n[1]["ports"]["rpc"]}')
+print(f'export NET_KUBO0=http://127.0.0.1:{n[0]["ports"]["kubo_api"]} NET_KUBO1=http://127.0.0.1:{n[1]["ports"]["kubo_api"]}')
+print(f'export NET_GATEWAY1=http://127.0.0.1:{n[1]["ports"]["kubo_gateway"]}')
+PY
+)"
+
 # --- Kotlin on the JVM.
 CP="$JNA:$KLIB/kotlinx-coroutines-core-jvm.jar"
 "$KOTLIN_HOME/bin/kotlinc-jvm" -nowarn -cp "$CP" "$OUT/kotlin/org/medshare/medshare_mobile.kt" \

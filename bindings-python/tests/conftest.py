@@ -89,3 +89,60 @@ def cli() -> Path:
     if not exe.exists():
         pytest.fail(f"the medshare CLI is not built at {exe} (scripts/test.sh builds it)")
     return exe
+
+
+@pytest.fixture(scope="session")
+def testnet():
+    """A local medshare network: the one the test command started (MEDSHARE_TESTNET), or a new
+    two-validator one started here with the CLI and stopped at the end of the session."""
+    import json
+    import signal
+    import subprocess
+    import tempfile
+
+    cli = os.environ.get("MEDSHARE_CLI", str(ROOT / "target" / "release" / "medshare"))
+    given = os.environ.get("MEDSHARE_TESTNET")
+    if given:
+        yield Testnet(Path(given), os.environ.get("MEDSHARE_TESTNET_PASSPHRASE", ""), cli)
+        return
+    passphrase = "testnet passphrase of a test"
+    d = Path(tempfile.mkdtemp(prefix="medshare-net-")) / "net"
+    env = {**os.environ, "MEDSHARE_PASSPHRASE": passphrase}
+    subprocess.run([cli, "testnet", "init", "--dir", str(d), "--validators", "2", "--base-port", "0"],
+                   cwd=ROOT, env=env, check=True, capture_output=True)
+    up = subprocess.Popen([cli, "testnet", "up", "--dir", str(d)], cwd=ROOT, env=env,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert up.stdout is not None
+    for line in up.stdout:
+        if "is up" in line:
+            break
+    else:
+        raise RuntimeError(f"testnet up failed: {up.stderr.read() if up.stderr else ''}")
+    try:
+        yield Testnet(d, passphrase, cli)
+    finally:
+        up.send_signal(signal.SIGINT)
+        up.wait(timeout=60)
+
+
+class Testnet:
+    def __init__(self, directory: Path, passphrase: str, cli: str) -> None:
+        import json
+
+        self.dir = directory
+        self.passphrase = passphrase
+        self.cli = cli
+        self.layout = json.loads((directory / "testnet.json").read_text())
+        self.genesis: str = self.layout["genesis"]
+
+    def rpc(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.layout['nodes'][i]['ports']['rpc']}"
+
+    def kubo(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.layout['nodes'][i]['ports']['kubo_api']}"
+
+    def gateway(self, i: int) -> str:
+        return f"http://127.0.0.1:{self.layout['nodes'][i]['ports']['kubo_gateway']}"
+
+    def authority(self, i: int) -> medshare.Identity:
+        return medshare.Identity.load(Path(self.layout["nodes"][i]["dir"]) / "authority.key", self.passphrase)

@@ -48,12 +48,38 @@ fn the_whole_story_from_the_command_line() {
     let bob = new_doctor(home, "bob", "GMC-1");
     new_doctor(home, "carol", "GMC-2");
     assert!(alice["id"].as_str().unwrap().starts_with("bciq"));
-    fails_with(
+    // A doctor without an endorsement yet is created here, not registered; endorsed (here by
+    // this home's own authority), it registers.
+    let dan = ok_json(
         home,
         &[
             "identity", "new", "--role", "doctor", "--name", "dan", "--bits", "2048",
         ],
-        "needs --licence",
+    );
+    assert_eq!(dan["registered"], false);
+    let endorsement = dir.path().join("dan.endorsement");
+    ok_json(
+        home,
+        &[
+            "endorse",
+            "--doctor",
+            dan["id"].as_str().unwrap(),
+            "--licence",
+            "GMC-4",
+            "-o",
+            endorsement.to_str().unwrap(),
+        ],
+    );
+    ok_json(
+        home,
+        &[
+            "identity",
+            "register",
+            "--as",
+            "dan",
+            "--endorsement",
+            endorsement.to_str().unwrap(),
+        ],
     );
     fails_with(
         home,
@@ -63,7 +89,7 @@ fn the_whole_story_from_the_command_line() {
         "too weak",
     );
     let list = ok_json(home, &["identity", "list"]);
-    assert_eq!(list.as_array().unwrap().len(), 3);
+    assert_eq!(list.as_array().unwrap().len(), 4);
 
     let file = dir.path().join("labs.json");
     std::fs::write(&file, br#"{"resourceType":"Bundle"}"#).unwrap();
@@ -183,7 +209,7 @@ fn the_whole_story_from_the_command_line() {
 
     let v = ok_json(home, &["verify", "--content"]);
     assert_eq!(v["ok"], true);
-    assert_eq!(v["blocks"], 8);
+    assert_eq!(v["blocks"], 9);
     assert_eq!(v["genesis"], genesis.as_str());
     let audit = ok_json(home, &["audit", "--record", &r]);
     let events: Vec<&str> = audit

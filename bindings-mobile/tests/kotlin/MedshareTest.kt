@@ -245,6 +245,39 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
     "core conformance suite on the Kotlin store" to {
         storeConformance(object : ForeignStoreFactory { override fun create(): ForeignStore = KotlinMemoryStore() })
     },
+    "a phone on the network: connect, publish, read through a gateway, revoke" to {
+        val env = { k: String -> System.getenv(k) ?: error("set $k (test-mobile.sh does)") }
+        val genesis = env("NET_GENESIS")
+        val hospital = Identity.load(env("NET_AUTHORITY_KEY"), env("MEDSHARE_TESTNET_PASSPHRASE"))
+        val alice = Identity.generate(Role.PATIENT, 2048u, "alice")
+        val bob = Identity.generate(Role.DOCTOR, 2048u, "bob")
+        // The patient's phone: node 0's RPC and kubo; no authority key.
+        val v = Vault.connect(listOf(env("NET_RPC0")), genesis, env("NET_KUBO0"))
+        check(v.genesis() == genesis) { "genesis" }
+        v.register(alice)
+        val d = Vault.connect(listOf(env("NET_RPC1")), genesis, env("NET_KUBO1"))
+        d.register(bob, Endorsement.sign(hospital, genesis, bob.id(), "GMC-77"))
+        val data = ByteArray(1_000_000) { (it * 13).toByte() }
+        val rec = v.publish(alice, data, "application/dicom", "x.dcm")
+        v.grant(alice, rec, bob.id(), GrantOptionsRecord(purpose = "COC"))
+        // The doctor's app reads through node 1's gateway only.
+        val reader = Vault.connect(listOf(env("NET_RPC1")), genesis, gateways = listOf(env("NET_GATEWAY1")))
+        // Node 1 commits the heights node 0 certified a moment later.
+        suspend fun caughtUp(height: ULong) {
+            repeat(100) { if (reader.height() >= height) return; kotlinx.coroutines.delay(200); reader.sync() }
+            error("node 1 did not reach block $height")
+        }
+        caughtUp(v.height())
+        check(reader.openRecord(bob, rec).contentEquals(data)) { "read through the gateway" }
+        expect<MedshareException.Ledger>(ErrorCode.READ_ONLY) { reader.publish(alice, byteArrayOf(1)) }
+        expect<MedshareException.Ledger>(ErrorCode.REJECTED) { d.grant(bob, rec, bob.id(), GrantOptionsRecord()) }
+        v.revoke(alice, rec, bob.id())
+        caughtUp(v.height())
+        expect<MedshareException.Access>(ErrorCode.ACCESS_REVOKED) { reader.openRecord(bob, rec) }
+        expect<MedshareException.Network>(ErrorCode.UNAVAILABLE) {
+            Vault.connect(listOf("http://127.0.0.1:9"), genesis, gateways = listOf("http://127.0.0.1:9"), timeoutMs = 2000uL)
+        }
+    },
     "record published by the Rust CLI opens in Kotlin" to {
         val home = System.getenv("MEDSHARE_CLI_HOME") ?: error("set MEDSHARE_CLI_HOME")
         val pass = System.getenv("MEDSHARE_PASSPHRASE") ?: error("set MEDSHARE_PASSPHRASE")

@@ -63,6 +63,10 @@ impl GatewayStore {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for GatewayStore {
+    fn is_read_only(&self) -> bool {
+        true
+    }
+
     async fn put(&self, _cid: &Cid, _data: &[u8]) -> Result<()> {
         Err(GatewayStore::read_only())
     }

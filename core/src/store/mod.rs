@@ -70,6 +70,11 @@ pub trait BlockStore: MaybeSendSync {
     /// [`Error::HeadConflict`] and changes nothing.
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()>;
 
+    /// Whether this backend only reads (a trustless gateway): a vault over it cannot write.
+    fn is_read_only(&self) -> bool {
+        false
+    }
+
     /// Stores ledger objects without protecting them from the backend's garbage collector yet
     /// (a sequencer that commits first and pins in the background, [`BlockStore::keep`]).
     /// Backends without a collector just store them.
@@ -285,6 +290,11 @@ impl Store {
         new: Option<&Cid>,
     ) -> Result<()> {
         self.inner.compare_and_swap_head(expected, new).await
+    }
+
+    /// Whether the backend only reads (see [`BlockStore::is_read_only`]).
+    pub fn is_read_only(&self) -> bool {
+        self.inner.is_read_only()
     }
 
     /// Stores ledger objects, to be kept later (see [`BlockStore::put_many_unkept`]).

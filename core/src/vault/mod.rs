@@ -114,14 +114,16 @@ impl Vault {
 
     /// Opens the chain in `store`, verifying it from genesis. Transactions go to `sequencer`
     /// (whose head is the chain's); without one the vault reads and verifies only, from the
-    /// store's head. With `genesis`, the chain must be that network's.
+    /// store's head. Over a store that only reads (a gateway) the vault reads only too, at the
+    /// head the sequencer names. With `genesis`, the chain must be that network's.
     pub async fn open(
         store: Store,
         sequencer: Option<Arc<dyn Sequencer>>,
         genesis: Option<&Cid>,
     ) -> Result<Vault> {
+        // A store that only reads (a gateway) makes a reader, whose head the sequencer names.
         let (sequencer, writable): (Arc<dyn Sequencer>, bool) = match sequencer {
-            Some(s) => (s, true),
+            Some(s) => (s, !store.is_read_only()),
             None => (Arc::new(ReadOnly(store.clone())), false),
         };
         let head = sequencer.head().await?.ok_or(Error::NoChain)?;

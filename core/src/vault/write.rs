@@ -75,6 +75,29 @@ impl Vault {
         }
     }
 
+    /// Fails with `ReadOnly` unless this vault can write, and brings it to the sequencer's
+    /// head first if the chain moved since it last looked (other clients' transactions on a
+    /// network): every write is checked and built against the latest state.
+    async fn ready_to_write(&mut self) -> Result<()> {
+        self.writable()?;
+        let Some(head) = self.sequencer.head().await? else {
+            return Ok(());
+        };
+        if head == self.state.head_pointer() {
+            return Ok(());
+        }
+        // A node that lags behind what this vault already verified answers an older head:
+        // nothing to apply (never a step back).
+        if let crate::ledger::chain::Head::Certified(c) =
+            crate::ledger::chain::fetch_head(&self.store, &head).await?
+            && c.certificate.checkpoint.height <= self.state.height()
+        {
+            return Ok(());
+        }
+        self.sync_to(&head).await?;
+        Ok(())
+    }
+
     /// The next unsigned transaction of `author` (the `extra`-th after its last one).
     pub(crate) fn next_tx(&self, author: &Identity, extra: u64, body: TxBody) -> Tx {
         Tx {
@@ -127,7 +150,7 @@ impl Vault {
         authority: &Identity,
         change: crate::ledger::AuthorityChangeKind,
     ) -> Result<Cid> {
-        self.writable()?;
+        self.ready_to_write().await?;
         let tx = self.next_tx(authority, 0, TxBody::AuthorityChange { change });
         self.probe(&tx)?;
         let signed = SignedTx::sign(tx, authority)?;
@@ -145,7 +168,7 @@ impl Vault {
         identity: &Identity,
         endorsement: Option<&Endorsement>,
     ) -> Result<Cid> {
-        self.writable()?;
+        self.ready_to_write().await?;
         let body = match (identity.role(), endorsement) {
             (Role::Patient, None) => TxBody::RegisterPatient {
                 key: identity.public().clone(),
@@ -234,7 +257,7 @@ impl Vault {
         metadata: Metadata,
         progress: Progress<'_>,
     ) -> Result<RecordId> {
-        self.writable()?;
+        self.ready_to_write().await?;
         let record = RecordId::random()?;
         let probe = self.next_tx(
             patient,
@@ -347,7 +370,7 @@ impl Vault {
         doctor: &IdentityId,
         options: GrantOptions,
     ) -> Result<()> {
-        self.writable()?;
+        self.ready_to_write().await?;
         let now = self.now();
         let info = self.record(record)?;
         let expires = options.expires.map(|e| e.resolve(now)).transpose()?;
@@ -442,7 +465,7 @@ impl Vault {
         record: &RecordId,
         doctor: &IdentityId,
     ) -> Result<RevokeReport> {
-        self.writable()?;
+        self.ready_to_write().await?;
         let revoke = self.next_tx(
             patient,
             0,
@@ -594,7 +617,7 @@ impl Vault {
     /// same submission; then, for a patient, every record she owns is re-keyed, so that the old
     /// key (perhaps compromised) opens nothing published from now on.
     pub async fn rotate_key(&mut self, old: &Identity, new: &Identity) -> Result<RotateReport> {
-        self.writable()?;
+        self.ready_to_write().await?;
         if new.id() != old.id() || new.key_id() == old.key_id() || new.role() != old.role() {
             return Err(Error::InvalidInput(
                 "the new identity must be the old one rotated (same account, new key)".into(),

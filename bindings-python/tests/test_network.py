@@ -1,0 +1,112 @@
+"""Python on a medshare network: a patient and a doctor who hold only their own keys, connected
+to validators' RPC, writing ciphertext to a kubo node and reading through a trustless gateway;
+the same with the asyncio API."""
+
+import asyncio
+import hashlib
+import os
+
+import pytest
+
+import medshare
+from medshare import aio
+
+
+def eventually(check, seconds=20.0):
+    """Another hospital's node commits the same heights a moment later than the one a client
+    used: what that client did is visible there within a block or two."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            return check()
+        except (AssertionError, medshare.MedshareError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+
+
+def test_patient_publishes_and_doctor_reads_through_the_gateway(testnet, patient, doctor2):
+    # The patient's process: her key, node 0's RPC and kubo. No authority key anywhere here.
+    v = medshare.Vault.connect([testnet.rpc(0)], testnet.genesis, store=f"kubo={testnet.kubo(0)}")
+    assert v.genesis == testnet.genesis
+    try:
+        v.register(patient)
+    except medshare.Rejected as e:  # registered by an earlier test of this session
+        assert e.rule == "DuplicateRegistration", e
+    # The hospital endorses the doctor where its key is; the doctor registers with it.
+    e = medshare.Endorsement.sign(testnet.authority(0), testnet.genesis, doctor2, "GMC-2")
+    d = medshare.Vault.connect([testnet.rpc(1)], testnet.genesis, store=f"kubo={testnet.kubo(1)}")
+    try:
+        d.register(doctor2, e)
+    except medshare.Rejected as err:
+        assert err.rule == "DuplicateRegistration", err
+    data = os.urandom(3_000_000)
+    rec = v.publish(patient, data, media_type="application/dicom", name="ct.dcm")
+    v.grant(patient, rec, doctor2, purpose="COC", note="compare with last year")
+    # The doctor's process reads through node 1's gateway only (read-only, every block checked).
+    reader = medshare.Vault.connect([testnet.rpc(1)], testnet.genesis, gateways=[testnet.gateway(1)])
+
+    def read():
+        reader.sync()
+        return reader.open_record(doctor2, rec)
+
+    assert hashlib.sha256(eventually(read)).digest() == hashlib.sha256(data).digest()
+    assert reader.grant_note(doctor2, rec, doctor2) == "compare with last year"
+    with pytest.raises(medshare.ReadOnly):
+        reader.publish(patient, b"x")
+    # A refusal names its rule, at once.
+    with pytest.raises(medshare.Rejected) as refused:
+        d.grant(doctor2, rec, doctor2)
+    assert refused.value.rule == "NotOwner"
+    v.revoke(patient, rec, doctor2)
+
+    def refused():
+        reader.sync()
+        try:
+            reader.open_record(doctor2, rec)
+        except medshare.AccessRevoked:
+            return
+        raise AssertionError("the revoked doctor can still read")
+
+    eventually(refused)
+
+
+def test_a_network_that_is_not_the_one_asked_for_is_refused(testnet):
+    other = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+    with pytest.raises(medshare.LedgerError):
+        medshare.Vault.connect([testnet.rpc(0)], other, gateways=[testnet.gateway(0)])
+
+
+def test_nodes_that_do_not_answer_are_a_network_error():
+    with pytest.raises(medshare.NetworkError):
+        medshare.Vault.connect(["http://127.0.0.1:9"], "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+                               gateways=["http://127.0.0.1:9"], timeout=2)
+
+
+def test_asyncio_api_on_the_network_keeps_the_loop_free(testnet, patient):
+    async def main():
+        v = await aio.Vault.connect([testnet.rpc(0)], testnet.genesis, store=f"kubo={testnet.kubo(0)}")
+        ticks = 0
+
+        async def ticker():
+            nonlocal ticks
+            while True:
+                await asyncio.sleep(0.01)
+                ticks += 1
+
+        t = asyncio.create_task(ticker())
+        try:
+            await v.register(patient)
+        except medshare.Rejected:
+            pass
+        rec = await v.publish(patient, b"async bytes", media_type="text/plain")
+        t.cancel()
+        assert await v.open_record(patient, rec) == b"async bytes"
+        # The loop ran while the transactions were being certified (about a second each).
+        assert ticks > 20, ticks
+        return rec
+
+    rec = asyncio.run(main())
+    assert isinstance(rec, str)

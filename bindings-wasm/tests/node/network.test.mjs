@@ -1,0 +1,66 @@
+// The npm package on a medshare network, in Node: a patient publishing through one hospital's
+// validator and kubo RPC, a doctor reading through another hospital's trustless gateway, each
+// holding only its own key (the hospital's authority key is used here only to endorse).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { AccessRevokedError, Endorsement, Identity, LedgerError, NetworkError, Vault } from "../../npm/node.js";
+import { testnet } from "../../../scripts/js/testnet.mjs";
+
+/** Another hospital's node commits the same heights a moment after the one a client used. */
+async function eventually(check, seconds = 20) {
+  const deadline = Date.now() + seconds * 1000;
+  for (;;) {
+    try {
+      return await check();
+    } catch (e) {
+      if (Date.now() > deadline) throw e;
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+}
+
+test("a patient and a doctor on the network, over RPC, kubo and a gateway", { timeout: 300_000 }, async (t) => {
+  const net = await testnet();
+  t.after(net.stop);
+  const [n0, n1] = net.layout.nodes;
+  const rpc = (n) => `http://127.0.0.1:${n.ports.rpc}`;
+  const genesis = net.layout.genesis;
+
+  const patient = Identity.generate("patient", 2048, "alice");
+  const doctor = Identity.generate("doctor", 2048, "bob");
+  const hospital = Identity.fromKeyFile(readFileSync(join(n0.dir, "authority.key"), "utf8"), net.passphrase);
+
+  const v = await Vault.connect({ nodes: [rpc(n0)], genesis, kubo: `http://127.0.0.1:${n0.ports.kubo_api}` });
+  await v.register(patient);
+  const d = await Vault.connect({ nodes: [rpc(n1)], genesis, kubo: `http://127.0.0.1:${n1.ports.kubo_api}` });
+  await d.register(doctor, Endorsement.sign(hospital, genesis, doctor, "GMC-42"));
+
+  const data = new Uint8Array(1_500_000).map((_, i) => (i * 31) & 0xff);
+  const record = await v.publish(patient, data, { name: "scan.bin", mediaType: "application/octet-stream" });
+  await v.grant(patient, record, doctor, { purpose: "TREAT", expiresIn: 3600 });
+
+  // The doctor reads through node 1's gateway alone (read-only, every block hash-checked).
+  const reader = await Vault.connect({ nodes: [rpc(n1)], genesis, gateways: [`http://127.0.0.1:${n1.ports.kubo_gateway}`] });
+  const read = await eventually(async () => {
+    await reader.sync();
+    return reader.openRecord(doctor, record);
+  });
+  assert.deepEqual(read, data);
+  const [mine] = (await reader.recordsFor(doctor)).filter((r) => r.record === record);
+  assert.equal(mine.grant.purpose, "TREAT");
+
+  await v.revoke(patient, record, doctor);
+  await eventually(async () => {
+    await reader.sync();
+    await assert.rejects(reader.openRecord(doctor, record), AccessRevokedError);
+  });
+
+  // Another network's genesis is refused; nodes that do not answer are a network error.
+  await assert.rejects(
+    Vault.connect({ nodes: [rpc(n0)], genesis: "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy", gateways: [`http://127.0.0.1:${n0.ports.kubo_gateway}`] }),
+    LedgerError,
+  );
+  await assert.rejects(Vault.connect({ nodes: ["http://127.0.0.1:9"], genesis, gateways: ["http://127.0.0.1:9"], timeout: 2 }), NetworkError);
+});
