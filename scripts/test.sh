@@ -58,6 +58,9 @@ step "doctor portal (examples/portal): vite build, real headless Chromium throug
 step "cross-language story over the network: Python publishes, Node reads, Kotlin revokes, the CLI verifies a CAR"
 bash tests/cross-language/run.sh
 
+step "packaging: the wheel in a venv without Rust, the npm tarball in Node and vite, the Kotlin jar in a separate project"
+bash tests/packaging/run.sh
+
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py
 
