@@ -615,6 +615,59 @@ pub struct ErrorCodeInfo {
     pub code: Option<ErrorCode>,
 }
 
+/// What a verified receipt proves.
+#[derive(uniffi::Record)]
+pub struct ReceiptFacts {
+    /// The network's genesis CID and name.
+    pub genesis: String,
+    /// The network's name.
+    pub network: String,
+    /// The transaction's CID.
+    pub tx: String,
+    /// Its type (`Grant`, `Revoke`, `PublishRecord`, …).
+    pub kind: String,
+    /// Its author.
+    pub author: String,
+    /// The record concerned, if any.
+    pub record: Option<String>,
+    /// The doctor concerned (grants, revocations).
+    pub doctor: Option<String>,
+    /// The purpose code (grants).
+    pub purpose: Option<String>,
+    /// Its index in the log and the log's size at the checkpoint.
+    pub index: u64,
+    /// The log size of the checkpoint.
+    pub log_size: u64,
+    /// The certified block the checkpoint ends at.
+    pub height: u64,
+    /// How many authorities signed, of how many.
+    pub signers: u64,
+    /// The authorities in effect.
+    pub authorities: u64,
+}
+
+/// Checks a receipt (JSON text) offline against the network `genesis`; what it proves.
+#[uniffi::export]
+pub fn verify_receipt(receipt: String, genesis: String) -> Result<ReceiptFacts> {
+    let genesis = medshare::parse_cid(&genesis)?;
+    let f = medshare::ledger::Receipt::from_json(&receipt)?.verify(&genesis)?;
+    Ok(ReceiptFacts {
+        genesis: f.genesis.to_string(),
+        network: f.network,
+        tx: f.tx.to_string(),
+        kind: f.kind,
+        author: f.author.to_string(),
+        record: f.record,
+        doctor: f.doctor.map(|d| d.to_string()),
+        purpose: f.purpose,
+        index: f.index,
+        log_size: f.log_size,
+        height: f.height,
+        signers: f.signers.len() as u64,
+        authorities: f.authorities as u64,
+    })
+}
+
 /// Every grant purpose code (HL7 PurposeOfUse) with its display name.
 #[uniffi::export]
 pub fn purposes() -> Vec<PurposeInfo> {
@@ -960,6 +1013,19 @@ impl Vault {
             .into_iter()
             .map(|(record, why)| format!("{record}: {why}"))
             .collect())
+    }
+
+    /// A receipt of transaction `tx` (JSON text): the transaction, its inclusion proof and the
+    /// certificate, checkable offline with `verifyReceipt` by anyone who knows the genesis.
+    pub async fn receipt(&self, tx: String) -> Result<String> {
+        let tx = medshare::parse_cid(&tx)?;
+        Ok(self.inner.read().await.receipt(&tx).await?.to_json())
+    }
+
+    /// The largest checkpoint this vault (or its store) verified, as JSON text, if any.
+    pub async fn trusted_checkpoint(&self) -> Result<Option<String>> {
+        let cp = self.inner.read().await.trusted_checkpoint().await?;
+        Ok(cp.map(|c| serde_json::to_string(&c).unwrap_or_default()))
     }
 
     /// Follows the network's head; returns how many blocks were added.

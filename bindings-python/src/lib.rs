@@ -965,6 +965,21 @@ impl Vault {
         value(py, "VerifyReport", &r)
     }
 
+    /// A receipt of transaction `tx` (JSON text): the transaction, its inclusion proof and
+    /// the certificate, checkable offline with `medshare.verify_receipt`.
+    fn receipt(&self, py: Python<'_>, tx: &str) -> PyResult<String> {
+        let tx = medshare::parse_cid(tx).map_err(err)?;
+        let r = self.with(py, |v| pollster::block_on(v.receipt(&tx)))?;
+        Ok(r.to_json())
+    }
+
+    /// The largest checkpoint this vault (or its store) verified, as JSON (`None` before any):
+    /// keep it, and pass it back as `trusted` so no one can show you an older history.
+    fn trusted_checkpoint(&self, py: Python<'_>) -> PyResult<Option<String>> {
+        let cp = self.with(py, |v| pollster::block_on(v.trusted_checkpoint()))?;
+        Ok(cp.map(|c| serde_json::to_string(&c).unwrap_or_default()))
+    }
+
     /// Checks that the content of every current record version is present and intact.
     fn verify_content<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
         let r = self.with(py, |v| pollster::block_on(v.verify_content()))?;
@@ -1055,6 +1070,20 @@ fn open_envelope<'py>(
     Ok(PyBytes::new(py, &out))
 }
 
+/// Checks a receipt (JSON text) offline against the network `genesis`; returns what it proves.
+#[pyfunction]
+fn verify_receipt<'py>(
+    py: Python<'py>,
+    receipt: &str,
+    genesis: &str,
+) -> PyResult<Bound<'py, PyAny>> {
+    let genesis = medshare::parse_cid(genesis).map_err(err)?;
+    let facts = py
+        .detach(|| medshare::ledger::Receipt::from_json(receipt)?.verify(&genesis))
+        .map_err(err)?;
+    value(py, "ReceiptFacts", &facts)
+}
+
 /// Every error code of the core with its category: what `medshare.errors` must mirror.
 #[pyfunction]
 fn error_codes() -> Vec<(&'static str, &'static str)> {
@@ -1082,6 +1111,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(open_envelope, m)?)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;
     m.add_function(wrap_pyfunction!(purposes, m)?)?;
+    m.add_function(wrap_pyfunction!(verify_receipt, m)?)?;
     m.add_function(wrap_pyfunction!(store_conformance, m)?)?;
     Ok(())
 }

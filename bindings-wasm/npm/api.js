@@ -293,6 +293,12 @@ export class Vault {
 
   /** Re-verifies the whole chain from genesis. */
   async verify() { return this._raw.verify(); }
+
+  /** A receipt of transaction `tx` (JSON text): checkable offline with `verifyReceipt`. */
+  async receipt(tx) { return this._raw.receipt(str(tx, "tx")); }
+
+  /** The largest checkpoint this vault verified (JSON text), or null. */
+  async trustedCheckpoint() { return this._raw.trustedCheckpoint(); }
   /** Checks that every current record version's content is present and intact. */
   async verifyContent() { return this._raw.verifyContent(); }
   /** Applies blocks appended since this vault last looked; resolves to how many. */
@@ -326,6 +332,11 @@ export function openEnvelope(who, envelope) {
 /** Every error code with its category: `[{ code, category }]`. */
 export function errorCodes() {
   return wasm.errorCatalog().map(([code, category]) => ({ code, category }));
+}
+
+/** Checks a receipt (JSON text) offline against the network `genesis`; what it proves. */
+export function verifyReceipt(receipt, genesis) {
+  return wasm.verifyReceipt(str(receipt, "receipt"), str(genesis, "genesis"));
 }
 
 /** Every purpose code with its display name: `[{ code, display }]`. */

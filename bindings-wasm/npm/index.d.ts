@@ -99,6 +99,26 @@ export interface AuditEvent {
   purpose?: string;
 }
 
+export interface ReceiptFacts {
+  genesis: string;
+  network: string;
+  tx: string;
+  kind: string;
+  author: string;
+  time: number;
+  record: string | null;
+  doctor: string | null;
+  version: number | null;
+  purpose: string | null;
+  expires: number | null;
+  index: number;
+  logSize: number;
+  height: number;
+  block: string;
+  signers: string[];
+  authorities: number;
+}
+
 export interface RecordMetadata {
   name: string;
   mediaType: string;
@@ -183,6 +203,10 @@ export declare class Vault {
   accessList(record: string): Promise<AccessGrant[]>;
   audit(record: string): Promise<AuditEvent[]>;
   verify(): Promise<VerifyReport>;
+  /** A receipt of transaction `tx` (JSON text), checkable offline with `verifyReceipt`. */
+  receipt(tx: string): Promise<string>;
+  /** The largest checkpoint this vault verified (JSON text), or null. */
+  trustedCheckpoint(): Promise<string | null>;
   verifyContent(): Promise<ContentReport>;
   sync(): Promise<number>;
   exportCar(): Promise<{ car: Uint8Array; report: ExportReport }>;
@@ -196,3 +220,4 @@ export declare function cid(data: Bytes, profile?: "unixfs-v1-2025" | "unixfs-v0
 export declare function openEnvelope(identity: Identity, envelope: Bytes): Uint8Array;
 export declare function errorCodes(): { code: import("./errors.js").ErrorCode; category: import("./errors.js").ErrorCategory }[];
 export declare function purposes(): { code: string; display: string }[];
+export declare function verifyReceipt(receipt: string, genesis: string): ReceiptFacts;

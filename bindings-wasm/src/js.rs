@@ -884,6 +884,27 @@ impl WasmVault {
         self.run(async move |v| to_js(&v.verify().await.map_err(js_err)?))
     }
 
+    /// A receipt of transaction `tx` (JSON text), checkable offline with `verifyReceipt`.
+    pub fn receipt(&self, tx: String) -> Promise {
+        let tx = medshare::parse_cid(&tx).map_err(js_err);
+        self.run(async move |v| {
+            let r = v.receipt(&tx?).await.map_err(js_err)?;
+            Ok(JsValue::from_str(&r.to_json()))
+        })
+    }
+
+    /// The largest checkpoint verified (JSON text), or null.
+    #[wasm_bindgen(js_name = trustedCheckpoint)]
+    pub fn trusted_checkpoint(&self) -> Promise {
+        self.run(async move |v| {
+            let cp = v.trusted_checkpoint().await.map_err(js_err)?;
+            Ok(match cp {
+                Some(c) => JsValue::from_str(&serde_json::to_string(&c).unwrap_or_default()),
+                None => JsValue::NULL,
+            })
+        })
+    }
+
     #[wasm_bindgen(js_name = verifyContent)]
     pub fn verify_content(&self) -> Promise {
         self.run(async move |v| to_js(&v.verify_content().await.map_err(js_err)?))
@@ -945,6 +966,16 @@ pub fn error_catalog() -> JsValue {
         })
         .collect::<Array>()
         .into()
+}
+
+/// Checks a receipt (JSON text) offline against the network `genesis`; what it proves.
+#[wasm_bindgen(js_name = verifyReceipt, skip_typescript)]
+pub fn verify_receipt(receipt: &str, genesis: &str) -> JsResult<JsValue> {
+    let genesis = medshare::parse_cid(genesis).map_err(js_err)?;
+    let facts = medshare::ledger::Receipt::from_json(receipt)
+        .and_then(|r| r.verify(&genesis))
+        .map_err(js_err)?;
+    to_js(&facts)
 }
 
 /// `[[code, display], …]` for every purpose code.

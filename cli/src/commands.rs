@@ -16,6 +16,12 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
     match command {
         Command::Init { name } => init(home, &name, out),
         Command::Node { command } => crate::network::node(command, out),
+        Command::Receipt {
+            record,
+            tx,
+            out: path,
+        } => receipt(home, record.as_deref(), tx.as_deref(), path.as_deref(), out),
+        Command::VerifyReceipt { file, genesis } => verify_receipt(&file, &genesis, out),
         Command::Testnet { command } => crate::network::testnet(command, out),
         Command::Authority { command } => crate::network::authority(home, command, out),
         Command::Identity { command } => match command {
@@ -631,6 +637,83 @@ fn audit(home: &Home, record: &str, out: &Out) -> Result<()> {
         rows.push(row);
     }
     out.emit(text.trim_end(), json!(rows));
+    Ok(())
+}
+
+fn receipt(
+    home: &Home,
+    record: Option<&str>,
+    tx: Option<&str>,
+    path: Option<&Path>,
+    out: &Out,
+) -> Result<()> {
+    let vault = home.vault(false)?;
+    let tx: medshare::Cid = match (tx, record) {
+        (Some(t), _) => medshare::parse_cid(t)?,
+        (None, Some(r)) => {
+            let record: RecordId = r.parse()?;
+            vault
+                .audit(&record)?
+                .last()
+                .map(|e| e.tx)
+                .context("the record has no transaction")?
+        }
+        (None, None) => bail!("say which transaction: --tx CID, or --record R for its latest"),
+    };
+    let receipt = block_on(vault.receipt(&tx))?;
+    let text = receipt.to_json();
+    match path {
+        Some(p) => {
+            medshare::fsutil::write_atomic(p, text.as_bytes(), false)
+                .with_context(|| format!("writing {}", p.display()))?;
+            out.emit(
+                format!(
+                    "receipt of {tx} ({} bytes) in {}",
+                    text.len(),
+                    esc(&p.display().to_string())
+                ),
+                json!({"tx": tx.to_string(), "bytes": text.len(), "file": p.display().to_string()}),
+            );
+        }
+        None => crate::out::print_line(&text),
+    }
+    Ok(())
+}
+
+fn verify_receipt(file: &Path, genesis: &str, out: &Out) -> Result<()> {
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let genesis = medshare::parse_cid(genesis)?;
+    let facts = medshare::ledger::Receipt::from_json(&text)?.verify(&genesis)?;
+    let mut what = format!("{} by {}", facts.kind, facts.author);
+    if let Some(r) = &facts.record {
+        what += &format!(" on record {r}");
+    }
+    if let Some(v) = facts.version {
+        what += &format!(" version {v}");
+    }
+    if let Some(d) = &facts.doctor {
+        what += &format!(", doctor {d}");
+    }
+    if let Some(p) = &facts.purpose {
+        what += &format!(", purpose {p}");
+    }
+    if let Some(x) = facts.expires {
+        what += &format!(", expires {x}");
+    }
+    out.emit(
+        format!(
+            "receipt verified: {what}\n  transaction {} is entry {} of the log of {} transactions of network `{}`, certified at block {} by {} of {} authorities",
+            facts.tx,
+            facts.index,
+            facts.log_size,
+            esc(&facts.network),
+            facts.height,
+            facts.signers.len(),
+            facts.authorities
+        ),
+        serde_json::to_value(&facts)?,
+    );
     Ok(())
 }
 

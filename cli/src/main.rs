@@ -163,6 +163,27 @@ pub enum Command {
     Repair,
     /// Run the whole story end to end on a fresh store, narrated.
     Demo,
+    /// Write a receipt: a self-contained proof that a transaction is in the certified chain
+    /// (checkable offline with `verify-receipt`, by anyone who knows the network's genesis).
+    Receipt {
+        /// The record whose latest transaction to prove.
+        #[arg(long)]
+        record: Option<String>,
+        /// The transaction to prove (a CID from `audit`).
+        #[arg(long)]
+        tx: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
+    /// Check a receipt offline against the network's genesis; print what it proves.
+    VerifyReceipt {
+        /// The receipt file.
+        file: PathBuf,
+        /// The network's genesis CID.
+        #[arg(long)]
+        genesis: String,
+    },
     /// Run a validator's medshare node (the ABCI application its CometBFT connects to).
     Node {
         #[command(subcommand)]

@@ -875,3 +875,123 @@ fn a_shifted_clock_does_not_brick_the_home() {
         ],
     );
 }
+
+#[test]
+fn receipts_prove_a_grant_and_a_revocation_offline() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let home = home.as_path();
+    let genesis = ok_json(home, &["init"])["genesis"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    new_patient(home, "alice");
+    let bob = new_doctor(home, "bob", "GMC-1")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let file = dir.path().join("labs.json");
+    std::fs::write(&file, br#"{"resourceType":"Bundle"}"#).unwrap();
+    let r = ok_json(
+        home,
+        &["record", "add", "--as", "alice", file.to_str().unwrap()],
+    )["record"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok_json(
+        home,
+        &[
+            "grant",
+            "--as",
+            "alice",
+            "--record",
+            &r,
+            "--doctor",
+            "bob",
+            "--purpose",
+            "COC",
+        ],
+    );
+    let granted = dir.path().join("grant.receipt");
+    let made = ok_json(
+        home,
+        &["receipt", "--record", &r, "-o", granted.to_str().unwrap()],
+    );
+    assert!(made["bytes"].as_u64().unwrap() < 8192, "{made}");
+    ok_json(
+        home,
+        &["revoke", "--as", "alice", "--record", &r, "--doctor", "bob"],
+    );
+    let audit = ok_json(home, &["audit", "--record", &r]);
+    let revoke_tx = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["event"] == "revoked")
+        .unwrap()["tx"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let revoked = dir.path().join("revoke.receipt");
+    ok_json(
+        home,
+        &[
+            "receipt",
+            "--tx",
+            &revoke_tx,
+            "-o",
+            revoked.to_str().unwrap(),
+        ],
+    );
+    // Anyone, anywhere, with only the genesis CID: no home, no chain.
+    let nowhere = dir.path().join("nowhere");
+    let g = ok_json(
+        &nowhere,
+        &[
+            "verify-receipt",
+            granted.to_str().unwrap(),
+            "--genesis",
+            &genesis,
+        ],
+    );
+    assert_eq!(g["kind"], "Grant");
+    assert_eq!(g["doctor"], bob.as_str());
+    assert_eq!(g["purpose"], "COC");
+    let v = ok_json(
+        &nowhere,
+        &[
+            "verify-receipt",
+            revoked.to_str().unwrap(),
+            "--genesis",
+            &genesis,
+        ],
+    );
+    assert_eq!(v["kind"], "Revoke");
+    assert_eq!(v["record"], r.as_str());
+    assert!(!nowhere.exists(), "verifying a receipt needs no home");
+    // Another network, or a changed byte: refused.
+    fails_with(
+        &nowhere,
+        &[
+            "verify-receipt",
+            granted.to_str().unwrap(),
+            "--genesis",
+            "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy",
+        ],
+        "network",
+    );
+    let text = std::fs::read_to_string(&granted).unwrap();
+    let forged = text.replacen("\"index\": ", "\"index\": 1", 1);
+    std::fs::write(&granted, forged).unwrap();
+    fails_with(
+        &nowhere,
+        &[
+            "verify-receipt",
+            granted.to_str().unwrap(),
+            "--genesis",
+            &genesis,
+        ],
+        "invalid proof: leaf 13 is not in the tree",
+    );
+}

@@ -1,6 +1,9 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
+// On wasm32 there are no threads: the `Arc`s shared with native code hold values that are not
+// `Send` there (JS objects), which is what this lint points at.
+#![cfg_attr(target_arch = "wasm32", allow(clippy::arc_with_non_send_sync))]
 
 // Layers, bottom up (no module imports one above it; `tests/layers.rs` checks):
 //   platform, limits, rule, text, serde_util, fsutil       leaves

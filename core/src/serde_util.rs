@@ -57,3 +57,21 @@ pub mod hex32 {
             .ok_or_else(|| serde::de::Error::custom("expected 64 hex digits"))
     }
 }
+
+/// `#[serde(with = "crate::serde_util::b64_32")]` for `[u8; 32]` as base64 text.
+pub mod b64_32 {
+    /// Serializes 32 bytes as base64.
+    pub fn serialize<S: serde::Serializer>(b: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&data_encoding::BASE64.encode(b))
+    }
+
+    /// Deserializes 32 bytes of base64.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        data_encoding::BASE64
+            .decode(s.as_bytes())
+            .ok()
+            .and_then(|b| b.try_into().ok())
+            .ok_or_else(|| serde::de::Error::custom("not a base64 32-byte hash"))
+    }
+}

@@ -192,3 +192,38 @@ fn pinned_envelopes_are_reproduced_and_open() {
         );
     }
 }
+
+const CERT_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/vectors/certificate-v2.note"
+);
+
+/// The certificate vector: a C2SP signed note of a real one-block chain, signed by the
+/// `authority-2048` fixture key; `tests/go-note` opens the same file with Go's
+/// `golang.org/x/mod/sumdb/note`. Produced once by
+/// `cargo test --test vectors -- --ignored generate_certificate`.
+#[test]
+#[ignore = "writes the certificate vector file"]
+fn generate_certificate() {
+    let mut c = common::chain::Chain::one();
+    c.push(vec![c.reg_patient(&identity("patient"))]);
+    let cert = c.certify_head(&c.state, 1);
+    std::fs::write(CERT_PATH, cert.certificate.to_note()).unwrap();
+}
+
+#[test]
+fn certificate_vector_parses_verifies_and_is_canonical() {
+    let note = std::fs::read_to_string(CERT_PATH).unwrap();
+    let cert = medshare::ledger::Certificate::parse(&note).unwrap();
+    assert_eq!(cert.to_note(), note);
+    let a = identity("authority");
+    let authorities = BTreeMap::from([(a.id(), a.public().clone())]);
+    assert_eq!(cert.verify(&authorities).unwrap(), vec![a.id()]);
+    assert_eq!(cert.checkpoint.size, 1);
+    assert_eq!(cert.checkpoint.height, 1);
+    assert!(note.starts_with(&format!("medshare/{}\n1\n", cert.checkpoint.genesis)));
+    // One bit off anywhere in the signed text: refused.
+    let tampered = note.replacen("\n1\n", "\n2\n", 1);
+    let cert = medshare::ledger::Certificate::parse(&tampered).unwrap();
+    assert!(cert.verify(&authorities).is_err());
+}

@@ -18,6 +18,7 @@ from ._native import (
     open_envelope,
     purposes,
     store_conformance,
+    verify_receipt,
 )
 from .errors import *  # noqa: F401,F403
 from .errors import __all__ as _errors
@@ -37,6 +38,7 @@ __all__ = [
     "purposes",
     "store_conformance",
     "types",
+    "verify_receipt",
     *_errors,
     *_types,
 ]

@@ -139,6 +139,29 @@ class ExportReport:
     damaged: list[DamagedRecord] = field(default_factory=list)
 
 
+@dataclass(frozen=True)
+class ReceiptFacts:
+    """What a verified receipt proves (`medshare.verify_receipt`)."""
+
+    genesis: str
+    network: str
+    tx: str
+    kind: str
+    author: str
+    time: int
+    record: Optional[str]
+    doctor: Optional[str]
+    version: Optional[int]
+    purpose: Optional[str]
+    expires: Optional[int]
+    index: int
+    log_size: int
+    height: int
+    block: str
+    signers: list[str]
+    authorities: int
+
+
 def _build(kind: str, data: Any) -> Any:
     cls = globals()[kind]
     if kind == "RecordInfo" and data.get("grant") is not None:
@@ -163,6 +186,7 @@ __all__ = [
     "ExportReport",
     "GcReport",
     "Metadata",
+    "ReceiptFacts",
     "RecordInfo",
     "RevokeReport",
     "RotateReport",

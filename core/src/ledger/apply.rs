@@ -4,12 +4,14 @@
 //! replay can set them aside and verify a batch of them on every core at once while the rules
 //! of the next batch are checked ([`crate::ledger::chain`]).
 
+use std::collections::BTreeMap;
+
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{IdentityId, PublicKey, Role};
 use crate::ledger::checkpoint::is_quorum;
 use crate::ledger::codec::{
-    AuthorityChangeKind, Block, CertificateObject, Rewrapped, SignedTx, Tx, TxBody,
+    AuthorityChangeKind, Block, CertificateObject, GenesisBlock, Rewrapped, SignedTx, Tx, TxBody,
 };
 use crate::ledger::endorsement_message;
 use crate::ledger::merkle::leaf_hash;
@@ -119,6 +121,29 @@ impl State {
         checks: &mut Vec<SigCheck>,
     ) -> Result<()> {
         self.apply_block_with(block, txs, &mut Sigs::Defer(checks))
+    }
+
+    /// The authorities in effect after `votes` (authority votes, in log order) on the network
+    /// `genesis`: each vote's signature and the voting rule checked as in a chain, nothing
+    /// else (what a receipt's verifier knows of the chain).
+    pub fn authorities_after_votes(
+        genesis: &GenesisBlock,
+        votes: &[SignedTx],
+    ) -> Result<BTreeMap<IdentityId, PublicKey>> {
+        let mut state = State::from_genesis(genesis)?;
+        let here = At {
+            height: 0,
+            block: genesis.cid,
+            time: 0,
+        };
+        for (i, v) in votes.iter().enumerate() {
+            state
+                .apply_tx(i, v, here, &mut Sigs::Now)
+                .map_err(|(rule, detail)| {
+                    Error::InvalidProof(format!("authority vote {}: {rule}: {detail}", v.cid))
+                })?;
+        }
+        Ok(state.authority_keys())
     }
 
     /// Applies a block this node has just built, with [`State::next_block`], from submissions
@@ -489,7 +514,10 @@ impl State {
                 at.height,
                 event(AuditKind::Revoked { doctor: *doctor }),
             )?,
-            TxBody::AuthorityChange { change } => self.authority_vote(&tx.author, role, change)?,
+            TxBody::AuthorityChange { change } => {
+                self.authority_vote(&tx.author, role, change)?;
+                self.vote_txs.push_back(stx.cid);
+            }
         }
         if let Some(me) = self.identities.get_mut(&tx.author) {
             me.seq = tx.seq;

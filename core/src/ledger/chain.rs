@@ -369,6 +369,41 @@ pub async fn extend(store: &Store, base: &State, head: &Cid, now: u64) -> Result
     Ok((state, links.len() as u64))
 }
 
+/// Every transaction CID of the chain ending at `state`'s head block, in log order (the leaves
+/// of the transaction log): the blocks are walked back from the head.
+pub async fn log_cids(store: &Store, state: &State) -> Result<Vec<Cid>> {
+    let mut blocks = Vec::with_capacity(state.height() as usize);
+    let mut at = state.head();
+    let mut height = state.height();
+    while height > 0 {
+        let block = fetch_block(store, &at, Some(height)).await?;
+        at = block.header.parent;
+        blocks.push(block.header.txs);
+        height -= 1;
+    }
+    Ok(blocks.into_iter().rev().flatten().collect())
+}
+
+/// The block at `height` of the chain ending at `state`'s head block (walked back from it).
+pub async fn block_at(store: &Store, state: &State, height: u64) -> Result<Block> {
+    if height == 0 || height > state.height() {
+        return Err(Error::InvalidInput(format!(
+            "no block {height} in a chain of {} blocks",
+            state.height()
+        )));
+    }
+    let mut at = state.head();
+    let mut h = state.height();
+    loop {
+        let block = fetch_block(store, &at, Some(h)).await?;
+        if h == height {
+            return Ok(block);
+        }
+        at = block.header.parent;
+        h -= 1;
+    }
+}
+
 /// Finds the newest chain of the network `genesis` among the blocks of a store that can list
 /// them: the certificate of the highest block whose chain verifies from genesis (or the genesis
 /// block itself). What `medshare repair` sets a damaged head pointer to.

@@ -19,6 +19,7 @@ pub mod checkpoint;
 pub mod codec;
 pub mod endorse;
 pub mod merkle;
+pub mod receipt;
 pub mod state;
 
 mod apply;
@@ -31,6 +32,7 @@ pub use codec::{
     GenesisBlock, Policy, Rewrapped, SignedTx, Submission, Tx, TxBody,
 };
 pub use endorse::Endorsement;
+pub use receipt::{Receipt, ReceiptFacts};
 pub use state::{
     Access, AccessGrant, AuditEvent, AuditKind, Authority, RecordInfo, State, ValidatorUpdate,
 };

@@ -242,6 +242,8 @@ pub struct State {
     pub(crate) genesis: Arc<GenesisBlock>,
     pub(crate) authorities: imbl::OrdMap<IdentityId, Authority>,
     pub(crate) votes: imbl::OrdMap<AuthorityChangeKind, BTreeSet<IdentityId>>,
+    /// Every authority vote in the log, in order (what receipts prove the authorities with).
+    pub(crate) vote_txs: imbl::Vector<Cid>,
     pub(crate) height: u64,
     pub(crate) head: Cid,
     pub(crate) head_cert: Option<Cid>,
@@ -326,6 +328,7 @@ impl State {
             genesis: Arc::new(genesis.clone()),
             authorities,
             votes: imbl::OrdMap::new(),
+            vote_txs: imbl::Vector::new(),
             height: 0,
             head: genesis.cid,
             head_cert: None,
@@ -415,6 +418,11 @@ impl State {
             .iter()
             .map(|(id, a)| (*id, a.key.clone()))
             .collect()
+    }
+
+    /// Every authority vote in the log so far, in log order.
+    pub fn vote_txs(&self) -> impl Iterator<Item = &Cid> {
+        self.vote_txs.iter()
     }
 
     /// Validator-set changes caused by the last block applied.

@@ -257,9 +257,20 @@ impl Vault {
             base: store.clone(),
         });
         let existing = store.head().await?;
+        // Never an older or different history than the store already verified.
+        if let chain::Head::Certified(c) = chain::fetch_head(&staged, &root).await? {
+            let trusted = crate::vault::proof::stored_trusted(&store).await?;
+            crate::vault::proof::check_fresh(&store, trusted.as_ref(), &c.certificate).await?;
+        }
         let (state, applied): (State, u64) = match existing {
             Some(head) => {
                 let (base, _) = chain::load(&store, &head, genesis).await?;
+                if let chain::Head::Certified(c) = chain::fetch_head(&staged, &root).await?
+                    && base.height() > 0
+                {
+                    let mine = base.checkpoint();
+                    crate::vault::proof::check_fresh(&store, Some(&mine), &c.certificate).await?;
+                }
                 chain::extend(&staged, &base, &root, now).await?
             }
             None => {
@@ -307,7 +318,8 @@ impl Vault {
         store
             .compare_and_swap_head(existing.as_ref(), Some(&state.head_pointer()))
             .await?;
-        let vault = Vault::assemble(store.clone(), Arc::new(ReadOnly(store)), false, state);
+        let mut vault = Vault::assemble(store.clone(), Arc::new(ReadOnly(store)), false, state);
+        vault.remember_checkpoint().await?;
         Ok((
             vault,
             ImportReport {

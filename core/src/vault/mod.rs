@@ -12,6 +12,7 @@
 
 mod car;
 mod gc;
+mod proof;
 mod read;
 mod write;
 
@@ -64,6 +65,8 @@ pub struct Vault {
     pub(crate) state: State,
     pub(crate) profile: Profile,
     pub(crate) clock: Clock,
+    /// The largest checkpoint this vault verified (also kept in the store when it can).
+    pub(crate) trusted: Option<crate::ledger::Checkpoint>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -94,6 +97,7 @@ impl Vault {
             state,
             profile: Profile::default(),
             clock: system_clock(),
+            trusted: None,
         }
     }
 
@@ -128,7 +132,12 @@ impl Vault {
         };
         let head = sequencer.head().await?.ok_or(Error::NoChain)?;
         let (state, _) = chain::load(&store, &head, genesis).await?;
-        let vault = Vault::assemble(store, sequencer, writable, state);
+        let mut vault = Vault::assemble(store, sequencer, writable, state);
+        // Never an older history than one this store's vaults already verified.
+        if let chain::Head::Certified(c) = chain::fetch_head(&vault.store, &head).await? {
+            vault.check_contains_trusted(&c.certificate).await?;
+        }
+        vault.remember_checkpoint().await?;
         if writable {
             vault.finish_pending_deletions().await?;
         }
@@ -270,7 +279,14 @@ impl Vault {
         let head = self.sequencer.head().await?.ok_or(Error::NoChain)?;
         let genesis = self.state.genesis_cid();
         let (state, report) = chain::load(&self.store, &head, Some(&genesis)).await?;
-        self.state = state;
+        let before = std::mem::replace(&mut self.state, state);
+        if let chain::Head::Certified(c) = chain::fetch_head(&self.store, &head).await?
+            && let Err(e) = self.check_contains_trusted(&c.certificate).await
+        {
+            self.state = before;
+            return Err(e);
+        }
+        self.remember_checkpoint().await?;
         Ok(report)
     }
 
@@ -284,8 +300,23 @@ impl Vault {
 
     /// Applies the blocks up to the head pointer `head` (which must descend from this vault's).
     pub async fn sync_to(&mut self, head: &Cid) -> Result<u64> {
+        if *head == self.state.head_pointer() {
+            return Ok(0);
+        }
+        // An older or different history than the one verified is refused before anything else.
+        if let chain::Head::Certified(c) = chain::fetch_head(&self.store, head).await? {
+            self.check_fresh(&c.certificate).await?;
+            let mine = self.state.checkpoint();
+            if self.state.height() > 0
+                && let Err(e) =
+                    crate::vault::proof::check_fresh(&self.store, Some(&mine), &c.certificate).await
+            {
+                return Err(e);
+            }
+        }
         let (next, n) = chain::extend(&self.store, &self.state, head, self.now()).await?;
         self.state = next;
+        self.remember_checkpoint().await?;
         Ok(n)
     }
 }

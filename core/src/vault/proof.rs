@@ -1,0 +1,184 @@
+//! Receipts of this vault's chain, and the protection against being shown an older one.
+
+use crate::cid::Cid;
+use crate::error::{Error, Result};
+use crate::ledger::checkpoint::{Certificate, Checkpoint};
+use crate::ledger::merkle::{Hash, inclusion_proof};
+use crate::ledger::receipt::{ProofHash, ProvenTx, RECEIPT_FORMAT, Receipt, tx_leaf};
+use crate::ledger::{CertificateObject, chain};
+use crate::store::Store;
+use crate::vault::Vault;
+
+/// The store metadata key of the largest checkpoint this store's vaults have verified.
+pub(crate) const TRUSTED_KEY: &str = "trusted-checkpoint";
+/// The store metadata key where fork evidence is kept.
+pub(crate) const FORK_KEY: &str = "fork-evidence";
+
+impl Vault {
+    /// A receipt of the transaction `tx` (a grant, a revocation, a publication…): the
+    /// transaction, its inclusion proof in the log of the certified head, the head's
+    /// certificate, and what a verifier needs to know the authorities. Checkable offline with
+    /// [`Receipt::verify`] by anyone who knows the network's genesis CID.
+    pub async fn receipt(&self, tx: &Cid) -> Result<Receipt> {
+        let cert_cid = self
+            .state
+            .head_cert()
+            .ok_or_else(|| Error::InvalidInput("the chain has no certified block yet".into()))?;
+        let cert = CertificateObject::decode(&self.store.get(&cert_cid).await?)
+            .map_err(|e| Error::StoreCorrupt(format!("certificate {cert_cid}: {e}")))?;
+        let cids = chain::log_cids(&self.store, &self.state).await?;
+        let size = cert.certificate.checkpoint.size;
+        if cids.len() as u64 != size {
+            return Err(Error::StoreCorrupt(format!(
+                "the chain holds {} transactions, its certificate {size}",
+                cids.len()
+            )));
+        }
+        let leaves: Vec<Hash> = cids.iter().map(tx_leaf).collect();
+        let prove = |cid: &Cid| -> Result<(u64, Vec<ProofHash>)> {
+            let index = cids.iter().position(|c| c == cid).ok_or_else(|| {
+                Error::InvalidInput(format!("transaction {cid} is not in this chain"))
+            })? as u64;
+            let proof = inclusion_proof(&leaves, index, size)?;
+            Ok((index, proof.into_iter().map(ProofHash).collect()))
+        };
+        let (index, proof) = prove(tx)?;
+        let mut votes = Vec::new();
+        for v in self.state.vote_txs() {
+            let (index, proof) = prove(v)?;
+            votes.push(ProvenTx {
+                tx: self.store.get(v).await?,
+                index,
+                proof,
+            });
+        }
+        let genesis = self.state.genesis_cid();
+        Ok(Receipt {
+            format: RECEIPT_FORMAT.into(),
+            genesis,
+            genesis_block: self.store.get(&genesis).await?,
+            authority_votes: votes,
+            transaction: ProvenTx {
+                tx: self.store.get(tx).await?,
+                index,
+                proof,
+            },
+            certificate: cert.certificate.to_note(),
+        })
+    }
+
+    /// The largest checkpoint verified by vaults over this store (or this vault), if any: what
+    /// an offered head must not go back from.
+    pub async fn trusted_checkpoint(&self) -> Result<Option<Checkpoint>> {
+        Ok(newest(
+            stored_trusted(&self.store).await?,
+            self.trusted.clone(),
+        ))
+    }
+
+    /// Refuses to go from the trusted checkpoint to `offered` (the certificate of a head about
+    /// to be adopted) if that would go back (`Rollback`) or sideways (`Fork`, evidence kept).
+    pub(crate) async fn check_fresh(&self, offered: &Certificate) -> Result<()> {
+        let trusted = self.trusted_checkpoint().await?;
+        check_fresh(&self.store, trusted.as_ref(), offered).await
+    }
+
+    /// After loading a chain from genesis: its block at the trusted height must be the trusted
+    /// one (same log), or the chain is another history.
+    pub(crate) async fn check_contains_trusted(&self, head: &Certificate) -> Result<()> {
+        let Some(trusted) = self.trusted_checkpoint().await? else {
+            return Ok(());
+        };
+        if trusted.genesis != self.state.genesis_cid() {
+            return Ok(());
+        }
+        check_fresh(&self.store, Some(&trusted), head).await?;
+        if trusted.height == 0 || trusted.height >= self.state.height() {
+            return Ok(());
+        }
+        let block = chain::block_at(&self.store, &self.state, trusted.height).await?;
+        if block.cid != trusted.block
+            || block.header.log_size != trusted.size
+            || block.header.log_root != trusted.root
+        {
+            return Err(fork(&self.store, &trusted, head).await);
+        }
+        Ok(())
+    }
+
+    /// Records the state's checkpoint as trusted if it is newer than what was.
+    pub(crate) async fn remember_checkpoint(&mut self) -> Result<()> {
+        if !self.state.is_certified() || self.state.height() == 0 {
+            return Ok(());
+        }
+        let cp = self.state.checkpoint();
+        let known = self.trusted_checkpoint().await?;
+        if known.as_ref().is_some_and(|k| k.size >= cp.size) {
+            return Ok(());
+        }
+        self.trusted = Some(cp.clone());
+        if !self.store.is_read_only() {
+            let raw = serde_json::to_vec(&cp).map_err(|e| Error::Backend(e.to_string()))?;
+            self.store.put_meta(TRUSTED_KEY, Some(&raw)).await?;
+        }
+        Ok(())
+    }
+}
+
+/// The larger of two checkpoints (by log size).
+pub(crate) fn newest(a: Option<Checkpoint>, b: Option<Checkpoint>) -> Option<Checkpoint> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(if a.size >= b.size { a } else { b }),
+        (a, b) => a.or(b),
+    }
+}
+
+/// The trusted checkpoint kept in `store`'s metadata.
+pub(crate) async fn stored_trusted(store: &Store) -> Result<Option<Checkpoint>> {
+    match store.get_meta(TRUSTED_KEY).await? {
+        Some(raw) => serde_json::from_slice::<Checkpoint>(&raw)
+            .map(Some)
+            .map_err(|e| Error::StoreCorrupt(format!("the trusted checkpoint is damaged: {e}"))),
+        None => Ok(None),
+    }
+}
+
+/// `Rollback` if `offered` has a smaller log than `trusted`, `Fork` (evidence kept in the
+/// store) if the same size but another log or block.
+pub(crate) async fn check_fresh(
+    store: &Store,
+    trusted: Option<&Checkpoint>,
+    offered: &Certificate,
+) -> Result<()> {
+    let Some(trusted) = trusted else {
+        return Ok(());
+    };
+    let cp = &offered.checkpoint;
+    if cp.genesis != trusted.genesis {
+        return Ok(()); // another network: the genesis check says so
+    }
+    if cp.size < trusted.size {
+        return Err(Error::Rollback {
+            trusted: trusted.size,
+            offered: cp.size,
+        });
+    }
+    if cp.size == trusted.size && (cp.root != trusted.root || cp.block != trusted.block) {
+        return Err(fork(store, trusted, offered).await);
+    }
+    Ok(())
+}
+
+async fn fork(store: &Store, trusted: &Checkpoint, offered: &Certificate) -> Error {
+    let trusted_note = trusted.body();
+    let offered_note = offered.to_note();
+    let evidence = serde_json::json!({"trusted": trusted_note, "offered": offered_note});
+    let _ = store
+        .put_meta(FORK_KEY, Some(evidence.to_string().as_bytes()))
+        .await;
+    Error::Fork {
+        size: trusted.size,
+        trusted: trusted_note,
+        offered: offered_note,
+    }
+}
