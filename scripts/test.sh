@@ -64,4 +64,7 @@ bash tests/packaging/run.sh
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py
 
+step "certificates through an independent signed-note implementation (Go, golang.org/x/mod/sumdb/note)"
+(cd tests/go-note && go test ./...)
+
 step "all green"

@@ -106,6 +106,26 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         check(audit[1].purpose == "CAREMGT" && audit[1].doctor == doctor().id() && audit[0].content != null) { "audit details" }
         check(v.verifyContent().isEmpty()) { "content intact" }
     },
+    "receipts prove a grant and a revocation offline" to {
+        val v = populated()
+        val rec = v.publish(patient(), "{}".toByteArray(), "application/fhir+json", "c.json")
+        v.grant(patient(), rec, doctor().id(), GrantOptionsRecord(purpose = "COC"))
+        val kept = v.receipt(v.audit(rec).single { it.kind == "granted" }.tx)
+        v.revoke(patient(), rec, doctor().id())
+        val revokeTx = v.audit(rec).single { it.kind == "revoked" }.tx
+        val proof = v.receipt(revokeTx)
+        val g = verifyReceipt(kept, v.genesis())
+        check(g.kind == "Grant" && g.record == rec && g.doctor == doctor().id() && g.purpose == "COC") { "$g" }
+        val r = verifyReceipt(proof, v.genesis())
+        check(r.kind == "Revoke" && r.tx == revokeTx && r.index > g.index && r.signers == r.authorities) { "$r" }
+        check(proof.length < 8192 && v.trustedCheckpoint() != null) { "${proof.length} bytes" }
+        expect<MedshareException.Ledger>(ErrorCode.WRONG_GENESIS) {
+            verifyReceipt(proof, "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+        }
+        expect<MedshareException.Integrity>(ErrorCode.INVALID_PROOF) {
+            verifyReceipt(proof.replaceFirst("\"index\": ", "\"index\": 1"), v.genesis())
+        }
+    },
     "key rotation keeps the account" to {
         val v = populated()
         val rec = v.publish(patient(), "before rotation".toByteArray(), "text/plain", "a.txt")

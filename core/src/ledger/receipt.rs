@@ -26,6 +26,7 @@ pub const MAX_VOTES: usize = 4096;
 
 /// A transaction with its place in the log: leaf `index` and the inclusion proof.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct ProvenTx {
     /// The signed transaction's bytes (DAG-CBOR).
     #[serde(with = "crate::serde_util::b64")]
@@ -43,6 +44,7 @@ pub struct ProofHash(#[serde(with = "crate::serde_util::b64_32")] pub Hash);
 
 /// A self-contained proof of one transaction (JSON, `docs/FORMAT.md` §11).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Receipt {
     /// [`RECEIPT_FORMAT`].
     pub format: String,
