@@ -691,7 +691,10 @@ impl WasmVault {
             let seq = medshare::sequencer::comet::CometSequencer::with_http(nodes, http)
                 .map_err(js_err)?
                 .with_timeout(Duration::from_millis(timeout_ms.max(1000.0) as u64));
-            vault_value(medshare::Vault::open(store, Some(Arc::new(seq)), Some(&genesis)).await)
+            // The core takes an `Arc<dyn Sequencer>`; wasm32 has one thread, so nothing is shared.
+            #[allow(clippy::arc_with_non_send_sync)]
+            let seq = Arc::new(seq);
+            vault_value(medshare::Vault::open(store, Some(seq), Some(&genesis)).await)
         })
     }
 

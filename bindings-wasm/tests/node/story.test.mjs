@@ -74,9 +74,11 @@ test("full story: publish, grant two doctors, read, revoke one, refuse, verify, 
 test("expiring grant, resolved by the vault's clock", async () => {
   const { vault, alice, bob } = await world();
   const rec = await vault.publish(alice, utf8("short-lived"));
-  await vault.grant(alice, rec, bob, { expiresIn: 1 });
+  // 2 s, not 1: an expiry of "now + 1" is refused if the block's second has ticked over
+  // (a grant must not expire by the time it is issued, rule Expiry).
+  await vault.grant(alice, rec, bob, { expiresIn: 2 });
   assert.equal(text(await vault.openRecord(bob, rec)), "short-lived");
-  await new Promise((r) => setTimeout(r, 2100));
+  await new Promise((r) => setTimeout(r, 3100));
   await assert.rejects(vault.openRecord(bob, rec), { code: "AccessExpired", name: "AccessExpiredError" });
   await vault.grant(alice, rec, bob, { expires: new Date(Date.now() + 3_600_000) });
   assert.equal(text(await vault.openRecord(bob, rec)), "short-lived");
