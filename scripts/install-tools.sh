@@ -40,9 +40,11 @@ fi
 if [ ! -x "$TOOLS/venv/bin/python" ]; then
   python3 -m venv "$TOOLS/venv"
 fi
-if ! "$TOOLS/venv/bin/python" -c "import cryptography, maturin, pytest, mypy" 2>/dev/null; then
+# fhir.resources: the FHIR R5/R4B models the FHIR export is validated against in the tests.
+if ! "$TOOLS/venv/bin/python" -c "import cryptography, maturin, pytest, mypy, fhir.resources" 2>/dev/null; then
   "$TOOLS/venv/bin/pip" install --quiet --upgrade pip
-  "$TOOLS/venv/bin/pip" install --quiet "cryptography>=42" "maturin>=1.9,<2" "pytest>=7" "mypy>=1.8"
+  "$TOOLS/venv/bin/pip" install --quiet "cryptography>=42" "maturin>=1.9,<2" "pytest>=7" "mypy>=1.8" \
+    "fhir.resources>=8.1,<9"
 fi
 # --- Kotlin compiler (npm package `kotlin-compiler`) and JNA (Maven Central) ---------------------
 KOTLIN_VERSION=2.4.20

@@ -970,6 +970,33 @@ impl Vault {
         Ok(list.into_iter().map(Grant::from).collect())
     }
 
+    /// What the ledger knows about `record` as an HL7 FHIR Bundle (FHIR JSON text; `version`
+    /// "R5" or "R4"; `docs/FHIR.md`).
+    pub async fn fhir_record(&self, record: String, version: String) -> Result<String> {
+        let scope = medshare::FhirScope::Record(record_id(&record)?);
+        let version: medshare::FhirVersion = version.parse()?;
+        Ok(self
+            .inner
+            .read()
+            .await
+            .fhir(&scope, version)
+            .await?
+            .to_string())
+    }
+
+    /// Every record `patient` (an account id) owns as one HL7 FHIR Bundle (FHIR JSON text).
+    pub async fn fhir_patient(&self, patient: String, version: String) -> Result<String> {
+        let scope = medshare::FhirScope::Patient(identity_id(&patient)?);
+        let version: medshare::FhirVersion = version.parse()?;
+        Ok(self
+            .inner
+            .read()
+            .await
+            .fhir(&scope, version)
+            .await?
+            .to_string())
+    }
+
     /// The audit trail of `record`, oldest first.
     pub async fn audit(&self, record: String) -> Result<Vec<AuditEvent>> {
         let record = record_id(&record)?;

@@ -573,6 +573,18 @@ impl Vault {
         })
         .map_err(err)
     }
+
+    /// A FHIR bundle as a Python dict (through `json.loads`).
+    fn fhir<'py>(
+        &self,
+        py: Python<'py>,
+        scope: medshare::FhirScope,
+        version: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let version: medshare::FhirVersion = version.parse().map_err(err)?;
+        let b = self.with(py, |v| pollster::block_on(v.fhir(&scope, version)))?;
+        py.import("json")?.call_method1("loads", (b.to_string(),))
+    }
 }
 
 fn open_or_create(
@@ -973,11 +985,36 @@ impl Vault {
         Ok(r.to_json())
     }
 
-    /// The largest checkpoint this vault (or its store) verified, as JSON (`None` before any):
-    /// keep it, and pass it back as `trusted` so no one can show you an older history.
+    /// The largest checkpoint this vault (or its store) verified, as JSON (`None` before any).
+    /// A head older than it is refused (`Rollback`), another one of its size too (`Fork`).
     fn trusted_checkpoint(&self, py: Python<'_>) -> PyResult<Option<String>> {
         let cp = self.with(py, |v| pollster::block_on(v.trusted_checkpoint()))?;
         Ok(cp.map(|c| serde_json::to_string(&c).unwrap_or_default()))
+    }
+
+    /// What the ledger knows about `record` as an HL7 FHIR Bundle (a dict of FHIR JSON):
+    /// Consent per grant, AuditEvent per transaction, Provenance per version (`docs/FHIR.md`).
+    #[pyo3(signature = (record, version = "R5"))]
+    fn fhir_record<'py>(
+        &self,
+        py: Python<'py>,
+        record: &Bound<'_, PyAny>,
+        version: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let scope = medshare::FhirScope::Record(record_id(record)?);
+        self.fhir(py, scope, version)
+    }
+
+    /// Every record `patient` owns as one HL7 FHIR Bundle (a dict of FHIR JSON).
+    #[pyo3(signature = (patient, version = "R5"))]
+    fn fhir_patient<'py>(
+        &self,
+        py: Python<'py>,
+        patient: &Bound<'_, PyAny>,
+        version: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let scope = medshare::FhirScope::Patient(identity_id(patient)?);
+        self.fhir(py, scope, version)
     }
 
     /// Checks that the content of every current record version is present and intact.

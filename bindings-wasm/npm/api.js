@@ -291,6 +291,16 @@ export class Vault {
     return this._raw.audit(str(record, "record"));
   }
 
+  /** What the ledger knows about `record` as an HL7 FHIR Bundle (an object; R5 or R4). */
+  async fhirRecord(record, { version = "R5" } = {}) {
+    return JSON.parse(await this._raw.fhir(str(record, "record"), "", str(version, "version")));
+  }
+
+  /** Every record `patient` owns as one HL7 FHIR Bundle (an object; R5 or R4). */
+  async fhirPatient(patient, { version = "R5" } = {}) {
+    return JSON.parse(await this._raw.fhir("", idOf(patient, "patient"), str(version, "version")));
+  }
+
   /** Re-verifies the whole chain from genesis. */
   async verify() { return this._raw.verify(); }
 

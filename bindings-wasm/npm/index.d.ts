@@ -99,6 +99,16 @@ export interface AuditEvent {
   purpose?: string;
 }
 
+/** A FHIR `Bundle` of type `collection` (FHIR JSON, R5 or R4). */
+export interface FhirBundle {
+  resourceType: "Bundle";
+  id: string;
+  type: "collection";
+  timestamp: string;
+  entry: { resource: { resourceType: string; id: string; [field: string]: unknown } }[];
+  [field: string]: unknown;
+}
+
 export interface ReceiptFacts {
   genesis: string;
   network: string;
@@ -202,6 +212,10 @@ export declare class Vault {
   record(record: string): Promise<RecordInfo>;
   accessList(record: string): Promise<AccessGrant[]>;
   audit(record: string): Promise<AuditEvent[]>;
+  /** What the ledger knows about `record` as an HL7 FHIR Bundle (FHIR JSON; docs/FHIR.md). */
+  fhirRecord(record: string, options?: { version?: "R5" | "R4" }): Promise<FhirBundle>;
+  /** Every record `patient` owns as one HL7 FHIR Bundle. */
+  fhirPatient(patient: Who, options?: { version?: "R5" | "R4" }): Promise<FhirBundle>;
   verify(): Promise<VerifyReport>;
   /** A receipt of transaction `tx` (JSON text), checkable offline with `verifyReceipt`. */
   receipt(tx: string): Promise<string>;

@@ -887,6 +887,20 @@ impl WasmVault {
         self.run(async move |v| to_js(&v.verify().await.map_err(js_err)?))
     }
 
+    /// `record` (with `patient` empty) or every record of `patient` as a FHIR Bundle (JSON text).
+    pub fn fhir(&self, record: String, patient: String, version: String) -> Promise {
+        let scope = if patient.is_empty() {
+            record_id(&record).map(medshare::FhirScope::Record)
+        } else {
+            identity_id(&patient).map(medshare::FhirScope::Patient)
+        };
+        let version = version.parse::<medshare::FhirVersion>().map_err(js_err);
+        self.run(async move |v| {
+            let b = v.fhir(&scope?, version?).await.map_err(js_err)?;
+            Ok(JsValue::from_str(&b.to_string()))
+        })
+    }
+
     /// A receipt of transaction `tx` (JSON text), checkable offline with `verifyReceipt`.
     pub fn receipt(&self, tx: String) -> Promise {
         let tx = medshare::parse_cid(&tx).map_err(js_err);

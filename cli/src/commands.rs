@@ -22,6 +22,19 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
             out: path,
         } => receipt(home, record.as_deref(), tx.as_deref(), path.as_deref(), out),
         Command::VerifyReceipt { file, genesis } => verify_receipt(&file, &genesis, out),
+        Command::Fhir {
+            record,
+            patient,
+            fhir_version,
+            out: path,
+        } => fhir(
+            home,
+            record.as_deref(),
+            patient.as_deref(),
+            &fhir_version,
+            path.as_deref(),
+            out,
+        ),
         Command::Testnet { command } => crate::network::testnet(command, out),
         Command::Authority { command } => crate::network::authority(home, command, out),
         Command::Identity { command } => match command {
@@ -673,6 +686,41 @@ fn receipt(
                     esc(&p.display().to_string())
                 ),
                 json!({"tx": tx.to_string(), "bytes": text.len(), "file": p.display().to_string()}),
+            );
+        }
+        None => crate::out::print_line(&text),
+    }
+    Ok(())
+}
+
+fn fhir(
+    home: &Home,
+    record: Option<&str>,
+    patient: Option<&str>,
+    version: &str,
+    path: Option<&Path>,
+    out: &Out,
+) -> Result<()> {
+    let version: medshare::FhirVersion = version.parse()?;
+    let vault = home.vault(false)?;
+    let scope = match (record, patient) {
+        (Some(r), _) => medshare::FhirScope::Record(r.parse()?),
+        (None, Some(p)) => medshare::FhirScope::Patient(home.resolve_id(p)?),
+        (None, None) => bail!("say what to export: --record R, or --patient NAME"),
+    };
+    let bundle = block_on(vault.fhir(&scope, version))?;
+    let text = serde_json::to_string_pretty(&bundle)?;
+    match path {
+        Some(p) => {
+            medshare::fsutil::write_atomic(p, text.as_bytes(), false)
+                .with_context(|| format!("writing {}", p.display()))?;
+            let n = bundle["entry"].as_array().map_or(0, Vec::len);
+            out.emit(
+                format!(
+                    "FHIR {version:?} bundle of {n} resources in {}",
+                    esc(&p.display().to_string())
+                ),
+                json!({"resources": n, "bytes": text.len(), "file": p.display().to_string()}),
             );
         }
         None => crate::out::print_line(&text),

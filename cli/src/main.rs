@@ -184,6 +184,22 @@ pub enum Command {
         #[arg(long)]
         genesis: String,
     },
+    /// Write what the ledger knows about a record, or every record a patient owns, as an HL7
+    /// FHIR Bundle (JSON): Consent per grant, AuditEvent per transaction, Provenance per version.
+    Fhir {
+        /// The record.
+        #[arg(long, conflicts_with = "patient")]
+        record: Option<String>,
+        /// The patient (a name in this home, or an account id).
+        #[arg(long)]
+        patient: Option<String>,
+        /// FHIR release: R5 or R4.
+        #[arg(long = "fhir-version", default_value = "R5")]
+        fhir_version: String,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long = "out")]
+        out: Option<PathBuf>,
+    },
     /// Run a validator's medshare node (the ABCI application its CometBFT connects to).
     Node {
         #[command(subcommand)]

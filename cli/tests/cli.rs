@@ -995,3 +995,94 @@ fn receipts_prove_a_grant_and_a_revocation_offline() {
         "invalid proof: leaf 13 is not in the tree",
     );
 }
+
+#[test]
+fn fhir_bundles_of_a_record_and_a_patient() {
+    let dir = tempfile::tempdir().unwrap();
+    let home = dir.path().join("home");
+    let home = home.as_path();
+    ok_json(home, &["init"]);
+    let alice = new_patient(home, "alice")["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    new_doctor(home, "bob", "GMC-1");
+    let file = dir.path().join("labs.json");
+    std::fs::write(&file, br#"{"resourceType":"Bundle"}"#).unwrap();
+    let r = ok_json(
+        home,
+        &["record", "add", "--as", "alice", file.to_str().unwrap()],
+    )["record"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    ok_json(
+        home,
+        &[
+            "grant",
+            "--as",
+            "alice",
+            "--record",
+            &r,
+            "--doctor",
+            "bob",
+            "--purpose",
+            "COC",
+            "--note",
+            "private words",
+        ],
+    );
+    let b = ok_json(home, &["fhir", "--record", &r]);
+    assert_eq!(b["resourceType"], "Bundle");
+    let kinds: Vec<&str> = b["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["resource"]["resourceType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        [
+            "Patient",
+            "Practitioner",
+            "DocumentReference",
+            "Provenance",
+            "AuditEvent",
+            "Consent",
+            "AuditEvent"
+        ]
+    );
+    assert!(!b.to_string().contains("private words"));
+    let out = dir.path().join("alice.fhir.json");
+    let made = ok_json(
+        home,
+        &[
+            "fhir",
+            "--patient",
+            "alice",
+            "--fhir-version",
+            "R4",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(made["resources"], 7);
+    let r4: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    assert_eq!(
+        r4["id"],
+        format!("patient-{alice}")
+            .chars()
+            .take(64)
+            .collect::<String>()
+    );
+    fails_with(
+        home,
+        &["fhir", "--patient", "bob"],
+        "is not a registered patient",
+    );
+    fails_with(
+        home,
+        &["fhir", "--record", &r, "--fhir-version", "R3"],
+        "expected R5 or R4",
+    );
+}

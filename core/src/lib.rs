@@ -16,12 +16,14 @@
 //   ledger (codec, merkle, checkpoint, state, apply, chain) the chain and its rules
 //   sequencer                                               where transactions go
 //   vault                                                   what applications hold
+//   fhir                                                    HL7 FHIR export of a vault
 
 pub mod car;
 pub mod cbor;
 pub mod cid;
 pub mod envelope;
 pub mod error;
+pub mod fhir;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fsutil;
 #[cfg(feature = "fuzzing")]
@@ -44,6 +46,7 @@ pub mod vault;
 pub use crate::cid::Cid;
 pub use crate::envelope::{DataKey, Metadata};
 pub use crate::error::{Category, Error, ErrorCode, Result};
+pub use crate::fhir::{FhirScope, FhirVersion};
 pub use crate::identity::{Identity, IdentityId, PublicKey, Role};
 pub use crate::ledger::{Endorsement, Policy};
 pub use crate::record::{Purpose, RecordId};

@@ -27,6 +27,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("ledger", 7),
     ("sequencer", 8),
     ("vault", 9),
+    ("fhir", 10),
     ("fuzz", 10),
     ("lib", 10),
 ];

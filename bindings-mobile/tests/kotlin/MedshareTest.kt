@@ -126,6 +126,16 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
             verifyReceipt(proof.replaceFirst("\"index\": ", "\"index\": 1"), v.genesis())
         }
     },
+    "FHIR bundles of a record and a patient" to {
+        val v = populated()
+        val rec = v.publish(patient(), "{}".toByteArray(), "application/fhir+json", "secret-name.json")
+        v.grant(patient(), rec, doctor().id(), GrantOptionsRecord(purpose = "COC", note = "private words"))
+        val b = v.fhirRecord(rec, "R5")
+        check("\"resourceType\":\"Consent\"" in b && "\"status\":\"active\"" in b) { b }
+        check("private words" !in b && "secret-name" !in b) { "clear text in the bundle" }
+        check("\"type\":\"permit\"" in v.fhirPatient(patient().id(), "R4")) { "R4 provision" }
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) { v.fhirRecord(rec, "R3") }
+    },
     "key rotation keeps the account" to {
         val v = populated()
         val rec = v.publish(patient(), "before rotation".toByteArray(), "text/plain", "a.txt")

@@ -175,3 +175,24 @@ test("key files round-trip and are interchangeable with the CLI's format", () =>
   const e = Endorsement.sign(authority(), "bafyreiejmfhqsd7he66vgw7t2mtljtc7apzezp4mof2qs2kizyu4bs7wre", back, "L-1");
   assert.equal(Endorsement.fromText(e.toText()).doctor, back.id);
 });
+
+test("FHIR bundles of a record and of a patient, with no clear text", async () => {
+  const { vault, alice, bob } = await world();
+  const rec = await vault.publish(alice, utf8("labs"), { name: "secret-name.json", mediaType: "application/fhir+json" });
+  await vault.grant(alice, rec, bob, { purpose: "ETREAT", note: "private words" });
+  const b = await vault.fhirRecord(rec);
+  assert.equal(b.resourceType, "Bundle");
+  const kinds = b.entry.map((e) => e.resource.resourceType);
+  assert.deepEqual(kinds, ["Patient", "Practitioner", "DocumentReference", "Provenance", "AuditEvent", "Consent", "AuditEvent"]);
+  const consent = b.entry[5].resource;
+  assert.equal(consent.status, "active");
+  assert.equal(consent.provision[0].purpose[0].code, "ETREAT");
+  const override = b.entry[6].resource.code.coding.find((c) => c.code === "110127");
+  assert.equal(override.display, "Emergency Override Started");
+  const text = JSON.stringify(b);
+  assert.ok(!text.includes("private words") && !text.includes("secret-name"));
+  const r4 = await vault.fhirPatient(alice, { version: "R4" });
+  assert.equal(r4.entry.find((e) => e.resource.resourceType === "Consent").resource.provision.type, "permit");
+  await assert.rejects(vault.fhirPatient(bob), { code: "UnknownIdentity" });
+  await assert.rejects(vault.fhirRecord(rec, { version: "R3" }), { code: "InvalidInput" });
+});

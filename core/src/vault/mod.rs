@@ -305,14 +305,7 @@ impl Vault {
         }
         // An older or different history than the one verified is refused before anything else.
         if let chain::Head::Certified(c) = chain::fetch_head(&self.store, head).await? {
-            self.check_fresh(&c.certificate).await?;
-            let mine = self.state.checkpoint();
-            if self.state.height() > 0
-                && let Err(e) =
-                    crate::vault::proof::check_fresh(&self.store, Some(&mine), &c.certificate).await
-            {
-                return Err(e);
-            }
+            self.check_offered(&c.certificate).await?;
         }
         let (next, n) = chain::extend(&self.store, &self.state, head, self.now()).await?;
         self.state = next;

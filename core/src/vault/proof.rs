@@ -83,6 +83,15 @@ impl Vault {
         check_fresh(&self.store, trusted.as_ref(), offered).await
     }
 
+    /// [`Vault::check_fresh`], and against this vault's own head too.
+    pub(crate) async fn check_offered(&self, offered: &Certificate) -> Result<()> {
+        self.check_fresh(offered).await?;
+        if self.state.height() > 0 {
+            check_fresh(&self.store, Some(&self.state.checkpoint()), offered).await?;
+        }
+        Ok(())
+    }
+
     /// After loading a chain from genesis: its block at the trusted height must be the trusted
     /// one (same log), or the chain is another history.
     pub(crate) async fn check_contains_trusted(&self, head: &Certificate) -> Result<()> {
