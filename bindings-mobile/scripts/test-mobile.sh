@@ -30,7 +30,7 @@ for sym in "func cid(" "func storeConformance(" "class Identity" "static func ge
            "func audit(" "func verify(" "protocol ForeignStore" "enum MedshareError" "case Access(" \
            "enum ErrorCode" "case accessRevoked" "class Endorsement" "static func connect(" "static func importCar(" \
            "func rotateKey(" "func rotated(" "func grantNote(" "func metadata(" "func exportCar(" "struct GrantOptionsRecord" \
-           "func errorCodes(" "func purposes(" "func openEnvelope(" "func verifyReceipt(" "func receipt(" "func trustedCheckpoint(" "func fhirRecord(" "func fhirPatient("; do
+           "func errorCodes(" "func purposes(" "func openEnvelope(" "func verifyReceipt(" "func receipt(" "func trustedCheckpoint(" "func fhirRecord(" "func fhirPatient(" "func trustCheckpoint("; do
   if ! grep -qF "$sym" "$OUT/swift/MedShare.swift"; then echo "Swift binding lacks: $sym" >&2; missing=1; fi
 done
 [ $missing = 0 ] || exit 1

@@ -970,6 +970,13 @@ impl Vault {
         Ok(list.into_iter().map(Grant::from).collect())
     }
 
+    /// Trusts a checkpoint kept from an earlier session (the JSON `trustedCheckpoint` gave):
+    /// fails with `Rollback`/`Fork` if this vault's chain does not contain it.
+    pub async fn trust_checkpoint(&self, checkpoint: String) -> Result<()> {
+        let cp = medshare::ledger::Checkpoint::from_json(&checkpoint)?;
+        Ok(self.inner.write().await.trust_checkpoint(cp).await?)
+    }
+
     /// What the ledger knows about `record` as an HL7 FHIR Bundle (FHIR JSON text; `version`
     /// "R5" or "R4"; `docs/FHIR.md`).
     pub async fn fhir_record(&self, record: String, version: String) -> Result<String> {

@@ -992,6 +992,14 @@ impl Vault {
         Ok(cp.map(|c| serde_json::to_string(&c).unwrap_or_default()))
     }
 
+    /// Trusts `checkpoint` (the JSON `trusted_checkpoint` returned, kept from an earlier
+    /// session): raises `Rollback`/`Fork` if this vault's chain does not contain it, and no
+    /// later head may go back from it.
+    fn trust_checkpoint(&self, py: Python<'_>, checkpoint: &str) -> PyResult<()> {
+        let cp = medshare::ledger::Checkpoint::from_json(checkpoint).map_err(err)?;
+        self.with(py, |v| pollster::block_on(v.trust_checkpoint(cp)))
+    }
+
     /// What the ledger knows about `record` as an HL7 FHIR Bundle (a dict of FHIR JSON):
     /// Consent per grant, AuditEvent per transaction, Provenance per version (`docs/FHIR.md`).
     #[pyo3(signature = (record, version = "R5"))]

@@ -48,3 +48,23 @@ def test_vault_remembers_its_checkpoint(tmp_path, authority, patient):
         v.register(patient)
         cp = json.loads(v.trusted_checkpoint())
         assert cp["size"] == 1 and cp["height"] == 1 and cp["genesis"] == v.genesis
+
+
+def test_a_kept_checkpoint_refuses_an_older_chain(tmp_path, authority, patient):
+    v = medshare.Vault.memory(authority)
+    v.register(patient)
+    old = tmp_path / "old.car"
+    v.export_car(old)
+    v.publish(patient, b"x", media_type="text/plain")
+    kept = v.trusted_checkpoint()
+    stale = medshare.Vault.import_car(tmp_path / "stale", old)
+    try:
+        stale.trust_checkpoint(kept)
+        raise AssertionError("an older chain was accepted against a kept checkpoint")
+    except medshare.Rollback as e:
+        assert (e.trusted, e.offered) == (json.loads(kept)["size"], json.loads(kept)["size"] - 1)
+    try:
+        stale.trust_checkpoint("{}")
+        raise AssertionError("garbage trusted")
+    except medshare.InvalidInput:
+        pass

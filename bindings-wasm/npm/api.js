@@ -309,6 +309,10 @@ export class Vault {
 
   /** The largest checkpoint this vault verified (JSON text), or null. */
   async trustedCheckpoint() { return this._raw.trustedCheckpoint(); }
+
+  /** Trusts a checkpoint kept from an earlier session (what `trustedCheckpoint` returned): throws
+   * `RollbackError`/`ForkError` if this vault's chain does not contain it. */
+  async trustCheckpoint(checkpoint) { return this._raw.trustCheckpoint(str(checkpoint, "checkpoint")); }
   /** Checks that every current record version's content is present and intact. */
   async verifyContent() { return this._raw.verifyContent(); }
   /** Applies blocks appended since this vault last looked; resolves to how many. */

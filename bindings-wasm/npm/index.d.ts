@@ -221,6 +221,9 @@ export declare class Vault {
   receipt(tx: string): Promise<string>;
   /** The largest checkpoint this vault verified (JSON text), or null. */
   trustedCheckpoint(): Promise<string | null>;
+  /** Trusts a checkpoint kept from an earlier session; rejects with RollbackError/ForkError if
+   * this vault's chain does not contain it. */
+  trustCheckpoint(checkpoint: string): Promise<void>;
   verifyContent(): Promise<ContentReport>;
   sync(): Promise<number>;
   exportCar(): Promise<{ car: Uint8Array; report: ExportReport }>;

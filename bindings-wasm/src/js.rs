@@ -922,6 +922,16 @@ impl WasmVault {
         })
     }
 
+    /// Trusts a checkpoint kept from an earlier session (the JSON `trustedCheckpoint` gave).
+    #[wasm_bindgen(js_name = trustCheckpoint)]
+    pub fn trust_checkpoint(&self, checkpoint: String) -> Promise {
+        let cp = medshare::ledger::Checkpoint::from_json(&checkpoint).map_err(js_err);
+        self.run(async move |v| {
+            v.trust_checkpoint(cp?).await.map_err(js_err)?;
+            Ok(JsValue::UNDEFINED)
+        })
+    }
+
     #[wasm_bindgen(js_name = verifyContent)]
     pub fn verify_content(&self) -> Promise {
         self.run(async move |v| to_js(&v.verify_content().await.map_err(js_err)?))

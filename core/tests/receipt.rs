@@ -6,7 +6,7 @@ mod common;
 use common::chain::Chain;
 use common::identity;
 use medshare::ledger::receipt::{ProofHash, Receipt};
-use medshare::ledger::{AuthorityChangeKind, Policy, TxBody};
+use medshare::ledger::{AuthorityChangeKind, Checkpoint, Policy, TxBody};
 use medshare::{Error, GrantOptions, RecordId, Store, Vault};
 use pollster::block_on;
 
@@ -230,5 +230,60 @@ fn a_fork_is_detected_and_its_evidence_kept() {
         assert!(evidence["offered"].as_str().unwrap().contains("\u{2014}"));
         assert_eq!(v.height(), 1);
         let _ = Store::memory();
+    });
+}
+
+#[test]
+fn a_kept_checkpoint_protects_a_reader_whose_store_cannot_keep_one() {
+    block_on(async {
+        let mut v = Vault::memory("kept", Some(identity("authority")))
+            .await
+            .unwrap();
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        let mut old_car = Vec::new();
+        v.export_car(&mut old_car).await.unwrap();
+        v.publish_bytes(&p, b"v1", "a.txt", "text/plain")
+            .await
+            .unwrap();
+        // What an app kept from its last session (JSON, as every binding returns it).
+        let kept = v.trusted_checkpoint().await.unwrap().unwrap().to_json();
+        let kept = Checkpoint::from_json(&kept).unwrap();
+        // Next session, a fresh store fed the older chain (a stale gateway, an old CAR).
+        let (mut stale, _) = Vault::import_car(Store::memory(), &old_car[..], None, u64::MAX / 2)
+            .await
+            .unwrap();
+        let height = stale.height();
+        match stale.trust_checkpoint(kept.clone()).await {
+            Err(Error::Rollback { trusted, offered }) => {
+                assert_eq!((trusted, offered), (kept.size, kept.size - 1))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(stale.height(), height);
+        assert_eq!(
+            stale.trusted_checkpoint().await.unwrap(),
+            Some(kept.clone())
+        );
+        // The current chain contains it: accepted.
+        let mut current = Vec::new();
+        v.export_car(&mut current).await.unwrap();
+        let (mut fresh, _) = Vault::import_car(Store::memory(), &current[..], None, u64::MAX / 2)
+            .await
+            .unwrap();
+        fresh.trust_checkpoint(kept.clone()).await.unwrap();
+        // Another network's checkpoint, and text that is not one.
+        let other = Vault::memory("other", Some(identity("authority")))
+            .await
+            .unwrap();
+        let foreign = other.state().checkpoint();
+        assert!(matches!(
+            fresh.trust_checkpoint(foreign).await,
+            Err(Error::WrongGenesis { .. })
+        ));
+        assert!(matches!(
+            Checkpoint::from_json(r#"{"size": 1}"#),
+            Err(Error::InvalidInput(_))
+        ));
     });
 }

@@ -119,6 +119,8 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         val r = verifyReceipt(proof, v.genesis())
         check(r.kind == "Revoke" && r.tx == revokeTx && r.index > g.index && r.signers == r.authorities) { "$r" }
         check(proof.length < 8192 && v.trustedCheckpoint() != null) { "${proof.length} bytes" }
+        v.trustCheckpoint(v.trustedCheckpoint()!!)
+        expect<MedshareException.InvalidInput>(ErrorCode.INVALID_INPUT) { v.trustCheckpoint("{}") }
         expect<MedshareException.Ledger>(ErrorCode.WRONG_GENESIS) {
             verifyReceipt(proof, "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
         }

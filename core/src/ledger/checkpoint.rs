@@ -41,6 +41,7 @@ pub const MAX_NOTE: usize = 64 * 1024;
 
 /// What a certificate certifies.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Checkpoint {
     /// The network's genesis block.
     pub genesis: Cid,
@@ -71,6 +72,24 @@ mod hash_b64 {
 }
 
 impl Checkpoint {
+    /// Parses the JSON form (`{"genesis", "size", "root", "height", "block"}`, as
+    /// [`Checkpoint::to_json`] writes it and `trusted_checkpoint` returns it in every binding).
+    pub fn from_json(text: &str) -> Result<Checkpoint> {
+        if text.len() > 4096 {
+            return Err(Error::TooLarge {
+                what: "checkpoint",
+                size: text.len() as u64,
+                limit: 4096,
+            });
+        }
+        serde_json::from_str(text).map_err(|e| Error::InvalidInput(format!("checkpoint: {e}")))
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
     /// The origin line: `medshare/<genesis CID>`.
     pub fn origin(&self) -> String {
         format!("medshare/{}", self.genesis)

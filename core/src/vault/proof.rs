@@ -76,6 +76,41 @@ impl Vault {
         ))
     }
 
+    /// Trusts `checkpoint` as if this vault had verified it: one the application kept from an
+    /// earlier session ([`Vault::trusted_checkpoint`]), which matters most for vaults whose
+    /// store cannot keep it (a gateway, a browser's memory). The current chain must contain it
+    /// (`Rollback` if the chain is shorter, `Fork` if it holds another history at that size,
+    /// with the evidence kept); the vault keeps its state either way, and from now on no head
+    /// that goes back from it is adopted.
+    pub async fn trust_checkpoint(&mut self, checkpoint: Checkpoint) -> Result<()> {
+        let genesis = self.state.genesis_cid();
+        if checkpoint.genesis != genesis {
+            return Err(Error::WrongGenesis {
+                expected: genesis,
+                found: checkpoint.genesis,
+            });
+        }
+        self.trusted = newest(self.trusted.take(), Some(checkpoint));
+        match self.state.head_cert() {
+            Some(cid) => {
+                let cert = CertificateObject::decode(&self.store.get(&cid).await?)
+                    .map_err(|e| Error::StoreCorrupt(format!("certificate {cid}: {e}")))?;
+                self.check_contains_trusted(&cert.certificate).await?;
+            }
+            None => {
+                if let Some(t) = &self.trusted
+                    && t.size > self.state.log_size()
+                {
+                    return Err(Error::Rollback {
+                        trusted: t.size,
+                        offered: self.state.log_size(),
+                    });
+                }
+            }
+        }
+        self.remember_checkpoint().await
+    }
+
     /// Refuses to go from the trusted checkpoint to `offered` (the certificate of a head about
     /// to be adopted) if that would go back (`Rollback`) or sideways (`Fork`, evidence kept).
     pub(crate) async fn check_fresh(&self, offered: &Certificate) -> Result<()> {

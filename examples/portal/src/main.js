@@ -96,11 +96,24 @@ async function unlock() {
       genesis: $("genesis").value.trim(),
       gateways: [$("gateway").value.trim()],
     });
+    // Never an older history than this browser saw before (a stale gateway or a lying node).
+    const saved = localStorage.getItem(checkpointKey());
+    if (saved) await vault.trustCheckpoint(saved);
     await list();
   } catch (e) {
     status("");
     showError(e);
   }
+}
+
+function checkpointKey() {
+  return `medshare.checkpoint.${$("genesis").value.trim()}`;
+}
+
+/** Keeps the newest checkpoint this page verified, for the next visit. */
+async function keepCheckpoint() {
+  const cp = await vault.trustedCheckpoint();
+  if (cp) localStorage.setItem(checkpointKey(), cp);
 }
 
 async function list() {
@@ -136,6 +149,7 @@ async function list() {
     ul.append(li);
   }
   $("records-section").hidden = false;
+  await keepCheckpoint();
   const height = await vault.height();
   status(`${rows.length} record${rows.length === 1 ? "" : "s"} granted to you · chain verified to block ${height}`);
 }

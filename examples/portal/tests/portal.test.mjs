@@ -101,6 +101,10 @@ test("a doctor reads, audits and is refused in the portal page", { timeout: 600_
   assert.match(await row.textContent(), /scan\.bin.*application\/octet-stream.*10\.0 MiB.*v1.*TREAT/);
   assert.doesNotMatch(await row.textContent(), /never/);
   assert.match(await page.textContent("#who"), new RegExp(doctor));
+  // The page keeps the newest checkpoint it verified, for the next visit (rollback protection).
+  const kept = async () => JSON.parse(await page.evaluate(() => Object.entries(localStorage).find(([k]) => k.startsWith("medshare.checkpoint."))?.[1] ?? "null"));
+  const first = await kept();
+  assert.ok(first && first.size >= 1, JSON.stringify(first));
   await shot("1-records");
 
   // 2. Open the 10 MB record: decrypted in the page, same bytes.
@@ -131,6 +135,7 @@ test("a doctor reads, audits and is refused in the portal page", { timeout: 600_
   cli(alice, ["revoke", "--as", "alice", "--record", big, "--doctor", doctor]);
   await unlock();
   assert.equal(await page.locator("#records tbody tr").count(), 1);
+  assert.ok((await kept()).size > first.size, "the kept checkpoint moved forward with the revocation");
   await page.locator(`#recent li[data-record="${big}"] button.open`).click();
   await page.waitForSelector("#error:not([hidden])");
   assert.equal(await page.getAttribute("#error", "data-code"), "AccessRevoked");
