@@ -287,3 +287,80 @@ fn a_kept_checkpoint_protects_a_reader_whose_store_cannot_keep_one() {
         ));
     });
 }
+
+#[test]
+fn another_history_at_the_trusted_height_is_a_fork_whatever_its_size() {
+    // Same network; `a` certified one block of one transaction, `b` one block of two.
+    let nonce = [7; 16];
+    let mut a = Chain::with_nonce(1, Policy::default(), nonce);
+    let mut b = Chain::with_nonce(1, Policy::default(), nonce);
+    a.push(vec![a.reg_patient(&identity("patient"))]);
+    let (p1, p2) = (
+        b.reg_patient(&identity("patient")),
+        b.reg_patient(&identity("patient2")),
+    );
+    b.push(vec![p1, p2]);
+    block_on(async {
+        let store = a.store();
+        let v = Vault::open(store.clone(), None, Some(&a.genesis.cid))
+            .await
+            .unwrap();
+        assert_eq!(v.trusted_checkpoint().await.unwrap().unwrap().size, 1);
+        drop(v);
+        let other = b.store();
+        for cid in other.list().await.unwrap().unwrap() {
+            store
+                .put(&cid, &other.get(&cid).await.unwrap())
+                .await
+                .unwrap();
+        }
+        // The head is swapped to the longer log of the other history at the same height.
+        store
+            .compare_and_swap_head(Some(&a.state.head_pointer()), Some(&b.state.head_pointer()))
+            .await
+            .unwrap();
+        match Vault::open(store.clone(), None, None).await {
+            Err(Error::Fork { size: 1, .. }) => {}
+            other => panic!("{:?}", other.map(|v| v.height())),
+        }
+        assert!(store.get_meta("fork-evidence").await.unwrap().is_some());
+        // A reader of `b` handed `a`'s checkpoint (kept by an app) sees the fork too, although
+        // its own checkpoint is larger.
+        let mut reader = Vault::open(b.store(), None, None).await.unwrap();
+        match reader.trust_checkpoint(a.state.checkpoint()).await {
+            Err(Error::Fork { .. }) => {}
+            other => panic!("{other:?}"),
+        }
+    });
+}
+
+#[test]
+fn a_head_set_back_to_genesis_is_a_rollback() {
+    block_on(async {
+        let mut v = Vault::memory("genesis", Some(identity("authority")))
+            .await
+            .unwrap();
+        v.register(&identity("patient"), None).await.unwrap();
+        let store = v.store().clone();
+        let genesis = v.genesis();
+        store
+            .compare_and_swap_head(Some(&v.head()), Some(&genesis))
+            .await
+            .unwrap();
+        match Vault::open(store.clone(), None, None).await {
+            Err(Error::Rollback {
+                trusted: 1,
+                offered: 0,
+            }) => {}
+            other => panic!("{:?}", other.map(|v| v.height())),
+        }
+        match v.verify().await {
+            Err(Error::Rollback {
+                trusted: 1,
+                offered: 0,
+            }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(v.height(), 1, "the vault kept its state");
+    });
+}

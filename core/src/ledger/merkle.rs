@@ -177,6 +177,10 @@ fn concat(proof: &[Hash]) -> Vec<u8> {
     proof.iter().flatten().copied().collect()
 }
 
+/// The largest log a proof is checked against (2^48 transactions): sizes beyond it are refused
+/// before the proof arithmetic (which would overflow near 2^63).
+pub const MAX_LOG_SIZE: u64 = 1 << 48;
+
 /// Checks that `leaf_data` (the bytes hashed into the leaf: a transaction CID) is leaf `index`
 /// of the tree of `size` leaves with root `root`.
 pub fn verify_inclusion(
@@ -187,7 +191,7 @@ pub fn verify_inclusion(
     proof: &[Hash],
 ) -> Result<()> {
     let bad = || Error::InvalidProof(format!("leaf {index} is not in the tree of {size} leaves"));
-    if index >= size {
+    if index >= size || size > MAX_LOG_SIZE {
         return Err(bad());
     }
     let root = ct_merkle::RootHash::<Sha256>::new((*root).into(), size);
@@ -211,7 +215,7 @@ pub fn verify_consistency(
             "the log of {new_size} transactions does not extend the log of {old_size}"
         ))
     };
-    if old_size > new_size {
+    if old_size > new_size || new_size > MAX_LOG_SIZE {
         return Err(bad());
     }
     if old_size == new_size {
@@ -274,6 +278,25 @@ mod tests {
             .iter()
             .map(|l| data_encoding::HEXLOWER.decode(l.as_bytes()).unwrap())
             .collect()
+    }
+
+    #[test]
+    fn huge_sizes_are_refused_not_a_panic() {
+        let h = [0u8; 32];
+        for (index, size) in [
+            (u64::MAX - 1, u64::MAX),
+            (1 << 62, (1 << 62) + 1),
+            (0, MAX_LOG_SIZE + 1),
+        ] {
+            assert!(matches!(
+                verify_inclusion(b"x", index, size, &h, &[h]),
+                Err(Error::InvalidProof(_))
+            ));
+        }
+        assert!(matches!(
+            verify_consistency(1, &h, u64::MAX, &h, &[h]),
+            Err(Error::InvalidProof(_))
+        ));
     }
 
     #[test]

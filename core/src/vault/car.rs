@@ -259,7 +259,9 @@ impl Vault {
         let existing = store.head().await?;
         // Never an older or different history than the store already verified.
         if let chain::Head::Certified(c) = chain::fetch_head(&staged, &root).await? {
-            let trusted = crate::vault::proof::stored_trusted(&store).await?;
+            let trusted =
+                crate::vault::proof::stored_trusted(&store, &c.certificate.checkpoint.genesis)
+                    .await?;
             crate::vault::proof::check_fresh(&store, trusted.as_ref(), &c.certificate).await?;
         }
         let (state, applied): (State, u64) = match existing {
@@ -275,6 +277,13 @@ impl Vault {
             }
             None => {
                 let (state, _) = chain::load(&staged, &root, genesis).await?;
+                // A store without a head may still remember a checkpoint: the chain must
+                // contain it.
+                let trusted =
+                    crate::vault::proof::stored_trusted(&store, &state.genesis_cid()).await?;
+                let named = chain::fetch_head(&staged, &root).await?;
+                crate::vault::proof::check_chain(&staged, &store, trusted.as_ref(), &state, &named)
+                    .await?;
                 let newest = state.height();
                 // Nothing was accepted here before: the newest block is checked against the
                 // network's start.

@@ -134,9 +134,8 @@ impl Vault {
         let (state, _) = chain::load(&store, &head, genesis).await?;
         let mut vault = Vault::assemble(store, sequencer, writable, state);
         // Never an older history than one this store's vaults already verified.
-        if let chain::Head::Certified(c) = chain::fetch_head(&vault.store, &head).await? {
-            vault.check_contains_trusted(&c.certificate).await?;
-        }
+        let named = chain::fetch_head(&vault.store, &head).await?;
+        vault.check_head(&named).await?;
         vault.remember_checkpoint().await?;
         if writable {
             vault.finish_pending_deletions().await?;
@@ -280,9 +279,8 @@ impl Vault {
         let genesis = self.state.genesis_cid();
         let (state, report) = chain::load(&self.store, &head, Some(&genesis)).await?;
         let before = std::mem::replace(&mut self.state, state);
-        if let chain::Head::Certified(c) = chain::fetch_head(&self.store, &head).await?
-            && let Err(e) = self.check_contains_trusted(&c.certificate).await
-        {
+        let named = chain::fetch_head(&self.store, &head).await?;
+        if let Err(e) = self.check_head(&named).await {
             self.state = before;
             return Err(e);
         }

@@ -9,8 +9,11 @@ use crate::ledger::{CertificateObject, chain};
 use crate::store::Store;
 use crate::vault::Vault;
 
-/// The store metadata key of the largest checkpoint this store's vaults have verified.
-pub(crate) const TRUSTED_KEY: &str = "trusted-checkpoint";
+/// The store metadata key of the largest checkpoint of network `genesis` this store's vaults
+/// have verified (`tc-<genesis CID>`: one per network, so one network's never hides another's).
+pub(crate) fn trusted_key(genesis: &Cid) -> String {
+    format!("tc-{genesis}")
+}
 /// The store metadata key where fork evidence is kept.
 pub(crate) const FORK_KEY: &str = "fork-evidence";
 
@@ -71,7 +74,7 @@ impl Vault {
     /// an offered head must not go back from.
     pub async fn trusted_checkpoint(&self) -> Result<Option<Checkpoint>> {
         Ok(newest(
-            stored_trusted(&self.store).await?,
+            stored_trusted(&self.store, &self.state.genesis_cid()).await?,
             self.trusted.clone(),
         ))
     }
@@ -90,24 +93,18 @@ impl Vault {
                 found: checkpoint.genesis,
             });
         }
+        // The given checkpoint itself is checked (not only whichever is newest), then kept.
+        let head = chain::fetch_head(&self.store, &self.state.head_pointer()).await?;
+        let verdict = check_chain(
+            &self.store,
+            &self.store,
+            Some(&checkpoint),
+            &self.state,
+            &head,
+        )
+        .await;
         self.trusted = newest(self.trusted.take(), Some(checkpoint));
-        match self.state.head_cert() {
-            Some(cid) => {
-                let cert = CertificateObject::decode(&self.store.get(&cid).await?)
-                    .map_err(|e| Error::StoreCorrupt(format!("certificate {cid}: {e}")))?;
-                self.check_contains_trusted(&cert.certificate).await?;
-            }
-            None => {
-                if let Some(t) = &self.trusted
-                    && t.size > self.state.log_size()
-                {
-                    return Err(Error::Rollback {
-                        trusted: t.size,
-                        offered: self.state.log_size(),
-                    });
-                }
-            }
-        }
+        verdict?;
         self.remember_checkpoint().await
     }
 
@@ -127,27 +124,19 @@ impl Vault {
         Ok(())
     }
 
-    /// After loading a chain from genesis: its block at the trusted height must be the trusted
-    /// one (same log), or the chain is another history.
-    pub(crate) async fn check_contains_trusted(&self, head: &Certificate) -> Result<()> {
-        let Some(trusted) = self.trusted_checkpoint().await? else {
-            return Ok(());
-        };
-        if trusted.genesis != self.state.genesis_cid() {
-            return Ok(());
-        }
-        check_fresh(&self.store, Some(&trusted), head).await?;
-        if trusted.height == 0 || trusted.height >= self.state.height() {
-            return Ok(());
-        }
-        let block = chain::block_at(&self.store, &self.state, trusted.height).await?;
-        if block.cid != trusted.block
-            || block.header.log_size != trusted.size
-            || block.header.log_root != trusted.root
-        {
-            return Err(fork(&self.store, &trusted, head).await);
-        }
-        Ok(())
+    /// After loading a chain from genesis (`head` is what its head pointer names): the chain
+    /// must contain the trusted checkpoint, or it is older (`Rollback`) or another history
+    /// (`Fork`).
+    pub(crate) async fn check_head(&self, head: &chain::Head) -> Result<()> {
+        let trusted = self.trusted_checkpoint().await?;
+        check_chain(
+            &self.store,
+            &self.store,
+            trusted.as_ref(),
+            &self.state,
+            head,
+        )
+        .await
     }
 
     /// Records the state's checkpoint as trusted if it is newer than what was.
@@ -163,7 +152,9 @@ impl Vault {
         self.trusted = Some(cp.clone());
         if !self.store.is_read_only() {
             let raw = serde_json::to_vec(&cp).map_err(|e| Error::Backend(e.to_string()))?;
-            self.store.put_meta(TRUSTED_KEY, Some(&raw)).await?;
+            self.store
+                .put_meta(&trusted_key(&cp.genesis), Some(&raw))
+                .await?;
         }
         Ok(())
     }
@@ -178,8 +169,8 @@ pub(crate) fn newest(a: Option<Checkpoint>, b: Option<Checkpoint>) -> Option<Che
 }
 
 /// The trusted checkpoint kept in `store`'s metadata.
-pub(crate) async fn stored_trusted(store: &Store) -> Result<Option<Checkpoint>> {
-    match store.get_meta(TRUSTED_KEY).await? {
+pub(crate) async fn stored_trusted(store: &Store, genesis: &Cid) -> Result<Option<Checkpoint>> {
+    match store.get_meta(&trusted_key(genesis)).await? {
         Some(raw) => serde_json::from_slice::<Checkpoint>(&raw)
             .map(Some)
             .map_err(|e| Error::StoreCorrupt(format!("the trusted checkpoint is damaged: {e}"))),
@@ -211,6 +202,56 @@ pub(crate) async fn check_fresh(
         return Err(fork(store, trusted, offered).await);
     }
     Ok(())
+}
+
+/// Whether the verified chain `state` (its head pointer naming `head`; its objects in
+/// `objects`) contains `trusted`: `Rollback` if it is shorter, `Fork` (evidence kept in `meta`)
+/// if it holds another history at the trusted height.
+pub(crate) async fn check_chain(
+    objects: &Store,
+    meta: &Store,
+    trusted: Option<&Checkpoint>,
+    state: &crate::ledger::State,
+    head: &chain::Head,
+) -> Result<()> {
+    let Some(trusted) = trusted else {
+        return Ok(());
+    };
+    if trusted.genesis != state.genesis_cid() {
+        return Ok(()); // another network: the genesis check says so
+    }
+    let offered = match head {
+        chain::Head::Genesis(_) if trusted.size > 0 => {
+            return Err(Error::Rollback {
+                trusted: trusted.size,
+                offered: 0,
+            });
+        }
+        chain::Head::Genesis(_) => return Ok(()),
+        chain::Head::Certified(c) => &c.certificate,
+    };
+    check_fresh(meta, Some(trusted), offered).await?;
+    if trusted.height == 0 {
+        return Ok(());
+    }
+    // The chain's block at the trusted height, with the log after it.
+    let found = if trusted.height > state.height() {
+        None // a log at least as long in fewer blocks: another history
+    } else if trusted.height == state.height() {
+        let cp = state.checkpoint();
+        Some((cp.block, cp.size, cp.root))
+    } else {
+        let b = chain::block_at(objects, state, trusted.height).await?;
+        Some((b.cid, b.header.log_size, b.header.log_root))
+    };
+    match found {
+        Some((block, size, root))
+            if block == trusted.block && size == trusted.size && root == trusted.root =>
+        {
+            Ok(())
+        }
+        _ => Err(fork(meta, trusted, offered).await),
+    }
 }
 
 async fn fork(store: &Store, trusted: &Checkpoint, offered: &Certificate) -> Error {
