@@ -364,3 +364,32 @@ fn a_head_set_back_to_genesis_is_a_rollback() {
         assert_eq!(v.height(), 1, "the vault kept its state");
     });
 }
+
+#[test]
+fn a_longer_history_that_does_not_descend_is_a_fork_on_sync_too() {
+    let nonce = [5; 16];
+    let mut a = Chain::with_nonce(1, Policy::default(), nonce);
+    let mut b = Chain::with_nonce(1, Policy::default(), nonce);
+    a.push(vec![a.reg_patient(&identity("patient"))]);
+    b.push(vec![b.reg_patient(&identity("patient2"))]);
+    b.push(vec![b.reg_patient(&identity("patient"))]);
+    block_on(async {
+        let store = a.store();
+        let mut v = Vault::open(store.clone(), None, Some(&a.genesis.cid))
+            .await
+            .unwrap();
+        let other = b.store();
+        for cid in other.list().await.unwrap().unwrap() {
+            store
+                .put(&cid, &other.get(&cid).await.unwrap())
+                .await
+                .unwrap();
+        }
+        match v.sync_to(&b.state.head_pointer()).await {
+            Err(Error::Fork { size: 1, .. }) => {}
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(v.height(), 1);
+        assert!(store.get_meta("fork-evidence").await.unwrap().is_some());
+    });
+}

@@ -305,7 +305,20 @@ impl Vault {
         if let chain::Head::Certified(c) = chain::fetch_head(&self.store, head).await? {
             self.check_offered(&c.certificate).await?;
         }
-        let (next, n) = chain::extend(&self.store, &self.state, head, self.now()).await?;
+        let (next, n) = match chain::extend(&self.store, &self.state, head, self.now()).await {
+            Ok(done) => done,
+            Err(
+                e @ Error::InvalidChain {
+                    rule: crate::rule::Rule::Parent,
+                    ..
+                },
+            ) => {
+                // Not a continuation of this vault's chain: a valid chain of this network is
+                // then another history, reported (and kept as evidence) as a fork.
+                return Err(self.fork_or(head, e).await);
+            }
+            Err(e) => return Err(e),
+        };
         self.state = next;
         self.remember_checkpoint().await?;
         Ok(n)

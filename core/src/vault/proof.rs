@@ -139,6 +139,27 @@ impl Vault {
         .await
     }
 
+    /// The error for a head that does not descend from this vault's: `Fork` (evidence kept) if
+    /// it is a valid chain of this network whose history differs from this vault's at its
+    /// checkpoint, otherwise `not_descendant` as it was.
+    pub(crate) async fn fork_or(&self, head: &Cid, not_descendant: Error) -> Error {
+        if self.state.height() == 0 {
+            return not_descendant;
+        }
+        let genesis = self.state.genesis_cid();
+        let Ok((other, _)) = chain::load(&self.store, head, Some(&genesis)).await else {
+            return not_descendant;
+        };
+        let Ok(named) = chain::fetch_head(&self.store, head).await else {
+            return not_descendant;
+        };
+        let mine = self.state.checkpoint();
+        match check_chain(&self.store, &self.store, Some(&mine), &other, &named).await {
+            Err(e @ (Error::Fork { .. } | Error::Rollback { .. })) => e,
+            _ => not_descendant,
+        }
+    }
+
     /// Records the state's checkpoint as trusted if it is newer than what was.
     pub(crate) async fn remember_checkpoint(&mut self) -> Result<()> {
         if !self.state.is_certified() || self.state.height() == 0 {
