@@ -227,7 +227,9 @@ fn a_fork_is_detected_and_its_evidence_kept() {
         }
         let evidence = store.get_meta("fork-evidence").await.unwrap().unwrap();
         let evidence: serde_json::Value = serde_json::from_slice(&evidence).unwrap();
-        assert!(evidence["offered"].as_str().unwrap().contains("\u{2014}"));
+        let last = evidence.as_array().unwrap().last().unwrap();
+        assert!(last["offered"].as_str().unwrap().contains("\u{2014}"));
+        assert!(last["trusted"].as_str().unwrap().starts_with("medshare/"));
         assert_eq!(v.height(), 1);
         let _ = Store::memory();
     });
@@ -391,5 +393,20 @@ fn a_longer_history_that_does_not_descend_is_a_fork_on_sync_too() {
         }
         assert_eq!(v.height(), 1);
         assert!(store.get_meta("fork-evidence").await.unwrap().is_some());
+        // The same other history as a CAR, imported onto a fresh copy of `a`: a fork too.
+        let mut car = Vec::new();
+        Vault::open(b.store(), None, None)
+            .await
+            .unwrap()
+            .export_car(&mut car)
+            .await
+            .unwrap();
+        let copy = a.store();
+        Vault::open(copy.clone(), None, None).await.unwrap();
+        match Vault::import_car(copy.clone(), &car[..], None, u64::MAX / 2).await {
+            Err(Error::Fork { size: 1, .. }) => {}
+            other => panic!("{:?}", other.map(|(v, _)| v.height())),
+        }
+        assert_eq!(copy.head().await.unwrap(), Some(a.state.head_pointer()));
     });
 }

@@ -273,7 +273,33 @@ impl Vault {
                     let mine = base.checkpoint();
                     crate::vault::proof::check_fresh(&store, Some(&mine), &c.certificate).await?;
                 }
-                chain::extend(&staged, &base, &root, now).await?
+                match chain::extend(&staged, &base, &root, now).await {
+                    Ok(done) => done,
+                    Err(
+                        e @ Error::InvalidChain {
+                            rule: crate::rule::Rule::Parent,
+                            ..
+                        },
+                    ) => {
+                        // Not a continuation: a valid chain of this network is another history.
+                        if base.height() > 0
+                            && let Ok((other, _)) = chain::load(&staged, &root, genesis).await
+                        {
+                            let named = chain::fetch_head(&staged, &root).await?;
+                            let mine = base.checkpoint();
+                            crate::vault::proof::check_chain(
+                                &staged,
+                                &store,
+                                Some(&mine),
+                                &other,
+                                &named,
+                            )
+                            .await?;
+                        }
+                        return Err(e);
+                    }
+                    Err(e) => return Err(e),
+                }
             }
             None => {
                 let (state, _) = chain::load(&staged, &root, genesis).await?;

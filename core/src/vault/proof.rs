@@ -16,6 +16,8 @@ pub(crate) fn trusted_key(genesis: &Cid) -> String {
 }
 /// The store metadata key where fork evidence is kept.
 pub(crate) const FORK_KEY: &str = "fork-evidence";
+/// How many forks' evidence is kept.
+const MAX_FORKS: usize = 16;
 
 impl Vault {
     /// A receipt of the transaction `tx` (a grant, a revocation, a publication…): the
@@ -279,9 +281,18 @@ async fn fork(store: &Store, trusted: &Checkpoint, offered: &Certificate) -> Err
     let trusted_note = trusted.body();
     let offered_note = offered.to_note();
     let evidence = serde_json::json!({"trusted": trusted_note, "offered": offered_note});
-    let _ = store
-        .put_meta(FORK_KEY, Some(evidence.to_string().as_bytes()))
-        .await;
+    // Every fork seen, oldest first (the last MAX_FORKS): one never hides another.
+    let mut all: Vec<serde_json::Value> = match store.get_meta(FORK_KEY).await {
+        Ok(Some(raw)) => serde_json::from_slice(&raw).unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    if !all.contains(&evidence) {
+        all.push(evidence);
+    }
+    let keep = all.len().saturating_sub(MAX_FORKS);
+    let raw = serde_json::Value::Array(all.split_off(keep)).to_string();
+    // Best effort: the refusal stands even if the evidence cannot be written.
+    let _ = store.put_meta(FORK_KEY, Some(raw.as_bytes())).await;
     Error::Fork {
         size: trusted.size,
         trusted: trusted_note,
