@@ -59,7 +59,7 @@ pub fn cbor(data: &[u8]) {
 
 /// The text formats a peer or a user hands over: certificate notes (canonical: what is accepted
 /// prints back identically), endorsements (what is accepted re-parses to the same value), the
-/// validators' query answers, and every identifier parser.
+/// validators' query answers, receipts and checkpoints (JSON), and every identifier parser.
 pub fn text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -78,6 +78,12 @@ pub fn text(data: &[u8]) {
             "an accepted endorsement does not round-trip"
         );
     }
+    // Receipts are checked by people who hold nothing else: any text must give an answer.
+    if let Ok(r) = crate::ledger::Receipt::from_json(text) {
+        let genesis = r.genesis;
+        let _ = r.verify(&genesis);
+    }
+    let _ = crate::ledger::Checkpoint::from_json(text);
     let _ = serde_json::from_str::<crate::sequencer::comet::HeadAnswer>(text);
     let _ = serde_json::from_str::<crate::sequencer::comet::TxAnswer>(text);
     let _ = crate::sequencer::comet::parse_refusal(text);
