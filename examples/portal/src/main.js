@@ -2,7 +2,7 @@
 // in WebAssembly), records are fetched from a trustless IPFS gateway (every block checked
 // against its CID) and decrypted here; the chain comes from the same gateway and is verified
 // here from the network's genesis, with the head named by a validator's RPC.
-import { Identity, MedshareError, Vault } from "medshare-wasm";
+import { Identity, MedshareError, Vault, verifyReceipt } from "medshare-wasm";
 
 const $ = (id) => document.getElementById(id);
 const params = new URLSearchParams(location.search);
@@ -224,6 +224,25 @@ function showFhir(bytes) {
   box.append(pre);
 }
 
+/** Makes the receipt of transaction `tx`, verifies it here from the genesis alone, offers it. */
+async function receipt(tx) {
+  clearError();
+  try {
+    const text = await vault.receipt(tx);
+    const f = verifyReceipt(text, $("genesis").value.trim());
+    $("receipt-text").textContent =
+      `Receipt verified: ${f.kind} of ${f.record} to ${f.doctor === me.id ? "you" : f.doctor}` +
+      ` (${f.purpose}), in block ${f.height}, signed by ${f.signers.length} of ${f.authorities} authorities · ${text.length} bytes.`;
+    const link = $("receipt-download");
+    URL.revokeObjectURL(link.href);
+    link.href = URL.createObjectURL(new Blob([text], { type: "application/json" }));
+    link.download = `grant-${tx}.receipt.json`;
+    $("receipt").hidden = false;
+  } catch (e) {
+    showError(e);
+  }
+}
+
 async function audit(record) {
   clearError();
   try {
@@ -237,6 +256,8 @@ async function audit(record) {
       const who = e.doctor ? ` → ${e.doctor}` : "";
       const extra = e.purpose ? ` (${e.purpose}${e.expires ? `, until ${when(e.expires)}` : ""})` : "";
       li.textContent = `block ${e.height} · ${when(e.time)} · ${e.event}${e.version ? ` v${e.version}` : ""}${who}${extra}`;
+      // A grant to me: keep a receipt of it, provable to anyone who knows the network.
+      if (e.event === "granted" && e.doctor === me.id) li.append(" ", button("Receipt", "receipt", () => receipt(e.tx)));
       ol.append(li);
     }
     $("audit-section").hidden = false;

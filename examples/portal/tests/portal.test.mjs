@@ -129,6 +129,11 @@ test("a doctor reads, audits and is refused in the portal page", { timeout: 600_
   await page.waitForSelector("#audit li");
   const events = await page.locator("#audit li").evaluateAll((lis) => lis.map((li) => li.dataset.event));
   assert.deepEqual(events, ["published", "granted"]);
+  // A receipt of the grant, made and verified in the page.
+  await page.locator("#audit li[data-event=granted] button.receipt").click();
+  await page.waitForSelector("#receipt:not([hidden])");
+  assert.match(await page.textContent("#receipt-text"), new RegExp(`Receipt verified: Grant of ${big} to you \\(TREAT\\), in block \\d+, signed by \\d of \\d authorities`));
+  assert.match(await page.getAttribute("#receipt-download", "download"), /^grant-b[a-z2-7]+\.receipt\.json$/);
   await shot("4-audit");
 
   // 5. The patient revokes from the CLI; after a refresh the record is refused.
