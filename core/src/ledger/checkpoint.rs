@@ -48,27 +48,12 @@ pub struct Checkpoint {
     /// Transactions in the log.
     pub size: u64,
     /// RFC 6962 root of the log (base64 in the note).
-    #[serde(with = "hash_b64")]
+    #[serde(with = "crate::serde_util::b64_32")]
     pub root: Hash,
     /// Height of the block the log ends at.
     pub height: u64,
     /// That block.
     pub block: Cid,
-}
-
-mod hash_b64 {
-    pub fn serialize<S: serde::Serializer>(h: &[u8; 32], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&data_encoding::BASE64.encode(h))
-    }
-
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<[u8; 32], D::Error> {
-        let s = <String as serde::Deserialize>::deserialize(d)?;
-        data_encoding::BASE64
-            .decode(s.as_bytes())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| serde::de::Error::custom("not a base64 SHA-256 hash"))
-    }
 }
 
 impl Checkpoint {
