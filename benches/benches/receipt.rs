@@ -81,6 +81,7 @@ fn fixture(size: u64, authorities: &[Identity], patient: &Identity, doctor: &Ide
         root: f.root(),
         height: size / 10,
         block: Cid::dag_cbor(b"head"),
+        state: [7; 32],
     };
     let cert = Certificate {
         signatures: authorities

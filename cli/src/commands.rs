@@ -22,6 +22,20 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
             out: path,
         } => receipt(home, record.as_deref(), tx.as_deref(), path.as_deref(), out),
         Command::VerifyReceipt { file, genesis } => verify_receipt(&file, &genesis, out),
+        Command::Light {
+            node,
+            genesis,
+            record,
+            doctor,
+            trust,
+        } => light(
+            node,
+            &genesis,
+            record.as_deref(),
+            doctor.as_deref(),
+            trust.as_deref(),
+            out,
+        ),
         Command::Fhir {
             record,
             patient,
@@ -725,6 +739,90 @@ fn fhir(
         }
         None => crate::out::print_line(&text),
     }
+    Ok(())
+}
+
+fn light(
+    node: Vec<String>,
+    genesis: &str,
+    record: Option<&str>,
+    doctor: Option<&str>,
+    trust: Option<&Path>,
+    out: &Out,
+) -> Result<()> {
+    use medshare::ledger::light::{LightAnswer, StateQuery};
+    let genesis = medshare::parse_cid(genesis)?;
+    let kept = match trust {
+        Some(p) if p.exists() => Some(
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+        ),
+        _ => None,
+    };
+    let node = medshare::sequencer::comet::CometSequencer::new(node)?;
+    let client = block_on(medshare::sequencer::light::LightClient::connect(
+        node,
+        &genesis,
+        kept.as_deref(),
+    ))?;
+    let query = match (record, doctor) {
+        (Some(r), _) => StateQuery::Record(r.parse()?),
+        (None, Some(d)) => StateQuery::Doctor(d.parse()?),
+        (None, None) => bail!("say what to ask: --record R or --doctor ID"),
+    };
+    let answer = block_on(client.ask(query))?;
+    if let Some(p) = trust {
+        medshare::fsutil::write_atomic(p, client.trust().as_bytes(), false)
+            .with_context(|| format!("writing {}", p.display()))?;
+    }
+    let cp = client
+        .checkpoint()
+        .ok_or_else(|| anyhow::anyhow!("no checkpoint verified"))?;
+    let at = format!(
+        "(proven at block {}, log of {} transactions)",
+        cp.height, cp.size
+    );
+    let human = match &answer {
+        LightAnswer::Record(None) => format!("no such record {at}"),
+        LightAnswer::Record(Some(r)) => {
+            let mut s = format!(
+                "record {} of {}, version {} {at}",
+                r.record, r.owner, r.version
+            );
+            if r.grants.is_empty() {
+                s += "\n  no grants";
+            }
+            for g in &r.grants {
+                s += &format!(
+                    "\n  {} version {} for {}{}",
+                    g.doctor,
+                    g.version,
+                    g.purpose.code(),
+                    g.expires
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            s
+        }
+        LightAnswer::Doctor(rs) => {
+            let mut s = format!("{} records readable {at}", rs.len());
+            for r in rs {
+                s += &format!(
+                    "\n  {} version {}{}",
+                    r.record,
+                    r.version,
+                    r.expires
+                        .map(|e| format!(", expires {e}"))
+                        .unwrap_or_default()
+                );
+            }
+            s
+        }
+    };
+    out.emit(
+        human,
+        json!({"answer": answer, "checkpoint": serde_json::to_value(&cp)?}),
+    );
     Ok(())
 }
 

@@ -184,6 +184,27 @@ pub enum Command {
         #[arg(long)]
         genesis: String,
     },
+    /// Ask a node, as a light client, for a record's access list or the records a doctor can
+    /// read. The answer is proven against a certificate of the network's authorities and
+    /// checked here; nothing but the genesis CID (and the trust file) is needed.
+    Light {
+        /// A validator's CometBFT RPC URL (repeat for fallbacks).
+        #[arg(long, required = true)]
+        node: Vec<String>,
+        /// The network's genesis CID.
+        #[arg(long)]
+        genesis: String,
+        /// The record whose access list to ask for.
+        #[arg(long, conflicts_with = "doctor", required_unless_present = "doctor")]
+        record: Option<String>,
+        /// The doctor (account id) whose readable records to ask for.
+        #[arg(long)]
+        doctor: Option<String>,
+        /// A file keeping what this client trusts between runs (created if missing): with it,
+        /// no node can take the client back to an older state.
+        #[arg(long)]
+        trust: Option<PathBuf>,
+    },
     /// Write what the ledger knows about a record, or every record a patient owns, as an HL7
     /// FHIR Bundle (JSON): Consent per grant, AuditEvent per transaction, Provenance per version.
     Fhir {

@@ -7,7 +7,7 @@
 //! (refused everywhere, unpinned everywhere); one validator killed and restarted; two killed
 //! (clients time out, nothing lost); a Byzantine validator (forged proposals, bad certificate
 //! shares); the chain exported as a CAR verifies offline, a single-authority certificate is
-//! refused, and a validator-set change by vote is honoured.
+//! refused, and a validator-set change by vote is honoured; a light client's proven answers.
 
 mod common;
 
@@ -397,6 +397,80 @@ fn revocation_everywhere(net: &Net, w: &World) {
     );
 }
 
+/// Scenario 8 (issue 17): A light client that holds only the genesis CID asks node 2 for the
+/// revoked record's access list and the doctors' records; what it gets is proven against a
+/// certificate and matches a full replica. The CLI does the same, keeping its trust in a file.
+fn light_client(net: &Net, w: &World) {
+    use medshare::sequencer::light::LightClient;
+    let full = net.client(2);
+    let expected: Vec<_> = full
+        .access_list(&w.record)
+        .unwrap()
+        .iter()
+        .map(|g| g.doctor)
+        .collect();
+    // The node answers from its latest certified block: wait until that is the full replica's.
+    let client = block_on(LightClient::connect(
+        net.sequencer(2, Duration::from_secs(10)),
+        &net.genesis,
+        None,
+    ))
+    .unwrap();
+    wait_until(
+        "the light client sees the revocation",
+        Duration::from_secs(30),
+        || {
+            let a = block_on(client.access_list(&w.record)).unwrap().unwrap();
+            a.grants.iter().map(|g| g.doctor).collect::<Vec<_>>() == expected
+        },
+    );
+    assert!(!expected.contains(&w.doctor.id()) && expected.contains(&w.doctor2.id()));
+    let mine = block_on(client.records_of(&w.doctor2.id())).unwrap();
+    assert!(mine.iter().any(|r| r.record == w.record));
+    let revoked = block_on(client.records_of(&w.doctor.id())).unwrap();
+    assert!(revoked.iter().all(|r| r.record != w.record), "{revoked:?}");
+    // Another network's genesis: the node's genesis block is refused.
+    let other: Cid = "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+        .parse()
+        .unwrap();
+    match block_on(LightClient::connect(
+        net.sequencer(2, Duration::from_secs(10)),
+        &other,
+        None,
+    )) {
+        Err(Error::WrongGenesis { .. }) => {}
+        other => panic!("{other:?}"),
+    }
+    // The trust carries over to a new session, and to the CLI.
+    let trust = net.dir.join("light-trust.json");
+    std::fs::write(&trust, client.trust()).unwrap();
+    let again = block_on(LightClient::connect(
+        net.sequencer(1, Duration::from_secs(10)),
+        &net.genesis,
+        Some(&client.trust()),
+    ))
+    .unwrap();
+    assert!(block_on(again.access_list(&w.record)).unwrap().is_some());
+    let rpc = net.tn.layout.nodes[3].rpc();
+    let out = ok_json(
+        &net.dir,
+        &[
+            "light",
+            "--node",
+            &rpc,
+            "--genesis",
+            &net.genesis.to_string(),
+            "--record",
+            &w.record.to_string(),
+            "--trust",
+            trust.to_str().unwrap(),
+        ],
+    );
+    let grants = out["answer"]["record"]["grants"].as_array().unwrap();
+    assert_eq!(grants.len(), expected.len(), "{out}");
+    assert!(out["checkpoint"]["height"].as_u64().unwrap() >= 1);
+}
+
 /// Scenario 2: With validator 3 killed, publishing, granting and revoking go on; restarted, it catches
 /// up to the others' head and verifies from genesis.
 fn one_validator_down(net: &mut Net, w: &World) {
@@ -416,6 +490,7 @@ fn one_validator_down(net: &mut Net, w: &World) {
     let report = block_on(v3.verify()).unwrap();
     assert!(report.height >= target.height);
     assert_eq!(net.head(3).head, net.head(0).head);
+    net.tn.wait_in_consensus(Duration::from_secs(60)).unwrap();
 }
 
 /// Scenario 3: Two validators down: no block commits and a client gets a timeout, not a hang; one back,
@@ -455,6 +530,8 @@ fn two_validators_down(net: &mut Net, w: &World) {
     wait_until("node 3 back in step", Duration::from_secs(60), || {
         net.head(3).height >= target
     });
+    // The next scenario takes a validator away again: the three others must all be voting.
+    net.tn.wait_in_consensus(Duration::from_secs(60)).unwrap();
 }
 
 /// The certificates of the chain from `head` back to block `from` (their signers' names).
@@ -494,6 +571,8 @@ fn byzantine(net: &mut Net, w: &World) {
     net.tn
         .start_validator_with(1, "forge-proposal,bad-share")
         .unwrap();
+    // Blocks still commit with only the three honest validators' votes.
+    net.tn.wait_in_consensus(Duration::from_secs(60)).unwrap();
     let byzantine = net.authority(1).id().to_string();
     let from = net.head(0).height + 1;
     let mut v = net.client(0);
@@ -541,6 +620,7 @@ fn byzantine(net: &mut Net, w: &World) {
     );
     net.tn.kill_validator(1);
     net.tn.start_validator(1).unwrap();
+    net.tn.wait_in_consensus(Duration::from_secs(60)).unwrap();
 }
 
 /// Scenario 6: A CAR exported from a node verifies offline; the same chain with a head certificate of
@@ -629,20 +709,33 @@ fn car_and_authority_vote(net: &mut Net, w: &World) {
 #[test]
 fn a_network_of_four_hospitals() {
     let mut net = start();
-    let steps = Instant::now();
-    let w = story(&net);
-    eprintln!("story: {:?}", steps.elapsed());
-    refused_at_checktx(&net, &w);
-    eprintln!("refusals: {:?}", steps.elapsed());
-    revocation_everywhere(&net, &w);
-    eprintln!("revocation: {:?}", steps.elapsed());
-    one_validator_down(&mut net, &w);
-    eprintln!("one down: {:?}", steps.elapsed());
-    two_validators_down(&mut net, &w);
-    eprintln!("two down: {:?}", steps.elapsed());
-    byzantine(&mut net, &w);
-    eprintln!("byzantine: {:?}", steps.elapsed());
-    car_and_authority_vote(&mut net, &w);
-    eprintln!("car and vote: {:?}", steps.elapsed());
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| scenarios(&mut net)));
+    if let Err(panic) = outcome {
+        // The nodes' own account of what happened, before the temporary directory goes.
+        for i in 0..4 {
+            eprintln!("{}", net.tn.log_tails(i, 40));
+        }
+        std::panic::resume_unwind(panic);
+    }
     net.tn.stop_all();
+}
+
+fn scenarios(net: &mut Net) {
+    let steps = Instant::now();
+    let w = story(net);
+    eprintln!("story: {:?}", steps.elapsed());
+    refused_at_checktx(net, &w);
+    eprintln!("refusals: {:?}", steps.elapsed());
+    revocation_everywhere(net, &w);
+    eprintln!("revocation: {:?}", steps.elapsed());
+    light_client(net, &w);
+    eprintln!("light client: {:?}", steps.elapsed());
+    one_validator_down(net, &w);
+    eprintln!("one down: {:?}", steps.elapsed());
+    two_validators_down(net, &w);
+    eprintln!("two down: {:?}", steps.elapsed());
+    byzantine(net, &w);
+    eprintln!("byzantine: {:?}", steps.elapsed());
+    car_and_authority_vote(net, &w);
+    eprintln!("car and vote: {:?}", steps.elapsed());
 }

@@ -75,3 +75,26 @@ pub mod b64_32 {
             .ok_or_else(|| serde::de::Error::custom("not a base64 32-byte hash"))
     }
 }
+
+/// `#[serde(with = "crate::serde_util::b64_32_vec")]` for a list of 32-byte hashes as base64
+/// texts.
+pub mod b64_32_vec {
+    /// Serializes each hash as base64.
+    pub fn serialize<S: serde::Serializer>(v: &[[u8; 32]], s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(v.iter().map(|b| data_encoding::BASE64.encode(b)))
+    }
+
+    /// Deserializes a list of base64 32-byte hashes.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<[u8; 32]>, D::Error> {
+        let v = <Vec<String> as serde::Deserialize>::deserialize(d)?;
+        v.iter()
+            .map(|s| {
+                data_encoding::BASE64
+                    .decode(s.as_bytes())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| serde::de::Error::custom("not a base64 32-byte hash"))
+            })
+            .collect()
+    }
+}

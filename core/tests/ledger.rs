@@ -616,6 +616,7 @@ fn rule_encoding_and_cid_of_stored_objects() {
         root: b.header.log_root,
         height: 1,
         block: b.cid,
+        state: [0; 32],
     };
     let cert = CertificateObject::new(Certificate {
         signatures: vec![sign_share(&cp, &c2.authorities[0]).unwrap()],

@@ -26,7 +26,10 @@ use medshare::ledger::codec::object_type;
 use medshare::ledger::{
     Block, CertificateObject, GenesisBlock, SignedTx, State, Submission, Tx, TxBody, chain,
 };
-use medshare::sequencer::comet::{CODESPACE, HeadAnswer, QUERY_HEAD, QUERY_TX, TxAnswer};
+use medshare::ledger::light::StateQuery;
+use medshare::sequencer::comet::{
+    CODESPACE, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX, TxAnswer,
+};
 use medshare::store::Block as StoredBlock;
 use medshare::{Cid, Error, Identity, IdentityId, PublicKey, Rule, Store};
 use prost::bytes::Bytes;
@@ -132,6 +135,8 @@ struct Outcome {
     /// The new block and its transactions, if any submission was valid.
     block: Option<(Block, Vec<SignedTx>)>,
     cert: Option<CertificateObject>,
+    /// The state that certificate certifies (before the new block, if any).
+    certified: Option<State>,
     refused: Vec<(Cid, String)>,
     /// Whether every transaction was valid (what `ProcessProposal` requires).
     all_valid: bool,
@@ -159,6 +164,7 @@ fn execute(state: &State, txs: &[Bytes], time: u64) -> Outcome {
         results: Vec::with_capacity(txs.len()),
         block: None,
         cert: None,
+        certified: None,
         refused: Vec::new(),
         all_valid: true,
     };
@@ -179,6 +185,7 @@ fn execute(state: &State, txs: &[Bytes], time: u64) -> Outcome {
                     let mut next = st.clone();
                     match next.apply_certificate(&c) {
                         Ok(()) => {
+                            out.certified = Some(next.clone());
                             st = next;
                             out.cert = Some(*c);
                             Ok(())
@@ -403,6 +410,9 @@ pub struct NodeApp {
     comet_height: i64,
     app_hash: Vec<u8>,
     certified: (Cid, u64),
+    /// The state of the latest certified block and its certificate's note: what light
+    /// clients are answered from.
+    proven: Option<(State, String)>,
     index: HashMap<Cid, Place>,
     /// Vote-extension expectations by CometBFT block hash, for this height.
     expected: HashMap<Vec<u8>, Option<Checkpoint>>,
@@ -437,6 +447,7 @@ impl NodeApp {
             comet_height: 0,
             app_hash: Vec::new(),
             certified: (genesis, 0),
+            proven: None,
             index: HashMap::new(),
             expected: HashMap::new(),
             outcomes: HashMap::new(),
@@ -458,6 +469,11 @@ impl NodeApp {
             &meta.certified,
             Some(&self.genesis),
         ))?;
+        if let Some(c) = state.head_cert() {
+            let raw = block_on(self.store.get(&c))?;
+            let cert = CertificateObject::decode(&raw).map_err(|e| format!("certificate {c}: {e}"))?;
+            self.proven = Some((state.clone(), cert.certificate.to_note()));
+        }
         if meta.head != state.head() {
             // The latest block awaits its certificate: apply it on top.
             let raw = block_on(self.store.get(&meta.head))?;
@@ -803,6 +819,31 @@ impl Application for NodeApp {
                     self.comet_height,
                 )
             }
+            QUERY_GENESIS => query_answer(
+                0,
+                String::new(),
+                state.genesis().bytes.clone(),
+                self.comet_height,
+            ),
+            QUERY_STATE => {
+                let Ok(q) = serde_json::from_slice::<StateQuery>(&req.data) else {
+                    return query_answer(
+                        1,
+                        "data must be a state query: {\"record\": id} or {\"doctor\": id}".into(),
+                        Vec::new(),
+                        0,
+                    );
+                };
+                let Some((proven, note)) = &self.proven else {
+                    return query_answer(1, "no certified block yet".into(), Vec::new(), 0);
+                };
+                query_answer(
+                    0,
+                    String::new(),
+                    proven.prove(&q, note).to_json().into_bytes(),
+                    self.comet_height,
+                )
+            }
             other => query_answer(
                 1,
                 format!("unknown query path {}", medshare::text::escape(other)),
@@ -1072,6 +1113,9 @@ impl Application for NodeApp {
         }
         if !pin.is_empty() || !unpin.is_empty() {
             let _ = self.jobs.send(Job::Pins { pin, unpin });
+        }
+        if let (Some(c), Some(s)) = (&o.cert, &o.certified) {
+            self.proven = Some((s.clone(), c.certificate.to_note()));
         }
         self.certified = certified;
         self.comet_height = p.comet_height;

@@ -150,11 +150,36 @@ fn run(cmd: &mut Command, what: &str) -> Result<Vec<u8>, String> {
     Ok(out.stdout)
 }
 
-fn free_port() -> Result<u16, String> {
+/// A port free now, below the system's ephemeral range where it can (so no outgoing
+/// connection is ever given it while a stopped node waits to restart on it). Its listener is
+/// kept in `held` until every port of the testnet is chosen, so no two of them are the same.
+fn free_port(held: &mut Vec<TcpListener>) -> Result<u16, String> {
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|t| t.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(0);
+    if low > 20_000 {
+        let span = u32::from(low - 20_000);
+        let mut x = std::process::id()
+            ^ std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos());
+        for _ in 0..200 {
+            x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+            let port = 20_000 + ((x >> 8) % span) as u16;
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", port)) {
+                held.push(l);
+                return Ok(port);
+            }
+        }
+    }
     let l = TcpListener::bind("127.0.0.1:0").map_err(err("finding a free port"))?;
-    l.local_addr()
+    let port = l
+        .local_addr()
         .map(|a| a.port())
-        .map_err(err("finding a free port"))
+        .map_err(err("finding a free port"))?;
+    held.push(l);
+    Ok(port)
 }
 
 /// Sets `key = value` in `[section]` ("" for the top) of a TOML text, as CometBFT writes it.
@@ -226,12 +251,13 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
         kubo_peer: String,
     }
     let mut drafts = Vec::new();
+    let mut held = Vec::new();
     for i in 0..opts.validators {
         let ndir = dir.join(format!("node{i}"));
         std::fs::create_dir_all(&ndir).map_err(err("creating a node directory"))?;
-        let port = |k: u16| -> Result<u16, String> {
+        let mut port = |k: u16| -> Result<u16, String> {
             if opts.base_port == 0 {
-                free_port()
+                free_port(&mut held)
             } else {
                 opts.base_port
                     .checked_add(10 * i as u16 + k)
@@ -672,15 +698,87 @@ impl Testnet {
         kill(&mut self.procs[i].node);
     }
 
+    /// The `result` of a GET on node `i`'s CometBFT RPC, if it answers with JSON.
+    fn rpc_result(&self, i: usize, path: &str) -> Option<serde_json::Value> {
+        let body = http_get(self.layout.nodes[i].ports.rpc, path).ok()?;
+        let json = &body[body.find("\r\n\r\n")? + 4..];
+        let mut v: serde_json::Value = serde_json::from_str(json).ok()?;
+        Some(v["result"].take())
+    }
+
     /// Node `i`'s latest CometBFT height, if its RPC answers.
     pub fn comet_height(&self, i: usize) -> Option<u64> {
-        let body = http_get(self.layout.nodes[i].ports.rpc, "/status").ok()?;
-        let json = &body[body.find("\r\n\r\n")? + 4..];
-        let v: serde_json::Value = serde_json::from_str(json).ok()?;
-        v["result"]["sync_info"]["latest_block_height"]
+        self.rpc_result(i, "/status")?["sync_info"]["latest_block_height"]
             .as_str()?
             .parse()
             .ok()
+    }
+
+    /// Whether node `i` takes part in consensus: its RPC answers, it is not catching up (block
+    /// sync over), and it is connected to every other validator of the testnet that is running.
+    pub fn in_consensus(&self, i: usize) -> bool {
+        let Some(status) = self.rpc_result(i, "/status") else {
+            return false;
+        };
+        if status["sync_info"]["catching_up"].as_bool() != Some(false) {
+            return false;
+        }
+        let running = (0..self.procs.len())
+            .filter(|&j| j != i && self.procs[j].comet.is_some())
+            .count();
+        let peers = self
+            .rpc_result(i, "/net_info")
+            .and_then(|n| n["n_peers"].as_str()?.parse::<usize>().ok());
+        peers.is_some_and(|p| p >= running)
+    }
+
+    /// Waits until every running validator is [in consensus](Testnet::in_consensus) and the chain
+    /// has moved at least one height past where the slowest of them was (so each has seen a
+    /// block committed while it was connected).
+    pub fn wait_in_consensus(&self, within: Duration) -> Result<(), String> {
+        let deadline = Instant::now() + within;
+        let running: Vec<usize> = (0..self.procs.len())
+            .filter(|&i| self.procs[i].comet.is_some())
+            .collect();
+        loop {
+            let out: Vec<usize> = running
+                .iter()
+                .copied()
+                .filter(|&i| !self.in_consensus(i))
+                .collect();
+            if out.is_empty() {
+                break;
+            }
+            if Instant::now() > deadline {
+                return Err(format!(
+                    "validators {out:?} not in consensus within {within:?} (see their cometbft.log)"
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let top = running
+            .iter()
+            .filter_map(|&i| self.comet_height(i))
+            .max()
+            .unwrap_or(0);
+        self.wait_height(top + 1, deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// The last `lines` lines of node `i`'s `cometbft.log` and `node.log`, for a failing test to
+    /// print.
+    pub fn log_tails(&self, i: usize, lines: usize) -> String {
+        let mut out = String::new();
+        for name in ["cometbft.log", "node.log"] {
+            let text =
+                std::fs::read_to_string(self.layout.nodes[i].dir.join(name)).unwrap_or_default();
+            let all: Vec<&str> = text.lines().collect();
+            out.push_str(&format!("--- node {i} {name} (last {lines} lines) ---\n"));
+            for l in &all[all.len().saturating_sub(lines)..] {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
     }
 
     /// Waits until every running validator reports at least CometBFT height `h`.

@@ -235,7 +235,22 @@ impl State {
             block: block.cid,
             time: h.time,
         };
+        // What the block changes in the state map: records (with their grantees before it)
+        // and whether the authorities change.
+        let mut touched = BTreeMap::new();
+        let mut authorities = false;
         for (i, tx) in txs.iter().enumerate() {
+            match &tx.tx.body {
+                TxBody::PublishRecord { record, .. }
+                | TxBody::Grant { record, .. }
+                | TxBody::Revoke { record, .. } => {
+                    if !touched.contains_key(record) {
+                        touched.insert(*record, self.grantees(record));
+                    }
+                }
+                TxBody::AuthorityChange { .. } => authorities = true,
+                _ => {}
+            }
             self.apply_tx(i, tx, here, sigs)
                 .map_err(|(rule, detail)| Error::InvalidChain {
                     height: Some(h.height),
@@ -265,6 +280,7 @@ impl State {
                 ),
             ));
         }
+        self.refresh_state_map(touched, authorities);
         self.height = h.height;
         self.head = block.cid;
         self.head_cert = None;
@@ -302,6 +318,9 @@ impl State {
         }
         if cp.size != self.log.size() || cp.root != self.log.root() {
             return Err(at("the certificate's log is not the chain's".into()));
+        }
+        if cp.state != self.state_root() {
+            return Err(at("the certificate's state root is not the chain's".into()));
         }
         if cert.bytes.len() as u64 > self.policy().max_object_bytes {
             return Err(at(format!("certificate of {} bytes", cert.bytes.len())));

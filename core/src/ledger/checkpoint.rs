@@ -1,7 +1,8 @@
 //! Certificates: the C2SP `tlog-checkpoint` signed notes that make a block final.
 //!
 //! A checkpoint names the network (origin `medshare/<genesis CID>`), the size and RFC 6962 root
-//! of the transaction log, and the block it ends at (one extension line). The authorities sign
+//! of the transaction log, the block it ends at and the root of the state map after it (two
+//! extension lines: light clients prove access entries against it). The authorities sign
 //! its text with RSA-PSS; a block is final once more than two thirds of the authorities in
 //! effect after it have signed its checkpoint. So one object is both the block's quorum
 //! certificate and a transparency-log checkpoint that any signed-note verifier can read
@@ -12,6 +13,7 @@
 //! 42
 //! 3q2+7w8xYyQ…=
 //! block 17 bafyrei…block
+//! state 9f3Kq1…=
 //!
 //! — bciq…authority-1 <base64(key id (4 bytes) || RSA-PSS signature)>
 //! — bciq…authority-2 …
@@ -54,10 +56,13 @@ pub struct Checkpoint {
     pub height: u64,
     /// That block.
     pub block: Cid,
+    /// Root of the state map after that block ([`crate::ledger::smt`]; base64 in the note).
+    #[serde(with = "crate::serde_util::b64_32")]
+    pub state: Hash,
 }
 
 impl Checkpoint {
-    /// Parses the JSON form (`{"genesis", "size", "root", "height", "block"}`, as
+    /// Parses the JSON form (`{"genesis", "size", "root", "height", "block", "state"}`, as
     /// [`Checkpoint::to_json`] writes it and `trusted_checkpoint` returns it in every binding).
     pub fn from_json(text: &str) -> Result<Checkpoint> {
         if text.len() > 4096 {
@@ -83,12 +88,13 @@ impl Checkpoint {
     /// The note text the authorities sign (ends with a newline).
     pub fn body(&self) -> String {
         format!(
-            "{}\n{}\n{}\nblock {} {}\n",
+            "{}\n{}\n{}\nblock {} {}\nstate {}\n",
             self.origin(),
             self.size,
             data_encoding::BASE64.encode(&self.root),
             self.height,
-            self.block
+            self.block,
+            data_encoding::BASE64.encode(&self.state)
         )
     }
 
@@ -100,8 +106,8 @@ impl Checkpoint {
             .ok_or_else(|| bad("text does not end with a newline"))?
             .split('\n')
             .collect();
-        let [origin, size, root, block] = lines[..] else {
-            return Err(bad("expected 4 lines"));
+        let [origin, size, root, block, state] = lines[..] else {
+            return Err(bad("expected 5 lines"));
         };
         let genesis: Cid = origin
             .strip_prefix("medshare/")
@@ -112,11 +118,17 @@ impl Checkpoint {
             return Err(bad("tree size has leading zeroes"));
         }
         let size: u64 = size.parse().map_err(|_| bad("bad tree size"))?;
-        let root: Hash = data_encoding::BASE64
-            .decode(root.as_bytes())
-            .ok()
-            .and_then(|b| b.try_into().ok())
-            .ok_or_else(|| bad("root is not a base64 SHA-256 hash"))?;
+        let hash = |b64: &str| -> Option<Hash> {
+            data_encoding::BASE64
+                .decode(b64.as_bytes())
+                .ok()
+                .and_then(|b| b.try_into().ok())
+        };
+        let root = hash(root).ok_or_else(|| bad("root is not a base64 SHA-256 hash"))?;
+        let state = state
+            .strip_prefix("state ")
+            .and_then(hash)
+            .ok_or_else(|| bad("bad state line"))?;
         let mut parts = block.split(' ');
         let (Some("block"), Some(height), Some(cid), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -132,6 +144,7 @@ impl Checkpoint {
             root,
             height: height.parse().map_err(|_| bad("bad block height"))?,
             block: cid.parse().map_err(|_| bad("bad block CID"))?,
+            state,
         };
         if cp.body() != text {
             return Err(bad("not in canonical form"));
@@ -273,6 +286,22 @@ impl Certificate {
     /// certificate invalid; more than two thirds of the authorities must have signed. Returns
     /// the signers.
     pub fn verify(&self, authorities: &BTreeMap<IdentityId, PublicKey>) -> Result<Vec<IdentityId>> {
+        let signers = self.signers(authorities)?;
+        if !is_quorum(signers.len(), authorities.len()) {
+            return Err(Error::InvalidProof(format!(
+                "certificate of block {}: {} of {} authorities signed; more than two thirds must",
+                self.checkpoint.height,
+                signers.len(),
+                authorities.len()
+            )));
+        }
+        Ok(signers)
+    }
+
+    /// The members of `authorities` whose signatures are on the note and verify (no quorum
+    /// asked); a bad or second signature by one of them is an error, as in
+    /// [`Certificate::verify`].
+    pub fn signers(&self, authorities: &BTreeMap<IdentityId, PublicKey>) -> Result<Vec<IdentityId>> {
         let body = self.checkpoint.body();
         let mut signers: Vec<IdentityId> = Vec::new();
         for s in &self.signatures {
@@ -295,14 +324,6 @@ impl Certificate {
                 ))
             })?;
             signers.push(*id);
-        }
-        if !is_quorum(signers.len(), authorities.len()) {
-            return Err(Error::InvalidProof(format!(
-                "certificate of block {}: {} of {} authorities signed; more than two thirds must",
-                self.checkpoint.height,
-                signers.len(),
-                authorities.len()
-            )));
         }
         Ok(signers)
     }

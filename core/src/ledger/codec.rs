@@ -824,13 +824,13 @@ pub fn object_type(raw: &[u8]) -> Option<String> {
 }
 
 /// Typed access to a map's fields that notices unknown ones.
-struct Fields<'a> {
+pub(crate) struct Fields<'a> {
     map: &'a Map,
     used: BTreeSet<&'a str>,
 }
 
 impl<'a> Fields<'a> {
-    fn new(v: &'a Value) -> Result<Fields<'a>, String> {
+    pub(crate) fn new(v: &'a Value) -> Result<Fields<'a>, String> {
         let map = v.as_map().ok_or_else(|| "expected a map".to_owned())?;
         Ok(Fields {
             map,
@@ -838,7 +838,7 @@ impl<'a> Fields<'a> {
         })
     }
 
-    fn check_v(&mut self) -> Result<(), String> {
+    pub(crate) fn check_v(&mut self) -> Result<(), String> {
         if self.int("v")? != LEDGER_VERSION {
             return Err(format!(
                 "unsupported ledger object version (this library reads {LEDGER_VERSION})"
@@ -847,13 +847,13 @@ impl<'a> Fields<'a> {
         Ok(())
     }
 
-    fn hash(&mut self, k: &'static str) -> Result<[u8; 32], String> {
+    pub(crate) fn hash(&mut self, k: &'static str) -> Result<[u8; 32], String> {
         self.bytes(k)?
             .try_into()
             .map_err(|_| format!("`{k}` must be 32 bytes"))
     }
 
-    fn opt_hash(&mut self, k: &'static str) -> Result<Option<[u8; 32]>, String> {
+    pub(crate) fn opt_hash(&mut self, k: &'static str) -> Result<Option<[u8; 32]>, String> {
         if self.map.contains_key(&MapKey(k.to_owned())) {
             self.hash(k).map(Some)
         } else {
@@ -861,24 +861,24 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn opt(&mut self, k: &'static str) -> Option<&'a Value> {
+    pub(crate) fn opt(&mut self, k: &'static str) -> Option<&'a Value> {
         let v = self.map.get(&MapKey(k.to_owned()))?;
         self.used.insert(k);
         Some(v)
     }
 
-    fn get(&mut self, k: &'static str) -> Result<&'a Value, String> {
+    pub(crate) fn get(&mut self, k: &'static str) -> Result<&'a Value, String> {
         self.opt(k).ok_or_else(|| format!("missing field `{k}`"))
     }
 
-    fn int(&mut self, k: &'static str) -> Result<u64, String> {
+    pub(crate) fn int(&mut self, k: &'static str) -> Result<u64, String> {
         match self.get(k)? {
             Value::Int(i) => u64::try_from(*i).map_err(|_| format!("`{k}` out of range")),
             _ => Err(format!("`{k}` must be an unsigned integer")),
         }
     }
 
-    fn opt_int(&mut self, k: &'static str) -> Result<Option<u64>, String> {
+    pub(crate) fn opt_int(&mut self, k: &'static str) -> Result<Option<u64>, String> {
         if self.map.contains_key(&MapKey(k.to_owned())) {
             self.int(k).map(Some)
         } else {
@@ -886,18 +886,18 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn version(&mut self, k: &'static str) -> Result<u32, String> {
+    pub(crate) fn version(&mut self, k: &'static str) -> Result<u32, String> {
         u32::try_from(self.int(k)?).map_err(|_| format!("`{k}` out of range"))
     }
 
-    fn bytes(&mut self, k: &'static str) -> Result<Vec<u8>, String> {
+    pub(crate) fn bytes(&mut self, k: &'static str) -> Result<Vec<u8>, String> {
         match self.get(k)? {
             Value::Bytes(b) => Ok(b.clone()),
             _ => Err(format!("`{k}` must be bytes")),
         }
     }
 
-    fn opt_bytes(&mut self, k: &'static str) -> Result<Option<Vec<u8>>, String> {
+    pub(crate) fn opt_bytes(&mut self, k: &'static str) -> Result<Option<Vec<u8>>, String> {
         if self.map.contains_key(&MapKey(k.to_owned())) {
             self.bytes(k).map(Some)
         } else {
@@ -905,25 +905,25 @@ impl<'a> Fields<'a> {
         }
     }
 
-    fn text(&mut self, k: &'static str) -> Result<String, String> {
+    pub(crate) fn text(&mut self, k: &'static str) -> Result<String, String> {
         match self.get(k)? {
             Value::Text(s) => Ok(s.clone()),
             _ => Err(format!("`{k}` must be text")),
         }
     }
 
-    fn link(&mut self, k: &'static str) -> Result<Cid, String> {
+    pub(crate) fn link(&mut self, k: &'static str) -> Result<Cid, String> {
         match self.get(k)? {
             Value::Link(c) => Ok(*c),
             _ => Err(format!("`{k}` must be a link")),
         }
     }
 
-    fn id(&mut self, k: &'static str) -> Result<IdentityId, String> {
+    pub(crate) fn id(&mut self, k: &'static str) -> Result<IdentityId, String> {
         IdentityId::from_bytes(&self.bytes(k)?).map_err(|e| format!("`{k}`: {e}"))
     }
 
-    fn record(&mut self, k: &'static str) -> Result<RecordId, String> {
+    pub(crate) fn record(&mut self, k: &'static str) -> Result<RecordId, String> {
         let b: [u8; 16] = self
             .bytes(k)?
             .try_into()
@@ -931,11 +931,11 @@ impl<'a> Fields<'a> {
         Ok(RecordId::from_bytes(b))
     }
 
-    fn key(&mut self, k: &'static str) -> Result<PublicKey, String> {
+    pub(crate) fn key(&mut self, k: &'static str) -> Result<PublicKey, String> {
         PublicKey::from_spki_der(&self.bytes(k)?).map_err(|e| format!("`{k}`: {e}"))
     }
 
-    fn finish(self) -> Result<(), String> {
+    pub(crate) fn finish(self) -> Result<(), String> {
         for k in self.map.keys() {
             if !self.used.contains(k.0.as_str()) {
                 return Err(format!("unknown field `{}`", k.0));

@@ -18,8 +18,10 @@ pub mod chain;
 pub mod checkpoint;
 pub mod codec;
 pub mod endorse;
+pub mod light;
 pub mod merkle;
 pub mod receipt;
+pub mod smt;
 pub mod state;
 
 mod apply;

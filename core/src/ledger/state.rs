@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::identity::{IdentityId, PublicKey, Role};
 use crate::ledger::codec::{AuthorityChangeKind, GenesisBlock, Policy};
 use crate::ledger::merkle::{Frontier, Hash};
+use crate::ledger::smt::StateMap;
 use crate::record::{Purpose, RecordId};
 
 /// A registered participant.
@@ -261,6 +262,8 @@ pub struct State {
     pub(crate) pending_rekey: BTreeMap<RecordId, usize>,
     /// Within the block being applied: validator-set changes it causes.
     pub(crate) validator_updates: Vec<ValidatorUpdate>,
+    /// The state map light clients are answered from (`ledger::light`).
+    pub(crate) state_map: StateMap,
 }
 
 impl State {
@@ -341,7 +344,9 @@ impl State {
             owned: imbl::HashMap::new(),
             pending_rekey: BTreeMap::new(),
             validator_updates: Vec::new(),
-        })
+            state_map: StateMap::new(),
+        }
+        .with_authorities_entry())
     }
 
     // ---- the chain ---------------------------------------------------------------------------
@@ -480,6 +485,7 @@ impl State {
             root: self.log.root(),
             height: self.height,
             block: self.head,
+            state: self.state_map.root(),
         }
     }
 

@@ -20,6 +20,13 @@ use crate::sequencer::{Committed, Sequencer};
 pub const QUERY_HEAD: &str = "/medshare/head";
 /// `abci_query` path answering where a transaction (data: its CID text) is: JSON [`TxAnswer`].
 pub const QUERY_TX: &str = "/medshare/tx";
+/// `abci_query` path answering a light client (data: a JSON
+/// [`StateQuery`](crate::ledger::light::StateQuery)): JSON
+/// [`StateAnswer`](crate::ledger::light::StateAnswer) proven against the node's latest
+/// certified block.
+pub const QUERY_STATE: &str = "/medshare/state";
+/// `abci_query` path answering the network's genesis block (its DAG-CBOR bytes).
+pub const QUERY_GENESIS: &str = "/medshare/genesis";
 /// The codespace of every medshare `CheckTx` refusal; its log is `<Rule>: <detail>`.
 pub const CODESPACE: &str = "medshare";
 

@@ -11,6 +11,7 @@
 //! * [`comet::CometSequencer`]: a medshare network on CometBFT, reached over a validator's RPC.
 
 pub mod comet;
+pub mod light;
 
 use std::sync::{Arc, Mutex};
 

@@ -57,6 +57,21 @@ impl Chain {
         }
     }
 
+    /// A second chain sharing this one's history so far (to build a fork on).
+    pub fn clone_for_fork(&self) -> Chain {
+        let names = ["authority", "authority2", "authority3", "authority4"];
+        Chain {
+            authorities: names[..self.authorities.len()]
+                .iter()
+                .map(|a| identity(a))
+                .collect(),
+            genesis: self.genesis.clone(),
+            state: self.state.clone(),
+            objects: self.objects.clone(),
+            time: self.time,
+        }
+    }
+
     pub fn one() -> Chain {
         Chain::new(1, Policy::default())
     }

@@ -1,0 +1,613 @@
+//! Light clients: answers about the access state proven against a certificate, so a client
+//! holding only the genesis block and the last checkpoint it verified can ask a node "what is
+//! R's access list?" or "which records can doctor D read?" without downloading the chain.
+//!
+//! After every block the state keeps a [`smt::StateMap`] with three kinds of entries (values are
+//! canonical DAG-CBOR, `docs/FORMAT.md` §12):
+//!
+//! * `record` — per record: owner, latest version, its content, and the grants on it;
+//! * `doctor` — per doctor: every record whose latest version she holds a grant on (absent when
+//!   none);
+//! * `authorities` — the authorities in effect (one entry).
+//!
+//! Its root is the `state` line of the block's checkpoint, so more than two thirds of the
+//! authorities sign it with the block. A node answers a query with the certificate of its
+//! latest certified block, the authorities entry and the entry asked for, each with its proof
+//! ([`StateAnswer`]); the client's [`Verifier`] checks the certificate against the authorities
+//! it trusts, both proofs against the certified root, and the checkpoint against the largest
+//! one it verified before (an older one is a `Rollback`, a different one of the same size a
+//! `Fork`).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::cbor::{self, Value};
+use crate::cid::Cid;
+use crate::error::{Error, Result};
+use crate::identity::{IdentityId, PublicKey};
+use crate::ledger::codec::{Fields, GenesisBlock};
+use crate::ledger::merkle::Hash;
+use crate::ledger::smt::{self, Proof};
+use crate::ledger::state::State;
+use crate::ledger::{Certificate, Checkpoint};
+use crate::record::{Purpose, RecordId};
+
+/// Format tag of a [`StateAnswer`].
+pub const ANSWER_FORMAT: &str = "medshare-state-proof/1";
+/// Largest state answer accepted, in bytes of JSON.
+pub const MAX_ANSWER: usize = 4 * 1024 * 1024;
+
+const RECORD: &str = "medshare/state/record";
+const DOCTOR: &str = "medshare/state/doctor";
+const AUTHORITIES: &str = "medshare/state/authorities";
+
+fn record_key(r: &RecordId) -> Hash {
+    smt::key(RECORD, r.as_bytes())
+}
+
+fn doctor_key(d: &IdentityId) -> Hash {
+    smt::key(DOCTOR, d.as_bytes())
+}
+
+fn authorities_key() -> Hash {
+    smt::key(AUTHORITIES, b"")
+}
+
+/// What a light client asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase", deny_unknown_fields)]
+pub enum StateQuery {
+    /// A record's access list.
+    Record(RecordId),
+    /// The records a doctor can read.
+    Doctor(IdentityId),
+}
+
+impl StateQuery {
+    fn key(&self) -> Hash {
+        match self {
+            StateQuery::Record(r) => record_key(r),
+            StateQuery::Doctor(d) => doctor_key(d),
+        }
+    }
+}
+
+/// One grant as the state map holds it (no wrapped key, no note).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ProvenGrant {
+    /// Grantee.
+    pub doctor: IdentityId,
+    /// Version granted.
+    pub version: u32,
+    /// Stated purpose.
+    pub purpose: Purpose,
+    /// Height of the granting block.
+    pub granted_at: u64,
+    /// Expiry, unix seconds.
+    pub expires: Option<u64>,
+}
+
+/// A record's access list, proven.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct RecordAccess {
+    /// The record.
+    pub record: RecordId,
+    /// Its owner.
+    pub owner: IdentityId,
+    /// Latest version.
+    pub version: u32,
+    /// That version's content root.
+    pub content: Cid,
+    /// Grants on that version, by doctor id.
+    pub grants: Vec<ProvenGrant>,
+}
+
+/// One record a doctor can read, proven.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct DoctorRecord {
+    /// The record.
+    pub record: RecordId,
+    /// The (latest) version granted.
+    pub version: u32,
+    /// Expiry of the grant, unix seconds.
+    pub expires: Option<u64>,
+}
+
+/// What a verified answer says, at which checkpoint.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LightAnswer {
+    /// A record's access list (`None`: no such record on the chain).
+    Record(Option<RecordAccess>),
+    /// The records a doctor holds a grant on (empty: none), sorted by record id.
+    Doctor(Vec<DoctorRecord>),
+}
+
+// ---- values ----------------------------------------------------------------------------------
+
+fn opt_int(v: Option<u64>) -> Option<Value> {
+    v.map(|x| Value::Int(x.into()))
+}
+
+fn record_value(state: &State, id: &RecordId) -> Option<Vec<u8>> {
+    let r = state.records.get(id)?;
+    let v = r.versions.last()?;
+    let grants = v
+        .grants
+        .values()
+        .map(|g| {
+            let mut m = cbor::Map::new();
+            m.insert("doctor".into(), Value::Bytes(g.doctor.as_bytes().to_vec()));
+            m.insert("version".into(), Value::Int(g.version.into()));
+            m.insert("purpose".into(), Value::Text(g.purpose.code().into()));
+            m.insert("granted".into(), Value::Int(g.granted_at.into()));
+            if let Some(e) = opt_int(g.expires) {
+                m.insert("expires".into(), e);
+            }
+            Value::Map(m)
+        })
+        .collect();
+    Some(cbor::encode(&cbor::map([
+        ("record", Value::Bytes(id.as_bytes().to_vec())),
+        ("owner", Value::Bytes(r.owner.as_bytes().to_vec())),
+        ("version", Value::Int(r.versions.len() as i128)),
+        ("content", Value::Link(v.content)),
+        ("grants", Value::Array(grants)),
+    ])))
+}
+
+fn doctor_value(state: &State, doctor: &IdentityId) -> Option<Vec<u8>> {
+    let set = state.granted.get(doctor)?;
+    let records: Vec<Value> = set
+        .iter()
+        .filter_map(|id| {
+            let r = state.records.get(id)?;
+            let g = r.versions.last()?.grants.get(doctor)?;
+            let mut m = cbor::Map::new();
+            m.insert("record".into(), Value::Bytes(id.as_bytes().to_vec()));
+            m.insert("version".into(), Value::Int(g.version.into()));
+            if let Some(e) = opt_int(g.expires) {
+                m.insert("expires".into(), e);
+            }
+            Some(Value::Map(m))
+        })
+        .collect();
+    if records.is_empty() {
+        return None;
+    }
+    Some(cbor::encode(&cbor::map([
+        ("doctor", Value::Bytes(doctor.as_bytes().to_vec())),
+        ("records", Value::Array(records)),
+    ])))
+}
+
+fn authorities_value(state: &State) -> Vec<u8> {
+    let list = state
+        .authorities
+        .values()
+        .map(|a| Value::Bytes(a.key.to_spki_der().to_vec()))
+        .collect();
+    cbor::encode(&cbor::map([("authorities", Value::Array(list))]))
+}
+
+fn decode_map(bytes: &[u8], what: &str) -> Result<Value> {
+    cbor::decode(bytes).map_err(|e| Error::InvalidProof(format!("{what} entry: {}", e.0)))
+}
+
+fn array<'a>(f: &mut Fields<'a>, k: &'static str) -> std::result::Result<&'a [Value], String> {
+    match f.get(k)? {
+        Value::Array(a) => Ok(a),
+        _ => Err(format!("`{k}` must be an array")),
+    }
+}
+
+fn decode_record(bytes: &[u8]) -> Result<RecordAccess> {
+    let v = decode_map(bytes, "record")?;
+    let parse = || -> std::result::Result<RecordAccess, String> {
+        let mut f = Fields::new(&v)?;
+        let mut grants = Vec::new();
+        for g in array(&mut f, "grants")? {
+            let mut gf = Fields::new(g)?;
+            grants.push(ProvenGrant {
+                doctor: gf.id("doctor")?,
+                version: gf.version("version")?,
+                purpose: gf
+                    .text("purpose")?
+                    .parse()
+                    .map_err(|_| "`purpose` is not a PurposeOfUse code".to_owned())?,
+                granted_at: gf.int("granted")?,
+                expires: gf.opt_int("expires")?,
+            });
+            gf.finish()?;
+        }
+        let out = RecordAccess {
+            record: f.record("record")?,
+            owner: f.id("owner")?,
+            version: f.version("version")?,
+            content: f.link("content")?,
+            grants,
+        };
+        f.finish()?;
+        Ok(out)
+    };
+    parse().map_err(|e| Error::InvalidProof(format!("record entry: {e}")))
+}
+
+fn decode_doctor(bytes: &[u8]) -> Result<(IdentityId, Vec<DoctorRecord>)> {
+    let v = decode_map(bytes, "doctor")?;
+    let parse = || -> std::result::Result<(IdentityId, Vec<DoctorRecord>), String> {
+        let mut f = Fields::new(&v)?;
+        let mut records = Vec::new();
+        for r in array(&mut f, "records")? {
+            let mut rf = Fields::new(r)?;
+            records.push(DoctorRecord {
+                record: rf.record("record")?,
+                version: rf.version("version")?,
+                expires: rf.opt_int("expires")?,
+            });
+            rf.finish()?;
+        }
+        let doctor = f.id("doctor")?;
+        f.finish()?;
+        Ok((doctor, records))
+    };
+    parse().map_err(|e| Error::InvalidProof(format!("doctor entry: {e}")))
+}
+
+fn decode_authorities(bytes: &[u8]) -> Result<BTreeMap<IdentityId, PublicKey>> {
+    let v = decode_map(bytes, "authorities")?;
+    let parse = || -> std::result::Result<BTreeMap<IdentityId, PublicKey>, String> {
+        let mut f = Fields::new(&v)?;
+        let mut out = BTreeMap::new();
+        for k in array(&mut f, "authorities")? {
+            let Value::Bytes(der) = k else {
+                return Err("an authority must be an SPKI DER key".into());
+            };
+            let key = PublicKey::from_spki_der(der).map_err(|e| e.to_string())?;
+            out.insert(key.id(), key);
+        }
+        f.finish()?;
+        if out.is_empty() {
+            return Err("no authority".into());
+        }
+        Ok(out)
+    };
+    parse().map_err(|e| Error::InvalidProof(format!("authorities entry: {e}")))
+}
+
+// ---- the state's side ------------------------------------------------------------------------
+
+impl State {
+    /// This state with its authorities entry set (genesis).
+    pub(crate) fn with_authorities_entry(mut self) -> State {
+        let v = authorities_value(&self);
+        self.state_map
+            .insert(&authorities_key(), &smt::value_hash(&v));
+        self
+    }
+
+    /// The doctors holding a grant on `record`'s latest version.
+    pub(crate) fn grantees(&self, record: &RecordId) -> BTreeSet<IdentityId> {
+        self.records
+            .get(record)
+            .and_then(|r| r.versions.last())
+            .map(|v| v.grants.keys().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Brings the state map up to date after a block: the entries of the records it touched
+    /// (with the doctors that held a grant on them before it), of every doctor whose grants
+    /// changed, and of the authorities if they changed.
+    pub(crate) fn refresh_state_map(
+        &mut self,
+        touched: BTreeMap<RecordId, BTreeSet<IdentityId>>,
+        authorities: bool,
+    ) {
+        let mut doctors = BTreeSet::new();
+        for (record, before) in touched {
+            let key = record_key(&record);
+            match record_value(self, &record) {
+                Some(v) => self.state_map.insert(&key, &smt::value_hash(&v)),
+                None => self.state_map.remove(&key),
+            }
+            doctors.extend(before);
+            doctors.extend(self.grantees(&record));
+        }
+        for d in doctors {
+            let key = doctor_key(&d);
+            match doctor_value(self, &d) {
+                Some(v) => self.state_map.insert(&key, &smt::value_hash(&v)),
+                None => self.state_map.remove(&key),
+            }
+        }
+        if authorities {
+            let v = authorities_value(self);
+            self.state_map
+                .insert(&authorities_key(), &smt::value_hash(&v));
+        }
+    }
+
+    /// Root of the state map (what the checkpoint's `state` line holds).
+    pub fn state_root(&self) -> Hash {
+        self.state_map.root()
+    }
+
+    /// The answer to `query` on this state, proven against `certificate` (this state's head
+    /// certificate, signed note text). What a node sends a light client.
+    pub fn prove(&self, query: &StateQuery, certificate: &str) -> StateAnswer {
+        let value = match query {
+            StateQuery::Record(r) => record_value(self, r),
+            StateQuery::Doctor(d) => doctor_value(self, d),
+        };
+        StateAnswer {
+            format: ANSWER_FORMAT.into(),
+            certificate: certificate.to_owned(),
+            authorities: ProvenEntry {
+                proof: self.state_map.prove(&authorities_key()),
+                value: Some(authorities_value(self)),
+            },
+            query: *query,
+            entry: ProvenEntry {
+                proof: self.state_map.prove(&query.key()),
+                value,
+            },
+        }
+    }
+}
+
+// ---- the client's side -----------------------------------------------------------------------
+
+/// A state-map entry (its DAG-CBOR value, or none) with its proof.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvenEntry {
+    /// The entry's value (base64 DAG-CBOR), or null if the key is absent.
+    #[serde(with = "crate::serde_util::b64_opt")]
+    pub value: Option<Vec<u8>>,
+    /// Its proof against the checkpoint's state root.
+    pub proof: Proof,
+}
+
+/// A node's answer to a light client (JSON, `docs/FORMAT.md` §12).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StateAnswer {
+    /// [`ANSWER_FORMAT`].
+    pub format: String,
+    /// The certificate (signed note) of the node's latest certified block.
+    pub certificate: String,
+    /// The authorities entry, proven.
+    pub authorities: ProvenEntry,
+    /// What was asked.
+    pub query: StateQuery,
+    /// The entry asked for, proven.
+    pub entry: ProvenEntry,
+}
+
+impl StateAnswer {
+    /// Parses the JSON form (at most [`MAX_ANSWER`] bytes).
+    pub fn from_json(text: &[u8]) -> Result<StateAnswer> {
+        if text.len() > MAX_ANSWER {
+            return Err(Error::TooLarge {
+                what: "state answer",
+                size: text.len() as u64,
+                limit: MAX_ANSWER as u64,
+            });
+        }
+        serde_json::from_slice(text).map_err(|e| Error::InvalidProof(format!("state answer: {e}")))
+    }
+
+    /// The JSON form.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
+/// What a light client trusts: the network, the authorities it last verified, and the largest
+/// checkpoint it verified (its rollback floor). Kept by the caller between sessions
+/// ([`Verifier::to_json`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verifier {
+    genesis: Cid,
+    authorities: BTreeMap<IdentityId, PublicKey>,
+    checkpoint: Option<Certificate>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifierJson {
+    format: String,
+    genesis: Cid,
+    /// SPKI DER keys, base64.
+    authorities: Vec<String>,
+    /// The signed note of the largest checkpoint verified.
+    checkpoint: Option<String>,
+}
+
+const VERIFIER_FORMAT: &str = "medshare-light-trust/1";
+
+impl Verifier {
+    /// A verifier that trusts `genesis` (its authorities) and nothing after it yet.
+    pub fn new(genesis: &GenesisBlock) -> Result<Verifier> {
+        let state = State::from_genesis(genesis)?;
+        Ok(Verifier {
+            genesis: genesis.cid,
+            authorities: state.authority_keys(),
+            checkpoint: None,
+        })
+    }
+
+    /// The network.
+    pub fn genesis(&self) -> Cid {
+        self.genesis
+    }
+
+    /// The largest checkpoint verified so far.
+    pub fn checkpoint(&self) -> Option<&Checkpoint> {
+        self.checkpoint.as_ref().map(|c| &c.checkpoint)
+    }
+
+    /// The authorities trusted now.
+    pub fn authorities(&self) -> Vec<IdentityId> {
+        self.authorities.keys().copied().collect()
+    }
+
+    /// Checks `answer` and, if it holds, moves the trust forward to its checkpoint.
+    ///
+    /// The certificate must be signed by more than two thirds of the authorities its state
+    /// names, and — if they are not the ones trusted — by more than a third of the trusted ones
+    /// (so at least one authority the client already trusts vouches for the change, the rule of
+    /// Tendermint's light clients). Its log may not be smaller than the largest one verified
+    /// before (`Rollback`), nor differ from it at the same size (`Fork`). Both entries must be
+    /// proven against its state root, and the entry must be the one asked for.
+    pub fn verify(&mut self, query: &StateQuery, answer: &StateAnswer) -> Result<LightAnswer> {
+        if answer.format != ANSWER_FORMAT {
+            return Err(Error::InvalidProof(format!(
+                "state answer format {:?}, expected {ANSWER_FORMAT}",
+                crate::text::escape(&answer.format)
+            )));
+        }
+        if answer.query != *query {
+            return Err(Error::InvalidProof(
+                "the answer is about something else than the question".into(),
+            ));
+        }
+        let cert = Certificate::parse(&answer.certificate)?;
+        let cp = &cert.checkpoint;
+        if cp.genesis != self.genesis {
+            return Err(Error::WrongGenesis {
+                expected: self.genesis,
+                found: cp.genesis,
+            });
+        }
+        let auth_bytes = answer
+            .authorities
+            .value
+            .as_deref()
+            .ok_or_else(|| Error::InvalidProof("the answer names no authorities".into()))?;
+        answer.authorities.proof.verify(
+            &cp.state,
+            &authorities_key(),
+            Some(&smt::value_hash(auth_bytes)),
+        )?;
+        let proven = decode_authorities(auth_bytes)?;
+        cert.verify(&proven)?;
+        if proven != self.authorities {
+            let vouching = cert.signers(&self.authorities)?.len();
+            if vouching * 3 <= self.authorities.len() {
+                return Err(Error::InvalidProof(format!(
+                    "certificate of block {}: the authorities changed and only {vouching} of the {} trusted ones signed; more than a third must (verify the chain to follow the change)",
+                    cp.height,
+                    self.authorities.len()
+                )));
+            }
+        }
+        if let Some(trusted) = &self.checkpoint {
+            let t = &trusted.checkpoint;
+            if cp.size < t.size {
+                return Err(Error::Rollback {
+                    trusted: t.size,
+                    offered: cp.size,
+                });
+            }
+            if cp.size == t.size && cp != t {
+                return Err(Error::Fork {
+                    size: cp.size,
+                    trusted: trusted.to_note(),
+                    offered: answer.certificate.clone(),
+                });
+            }
+        }
+        let entry = &answer.entry;
+        let hash = entry.value.as_deref().map(smt::value_hash);
+        entry.proof.verify(&cp.state, &query.key(), hash.as_ref())?;
+        let out = match (query, entry.value.as_deref()) {
+            (StateQuery::Record(_), None) => LightAnswer::Record(None),
+            (StateQuery::Record(r), Some(v)) => {
+                let a = decode_record(v)?;
+                if a.record != *r {
+                    return Err(Error::InvalidProof("the entry names another record".into()));
+                }
+                LightAnswer::Record(Some(a))
+            }
+            (StateQuery::Doctor(_), None) => LightAnswer::Doctor(Vec::new()),
+            (StateQuery::Doctor(d), Some(v)) => {
+                let (doctor, records) = decode_doctor(v)?;
+                if doctor != *d {
+                    return Err(Error::InvalidProof("the entry names another doctor".into()));
+                }
+                LightAnswer::Doctor(records)
+            }
+        };
+        self.authorities = proven;
+        self.checkpoint = Some(cert);
+        Ok(out)
+    }
+
+    /// The trust as JSON, to keep between sessions.
+    pub fn to_json(&self) -> String {
+        let j = VerifierJson {
+            format: VERIFIER_FORMAT.into(),
+            genesis: self.genesis,
+            authorities: self
+                .authorities
+                .values()
+                .map(|k| data_encoding::BASE64.encode(k.to_spki_der()))
+                .collect(),
+            checkpoint: self.checkpoint.as_ref().map(Certificate::to_note),
+        };
+        serde_json::to_string(&j).unwrap_or_default()
+    }
+
+    /// Reads trust written by [`Verifier::to_json`]; it must be for `genesis`. The checkpoint's
+    /// signatures are checked again against the authorities it names.
+    pub fn from_json(text: &str, genesis: &Cid) -> Result<Verifier> {
+        if text.len() > 1024 * 1024 {
+            return Err(Error::TooLarge {
+                what: "light-client trust",
+                size: text.len() as u64,
+                limit: 1024 * 1024,
+            });
+        }
+        let bad = |e: String| Error::InvalidInput(format!("light-client trust: {e}"));
+        let j: VerifierJson = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+        if j.format != VERIFIER_FORMAT {
+            return Err(bad(format!("format is not {VERIFIER_FORMAT}")));
+        }
+        if j.genesis != *genesis {
+            return Err(Error::WrongGenesis {
+                expected: *genesis,
+                found: j.genesis,
+            });
+        }
+        let mut authorities = BTreeMap::new();
+        for a in &j.authorities {
+            let der = data_encoding::BASE64
+                .decode(a.as_bytes())
+                .map_err(|_| bad("an authority key is not base64".into()))?;
+            let key = PublicKey::from_spki_der(&der)?;
+            authorities.insert(key.id(), key);
+        }
+        if authorities.is_empty() {
+            return Err(bad("no authority".into()));
+        }
+        let checkpoint = match &j.checkpoint {
+            None => None,
+            Some(note) => {
+                let cert = Certificate::parse(note)?;
+                if cert.checkpoint.genesis != *genesis {
+                    return Err(Error::WrongGenesis {
+                        expected: *genesis,
+                        found: cert.checkpoint.genesis,
+                    });
+                }
+                cert.verify(&authorities)?;
+                Some(cert)
+            }
+        };
+        Ok(Verifier {
+            genesis: j.genesis,
+            authorities,
+            checkpoint,
+        })
+    }
+}
