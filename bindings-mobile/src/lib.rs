@@ -668,6 +668,119 @@ pub fn verify_receipt(receipt: String, genesis: String) -> Result<ReceiptFacts> 
     })
 }
 
+/// One grant in a light client's proven access list.
+#[derive(uniffi::Record)]
+pub struct ProvenGrant {
+    /// The grantee's account id.
+    pub doctor: String,
+    /// The version granted.
+    pub version: u32,
+    /// The purpose code.
+    pub purpose: String,
+    /// Height of the granting block.
+    pub granted_at: u64,
+    /// Expiry, unix seconds.
+    pub expires: Option<u64>,
+}
+
+/// A record's access list as a light client proved it.
+#[derive(uniffi::Record)]
+pub struct RecordAccess {
+    /// The record id.
+    pub record: String,
+    /// Its owner.
+    pub owner: String,
+    /// Its latest version.
+    pub version: u32,
+    /// That version's content CID.
+    pub content: String,
+    /// The grants on that version.
+    pub grants: Vec<ProvenGrant>,
+}
+
+/// A record a doctor can read, as a light client proved it.
+#[derive(uniffi::Record)]
+pub struct DoctorRecord {
+    /// The record id.
+    pub record: String,
+    /// The version granted (the latest).
+    pub version: u32,
+    /// Expiry, unix seconds.
+    pub expires: Option<u64>,
+}
+
+/// A light client of a medshare network: proven answers about the access state from a node,
+/// checked against a certificate of the network's authorities; it holds nothing but the
+/// genesis CID and its trust (`trust()`, to keep between sessions).
+#[derive(uniffi::Object)]
+pub struct LightClient(medshare::sequencer::light::LightClient);
+
+#[uniffi::export]
+impl LightClient {
+    /// Connects through the validators' RPC `nodes` to the network `genesis`; `trust` is what
+    /// `trust()` returned in an earlier session.
+    #[uniffi::constructor(default(trust = None))]
+    pub async fn connect(
+        nodes: Vec<String>,
+        genesis: String,
+        trust: Option<String>,
+    ) -> Result<Arc<Self>> {
+        let genesis = medshare::parse_cid(&genesis)?;
+        let seq = medshare::sequencer::comet::CometSequencer::new(nodes)?;
+        let c = medshare::sequencer::light::LightClient::connect(seq, &genesis, trust.as_deref())
+            .await?;
+        Ok(Arc::new(LightClient(c)))
+    }
+
+    /// The record's proven access list, or null if there is no such record.
+    pub async fn access_list(&self, record: String) -> Result<Option<RecordAccess>> {
+        let record: RecordId = record.parse()?;
+        Ok(self.0.access_list(&record).await?.map(|a| RecordAccess {
+            record: a.record.to_string(),
+            owner: a.owner.to_string(),
+            version: a.version,
+            content: a.content.to_string(),
+            grants: a
+                .grants
+                .into_iter()
+                .map(|g| ProvenGrant {
+                    doctor: g.doctor.to_string(),
+                    version: g.version,
+                    purpose: g.purpose.code().to_owned(),
+                    granted_at: g.granted_at,
+                    expires: g.expires,
+                })
+                .collect(),
+        }))
+    }
+
+    /// The records the doctor (an account id) can read, proven.
+    pub async fn records_of(&self, doctor: String) -> Result<Vec<DoctorRecord>> {
+        let doctor: medshare::IdentityId = doctor.parse()?;
+        Ok(self
+            .0
+            .records_of(&doctor)
+            .await?
+            .into_iter()
+            .map(|r| DoctorRecord {
+                record: r.record.to_string(),
+                version: r.version,
+                expires: r.expires,
+            })
+            .collect())
+    }
+
+    /// The largest checkpoint verified so far (JSON), if any.
+    pub fn checkpoint(&self) -> Option<String> {
+        self.0.checkpoint().map(|c| c.to_json())
+    }
+
+    /// What this client trusts (JSON), to pass to `connect` next time.
+    pub fn trust(&self) -> String {
+        self.0.trust()
+    }
+}
+
 /// Every grant purpose code (HL7 PurposeOfUse) with its display name.
 #[uniffi::export]
 pub fn purposes() -> Vec<PurposeInfo> {

@@ -1129,6 +1129,68 @@ fn verify_receipt<'py>(
     value(py, "ReceiptFacts", &facts)
 }
 
+/// A light client of a medshare network: asks a node for a record's access list or a doctor's
+/// records and believes only what is proven against a certificate of the authorities.
+#[pyclass(frozen, module = "medshare._native")]
+struct LightClient(medshare::sequencer::light::LightClient);
+
+#[pymethods]
+impl LightClient {
+    /// Connects through the validators' RPC `nodes` to the network `genesis`; `trust` is what
+    /// `trust()` returned in an earlier session (no node can then take the client back).
+    #[staticmethod]
+    #[pyo3(signature = (nodes, genesis, trust = None))]
+    fn connect(
+        py: Python<'_>,
+        nodes: Vec<String>,
+        genesis: &str,
+        trust: Option<String>,
+    ) -> PyResult<Self> {
+        let genesis = medshare::parse_cid(genesis).map_err(err)?;
+        let seq = medshare::sequencer::comet::CometSequencer::new(nodes).map_err(err)?;
+        py.detach(|| {
+            pollster::block_on(medshare::sequencer::light::LightClient::connect(
+                seq,
+                &genesis,
+                trust.as_deref(),
+            ))
+        })
+        .map(LightClient)
+        .map_err(err)
+    }
+
+    /// `record`'s proven access list (a `RecordAccess`), or None if there is no such record.
+    fn access_list<'py>(&self, py: Python<'py>, record: &str) -> PyResult<Bound<'py, PyAny>> {
+        let record: RecordId = record.parse().map_err(err)?;
+        let a = py
+            .detach(|| pollster::block_on(self.0.access_list(&record)))
+            .map_err(err)?;
+        match a {
+            Some(a) => value(py, "RecordAccess", &a),
+            None => Ok(py.None().into_bound(py)),
+        }
+    }
+
+    /// The records `doctor` (an account id) can read, proven: a list of `DoctorRecord`.
+    fn records_of<'py>(&self, py: Python<'py>, doctor: &str) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let doctor: medshare::IdentityId = doctor.parse().map_err(err)?;
+        let rs = py
+            .detach(|| pollster::block_on(self.0.records_of(&doctor)))
+            .map_err(err)?;
+        values(py, "DoctorRecord", &rs)
+    }
+
+    /// The largest checkpoint verified so far (JSON), if any.
+    fn checkpoint(&self) -> Option<String> {
+        self.0.checkpoint().map(|c| c.to_json())
+    }
+
+    /// What this client trusts (JSON), to pass to `connect` next time.
+    fn trust(&self) -> String {
+        self.0.trust()
+    }
+}
+
 /// Every error code of the core with its category: what `medshare.errors` must mirror.
 #[pyfunction]
 fn error_codes() -> Vec<(&'static str, &'static str)> {
@@ -1152,6 +1214,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PublicKey>()?;
     m.add_class::<Endorsement>()?;
     m.add_class::<Vault>()?;
+    m.add_class::<LightClient>()?;
     m.add_function(wrap_pyfunction!(cid, m)?)?;
     m.add_function(wrap_pyfunction!(open_envelope, m)?)?;
     m.add_function(wrap_pyfunction!(error_codes, m)?)?;

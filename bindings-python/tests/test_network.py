@@ -110,3 +110,43 @@ def test_asyncio_api_on_the_network_keeps_the_loop_free(testnet, patient):
 
     rec = asyncio.run(main())
     assert isinstance(rec, str)
+
+
+def test_a_light_client_believes_only_proven_answers(testnet, patient, doctor2):
+    # Full replica: publish and grant, as the patient.
+    v = medshare.Vault.connect([testnet.rpc(0)], testnet.genesis, store=f"kubo={testnet.kubo(0)}")
+    try:
+        v.register(patient)
+    except medshare.Rejected as e:
+        assert e.rule == "DuplicateRegistration", e
+    e = medshare.Endorsement.sign(testnet.authority(0), testnet.genesis, doctor2, "GMC-2")
+    try:
+        v.register(doctor2, e)
+    except medshare.Rejected as err:
+        assert err.rule == "DuplicateRegistration", err
+    rec = v.publish(patient, b"light", name="l.txt")
+    v.grant(patient, rec, doctor2, purpose="TREAT")
+    # A light client with only the genesis CID, through the other node.
+    light = medshare.LightClient.connect([testnet.rpc(1)], testnet.genesis)
+
+    def granted():
+        a = light.access_list(rec)
+        assert a is not None and [g.doctor for g in a.grants] == [doctor2.id], a
+        return a
+
+    a = eventually(granted)
+    assert isinstance(a, medshare.RecordAccess)
+    assert a.owner == patient.id and a.version == 1 and a.grants[0].purpose == "TREAT"
+    assert rec in [r.record for r in light.records_of(doctor2.id)]
+    assert light.access_list("00" * 16) is None
+    height = __import__("json").loads(light.checkpoint())["height"]
+    assert height >= 1
+    # The trust carries to a new session; another network's genesis is refused.
+    again = medshare.LightClient.connect([testnet.rpc(0)], testnet.genesis, trust=light.trust())
+    assert again.access_list(rec) is not None
+    with pytest.raises(medshare.WrongGenesis):
+        medshare.LightClient.connect(
+            [testnet.rpc(0)], "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy"
+        )
+    with pytest.raises(medshare.MedshareError):
+        medshare.LightClient.connect([testnet.rpc(0)], testnet.genesis, trust="{}")

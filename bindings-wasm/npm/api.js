@@ -327,6 +327,35 @@ export class Vault {
   async height() { return this._raw.height(); }
 }
 
+/** A light client of a medshare network: asks a node for a record's access list or the records
+ * a doctor can read, and believes only what is proven against a certificate of the network's
+ * authorities. Holds nothing but the genesis CID and its trust (`trust()`, to keep). */
+export class LightClient {
+  constructor(raw, token) {
+    if (token !== TOKEN) throw new TypeError("use LightClient.connect");
+    this._raw = raw;
+  }
+
+  /** Connects through `nodes` (validators' CometBFT RPC URLs) to the network `genesis`;
+   * `trust` is what `trust()` returned in an earlier session. */
+  static async connect(options) {
+    const o = obj(options, "options");
+    if (!Array.isArray(o.nodes) || o.nodes.length === 0) fail("options.nodes", "a non-empty array of URLs", o.nodes);
+    o.nodes.forEach((n, i) => str(n, `options.nodes[${i}]`));
+    const raw = await wasm.WasmLightClient.connect(o.nodes, str(o.genesis, "options.genesis"), optStr(o.trust, "options.trust"));
+    return new LightClient(raw, TOKEN);
+  }
+
+  /** The record's proven access list `{ record, owner, version, content, grants }`, or null. */
+  async accessList(record) { return this._raw.accessList(str(record, "record")); }
+  /** The records the doctor can read, proven: `[{ record, version, expires }]`. */
+  async recordsOf(doctor) { return this._raw.recordsOf(idOf(doctor, "doctor")); }
+  /** The largest checkpoint verified so far (JSON text), or null. */
+  checkpoint() { return this._raw.checkpoint() ?? null; }
+  /** What this client trusts (JSON text), to pass to `connect` next time. */
+  trust() { return this._raw.trust(); }
+}
+
 /** Runs the core's block-store conformance suite against stores made by `factory`. */
 export async function storeConformance(factory) {
   if (typeof factory !== "function") fail("factory", "a function", factory);

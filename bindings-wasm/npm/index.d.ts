@@ -232,6 +232,51 @@ export declare class Vault {
   height(): Promise<number>;
 }
 
+/** One grant in a light client's proven access list. */
+export interface ProvenGrant {
+  doctor: string;
+  version: number;
+  purpose: string;
+  granted_at: number;
+  expires: number | null;
+}
+
+/** A record's access list as a light client proved it. */
+export interface RecordAccess {
+  record: string;
+  owner: string;
+  version: number;
+  content: string;
+  grants: ProvenGrant[];
+}
+
+/** A record a doctor can read, as a light client proved it. */
+export interface DoctorRecord {
+  record: string;
+  version: number;
+  expires: number | null;
+}
+
+export interface LightConnectOptions {
+  /** Validators' CometBFT RPC URLs, tried in order. */
+  nodes: string[];
+  /** The network's genesis CID. */
+  genesis: string;
+  /** What `trust()` returned in an earlier session. */
+  trust?: string;
+}
+
+/** A light client: proven answers about the access state from a node, checked against a
+ * certificate of the network's authorities (docs/FORMAT.md §12). */
+export declare class LightClient {
+  private constructor();
+  static connect(options: LightConnectOptions): Promise<LightClient>;
+  accessList(record: string): Promise<RecordAccess | null>;
+  recordsOf(doctor: Who): Promise<DoctorRecord[]>;
+  checkpoint(): string | null;
+  trust(): string;
+}
+
 export declare function storeConformance(factory: () => BlockStore): Promise<void>;
 export declare function cid(data: Bytes, profile?: "unixfs-v1-2025" | "unixfs-v0-2015"): string;
 export declare function openEnvelope(identity: Identity, envelope: Bytes): Uint8Array;

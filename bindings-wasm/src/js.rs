@@ -1005,6 +1005,59 @@ pub fn verify_receipt(receipt: &str, genesis: &str) -> JsResult<JsValue> {
     to_js(&facts)
 }
 
+/// A light client (wrapped by the package's `LightClient`): proven answers about the access
+/// state from a node, over `fetch`.
+#[wasm_bindgen(skip_typescript)]
+pub struct WasmLightClient {
+    inner: Rc<medshare::sequencer::light::LightClient>,
+}
+
+#[wasm_bindgen]
+impl WasmLightClient {
+    pub fn connect(nodes: Vec<String>, genesis: String, trust: Option<String>) -> Promise {
+        future_to_promise(async move {
+            let http: Arc<dyn Http> = Arc::new(FetchHttp);
+            let genesis = medshare::parse_cid(&genesis).map_err(js_err)?;
+            let seq = medshare::sequencer::comet::CometSequencer::with_http(nodes, http)
+                .map_err(js_err)?;
+            let c =
+                medshare::sequencer::light::LightClient::connect(seq, &genesis, trust.as_deref())
+                    .await
+                    .map_err(js_err)?;
+            Ok(WasmLightClient { inner: Rc::new(c) }.into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = accessList)]
+    pub fn access_list(&self, record: String) -> Promise {
+        let c = self.inner.clone();
+        future_to_promise(async move {
+            let record: medshare::RecordId = record.parse().map_err(js_err)?;
+            match c.access_list(&record).await.map_err(js_err)? {
+                Some(a) => to_js(&a),
+                None => Ok(JsValue::NULL),
+            }
+        })
+    }
+
+    #[wasm_bindgen(js_name = recordsOf)]
+    pub fn records_of(&self, doctor: String) -> Promise {
+        let c = self.inner.clone();
+        future_to_promise(async move {
+            let doctor: medshare::IdentityId = doctor.parse().map_err(js_err)?;
+            to_js(&c.records_of(&doctor).await.map_err(js_err)?)
+        })
+    }
+
+    pub fn checkpoint(&self) -> Option<String> {
+        self.inner.checkpoint().map(|c| c.to_json())
+    }
+
+    pub fn trust(&self) -> String {
+        self.inner.trust()
+    }
+}
+
 /// `[[code, display], …]` for every purpose code.
 #[wasm_bindgen(skip_typescript)]
 pub fn purposes() -> JsValue {

@@ -753,9 +753,9 @@ fn light(
     use medshare::ledger::light::{LightAnswer, StateQuery};
     let genesis = medshare::parse_cid(genesis)?;
     let kept = match trust {
-        Some(p) if p.exists() => Some(
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
-        ),
+        Some(p) if p.exists() => {
+            Some(std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?)
+        }
         _ => None,
     };
     let node = medshare::sequencer::comet::CometSequencer::new(node)?;

@@ -59,7 +59,8 @@ pub fn cbor(data: &[u8]) {
 
 /// The text formats a peer or a user hands over: certificate notes (canonical: what is accepted
 /// prints back identically), endorsements (what is accepted re-parses to the same value), the
-/// validators' query answers, receipts and checkpoints (JSON), and every identifier parser.
+/// validators' query answers, receipts, checkpoints and light-client answers and trust (JSON),
+/// and every identifier parser.
 pub fn text(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
@@ -84,6 +85,22 @@ pub fn text(data: &[u8]) {
         let _ = r.verify(&genesis);
     }
     let _ = crate::ledger::Checkpoint::from_json(text);
+    // What a light client is sent by a node it does not trust.
+    if let Ok(a) = crate::ledger::light::StateAnswer::from_json(data) {
+        if let Ok(c) = crate::ledger::Certificate::parse(&a.certificate) {
+            let hash = a.entry.value.as_deref().map(crate::ledger::smt::value_hash);
+            let _ = a
+                .entry
+                .proof
+                .verify(&c.checkpoint.state, &a.query.key(), hash.as_ref());
+        }
+        for v in [&a.entry.value, &a.authorities.value].into_iter().flatten() {
+            let _ = crate::ledger::light::decode_record(v);
+            let _ = crate::ledger::light::decode_doctor(v);
+            let _ = crate::ledger::light::decode_authorities(v);
+        }
+    }
+    let _ = crate::ledger::light::Verifier::from_json(text, &crate::Cid::dag_cbor(b""));
     let _ = serde_json::from_str::<crate::sequencer::comet::HeadAnswer>(text);
     let _ = serde_json::from_str::<crate::sequencer::comet::TxAnswer>(text);
     let _ = crate::sequencer::comet::parse_refusal(text);

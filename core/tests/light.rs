@@ -26,7 +26,10 @@ fn world() -> World {
     let mut c = Chain::new(4, Policy::default());
     let (p, d, d2) = (identity("patient"), identity("doctor"), identity("doctor2"));
     c.push(vec![c.reg_patient(&p), c.reg_doctor(&d), c.reg_doctor(&d2)]);
-    c.push(vec![c.publish(&p, 2, rid(1), 1), c.publish(&p, 3, rid(2), 1)]);
+    c.push(vec![
+        c.publish(&p, 2, rid(1), 1),
+        c.publish(&p, 3, rid(2), 1),
+    ]);
     c.push(vec![
         c.grant(&p, 4, rid(1), 1, &d, None),
         c.grant(&p, 5, rid(2), 1, &d, None),

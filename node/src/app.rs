@@ -23,10 +23,10 @@ use std::sync::mpsc;
 
 use medshare::ledger::checkpoint::{Certificate, Checkpoint, sign_share};
 use medshare::ledger::codec::object_type;
+use medshare::ledger::light::StateQuery;
 use medshare::ledger::{
     Block, CertificateObject, GenesisBlock, SignedTx, State, Submission, Tx, TxBody, chain,
 };
-use medshare::ledger::light::StateQuery;
 use medshare::sequencer::comet::{
     CODESPACE, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX, TxAnswer,
 };
@@ -471,7 +471,8 @@ impl NodeApp {
         ))?;
         if let Some(c) = state.head_cert() {
             let raw = block_on(self.store.get(&c))?;
-            let cert = CertificateObject::decode(&raw).map_err(|e| format!("certificate {c}: {e}"))?;
+            let cert =
+                CertificateObject::decode(&raw).map_err(|e| format!("certificate {c}: {e}"))?;
             self.proven = Some((state.clone(), cert.certificate.to_note()));
         }
         if meta.head != state.head() {

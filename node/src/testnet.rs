@@ -542,14 +542,12 @@ fn wait_port(addr: &str, within: Duration, child: &mut Child, what: &str) -> Res
     }
 }
 
-/// A minimal HTTP GET on 127.0.0.1 (readiness checks; no client library needed).
+/// A minimal HTTP/1.0 GET on 127.0.0.1 (readiness checks; no client library needed). HTTP/1.0, so
+/// the body is never chunked: it is everything after the headers.
 pub fn http_get(port: u16, path: &str) -> io::Result<String> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
-    )?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)

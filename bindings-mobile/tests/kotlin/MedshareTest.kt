@@ -301,6 +301,23 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         }
         caughtUp(v.height())
         check(reader.openRecord(bob, rec).contentEquals(data)) { "read through the gateway" }
+        // A light client with only the genesis CID: proven answers through node 1.
+        val light = LightClient.connect(listOf(env("NET_RPC1")), genesis)
+        var access: RecordAccess? = null
+        for (attempt in 0 until 100) {
+            access = light.accessList(rec)
+            if (access?.grants?.map { it.doctor } == listOf(bob.id())) break
+            kotlinx.coroutines.delay(200)
+        }
+        check(access?.grants?.single()?.purpose == "COC") { "light access list: $access" }
+        check(access?.owner == alice.id()) { "light owner" }
+        check(light.recordsOf(bob.id()).any { it.record == rec }) { "light records of the doctor" }
+        check(light.accessList("00".repeat(16)) == null) { "absent record" }
+        val again = LightClient.connect(listOf(env("NET_RPC0")), genesis, light.trust())
+        check(again.accessList(rec) != null) { "trust carried over" }
+        expect<MedshareException.Ledger>(ErrorCode.WRONG_GENESIS) {
+            LightClient.connect(listOf(env("NET_RPC0")), "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy")
+        }
         expect<MedshareException.Ledger>(ErrorCode.READ_ONLY) { reader.publish(alice, byteArrayOf(1)) }
         expect<MedshareException.Ledger>(ErrorCode.REJECTED) { d.grant(bob, rec, bob.id(), GrantOptionsRecord()) }
         v.revoke(alice, rec, bob.id())

@@ -11,6 +11,7 @@ from . import aio, errors, types
 from ._native import (
     Endorsement,
     Identity,
+    LightClient,
     PublicKey,
     Vault,
     cid,
@@ -28,6 +29,7 @@ from .types import __all__ as _types
 __all__ = [
     "Endorsement",
     "Identity",
+    "LightClient",
     "PublicKey",
     "Vault",
     "aio",

@@ -8,10 +8,12 @@ from .types import (
     AccessGrant,
     AuditEvent,
     ContentReport,
+    DoctorRecord,
     ExportReport,
     GcReport,
     Metadata,
     ReceiptFacts,
+    RecordAccess,
     RecordInfo,
     RevokeReport,
     RotateReport,
@@ -130,6 +132,16 @@ class Vault:
     def head(self) -> str: ...
     @property
     def height(self) -> int: ...
+
+class LightClient:
+    @staticmethod
+    def connect(
+        nodes: list[str], genesis: str, trust: Optional[str] = None
+    ) -> "LightClient": ...
+    def access_list(self, record: str) -> Optional[RecordAccess]: ...
+    def records_of(self, doctor: str) -> list[DoctorRecord]: ...
+    def checkpoint(self) -> Optional[str]: ...
+    def trust(self) -> str: ...
 
 def cid(data: bytes, profile: Profile = "unixfs-v1-2025") -> str: ...
 def open_envelope(identity: Identity, envelope: bytes) -> bytes: ...

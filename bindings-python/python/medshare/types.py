@@ -162,8 +162,41 @@ class ReceiptFacts:
     authorities: int
 
 
+@dataclass(frozen=True)
+class ProvenGrant:
+    """One grant in a light client's proven access list (no wrapped key, no note)."""
+
+    doctor: str
+    version: int
+    purpose: str
+    granted_at: int
+    expires: Optional[int]
+
+
+@dataclass(frozen=True)
+class RecordAccess:
+    """A record's access list as a light client proved it (`LightClient.access_list`)."""
+
+    record: str
+    owner: str
+    version: int
+    content: str
+    grants: list[ProvenGrant]
+
+
+@dataclass(frozen=True)
+class DoctorRecord:
+    """A record a doctor can read, as a light client proved it (`LightClient.records_of`)."""
+
+    record: str
+    version: int
+    expires: Optional[int]
+
+
 def _build(kind: str, data: Any) -> Any:
     cls = globals()[kind]
+    if kind == "RecordAccess":
+        data = {**data, "grants": [ProvenGrant(**g) for g in data["grants"]]}
     if kind == "RecordInfo" and data.get("grant") is not None:
         data = {**data, "grant": AccessGrant(**data["grant"])}
     if kind == "ExportReport":
@@ -183,10 +216,13 @@ __all__ = [
     "AuditEvent",
     "ContentReport",
     "DamagedRecord",
+    "DoctorRecord",
     "ExportReport",
     "GcReport",
     "Metadata",
+    "ProvenGrant",
     "ReceiptFacts",
+    "RecordAccess",
     "RecordInfo",
     "RevokeReport",
     "RotateReport",

@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AccessRevokedError, Endorsement, Identity, LedgerError, NetworkError, Vault } from "../../npm/node.js";
+import { AccessRevokedError, Endorsement, Identity, LedgerError, LightClient, NetworkError, Vault, WrongGenesisError } from "../../npm/node.js";
 import { testnet } from "../../../scripts/js/testnet.mjs";
 
 /** Another hospital's node commits the same heights a moment after the one a client used. */
@@ -50,6 +50,26 @@ test("a patient and a doctor on the network, over RPC, kubo and a gateway", { ti
   assert.deepEqual(read, data);
   const [mine] = (await reader.recordsFor(doctor)).filter((r) => r.record === record);
   assert.equal(mine.grant.purpose, "TREAT");
+
+  // A light client with only the genesis CID: proven answers through node 1.
+  const light = await LightClient.connect({ nodes: [rpc(n1)], genesis });
+  const access = await eventually(async () => {
+    const a = await light.accessList(record);
+    assert.deepEqual(a.grants.map((g) => g.doctor), [doctor.id]);
+    return a;
+  });
+  assert.equal(access.owner, patient.id);
+  assert.equal(access.grants[0].purpose, "TREAT");
+  assert.ok(access.grants[0].expires > 0);
+  assert.ok((await light.recordsOf(doctor)).some((r) => r.record === record));
+  assert.equal(await light.accessList("00".repeat(16)), null);
+  assert.ok(JSON.parse(light.checkpoint()).height >= 1);
+  const again = await LightClient.connect({ nodes: [rpc(n0)], genesis, trust: light.trust() });
+  assert.ok(await again.accessList(record));
+  await assert.rejects(
+    LightClient.connect({ nodes: [rpc(n0)], genesis: "bafyreigh2akiscaildcqabsyg3dfr6chu3fgpregiymsck7e7aqa4s52zy" }),
+    WrongGenesisError,
+  );
 
   await v.revoke(patient, record, doctor);
   await eventually(async () => {

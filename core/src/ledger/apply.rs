@@ -244,9 +244,9 @@ impl State {
                 TxBody::PublishRecord { record, .. }
                 | TxBody::Grant { record, .. }
                 | TxBody::Revoke { record, .. } => {
-                    if !touched.contains_key(record) {
-                        touched.insert(*record, self.grantees(record));
-                    }
+                    touched
+                        .entry(*record)
+                        .or_insert_with(|| self.grantees(record));
                 }
                 TxBody::AuthorityChange { .. } => authorities = true,
                 _ => {}

@@ -301,7 +301,10 @@ impl Certificate {
     /// The members of `authorities` whose signatures are on the note and verify (no quorum
     /// asked); a bad or second signature by one of them is an error, as in
     /// [`Certificate::verify`].
-    pub fn signers(&self, authorities: &BTreeMap<IdentityId, PublicKey>) -> Result<Vec<IdentityId>> {
+    pub fn signers(
+        &self,
+        authorities: &BTreeMap<IdentityId, PublicKey>,
+    ) -> Result<Vec<IdentityId>> {
         let body = self.checkpoint.body();
         let mut signers: Vec<IdentityId> = Vec::new();
         for s in &self.signatures {

@@ -63,7 +63,8 @@ pub enum StateQuery {
 }
 
 impl StateQuery {
-    fn key(&self) -> Hash {
+    /// Its key in the state map.
+    pub(crate) fn key(&self) -> Hash {
         match self {
             StateQuery::Record(r) => record_key(r),
             StateQuery::Doctor(d) => doctor_key(d),
@@ -200,7 +201,7 @@ fn array<'a>(f: &mut Fields<'a>, k: &'static str) -> std::result::Result<&'a [Va
     }
 }
 
-fn decode_record(bytes: &[u8]) -> Result<RecordAccess> {
+pub(crate) fn decode_record(bytes: &[u8]) -> Result<RecordAccess> {
     let v = decode_map(bytes, "record")?;
     let parse = || -> std::result::Result<RecordAccess, String> {
         let mut f = Fields::new(&v)?;
@@ -232,7 +233,7 @@ fn decode_record(bytes: &[u8]) -> Result<RecordAccess> {
     parse().map_err(|e| Error::InvalidProof(format!("record entry: {e}")))
 }
 
-fn decode_doctor(bytes: &[u8]) -> Result<(IdentityId, Vec<DoctorRecord>)> {
+pub(crate) fn decode_doctor(bytes: &[u8]) -> Result<(IdentityId, Vec<DoctorRecord>)> {
     let v = decode_map(bytes, "doctor")?;
     let parse = || -> std::result::Result<(IdentityId, Vec<DoctorRecord>), String> {
         let mut f = Fields::new(&v)?;
@@ -253,7 +254,7 @@ fn decode_doctor(bytes: &[u8]) -> Result<(IdentityId, Vec<DoctorRecord>)> {
     parse().map_err(|e| Error::InvalidProof(format!("doctor entry: {e}")))
 }
 
-fn decode_authorities(bytes: &[u8]) -> Result<BTreeMap<IdentityId, PublicKey>> {
+pub(crate) fn decode_authorities(bytes: &[u8]) -> Result<BTreeMap<IdentityId, PublicKey>> {
     let v = decode_map(bytes, "authorities")?;
     let parse = || -> std::result::Result<BTreeMap<IdentityId, PublicKey>, String> {
         let mut f = Fields::new(&v)?;

@@ -98,7 +98,9 @@ impl Node {
         match (&left, &right) {
             (None, None) => None,
             // A single leaf moves up into the place of its branch.
-            (Some(n), None) | (None, Some(n)) if matches!(**n, Node::Leaf { .. }) => Some(n.clone()),
+            (Some(n), None) | (None, Some(n)) if matches!(**n, Node::Leaf { .. }) => {
+                Some(n.clone())
+            }
             _ => Some(Arc::new(Node::Branch {
                 hash: branch(&hash_of(&left), &hash_of(&right)),
                 left,
