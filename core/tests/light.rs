@@ -93,6 +93,12 @@ fn answers_are_the_chains() {
         LightAnswer::Doctor(vec![])
     );
     assert_eq!(v.checkpoint().unwrap().height, w.c.state.height());
+    // A whole answer of a four-authority network (certificate, authorities, entry, proofs).
+    let size = answer(&w.c, &w.c.state, 4, StateQuery::Record(rid(1)))
+        .to_json()
+        .len();
+    eprintln!("state answer, 4 authorities, 2 grants: {size} bytes of JSON");
+    assert!(size < 8 * 1024, "{size} bytes");
 }
 
 #[test]
