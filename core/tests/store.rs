@@ -111,6 +111,7 @@ fn child_writer() {
     let mut rng = Rand::new(random_seed());
     let mut head = block_on(store.head()).unwrap();
     let stdout = std::io::stdout();
+    let mut unflushed = Vec::new();
     for i in 0u64.. {
         let mut len = [0u8; 4];
         rng.fill(&mut len);
@@ -118,11 +119,22 @@ fn child_writer() {
         let data = rng.bytes(len);
         let cid = Cid::v1(RAW, &data);
         block_on(store.put(&cid, &data)).unwrap();
-        writeln!(stdout.lock(), "B {cid}").unwrap();
+        unflushed.push(cid);
+        // A put is acknowledged at the next durability point: an explicit flush, or a head
+        // change (which flushes first).
+        if i % 5 == 4 {
+            block_on(store.flush()).unwrap();
+            for c in unflushed.drain(..) {
+                writeln!(stdout.lock(), "B {c}").unwrap();
+            }
+        }
         if i % 3 == 0 {
             let node = Cid::dag_cbor(cid.to_string().as_bytes());
             block_on(store.put(&node, cid.to_string().as_bytes())).unwrap();
             block_on(store.compare_and_swap_head(head.as_ref(), Some(&node))).unwrap();
+            for c in unflushed.drain(..) {
+                writeln!(stdout.lock(), "B {c}").unwrap();
+            }
             head = Some(node);
             writeln!(stdout.lock(), "H {node}").unwrap();
         }
@@ -269,6 +281,7 @@ fn a_block_file_altered_on_disk_is_caught() {
     let store = Store::open_dir(dir.path()).unwrap();
     let cid = Cid::v1(RAW, b"on disk");
     block_on(store.put(&cid, b"on disk")).unwrap();
+    block_on(store.flush()).unwrap();
     let key = cid.storage_key();
     let path = dir
         .path()
@@ -291,6 +304,8 @@ fn a_block_file_altered_on_disk_is_caught() {
     }]))
     .unwrap();
     assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
+    block_on(store.flush()).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), b"on disk");
 }
 
 #[test]

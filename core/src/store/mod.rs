@@ -57,6 +57,13 @@ pub trait BlockStore: MaybeSendSync {
     /// The bytes stored under `cid`, or `None`.
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
 
+    /// Makes every block put so far durable. Backends that batch their durability (the
+    /// filesystem store) do it here and before any head or metadata change; for the others
+    /// every put is durable when it returns, and this does nothing.
+    async fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
     /// Whether a block is stored under `cid`.
     async fn has(&self, cid: &Cid) -> Result<bool>;
 
@@ -261,6 +268,12 @@ impl Store {
             .ok_or(Error::NotFound(*cid))?;
         check_size(data.len())?;
         Ok(data)
+    }
+
+    /// Makes every block put so far durable (see [`BlockStore::flush`]): what a caller that
+    /// stores blocks without moving the head calls before it relies on them surviving a crash.
+    pub async fn flush(&self) -> Result<()> {
+        self.inner.flush().await
     }
 
     /// The check [`Store::get`] makes: `data` is the block `cid` names.
