@@ -18,7 +18,7 @@ use crate::ledger::merkle::Hash;
 use crate::record::{Purpose, RecordId};
 
 /// Object format version written in every ledger object (`"v": 2`).
-pub const LEDGER_VERSION: u64 = 2;
+pub const LEDGER_VERSION: u64 = 3;
 
 /// Network-wide rules fixed by the genesis block.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -33,8 +33,9 @@ use crate::record::{Purpose, RecordId};
 
 /// Format tag of a [`StateAnswer`].
 pub const ANSWER_FORMAT: &str = "medshare-state-proof/1";
-/// Largest state answer accepted, in bytes of JSON.
-pub const MAX_ANSWER: usize = 4 * 1024 * 1024;
+/// Largest state answer accepted, in bytes of JSON (what fits, base64-encoded, in a node's
+/// RPC answer under the HTTP client's 4 MiB limit).
+pub const MAX_ANSWER: usize = 2 * 1024 * 1024;
 
 const RECORD: &str = "medshare/state/record";
 const DOCTOR: &str = "medshare/state/doctor";
@@ -455,9 +456,8 @@ impl Verifier {
     /// Checks `answer` and, if it holds, moves the trust forward to its checkpoint.
     ///
     /// The certificate must be signed by more than two thirds of the authorities its state
-    /// names, and — if they are not the ones trusted — by more than a third of the trusted ones
-    /// (so at least one authority the client already trusts vouches for the change, the rule of
-    /// Tendermint's light clients). Its log may not be smaller than the largest one verified
+    /// names, and — if they are not the ones trusted — by more than two thirds of the trusted
+    /// ones too (a change is followed only on the word of a quorum the client already trusts). Its log may not be smaller than the largest one verified
     /// before (`Rollback`), nor differ from it at the same size (`Fork`). Both entries must be
     /// proven against its state root, and the entry must be the one asked for.
     pub fn verify(&mut self, query: &StateQuery, answer: &StateAnswer) -> Result<LightAnswer> {
@@ -493,10 +493,13 @@ impl Verifier {
         let proven = decode_authorities(auth_bytes)?;
         cert.verify(&proven)?;
         if proven != self.authorities {
+            // A change is believed only on the word of a quorum of the authorities already
+            // trusted: a set the node made up, signed by its own keys (or by keys of
+            // authorities voted out long ago), convinces nobody.
             let vouching = cert.signers(&self.authorities)?.len();
-            if vouching * 3 <= self.authorities.len() {
+            if !crate::ledger::checkpoint::is_quorum(vouching, self.authorities.len()) {
                 return Err(Error::InvalidProof(format!(
-                    "certificate of block {}: the authorities changed and only {vouching} of the {} trusted ones signed; more than a third must (verify the chain to follow the change)",
+                    "certificate of block {}: the authorities changed and {vouching} of the {} trusted ones signed; more than two thirds must (a client that fell behind a larger change must verify the chain)",
                     cp.height,
                     self.authorities.len()
                 )));
@@ -610,5 +613,76 @@ impl Verifier {
             authorities,
             checkpoint,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{Identity, Role};
+    use crate::ledger::checkpoint::sign_share;
+    use crate::ledger::{AuthorityKey, Genesis, Policy};
+
+    fn authority(name: &str) -> Identity {
+        let pem = std::fs::read_to_string(format!(
+            "{}/testdata/keys/{name}-2048.pem",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap();
+        Identity::from_pkcs8_pem(Role::Authority, name, &pem).unwrap()
+    }
+
+    /// Two of four genesis authorities (say, keys of authorities long voted out) make up a
+    /// network of their own: a state whose authorities entry names only them, certified by
+    /// both. A quorum of the set it names, but not of the set the client trusts: refused.
+    #[test]
+    fn a_made_up_authority_set_convinces_nobody() {
+        let keys: Vec<Identity> = ["authority", "authority2", "authority3", "authority4"]
+            .iter()
+            .map(|n| authority(n))
+            .collect();
+        let genesis = GenesisBlock::new(Genesis {
+            network: "light".into(),
+            time: 1_700_000_000,
+            nonce: [1; 16],
+            authorities: keys
+                .iter()
+                .map(|a| AuthorityKey {
+                    key: a.public().clone(),
+                    validator: None,
+                })
+                .collect(),
+            policy: Policy::default(),
+        });
+        let mut state = State::from_genesis(&genesis).unwrap();
+        let two = cbor::encode(&cbor::map([(
+            "authorities",
+            Value::Array(
+                keys[..2]
+                    .iter()
+                    .map(|a| Value::Bytes(a.public().to_spki_der().to_vec()))
+                    .collect(),
+            ),
+        )]));
+        state
+            .state_map
+            .insert(&authorities_key(), &smt::value_hash(&two));
+        let cp = state.checkpoint();
+        let cert = Certificate {
+            signatures: keys[..2]
+                .iter()
+                .map(|a| sign_share(&cp, a).unwrap())
+                .collect(),
+            checkpoint: cp,
+        };
+        let q = StateQuery::Record(RecordId::from_bytes([1; 16]));
+        let mut answer = state.prove(&q, &cert.to_note());
+        answer.authorities.value = Some(two);
+        let mut v = Verifier::new(&genesis).unwrap();
+        match v.verify(&q, &answer) {
+            Err(Error::InvalidProof(m)) => assert!(m.contains("2 of the 4 trusted"), "{m}"),
+            other => panic!("a made-up authority set was believed: {other:?}"),
+        }
+        assert!(v.checkpoint().is_none());
     }
 }
