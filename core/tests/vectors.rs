@@ -227,3 +227,68 @@ fn certificate_vector_parses_verifies_and_is_canonical() {
     let cert = medshare::ledger::Certificate::parse(&tampered).unwrap();
     assert!(cert.verify(&authorities).is_err());
 }
+
+const STATE_MAP_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/vectors/state-map-v1.json"
+);
+
+/// The state map of docs/FORMAT.md §12: 40 entries under record keys, its root, and proofs of
+/// present and absent keys (each in the JSON a node sends).
+fn state_map_vector() -> serde_json::Value {
+    use medshare::ledger::smt::{StateMap, key, value_hash};
+    let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
+    let mut m = StateMap::new();
+    let mut entries = Vec::new();
+    for i in 0u8..40 {
+        let k = key("medshare/state/record", &[i; 16]);
+        let value = vec![i; usize::from(i % 7) + 1];
+        m.insert(&k, &value_hash(&value));
+        entries.push(serde_json::json!({"key": hex(&k), "value": hex(&value)}));
+    }
+    let mut proofs = Vec::new();
+    // Present; absent at another key's leaf (200, 201); absent at an empty subtree (41).
+    for i in [0u8, 7, 39, 200, 201, 41] {
+        let k = key("medshare/state/record", &[i; 16]);
+        let value = (i < 40).then(|| vec![i; usize::from(i % 7) + 1]);
+        proofs.push(serde_json::json!({
+            "key": hex(&k),
+            "value": value.as_deref().map(hex),
+            "proof": serde_json::to_value(m.prove(&k)).unwrap(),
+        }));
+    }
+    serde_json::json!({
+        "description": "docs/FORMAT.md §12: keys = SHA-256(\"medshare/state/record\" || 0x00 || [i; 16]), values as hex",
+        "entries": entries,
+        "root": hex(&m.root()),
+        "proofs": proofs,
+    })
+}
+
+/// Produced once by `cargo test --test vectors -- --ignored generate_state_map`; read by
+/// `check_state_map.py`, an independent verifier written from the format document.
+#[test]
+#[ignore = "writes the state-map vector file"]
+fn generate_state_map() {
+    let text = serde_json::to_string_pretty(&state_map_vector()).unwrap();
+    std::fs::write(STATE_MAP_PATH, text + "\n").unwrap();
+}
+
+#[test]
+fn state_map_vector_is_what_the_code_computes() {
+    let pinned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(STATE_MAP_PATH).unwrap()).unwrap();
+    assert_eq!(pinned, state_map_vector());
+    // And every pinned proof verifies with the core's verifier.
+    let unhex = |s: &str| data_encoding::HEXLOWER.decode(s.as_bytes()).unwrap();
+    let root: [u8; 32] = unhex(pinned["root"].as_str().unwrap()).try_into().unwrap();
+    for p in pinned["proofs"].as_array().unwrap() {
+        let proof: medshare::ledger::smt::Proof =
+            serde_json::from_value(p["proof"].clone()).unwrap();
+        let k: [u8; 32] = unhex(p["key"].as_str().unwrap()).try_into().unwrap();
+        let v = p["value"]
+            .as_str()
+            .map(|v| medshare::ledger::smt::value_hash(&unhex(v)));
+        proof.verify(&root, &k, v.as_ref()).unwrap();
+    }
+}

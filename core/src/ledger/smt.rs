@@ -52,13 +52,8 @@ fn leaf(key: &Hash, value: &Hash) -> Hash {
     h.finalize().into()
 }
 
-fn branch(l: &Hash, r: &Hash) -> Hash {
-    let mut h = Sha256::new();
-    h.update([1u8]);
-    h.update(l);
-    h.update(r);
-    h.finalize().into()
-}
+/// A branch hashes as an inner node of the RFC 6962 log does: `SHA-256(0x01 || l || r)`.
+use crate::ledger::merkle::node_hash as branch;
 
 /// Bit `i` of `key`, most significant first.
 fn bit(key: &Hash, i: usize) -> bool {
@@ -101,12 +96,17 @@ impl Node {
             (Some(n), None) | (None, Some(n)) if matches!(**n, Node::Leaf { .. }) => {
                 Some(n.clone())
             }
-            _ => Some(Arc::new(Node::Branch {
-                hash: branch(&hash_of(&left), &hash_of(&right)),
-                left,
-                right,
-            })),
+            _ => Some(Node::branch_of(left, right)),
         }
+    }
+
+    /// A branch over `left` and `right` as they are (no collapsing).
+    fn branch_of(left: Option<Arc<Node>>, right: Option<Arc<Node>>) -> Arc<Node> {
+        Arc::new(Node::Branch {
+            hash: branch(&hash_of(&left), &hash_of(&right)),
+            left,
+            right,
+        })
     }
 }
 
@@ -126,33 +126,22 @@ fn split(depth: usize, a: Arc<Node>, a_key: &Hash, b: Arc<Node>, b_key: &Hash) -
         (false, false) => (Some(split(depth + 1, a, a_key, b, b_key)), None),
         (true, true) => (None, Some(split(depth + 1, a, a_key, b, b_key))),
     };
-    Arc::new(Node::Branch {
-        hash: branch(&hash_of(&l), &hash_of(&r)),
-        left: l,
-        right: r,
-    })
+    Node::branch_of(l, r)
 }
 
 fn insert(node: &Option<Arc<Node>>, depth: usize, key: &Hash, value: &Hash) -> Arc<Node> {
-    match node.as_deref() {
-        None => Node::new_leaf(*key, *value),
-        Some(Node::Leaf { key: k, .. }) if k == key => Node::new_leaf(*key, *value),
-        Some(Node::Leaf { key: k, .. }) => {
-            let k = *k;
-            let old = node.clone().unwrap_or_else(|| Node::new_leaf(k, EMPTY));
-            split(depth, old, &k, Node::new_leaf(*key, *value), key)
-        }
-        Some(Node::Branch { left, right, .. }) => {
-            let (l, r) = if bit(key, depth) {
-                (left.clone(), Some(insert(right, depth + 1, key, value)))
+    let Some(n) = node else {
+        return Node::new_leaf(*key, *value);
+    };
+    match &**n {
+        Node::Leaf { key: k, .. } if k == key => Node::new_leaf(*key, *value),
+        Node::Leaf { key: k, .. } => split(depth, n.clone(), k, Node::new_leaf(*key, *value), key),
+        Node::Branch { left, right, .. } => {
+            if bit(key, depth) {
+                Node::branch_of(left.clone(), Some(insert(right, depth + 1, key, value)))
             } else {
-                (Some(insert(left, depth + 1, key, value)), right.clone())
-            };
-            Arc::new(Node::Branch {
-                hash: branch(&hash_of(&l), &hash_of(&r)),
-                left: l,
-                right: r,
-            })
+                Node::branch_of(Some(insert(left, depth + 1, key, value)), right.clone())
+            }
         }
     }
 }
