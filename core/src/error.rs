@@ -165,6 +165,15 @@ pub enum Error {
     /// The reader was never granted the record.
     #[error("no access to record {0}: it was never granted to this identity")]
     AccessDenied(String),
+    /// A doctor's emergency access is not open (yet): fewer genuine shares released than the
+    /// threshold, a share that fails its commitment, or the window is over.
+    #[error("emergency access to record {record} is not open: {detail}")]
+    EmergencyPending {
+        /// The record.
+        record: String,
+        /// Why (shares released and needed, any share that fails its commitment).
+        detail: String,
+    },
     /// No such record on the chain.
     #[error("unknown record {0}")]
     UnknownRecord(String),
@@ -371,6 +380,7 @@ impl ErrorCode {
             | C::AccessRevoked
             | C::AccessExpired
             | C::AccessDenied
+            | C::EmergencyPending
             | C::UnknownRecord
             | C::UnknownIdentity => Category::Access,
             C::InvalidChain | C::Rejected | C::WrongGenesis | C::ReadOnly | C::NoChain => {

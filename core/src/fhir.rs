@@ -331,9 +331,29 @@ impl Writer<'_> {
             AuditKind::Published { .. } => ("publish", "record version published", "C"),
             AuditKind::Granted { .. } => ("grant", "access granted (consent authorization)", "C"),
             AuditKind::Revoked { .. } => ("revoke", "access revoked", "D"),
+            AuditKind::EmergencyEnabled { .. } => (
+                "emergency-enable",
+                "key shares made for break-glass access",
+                "U",
+            ),
+            AuditKind::Emergency { .. } => (
+                "emergency",
+                "emergency access requested (break-glass)",
+                "E",
+            ),
+            AuditKind::ShareReleased { .. } => (
+                "share-release",
+                "emergency key share released (privacy disclosure)",
+                "E",
+            ),
+            AuditKind::Reviewed { .. } => ("emergency-review", "emergency access reviewed", "R"),
         };
         let mut subtype = vec![json!({"system": SYSTEM_EVENT, "code": code, "display": display})];
-        if e.kind.purpose() == Some(Purpose::EmergencyTreatment) {
+        if let AuditKind::Reviewed { .. } = e.kind {
+            subtype.push(
+                json!({"system": DCM, "code": "110128", "display": "Emergency Override Stopped"}),
+            );
+        } else if e.kind.purpose() == Some(Purpose::EmergencyTreatment) || e.kind.is_emergency() {
             subtype.push(
                 json!({"system": DCM, "code": "110127", "display": "Emergency Override Started"}),
             );

@@ -54,7 +54,8 @@ pub use crate::rule::Rule;
 pub use crate::sequencer::{LocalSequencer, Sequencer};
 pub use crate::store::{BlockStore, Store};
 pub use crate::unixfs::Profile;
-pub use crate::vault::{Expiry, GrantOptions, Vault};
+pub use crate::ledger::ReviewOutcome;
+pub use crate::vault::{Expiry, GrantOptions, PublishOptions, Vault};
 
 /// The root CID `ipfs add` prints for `data` under `profile` (see [`unixfs`]).
 pub fn cid(data: &[u8], profile: Profile) -> Cid {

@@ -21,3 +21,8 @@ pub const MAX_RECORD_SIZE: u64 = 1 << 40;
 pub const MAX_BLOCK_SIZE: usize = 2 * 1024 * 1024;
 /// Largest encrypted grant note on the ledger (nonce, text, tag), in bytes.
 pub const MAX_GRANT_NOTE: usize = 4096;
+/// Largest encrypted emergency justification on the ledger (one wrapped key per reader: the
+/// owner, the doctor and up to 16 authorities at 4096 bits, then the text), in bytes.
+pub const MAX_JUSTIFICATION: usize = 16 * 1024;
+/// Longest window (seconds) during which an emergency request's shares may be released.
+pub const MAX_EMERGENCY_WINDOW: u64 = 72 * 3600;

@@ -20,6 +20,7 @@
 //! the bytes come from, or go to, an asynchronous store). Both use constant memory.
 
 pub mod header;
+pub mod shares;
 pub mod key;
 pub mod stream;
 

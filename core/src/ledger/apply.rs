@@ -11,15 +11,16 @@ use crate::error::{Error, Result};
 use crate::identity::{IdentityId, PublicKey, Role};
 use crate::ledger::checkpoint::is_quorum;
 use crate::ledger::codec::{
-    AuthorityChangeKind, Block, CertificateObject, GenesisBlock, Rewrapped, SignedTx, Tx, TxBody,
+    AuthorityChangeKind, Block, CertificateObject, GenesisBlock, ReviewOutcome, Rewrapped,
+    SignedTx, Tx, TxBody, WrappedShare,
 };
 use crate::ledger::endorsement_message;
 use crate::ledger::merkle::leaf_hash;
 use crate::ledger::state::{
-    AccessGrant, AuditEvent, AuditKind, Authority, IdentityState, RecordState, State,
-    ValidatorUpdate, VersionState,
+    AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, IdentityState,
+    RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
 };
-use crate::record::RecordId;
+use crate::record::{Purpose, RecordId};
 use crate::rule::Rule;
 
 /// A signature check set aside while blocks are applied, so that a batch of them can be
@@ -491,6 +492,8 @@ impl State {
                     commitment: *commitment,
                     owner_key: owner_key.clone(),
                     grants: imbl::OrdMap::new(),
+                    emergency: None,
+                    exposed: false,
                 },
                 event(AuditKind::Published {
                     version: *version,
@@ -537,6 +540,54 @@ impl State {
                 self.authority_vote(&tx.author, role, change)?;
                 self.vote_txs.push_back(stx.cid);
             }
+            TxBody::EmergencyShares {
+                record,
+                version,
+                threshold,
+                shares,
+            } => self.emergency_shares(
+                &tx.author,
+                *record,
+                *version,
+                *threshold,
+                shares,
+                event(AuditKind::EmergencyEnabled {
+                    version: *version,
+                    threshold: *threshold,
+                    shares: shares.len() as u8,
+                }),
+            )?,
+            TxBody::EmergencyAccess {
+                record,
+                version,
+                purpose,
+                justification,
+                window,
+            } => {
+                let expires = at.time.saturating_add(*window);
+                self.emergency_access(
+                    role,
+                    EmergencyRequest {
+                        record: *record,
+                        version: *version,
+                        purpose: *purpose,
+                        justification,
+                        window: *window,
+                    },
+                    event(AuditKind::Emergency {
+                        doctor: tx.author,
+                        version: *version,
+                        expires: Some(expires),
+                        purpose: *purpose,
+                    }),
+                )?
+            }
+            TxBody::ShareRelease {
+                request,
+                index,
+                wrapped,
+            } => self.share_release(role, request, *index, wrapped, &event)?,
+            TxBody::Review { request, outcome } => self.review(role, request, *outcome, &event)?,
         }
         if let Some(me) = self.identities.get_mut(&tx.author) {
             me.seq = tx.seq;
@@ -788,6 +839,15 @@ impl State {
                 ),
             );
         }
+        if r.versions.back().is_some_and(|v| v.exposed) {
+            return broken(
+                Rule::Rekey,
+                format!(
+                    "record {record} version {} was opened by emergency access: publish its next version (re-key) before granting",
+                    grant.version
+                ),
+            );
+        }
         if !grantee_ok {
             return broken(
                 Rule::Grantee,
@@ -959,4 +1019,268 @@ impl State {
         }
         Ok(())
     }
+
+    // ---- break-glass emergency access --------------------------------------------------------
+
+    fn emergency_shares(
+        &mut self,
+        author: &IdentityId,
+        record: RecordId,
+        version: u32,
+        threshold: u8,
+        shares: &[WrappedShare],
+        event: AuditEvent,
+    ) -> RuleResult {
+        let authorities: Vec<IdentityId> = self.authorities.keys().copied().collect();
+        let r = self.owned_record(&record, author)?;
+        if version as usize != r.versions.len() {
+            return broken(
+                Rule::Version,
+                format!(
+                    "emergency shares name the latest version of record {record} ({}), not {version}",
+                    r.versions.len()
+                ),
+            );
+        }
+        let Some(v) = r.versions.back_mut() else {
+            return broken(Rule::Version, format!("unknown record {record}"));
+        };
+        if v.emergency.is_some() {
+            return broken(
+                Rule::Emergency,
+                format!("record {record} version {version} is already split"),
+            );
+        }
+        let n = shares.len();
+        if n != authorities.len() {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "{n} shares for {} authorities: one share per authority in effect",
+                    authorities.len()
+                ),
+            );
+        }
+        let k = usize::from(threshold);
+        if k < 2 || k > n || 2 * k <= n {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "a threshold of {k} of {n}: at least 2 and more than half, so that no single authority (nor a minority) opens the record"
+                ),
+            );
+        }
+        for (i, s) in shares.iter().enumerate() {
+            if !authorities.contains(&s.authority) || shares[..i].iter().any(|t| t.authority == s.authority) {
+                return broken(
+                    Rule::Emergency,
+                    format!("share {} is not for a distinct authority in effect", i + 1),
+                );
+            }
+            check_wrapped(&s.wrapped)?;
+        }
+        v.emergency = Some(std::sync::Arc::new(EmergencySplit {
+            threshold,
+            shares: shares.to_vec(),
+        }));
+        r.audit.push_back(event);
+        Ok(())
+    }
+
+    fn emergency_access(
+        &mut self,
+        role: Role,
+        req: EmergencyRequest<'_>,
+        event: AuditEvent,
+    ) -> RuleResult {
+        let record = req.record;
+        if role != Role::Doctor {
+            return broken(
+                Rule::Role,
+                format!("a {role} cannot request emergency access: only a registered doctor"),
+            );
+        }
+        if req.purpose != Purpose::EmergencyTreatment {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "emergency access is for emergency treatment (ETREAT), not {}",
+                    req.purpose.code()
+                ),
+            );
+        }
+        if req.window == 0 || req.window > crate::limits::MAX_EMERGENCY_WINDOW {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "a window of {} s (1 s to {} s)",
+                    req.window,
+                    crate::limits::MAX_EMERGENCY_WINDOW
+                ),
+            );
+        }
+        if req.justification.len() < 32 || req.justification.len() > crate::limits::MAX_JUSTIFICATION {
+            return broken(Rule::Limits, "emergency justification of a bad size");
+        }
+        let doctor = event.author;
+        let now = event.time;
+        if self.emergencies.values().any(|e| {
+            e.record == record && e.version == req.version && e.doctor == doctor && e.open_at(now)
+        }) {
+            return broken(
+                Rule::Emergency,
+                format!("{doctor} already has an open emergency request on record {record}"),
+            );
+        }
+        let Some(r) = self.records.get_mut(&record) else {
+            return broken(Rule::Version, format!("unknown record {record}"));
+        };
+        if req.version as usize != r.versions.len() {
+            return broken(
+                Rule::Version,
+                format!(
+                    "emergency requests name the latest version of record {record} ({}), not {}",
+                    r.versions.len(),
+                    req.version
+                ),
+            );
+        }
+        let Some(split) = r.versions.back().and_then(|v| v.emergency.clone()) else {
+            return broken(
+                Rule::Emergency,
+                format!("record {record} has no emergency shares (its owner did not opt in)"),
+            );
+        };
+        let e = Emergency {
+            request: event.tx,
+            record,
+            version: req.version,
+            owner: r.owner,
+            doctor,
+            purpose: req.purpose,
+            justification: req.justification.to_vec(),
+            height: event.height,
+            time: now,
+            expires: now.saturating_add(req.window),
+            threshold: split.threshold,
+            holders: split.shares.iter().map(|s| s.authority).collect(),
+            releases: Vec::new(),
+            review: None,
+        };
+        r.audit.push_back(event);
+        self.emergencies.insert(e.request, e);
+        Ok(())
+    }
+
+    fn share_release(
+        &mut self,
+        role: Role,
+        request: &crate::cid::Cid,
+        index: u8,
+        wrapped: &[u8],
+        event: &dyn Fn(AuditKind) -> AuditEvent,
+    ) -> RuleResult {
+        let Some(e) = self.emergencies.get(request) else {
+            return broken(Rule::Emergency, format!("no emergency request {request}"));
+        };
+        let ev = event(AuditKind::ShareReleased {
+            request: *request,
+            doctor: e.doctor,
+            index,
+        });
+        let (author, now) = (ev.author, ev.time);
+        if role != Role::Authority || !self.authorities.contains_key(&author) {
+            return broken(Rule::Role, format!("{author} is not an authority in effect"));
+        }
+        if !e.open_at(now) {
+            return broken(
+                Rule::Emergency,
+                format!("the window of emergency request {request} is over"),
+            );
+        }
+        let Some(r) = self.records.get_mut(&e.record) else {
+            return broken(Rule::Version, format!("unknown record {}", e.record));
+        };
+        if r.versions.len() as u32 != e.version {
+            return broken(
+                Rule::Emergency,
+                format!("record {} was re-keyed since the request", e.record),
+            );
+        }
+        if index == 0 || e.holders.get(usize::from(index) - 1) != Some(&author) {
+            return broken(
+                Rule::Emergency,
+                format!("{author} does not hold share {index} of this request"),
+            );
+        }
+        if e.releases.iter().any(|x| x.index == index) {
+            return broken(
+                Rule::Emergency,
+                format!("share {index} of request {request} is already released"),
+            );
+        }
+        check_wrapped(wrapped)?;
+        if let Some(v) = r.versions.back_mut() {
+            v.exposed = true;
+        }
+        r.audit.push_back(ev.clone());
+        if let Some(e) = self.emergencies.get_mut(request) {
+            e.releases.push(Release {
+                authority: author,
+                index,
+                height: ev.height,
+                tx: ev.tx,
+                wrapped: wrapped.to_vec(),
+            });
+        }
+        Ok(())
+    }
+
+    fn review(
+        &mut self,
+        role: Role,
+        request: &crate::cid::Cid,
+        outcome: ReviewOutcome,
+        event: &dyn Fn(AuditKind) -> AuditEvent,
+    ) -> RuleResult {
+        let Some(e) = self.emergencies.get(request) else {
+            return broken(Rule::Emergency, format!("no emergency request {request}"));
+        };
+        let ev = event(AuditKind::Reviewed {
+            request: *request,
+            doctor: e.doctor,
+            outcome,
+        });
+        if role != Role::Authority || !self.authorities.contains_key(&ev.author) {
+            return broken(Rule::Role, format!("{} is not an authority in effect", ev.author));
+        }
+        if let Some(r) = &e.review {
+            return broken(
+                Rule::Emergency,
+                format!("emergency request {request} was reviewed already by {}", r.authority),
+            );
+        }
+        let record = e.record;
+        if let Some(e) = self.emergencies.get_mut(request) {
+            e.review = Some(ReviewInfo {
+                authority: ev.author,
+                outcome,
+                height: ev.height,
+                tx: ev.tx,
+            });
+        }
+        if let Some(r) = self.records.get_mut(&record) {
+            r.audit.push_back(ev);
+        }
+        Ok(())
+    }
+}
+
+/// An `EmergencyAccess` transaction's fields.
+struct EmergencyRequest<'a> {
+    record: RecordId,
+    version: u32,
+    purpose: Purpose,
+    justification: &'a [u8],
+    window: u64,
 }

@@ -147,6 +147,112 @@ pub enum TxBody {
         /// The change.
         change: AuthorityChangeKind,
     },
+    /// The owner opts a record version into break-glass access: its data key split `threshold`
+    /// of `shares.len()`, share `i` (1-based) wrapped to the `i`-th authority.
+    EmergencyShares {
+        /// Record id.
+        record: RecordId,
+        /// Version (the latest).
+        version: u32,
+        /// How many shares open the key.
+        threshold: u8,
+        /// One per authority, in index order.
+        shares: Vec<WrappedShare>,
+    },
+    /// A registered doctor breaks the glass on a record version (recorded before any share is
+    /// released).
+    EmergencyAccess {
+        /// Record id.
+        record: RecordId,
+        /// Version (the latest).
+        version: u32,
+        /// Why: `ETREAT` (emergency treatment).
+        purpose: Purpose,
+        /// The doctor's justification, encrypted to the owner, the doctor and every authority
+        /// holding a share.
+        justification: Vec<u8>,
+        /// How long (seconds from the block's time) shares may be released.
+        window: u64,
+    },
+    /// An authority releases its share to the doctor of an emergency request.
+    ShareRelease {
+        /// The `EmergencyAccess` transaction.
+        request: Cid,
+        /// The share's index (1-based).
+        index: u8,
+        /// The share and its salt, wrapped to the requesting doctor.
+        wrapped: Vec<u8>,
+    },
+    /// An authority's review of an emergency access, after the fact.
+    Review {
+        /// The `EmergencyAccess` transaction.
+        request: Cid,
+        /// The finding.
+        outcome: ReviewOutcome,
+    },
+}
+
+/// One share of a data key, as the ledger carries it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WrappedShare {
+    /// The authority holding it.
+    pub authority: IdentityId,
+    /// The share and its salt, wrapped to that authority.
+    pub wrapped: Vec<u8>,
+    /// The share's commitment ([`crate::envelope::shares::KeyShare::commitment`]).
+    pub commitment: [u8; 32],
+}
+
+/// What a review found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ReviewOutcome {
+    /// The emergency access was justified.
+    Justified,
+    /// It was not (a matter for the hospital's privacy officer).
+    Unjustified,
+}
+
+impl ReviewOutcome {
+    /// `justified` or `unjustified`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReviewOutcome::Justified => "justified",
+            ReviewOutcome::Unjustified => "unjustified",
+        }
+    }
+}
+
+impl std::fmt::Display for ReviewOutcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for ReviewOutcome {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<ReviewOutcome> {
+        match s {
+            "justified" => Ok(ReviewOutcome::Justified),
+            "unjustified" => Ok(ReviewOutcome::Unjustified),
+            other => Err(Error::InvalidInput(format!(
+                "a review is `justified` or `unjustified`, not `{}`",
+                crate::text::escape(other)
+            ))),
+        }
+    }
+}
+
+impl serde::Serialize for ReviewOutcome {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for ReviewOutcome {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
 }
 
 /// One re-wrapped data key.
@@ -189,6 +295,10 @@ impl TxBody {
             TxBody::RotateKey { .. } => "RotateKey",
             TxBody::Rewrap { .. } => "Rewrap",
             TxBody::AuthorityChange { .. } => "AuthorityChange",
+            TxBody::EmergencyShares { .. } => "EmergencyShares",
+            TxBody::EmergencyAccess { .. } => "EmergencyAccess",
+            TxBody::ShareRelease { .. } => "ShareRelease",
+            TxBody::Review { .. } => "Review",
         }
     }
 }
@@ -326,6 +436,57 @@ fn body_value(body: &TxBody) -> Value {
                 ("authority", bytes(authority.as_bytes())),
             ]),
         },
+        TxBody::EmergencyShares {
+            record,
+            version,
+            threshold,
+            shares,
+        } => map([
+            ("record", bytes(record.as_bytes())),
+            ("version", int(u64::from(*version))),
+            ("threshold", int(u64::from(*threshold))),
+            (
+                "shares",
+                Value::Array(
+                    shares
+                        .iter()
+                        .map(|s| {
+                            map([
+                                ("authority", bytes(s.authority.as_bytes())),
+                                ("wrapped", bytes(&s.wrapped)),
+                                ("commitment", bytes(&s.commitment)),
+                            ])
+                        })
+                        .collect(),
+                ),
+            ),
+        ]),
+        TxBody::EmergencyAccess {
+            record,
+            version,
+            purpose,
+            justification,
+            window,
+        } => map([
+            ("record", bytes(record.as_bytes())),
+            ("version", int(u64::from(*version))),
+            ("purpose", Value::Text(purpose.code().into())),
+            ("justification", bytes(justification)),
+            ("window", int(*window)),
+        ]),
+        TxBody::ShareRelease {
+            request,
+            index,
+            wrapped,
+        } => map([
+            ("request", Value::Link(*request)),
+            ("index", int(u64::from(*index))),
+            ("wrapped", bytes(wrapped)),
+        ]),
+        TxBody::Review { request, outcome } => map([
+            ("request", Value::Link(*request)),
+            ("outcome", Value::Text(outcome.as_str().into())),
+        ]),
     }
 }
 
@@ -466,6 +627,56 @@ impl SignedTx {
                 };
                 TxBody::AuthorityChange { change }
             }
+            "EmergencyShares" => {
+                let record = b.record("record")?;
+                let version = b.version("version")?;
+                let threshold = b.small("threshold")?;
+                let shares = match b.get("shares")? {
+                    Value::Array(a) if a.len() <= crate::envelope::shares::MAX_SHARES => a
+                        .iter()
+                        .map(|x| {
+                            let mut k = Fields::new(x)?;
+                            let s = WrappedShare {
+                                authority: k.id("authority")?,
+                                wrapped: k.bytes("wrapped")?,
+                                commitment: k.hash("commitment")?,
+                            };
+                            k.finish()?;
+                            Ok(s)
+                        })
+                        .collect::<Result<Vec<_>, String>>()?,
+                    Value::Array(_) => return Err("too many `shares`".into()),
+                    _ => return Err("`shares` must be an array".into()),
+                };
+                TxBody::EmergencyShares {
+                    record,
+                    version,
+                    threshold,
+                    shares,
+                }
+            }
+            "EmergencyAccess" => TxBody::EmergencyAccess {
+                record: b.record("record")?,
+                version: b.version("version")?,
+                purpose: b
+                    .text("purpose")?
+                    .parse()
+                    .map_err(|_| "`purpose` is not a known PurposeOfUse code".to_owned())?,
+                justification: b.bytes("justification")?,
+                window: b.int("window")?,
+            },
+            "ShareRelease" => TxBody::ShareRelease {
+                request: b.link("request")?,
+                index: b.small("index")?,
+                wrapped: b.bytes("wrapped")?,
+            },
+            "Review" => TxBody::Review {
+                request: b.link("request")?,
+                outcome: b
+                    .text("outcome")?
+                    .parse()
+                    .map_err(|_| "`outcome` is `justified` or `unjustified`".to_owned())?,
+            },
             other => return Err(format!("unknown transaction type `{other}`")),
         };
         b.finish()?;
@@ -884,6 +1095,10 @@ impl<'a> Fields<'a> {
         } else {
             Ok(None)
         }
+    }
+
+    pub(crate) fn small(&mut self, k: &'static str) -> Result<u8, String> {
+        u8::try_from(self.int(k)?).map_err(|_| format!("`{k}` out of range"))
     }
 
     pub(crate) fn version(&mut self, k: &'static str) -> Result<u32, String> {

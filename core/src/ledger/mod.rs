@@ -31,12 +31,14 @@ pub use chain::VerifyReport;
 pub use checkpoint::{Certificate, Checkpoint};
 pub use codec::{
     AuthorityChangeKind, AuthorityKey, Block, BlockHeader, CertificateObject, Genesis,
-    GenesisBlock, Policy, Rewrapped, SignedTx, Submission, Tx, TxBody,
+    GenesisBlock, Policy, ReviewOutcome, Rewrapped, SignedTx, Submission, Tx, TxBody,
+    WrappedShare,
 };
 pub use endorse::Endorsement;
 pub use receipt::{Receipt, ReceiptFacts};
 pub use state::{
-    Access, AccessGrant, AuditEvent, AuditKind, Authority, RecordInfo, State, ValidatorUpdate,
+    Access, AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, RecordInfo,
+    Release, ReviewInfo, State, ValidatorUpdate,
 };
 
 use crate::cid::Cid;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{IdentityId, PublicKey, Role};
-use crate::ledger::codec::{AuthorityChangeKind, GenesisBlock, Policy};
+use crate::ledger::codec::{AuthorityChangeKind, GenesisBlock, Policy, ReviewOutcome, WrappedShare};
 use crate::ledger::merkle::{Frontier, Hash};
 use crate::ledger::smt::StateMap;
 use crate::record::{Purpose, RecordId};
@@ -91,6 +91,20 @@ pub(crate) struct VersionState {
     pub(crate) commitment: [u8; 32],
     pub(crate) owner_key: Vec<u8>,
     pub(crate) grants: imbl::OrdMap<IdentityId, AccessGrant>,
+    /// The version's key split for break-glass access, if the owner opted in.
+    pub(crate) emergency: Option<Arc<EmergencySplit>>,
+    /// Whether an authority released a share of this version's key (then it takes no new
+    /// grant: the owner re-keys first, rule `Rekey`).
+    pub(crate) exposed: bool,
+}
+
+/// A version's data key split among the authorities.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EmergencySplit {
+    /// Shares needed.
+    pub threshold: u8,
+    /// Share `i + 1` is `shares[i]`.
+    pub shares: Vec<WrappedShare>,
 }
 
 #[derive(Clone, Debug)]
@@ -129,6 +143,46 @@ pub enum AuditKind {
         /// The doctor.
         doctor: IdentityId,
     },
+    /// The owner opted a version into break-glass access (its key split among authorities).
+    #[serde(rename = "emergency-enabled")]
+    EmergencyEnabled {
+        /// Version.
+        version: u32,
+        /// Shares needed.
+        threshold: u8,
+        /// Shares made (one per authority).
+        shares: u8,
+    },
+    /// A doctor broke the glass: an emergency override started (DICOM 110127).
+    Emergency {
+        /// The requesting doctor.
+        doctor: IdentityId,
+        /// Version.
+        version: u32,
+        /// Until when shares may be released (unix seconds).
+        expires: Option<u64>,
+        /// Purpose code (ETREAT).
+        purpose: Purpose,
+    },
+    /// An authority released its share to an emergency request.
+    #[serde(rename = "share-released")]
+    ShareReleased {
+        /// The releasing authority is the event's author; the request.
+        request: Cid,
+        /// The requesting doctor.
+        doctor: IdentityId,
+        /// The share's index.
+        index: u8,
+    },
+    /// An authority reviewed an emergency access.
+    Reviewed {
+        /// The request.
+        request: Cid,
+        /// The doctor who made it.
+        doctor: IdentityId,
+        /// What the review found.
+        outcome: ReviewOutcome,
+    },
 }
 
 impl AuditKind {
@@ -138,39 +192,68 @@ impl AuditKind {
             AuditKind::Published { .. } => "published",
             AuditKind::Granted { .. } => "granted",
             AuditKind::Revoked { .. } => "revoked",
+            AuditKind::EmergencyEnabled { .. } => "emergency-enabled",
+            AuditKind::Emergency { .. } => "emergency",
+            AuditKind::ShareReleased { .. } => "share-released",
+            AuditKind::Reviewed { .. } => "reviewed",
         }
     }
 
-    /// The record version concerned (published, granted).
+    /// Whether the event is part of a break-glass access (request, release, review).
+    pub fn is_emergency(&self) -> bool {
+        matches!(
+            self,
+            AuditKind::Emergency { .. } | AuditKind::ShareReleased { .. } | AuditKind::Reviewed { .. }
+        )
+    }
+
+    /// The record version concerned (published, granted, emergency).
     pub fn version(&self) -> Option<u32> {
         match self {
-            AuditKind::Published { version, .. } | AuditKind::Granted { version, .. } => {
-                Some(*version)
-            }
-            AuditKind::Revoked { .. } => None,
-        }
-    }
-
-    /// The doctor concerned (granted, revoked).
-    pub fn doctor(&self) -> Option<IdentityId> {
-        match self {
-            AuditKind::Granted { doctor, .. } | AuditKind::Revoked { doctor } => Some(*doctor),
-            AuditKind::Published { .. } => None,
-        }
-    }
-
-    /// The grant's expiry (granted).
-    pub fn expires(&self) -> Option<u64> {
-        match self {
-            AuditKind::Granted { expires, .. } => *expires,
+            AuditKind::Published { version, .. }
+            | AuditKind::Granted { version, .. }
+            | AuditKind::EmergencyEnabled { version, .. }
+            | AuditKind::Emergency { version, .. } => Some(*version),
             _ => None,
         }
     }
 
-    /// The grant's purpose (granted).
+    /// The doctor concerned (granted, revoked, and the requester of an emergency access).
+    pub fn doctor(&self) -> Option<IdentityId> {
+        match self {
+            AuditKind::Granted { doctor, .. }
+            | AuditKind::Revoked { doctor }
+            | AuditKind::Emergency { doctor, .. }
+            | AuditKind::ShareReleased { doctor, .. }
+            | AuditKind::Reviewed { doctor, .. } => Some(*doctor),
+            _ => None,
+        }
+    }
+
+    /// The grant's expiry (granted), or the end of an emergency request's window.
+    pub fn expires(&self) -> Option<u64> {
+        match self {
+            AuditKind::Granted { expires, .. } | AuditKind::Emergency { expires, .. } => *expires,
+            _ => None,
+        }
+    }
+
+    /// The purpose (granted, emergency).
     pub fn purpose(&self) -> Option<Purpose> {
         match self {
-            AuditKind::Granted { purpose, .. } => Some(*purpose),
+            AuditKind::Granted { purpose, .. } | AuditKind::Emergency { purpose, .. } => {
+                Some(*purpose)
+            }
+            _ => None,
+        }
+    }
+
+    /// The emergency request concerned (share released, reviewed).
+    pub fn request(&self) -> Option<Cid> {
+        match self {
+            AuditKind::ShareReleased { request, .. } | AuditKind::Reviewed { request, .. } => {
+                Some(*request)
+            }
             _ => None,
         }
     }
@@ -264,6 +347,78 @@ pub struct State {
     pub(crate) validator_updates: Vec<ValidatorUpdate>,
     /// The state map light clients are answered from (`ledger::light`).
     pub(crate) state_map: StateMap,
+    /// Every emergency access, by its request's transaction CID.
+    pub(crate) emergencies: imbl::OrdMap<Cid, Emergency>,
+}
+
+/// A share an authority released to an emergency request.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Release {
+    /// The releasing authority.
+    pub authority: IdentityId,
+    /// The share's index (1-based).
+    pub index: u8,
+    /// Height of the block holding the release.
+    pub height: u64,
+    /// The `ShareRelease` transaction.
+    pub tx: Cid,
+    /// The share, wrapped to the requesting doctor.
+    #[serde(with = "crate::serde_util::b64")]
+    pub wrapped: Vec<u8>,
+}
+
+/// An authority's review of an emergency access.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ReviewInfo {
+    /// The reviewing authority.
+    pub authority: IdentityId,
+    /// What it found.
+    pub outcome: ReviewOutcome,
+    /// Height of the block holding the review.
+    pub height: u64,
+    /// The `Review` transaction.
+    pub tx: Cid,
+}
+
+/// A break-glass emergency access, as the chain knows it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Emergency {
+    /// The `EmergencyAccess` transaction.
+    pub request: Cid,
+    /// Record.
+    pub record: RecordId,
+    /// Version whose key the shares open.
+    pub version: u32,
+    /// Its owner (the patient).
+    pub owner: IdentityId,
+    /// The requesting doctor.
+    pub doctor: IdentityId,
+    /// Purpose code (ETREAT).
+    pub purpose: Purpose,
+    /// The encrypted justification (the owner, the doctor and the share holders read it).
+    #[serde(with = "crate::serde_util::b64")]
+    pub justification: Vec<u8>,
+    /// Height of the requesting block.
+    pub height: u64,
+    /// Its time (unix seconds).
+    pub time: u64,
+    /// Shares may be released until this time (unix seconds, block time).
+    pub expires: u64,
+    /// Shares needed.
+    pub threshold: u8,
+    /// The authorities holding shares, in index order.
+    pub holders: Vec<IdentityId>,
+    /// Shares released so far.
+    pub releases: Vec<Release>,
+    /// The review, once an authority made it.
+    pub review: Option<ReviewInfo>,
+}
+
+impl Emergency {
+    /// Whether shares may still be released at block time `now`.
+    pub fn open_at(&self, now: u64) -> bool {
+        now < self.expires
+    }
 }
 
 impl State {
@@ -345,6 +500,7 @@ impl State {
             pending_rekey: BTreeMap::new(),
             validator_updates: Vec::new(),
             state_map: StateMap::new(),
+            emergencies: imbl::OrdMap::new(),
         }
         .with_authorities_entry())
     }
@@ -667,5 +823,60 @@ impl State {
             return Err(Error::AccessRevoked(record.to_string()));
         }
         Err(Error::AccessDenied(record.to_string()))
+    }
+
+    // ---- emergency access --------------------------------------------------------------------
+
+    /// The break-glass split of `record`'s latest version, if its owner opted in.
+    pub fn emergency_split(&self, record: &RecordId) -> Option<EmergencySplit> {
+        let v = self.records.get(record)?.versions.last()?;
+        v.emergency.as_deref().cloned()
+    }
+
+    /// Whether a share of the key of `record`'s latest version was released to an emergency
+    /// request (then it takes no new grant before a re-key).
+    pub fn exposed(&self, record: &RecordId) -> bool {
+        self.records
+            .get(record)
+            .and_then(|r| r.versions.last())
+            .is_some_and(|v| v.exposed)
+    }
+
+    /// An emergency access by its request's transaction CID.
+    pub fn emergency(&self, request: &Cid) -> Option<&Emergency> {
+        self.emergencies.get(request)
+    }
+
+    /// Every emergency access, oldest first; with `unreviewed`, only those no authority has
+    /// reviewed yet.
+    pub fn emergencies(&self, unreviewed: bool) -> Vec<Emergency> {
+        let mut v: Vec<Emergency> = self
+            .emergencies
+            .values()
+            .filter(|e| !unreviewed || e.review.is_none())
+            .cloned()
+            .collect();
+        v.sort_by_key(|e| (e.height, e.request));
+        v
+    }
+
+    /// The open requests (window not over at `now`, the version still the latest) for which
+    /// `authority` holds a share it has not released: what its node releases.
+    pub fn releases_due(&self, authority: &IdentityId, now: u64) -> Vec<(Cid, u8)> {
+        let mut due = Vec::new();
+        for e in self.emergencies.values() {
+            let Some(pos) = e.holders.iter().position(|h| h == authority) else {
+                continue;
+            };
+            let index = (pos + 1) as u8;
+            let latest = self.records.get(&e.record).map(|r| r.versions.len() as u32);
+            if e.open_at(now)
+                && latest == Some(e.version)
+                && !e.releases.iter().any(|r| r.index == index)
+            {
+                due.push((e.request, index));
+            }
+        }
+        due
     }
 }

@@ -64,6 +64,8 @@ pub trait Sequencer: MaybeSendSync {
 pub struct LocalSequencer {
     store: Store,
     authority: Identity,
+    /// Other authorities whose keys this process holds, signing every certificate too.
+    cosigners: Vec<Identity>,
     clock: Clock,
     state: Mutex<Option<State>>,
 }
@@ -86,6 +88,7 @@ impl LocalSequencer {
         Ok(LocalSequencer {
             store,
             authority,
+            cosigners: Vec::new(),
             clock: system_clock(),
             state: Mutex::new(None),
         })
@@ -110,17 +113,45 @@ impl LocalSequencer {
         authority: Identity,
         policy: Policy,
     ) -> Result<(LocalSequencer, Cid)> {
-        let seq = LocalSequencer::new(store, authority)?;
+        LocalSequencer::create_with(store, network, vec![authority], policy).await
+    }
+
+    /// Starts a new network of several authorities whose keys are all in this process, each
+    /// signing every certificate: tests and demos of what needs several authorities
+    /// (break-glass access). On a real network each authority keeps its key on its own node.
+    pub async fn create_with(
+        store: Store,
+        network: &str,
+        authorities: Vec<Identity>,
+        policy: Policy,
+    ) -> Result<(LocalSequencer, Cid)> {
+        let mut authorities = authorities.into_iter();
+        let first = authorities
+            .next()
+            .ok_or_else(|| Error::InvalidInput("a network needs an authority".into()))?;
+        let mut seq = LocalSequencer::new(store, first)?;
+        for a in authorities {
+            if a.role() != Role::Authority {
+                return Err(Error::InvalidInput(format!(
+                    "a sequencer certifies blocks with authority keys, not a {}",
+                    a.role()
+                )));
+            }
+            seq.cosigners.push(a);
+        }
         let mut nonce = [0u8; 16];
         getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
         let genesis = GenesisBlock::new(Genesis {
             network: network.to_owned(),
             time: (seq.clock)(),
             nonce,
-            authorities: vec![AuthorityKey {
-                key: seq.authority.public().clone(),
-                validator: None,
-            }],
+            authorities: std::iter::once(&seq.authority)
+                .chain(&seq.cosigners)
+                .map(|a| AuthorityKey {
+                    key: a.public().clone(),
+                    validator: None,
+                })
+                .collect(),
             policy,
         });
         let state = State::from_genesis(&genesis)?;
@@ -187,10 +218,15 @@ impl Sequencer for LocalSequencer {
                 Error::InvalidChain { rule, detail, .. } => Error::Rejected { rule, detail },
                 other => other,
             })?;
-        let share = sign_share(&next.checkpoint(), &self.authority)?;
+        let mut signatures = vec![sign_share(&next.checkpoint(), &self.authority)?];
+        for a in &self.cosigners {
+            if next.authorities().iter().any(|x| x.id == a.id()) {
+                signatures.push(sign_share(&next.checkpoint(), a)?);
+            }
+        }
         let cert = CertificateObject::new(Certificate {
             checkpoint: next.checkpoint(),
-            signatures: vec![share],
+            signatures,
         });
         next.apply_certificate(&cert).map_err(|e| match e {
             Error::InvalidChain { detail, .. } => Error::Rejected {

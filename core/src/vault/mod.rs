@@ -11,6 +11,7 @@
 //!   ([`Vault::export_car`], [`Vault::import_car`]) and housekeeping ([`Vault::gc`]).
 
 mod car;
+mod emergency;
 mod gc;
 mod proof;
 mod read;
@@ -20,8 +21,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use car::{DamagedRecord, ExportReport, ImportReport};
+pub use emergency::{
+    DEFAULT_EMERGENCY_WINDOW, EmergencyStatus, ShareCheck, default_threshold, release_share_tx,
+};
 pub use gc::{ContentReport, GcReport};
-pub use write::{GrantOptions, RevokeReport, RotateReport};
+pub use write::{GrantOptions, PublishOptions, RevokeReport, RotateReport};
 
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -111,6 +115,23 @@ impl Vault {
     ) -> Result<Vault> {
         let (seq, genesis) =
             LocalSequencer::create(store.clone(), network, authority, policy).await?;
+        let g = chain::fetch_genesis(&store, &genesis).await?;
+        let state = State::from_genesis(&g)?;
+        Ok(Vault::assemble(store, Arc::new(seq), true, state))
+    }
+
+    /// Starts a new network in the empty `store` with several `authorities` whose keys are all
+    /// in this process (the first orders the blocks, each signs every certificate): tests and
+    /// demos of what needs several authorities, such as break-glass access. On a real network
+    /// each authority keeps its key on its own node (`medshare testnet`).
+    pub async fn create_with_authorities(
+        store: Store,
+        network: &str,
+        authorities: Vec<Identity>,
+        policy: Policy,
+    ) -> Result<Vault> {
+        let (seq, genesis) =
+            LocalSequencer::create_with(store.clone(), network, authorities, policy).await?;
         let g = chain::fetch_genesis(&store, &genesis).await?;
         let state = State::from_genesis(&g)?;
         Ok(Vault::assemble(store, Arc::new(seq), true, state))

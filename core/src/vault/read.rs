@@ -70,7 +70,24 @@ impl Vault {
     /// What `reader` needs to open the latest version of `record`, and its data key (checked
     /// against the version's key commitment).
     pub(crate) fn unlock(&self, reader: &Identity, record: &RecordId) -> Result<(Access, DataKey)> {
-        let access = self.state.access(record, &reader.id(), self.now())?;
+        let access = match self.state.access(record, &reader.id(), self.now()) {
+            Ok(a) => a,
+            // A doctor without a grant may hold an emergency access (break-glass).
+            Err(
+                e @ (Error::AccessDenied(_) | Error::AccessRevoked(_) | Error::AccessExpired(_)),
+            ) => {
+                self.check_current_key(reader)?;
+                return self.emergency_unlock(reader, record)?.ok_or(e);
+            }
+            Err(e) => return Err(e),
+        };
+        self.check_current_key(reader)?;
+        let dek = DataKey::unwrap(reader, &access.wrapped_key, record, access.version)?;
+        Ok((access, dek))
+    }
+
+    /// Fails unless `reader` is its account's current key.
+    fn check_current_key(&self, reader: &Identity) -> Result<()> {
         if let Some((_, current)) = self.state.identity(&reader.id())
             && current.id() != reader.key_id()
         {
@@ -81,8 +98,7 @@ impl Vault {
                 current.id()
             )));
         }
-        let dek = DataKey::unwrap(reader, &access.wrapped_key, record, access.version)?;
-        Ok((access, dek))
+        Ok(())
     }
 
     /// Decrypts the latest version of `record` as `reader` into `out`, after checking the
@@ -319,33 +335,13 @@ pub(crate) fn encrypt_note(
     doctor: &IdentityId,
     note: &str,
 ) -> Result<Vec<u8>> {
-    let label = note_label(record, version, doctor);
-    let key = DataKey::generate()?;
-    let to_doctor = doctor_key.oaep_wrap(key.expose(), &label)?;
-    let to_owner = owner.oaep_wrap(key.expose(), &label)?;
-    let overhead = 4 + to_doctor.len() + to_owner.len() + 28;
-    if note.len() + overhead > crate::limits::MAX_GRANT_NOTE {
-        return Err(Error::TooLarge {
-            what: "grant note",
-            size: note.len() as u64,
-            limit: (crate::limits::MAX_GRANT_NOTE - overhead) as u64,
-        });
-    }
-    let mut nonce = [0u8; 12];
-    getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
-    let mut buf = note.as_bytes().to_vec();
-    let tag = crate::envelope::key::new_cipher(key.expose())
-        .encrypt_inout_detached(&nonce.into(), &label, buf.as_mut_slice().into())
-        .map_err(|_| Error::Rng)?;
-    let mut out = Vec::with_capacity(overhead + buf.len());
-    for w in [&to_doctor, &to_owner] {
-        out.extend_from_slice(&(w.len() as u16).to_be_bytes());
-        out.extend_from_slice(w);
-    }
-    out.extend_from_slice(&nonce);
-    out.extend_from_slice(&buf);
-    out.extend_from_slice(&tag);
-    Ok(out)
+    seal_text(
+        &[doctor_key, owner],
+        &note_label(record, version, doctor),
+        note,
+        "grant note",
+        crate::limits::MAX_GRANT_NOTE,
+    )
 }
 
 /// Decrypts a grant note made by [`encrypt_note`] as `reader` (the doctor or the owner).
@@ -356,11 +352,61 @@ pub(crate) fn decrypt_note(
     doctor: &IdentityId,
     sealed: &[u8],
 ) -> Result<String> {
-    let bad = || Error::MalformedEnvelope("grant note is malformed".into());
-    let label = note_label(record, version, doctor);
+    open_text(reader, sealed, 2, &note_label(record, version, doctor), "grant note")
+}
+
+/// Seals `text` for each of `readers`: a fresh key wrapped with RSA-OAEP (`label`) to each,
+/// then AES-256-GCM: `(u16 len || wrap)` per reader, `nonce (12) || ciphertext || tag`. At
+/// most `limit` bytes in all.
+pub(crate) fn seal_text(
+    readers: &[&crate::PublicKey],
+    label: &[u8],
+    text: &str,
+    what: &'static str,
+    limit: usize,
+) -> Result<Vec<u8>> {
+    let key = DataKey::generate()?;
+    let wraps = readers
+        .iter()
+        .map(|r| r.oaep_wrap(key.expose(), label))
+        .collect::<Result<Vec<_>>>()?;
+    let overhead = wraps.iter().map(|w| 2 + w.len()).sum::<usize>() + 28;
+    if text.len() + overhead > limit {
+        return Err(Error::TooLarge {
+            what,
+            size: text.len() as u64,
+            limit: limit.saturating_sub(overhead) as u64,
+        });
+    }
+    let mut nonce = [0u8; 12];
+    getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
+    let mut buf = text.as_bytes().to_vec();
+    let tag = crate::envelope::key::new_cipher(key.expose())
+        .encrypt_inout_detached(&nonce.into(), label, buf.as_mut_slice().into())
+        .map_err(|_| Error::Rng)?;
+    let mut out = Vec::with_capacity(overhead + buf.len());
+    for w in &wraps {
+        out.extend_from_slice(&(w.len() as u16).to_be_bytes());
+        out.extend_from_slice(w);
+    }
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(&buf);
+    out.extend_from_slice(&tag);
+    Ok(out)
+}
+
+/// Opens text sealed by [`seal_text`] for `count` readers, as `reader` (one of them).
+pub(crate) fn open_text(
+    reader: &Identity,
+    sealed: &[u8],
+    count: usize,
+    label: &[u8],
+    what: &str,
+) -> Result<String> {
+    let bad = || Error::MalformedEnvelope(format!("{what} is malformed"));
     let mut rest = sealed;
     let mut wraps = Vec::new();
-    for _ in 0..2 {
+    for _ in 0..count {
         if rest.len() < 2 {
             return Err(bad());
         }
@@ -376,7 +422,7 @@ pub(crate) fn decrypt_note(
     }
     let key = wraps
         .iter()
-        .find_map(|w| reader.oaep_unwrap(w, &label).ok())
+        .find_map(|w| reader.oaep_unwrap(w, label).ok())
         .ok_or(Error::NotARecipient)?;
     let key: [u8; 32] = key.as_slice().try_into().map_err(|_| Error::KeyUnwrap)?;
     let (nonce, rest) = rest.split_at(12);
@@ -385,8 +431,8 @@ pub(crate) fn decrypt_note(
     let nonce: [u8; 12] = nonce.try_into().map_err(|_| bad())?;
     let tag = aes_gcm::Tag::try_from(tag).map_err(|_| bad())?;
     crate::envelope::key::new_cipher(&key)
-        .decrypt_inout_detached(&nonce.into(), &label, buf.as_mut_slice().into(), &tag)
+        .decrypt_inout_detached(&nonce.into(), label, buf.as_mut_slice().into(), &tag)
         .map_err(|_| Error::ChunkAuthentication { chunk: None })?;
     String::from_utf8(buf.to_vec())
-        .map_err(|_| Error::MalformedEnvelope("grant note is not UTF-8".into()))
+        .map_err(|_| Error::MalformedEnvelope(format!("{what} is not UTF-8")))
 }

@@ -35,6 +35,14 @@ pub struct GrantOptions {
     pub note: Option<String>,
 }
 
+/// How a record is published.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PublishOptions {
+    /// Opt the record into break-glass emergency access: its key is split among the network's
+    /// authorities (more than two thirds needed to open it), and so is every later version's.
+    pub emergency: bool,
+}
+
 /// What [`Vault::revoke`] did.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct RevokeReport {
@@ -78,7 +86,7 @@ impl Vault {
     /// Fails with `ReadOnly` unless this vault can write, and brings it to the sequencer's
     /// head first if the chain moved since it last looked (other clients' transactions on a
     /// network): every write is checked and built against the latest state.
-    async fn ready_to_write(&mut self) -> Result<()> {
+    pub(crate) async fn ready_to_write(&mut self) -> Result<()> {
         self.writable()?;
         let Some(head) = self.sequencer.head().await? else {
             return Ok(());
@@ -110,7 +118,7 @@ impl Vault {
     }
 
     /// Refuses early (before any long work) a transaction the state would refuse.
-    fn probe(&self, tx: &Tx) -> Result<()> {
+    pub(crate) fn probe(&self, tx: &Tx) -> Result<()> {
         self.state
             .check_unsigned(tx, self.now().max(self.state.time()))
     }
@@ -257,7 +265,25 @@ impl Vault {
         metadata: Metadata,
         progress: Progress<'_>,
     ) -> Result<RecordId> {
+        self.publish_with(patient, input, metadata, PublishOptions::default(), progress)
+            .await
+    }
+
+    /// [`Vault::publish`] with options (break-glass emergency access).
+    pub async fn publish_with<R: Read + MaybeSend>(
+        &mut self,
+        patient: &Identity,
+        input: R,
+        metadata: Metadata,
+        options: PublishOptions,
+        progress: Progress<'_>,
+    ) -> Result<RecordId> {
         self.ready_to_write().await?;
+        if options.emergency && self.state.authorities().len() < 2 {
+            return Err(Error::InvalidInput(
+                "emergency access needs a network of at least two authorities (no single one may open a record)".into(),
+            ));
+        }
         let record = RecordId::random()?;
         let probe = self.next_tx(
             patient,
@@ -272,6 +298,7 @@ impl Vault {
             },
         );
         self.probe(&probe)?;
+        let dek = DataKey::generate()?;
         let sealed = self
             .store_sealed(
                 patient,
@@ -279,18 +306,22 @@ impl Vault {
                 1,
                 &metadata,
                 input,
-                DataKey::generate()?,
+                dek.clone(),
                 progress,
             )
             .await?;
-        let tx = SignedTx::sign(
+        let mut txs = vec![SignedTx::sign(
             Tx {
                 body: sealed.publish_body(record, 1),
                 ..probe
             },
             patient,
-        )?;
-        self.submit_pinned(vec![tx], sealed.root).await?;
+        )?];
+        if options.emergency {
+            let body = crate::vault::emergency::shares_body(&self.state, &record, 1, &dek)?;
+            txs.push(SignedTx::sign(self.next_tx(patient, 1, body), patient)?);
+        }
+        self.submit_pinned(txs, sealed.root).await?;
         Ok(record)
     }
 
@@ -383,12 +414,17 @@ impl Vault {
             purpose: options.purpose,
             note: None,
         };
-        self.probe(&self.next_tx(patient, 0, probe_body(info.version)))?;
+        // An expired grant, or a share of the key released to an emergency doctor: the
+        // record is re-keyed first (and the grant is checked on the new version).
         let expired = self
             .state
             .access_list(record)?
             .iter()
-            .any(|g| g.expired_at(now));
+            .any(|g| g.expired_at(now))
+            || self.state.exposed(record);
+        if !expired {
+            self.probe(&self.next_tx(patient, 0, probe_body(info.version)))?;
+        }
         let mut txs = Vec::new();
         let mut version = info.version;
         let mut new_root = None;
@@ -603,6 +639,16 @@ impl Vault {
                 patient,
             )?);
             kept.push(g.doctor);
+        }
+        // A record opted into break-glass access stays so: the new key is split again (unless
+        // the network is down to one authority, which may not hold a record alone).
+        if self.state.emergency_split(record).is_some() && self.state.authorities().len() >= 2 {
+            let body = crate::vault::emergency::shares_body(&self.state, record, version, &new_dek)?;
+            let n = txs.len() as u64;
+            txs.push(SignedTx::sign(
+                self.next_tx(patient, extra + n, body),
+                patient,
+            )?);
         }
         Ok(Rekey {
             txs,
