@@ -277,7 +277,7 @@ mod tests {
         let shares = split(&key, 2, 3).unwrap();
         let c = shares[0].commitment(&record, 1);
         assert!(shares[0].matches(&record, 1, &c));
-        let mut bad = shares[0].value.as_ref().to_owned();
+        let mut bad: [u8; 32] = *shares[0].value;
         bad[0] ^= 1;
         let forged = KeyShare::from_parts(1, bad, shares[0].salt);
         assert!(!forged.matches(&record, 1, &c));
