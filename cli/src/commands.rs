@@ -85,7 +85,9 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
                 as_,
                 file,
                 media_type,
-            } => record_add(home, &as_, &file, media_type, out),
+                emergency,
+            } => record_add(home, &as_, &file, media_type, emergency, out),
+            RecordCommand::Rekey { as_, record } => crate::emergency::rekey(home, &as_, &record, out),
             RecordCommand::Get {
                 as_,
                 record,
@@ -120,7 +122,17 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
             doctor,
         } => revoke(home, &as_, &record, &doctor, out),
         Command::Records { as_ } => records(home, &as_, out),
-        Command::Audit { record } => audit(home, &record, out),
+        Command::Audit {
+            record: Some(record),
+            emergency: false,
+        } => audit(home, &record, out),
+        Command::Audit {
+            emergency: true, ..
+        } => crate::emergency::list(home, true, out),
+        Command::Audit { record: None, .. } => {
+            bail!("say what to audit: --record R, or --emergency for the unreviewed emergency accesses")
+        }
+        Command::Emergency { command } => crate::emergency::run(home, command, out),
         Command::Verify { content } => verify(home, content, out),
         Command::Cid { file, profile } => cid(&file, &profile, out),
         Command::Export { car } => export(home, &car, out),
@@ -423,6 +435,7 @@ fn record_add(
     as_: &str,
     file: &Path,
     media_type: Option<String>,
+    emergency: bool,
     out: &Out,
 ) -> Result<()> {
     let mut vault = home.vault(true)?;
@@ -438,10 +451,11 @@ fn record_add(
         size,
     };
     let pb = progress_bar(size, "encrypting");
-    let record = block_on(vault.publish(
+    let record = block_on(vault.publish_with(
         &patient,
         std::io::BufReader::with_capacity(1 << 20, f),
         meta,
+        medshare::PublishOptions { emergency },
         &mut |n| {
             if let Some(pb) = &pb {
                 pb.set_position(n);
@@ -651,6 +665,31 @@ fn audit(home: &Home, record: &str, out: &Out) -> Result<()> {
                     .unwrap_or_default()
             ),
             AuditKind::Revoked { doctor } => format!("from {doctor}"),
+            AuditKind::EmergencyEnabled {
+                version,
+                threshold,
+                shares,
+            } => format!("version {version}, key split {threshold} of {shares} among the authorities"),
+            AuditKind::Emergency {
+                doctor,
+                version,
+                expires,
+                purpose,
+            } => format!(
+                "EMERGENCY OVERRIDE by {doctor}, version {version}, purpose {}, shares until {}",
+                purpose.code(),
+                expires.unwrap_or_default()
+            ),
+            AuditKind::ShareReleased {
+                request,
+                doctor,
+                index,
+            } => format!("share {index} to {doctor} for request {request}"),
+            AuditKind::Reviewed {
+                request,
+                doctor,
+                outcome,
+            } => format!("request {request} by {doctor}: {outcome}"),
         };
         text += &format!(
             "block {:>4}  t={}  {:<9} {detail}  (by {})\n",

@@ -334,6 +334,7 @@ async fn story(home: &Path) -> Result<()> {
                 purpose.code()
             ),
             AuditKind::Revoked { doctor } => format!("revoked {}", name(doctor)),
+            other => other.name().to_owned(),
         };
         detail(&format!(
             "block {:>2}  {:<40} by {}",

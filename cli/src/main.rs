@@ -8,6 +8,7 @@
 
 mod commands;
 mod demo;
+mod emergency;
 mod home;
 mod network;
 mod out;
@@ -122,11 +123,21 @@ pub enum Command {
         #[arg(long = "as")]
         as_: String,
     },
-    /// The audit trail of a record.
+    /// The audit trail of a record, or (--emergency) the emergency accesses no authority has
+    /// reviewed yet.
     Audit {
         /// Record id.
-        #[arg(long)]
-        record: String,
+        #[arg(long, required_unless_present = "emergency")]
+        record: Option<String>,
+        /// List the unreviewed break-glass accesses of the whole network.
+        #[arg(long, conflicts_with = "record")]
+        emergency: bool,
+    },
+    /// Break-glass emergency access: a doctor opens a record its patient cannot grant, with the
+    /// authorities' key shares.
+    Emergency {
+        #[command(subcommand)]
+        command: EmergencyCommand,
     },
     /// Verify the whole chain from genesis: every certificate, signature, CID and rule.
     Verify {
@@ -295,6 +306,70 @@ pub enum TestnetCommand {
 }
 
 #[derive(Subcommand)]
+pub enum EmergencyCommand {
+    /// Opt a record's latest version into break-glass access (as its owner).
+    Enable {
+        /// The owning patient.
+        #[arg(long = "as")]
+        as_: String,
+        /// Record id.
+        #[arg(long)]
+        record: String,
+    },
+    /// Break the glass: ask for emergency access to a record (as a registered doctor).
+    Request {
+        /// The doctor.
+        #[arg(long = "as")]
+        as_: String,
+        /// Record id.
+        #[arg(long)]
+        record: String,
+        /// Why (encrypted: the patient, the doctor and the authorities read it).
+        #[arg(long)]
+        justification: String,
+        /// How long the authorities may release their shares, e.g. 12h (default 24h, at most
+        /// 72h).
+        #[arg(long)]
+        window: Option<String>,
+    },
+    /// Release this home's authority's key share to an emergency request (a node set to
+    /// `emergency: manual` waits for this).
+    Release {
+        /// The request (its transaction CID).
+        #[arg(long)]
+        request: String,
+    },
+    /// Review an emergency access afterwards, as this home's authority.
+    Review {
+        /// The request (its transaction CID).
+        #[arg(long)]
+        request: String,
+        /// justified or unjustified.
+        #[arg(long)]
+        outcome: String,
+    },
+    /// Show a request: its shares (checked, for the requesting doctor), its review, and its
+    /// justification when --as can read it.
+    Show {
+        /// The request (its transaction CID).
+        #[arg(long)]
+        request: String,
+        /// Who looks (the doctor or the patient, by name in this home).
+        #[arg(long = "as", conflicts_with = "authority")]
+        as_: Option<String>,
+        /// Look as this home's authority (a node's directory).
+        #[arg(long)]
+        authority: bool,
+    },
+    /// Every emergency access on the chain (--unreviewed: those awaiting review).
+    List {
+        /// Only those no authority has reviewed.
+        #[arg(long)]
+        unreviewed: bool,
+    },
+}
+
+#[derive(Subcommand)]
 pub enum AuthorityCommand {
     /// Vote to add an authority: its RSA public key (PEM), and its CometBFT validator key.
     Add {
@@ -376,6 +451,20 @@ pub enum RecordCommand {
         /// Media type (guessed from the extension when absent).
         #[arg(long)]
         media_type: Option<String>,
+        /// Opt into break-glass emergency access: the key is split among the network's
+        /// authorities, more than two thirds of them needed to open it for a doctor.
+        #[arg(long)]
+        emergency: bool,
+    },
+    /// Publish a record's next version under a new key (the doctors keeping access are
+    /// granted again): what ends an emergency access.
+    Rekey {
+        /// The owning patient.
+        #[arg(long = "as")]
+        as_: String,
+        /// Record id.
+        #[arg(long)]
+        record: String,
     },
     /// Decrypt a record's latest version.
     Get {

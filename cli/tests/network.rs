@@ -7,7 +7,8 @@
 //! (refused everywhere, unpinned everywhere); one validator killed and restarted; two killed
 //! (clients time out, nothing lost); a Byzantine validator (forged proposals, bad certificate
 //! shares); the chain exported as a CAR verifies offline, a single-authority certificate is
-//! refused, and a validator-set change by vote is honoured; a light client's proven answers.
+//! refused, and a validator-set change by vote is honoured; a light client's proven answers;
+//! break-glass access with shares every node releases by itself (issue 18).
 
 mod common;
 
@@ -19,7 +20,9 @@ use common::{medshare, ok_json};
 use medshare::ledger::{Block, Certificate, CertificateObject, SignedTx, Submission, Tx, TxBody};
 use medshare::sequencer::Sequencer;
 use medshare::sequencer::comet::CometSequencer;
-use medshare::{Cid, Endorsement, Error, GrantOptions, Identity, Role, Rule, Store, Vault};
+use medshare::{
+    Cid, Endorsement, Error, GrantOptions, Identity, PublishOptions, Role, Rule, Store, Vault,
+};
 use medshare_node::testnet::Testnet;
 use pollster::block_on;
 
@@ -471,6 +474,129 @@ fn light_client(net: &Net, w: &World) {
     assert!(out["checkpoint"]["height"].as_u64().unwrap() >= 1);
 }
 
+/// Scenario 9 (issue 18): A patient opts a record into break-glass access; a doctor with no
+/// grant breaks the glass with the CLI; every node releases its authority's share by itself
+/// (`emergency: auto`) and the record opens for that doctor only; the emergency is listed
+/// until an authority reviews it; the patient's next grant re-keys the record and the
+/// emergency doctor's shares open nothing of the new version.
+fn emergency_access(net: &Net, w: &World) {
+    let mut v0 = net.client(0);
+    let bytes = data(1_000_000, 9);
+    let record = block_on(v0.publish_with(
+        &w.patient,
+        &bytes[..],
+        medshare::Metadata {
+            name: "allergies.pdf".into(),
+            media_type: "application/pdf".into(),
+            size: bytes.len() as u64,
+        },
+        PublishOptions { emergency: true },
+        &mut |_| {},
+    ))
+    .unwrap();
+    let split = v0.state().emergency_split(&record).unwrap();
+    assert_eq!((split.threshold, split.shares.len()), (3, 4));
+    // The doctor's CLI home (joined in scenario 1, key "bob" = the doctor).
+    let home = net.dir.join("doctor-home");
+    let asked = ok_json(
+        &home,
+        &[
+            "emergency",
+            "request",
+            "--as",
+            "bob",
+            "--record",
+            &record.to_string(),
+            "--justification",
+            "unconscious in the emergency room, allergies unknown",
+        ],
+    );
+    let request = asked["request"].as_str().unwrap().to_owned();
+    let mut v1 = net.client(1);
+    wait_until(
+        "the record opens for the emergency doctor",
+        Duration::from_secs(90),
+        || {
+            block_on(v1.sync()).unwrap();
+            block_on(v1.open_record(&w.doctor, &record, &mut Vec::new())).is_ok()
+        },
+    );
+    let mut out = Vec::new();
+    block_on(v1.open_record(&w.doctor, &record, &mut out)).unwrap();
+    assert!(out == bytes, "the emergency doctor read other bytes");
+    // Another doctor holds nothing.
+    assert!(matches!(
+        block_on(v1.open_record(&w.doctor2, &record, &mut Vec::new())),
+        Err(Error::AccessDenied(_))
+    ));
+    let file = net.dir.join("emergency.pdf");
+    ok_json(
+        &home,
+        &[
+            "record",
+            "get",
+            "--as",
+            "bob",
+            "--record",
+            &record.to_string(),
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(std::fs::read(&file).unwrap() == bytes);
+    let shown = ok_json(
+        &home,
+        &["emergency", "show", "--request", &request, "--as", "bob"],
+    );
+    assert_eq!(shown["open"], true, "{shown}");
+    assert_eq!(
+        shown["justification_text"],
+        "unconscious in the emergency room, allergies unknown"
+    );
+    // Each node released by itself; listed as unreviewed until hospital 3 reviews it.
+    let listed = ok_json(net.node_dir(3), &["audit", "--emergency"]);
+    assert!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["request"] == request.as_str()),
+        "{listed}"
+    );
+    ok_json(
+        net.node_dir(3),
+        &[
+            "emergency",
+            "review",
+            "--request",
+            &request,
+            "--outcome",
+            "justified",
+        ],
+    );
+    let listed = ok_json(net.node_dir(3), &["audit", "--emergency"]);
+    assert!(listed.as_array().unwrap().is_empty(), "{listed}");
+    // The patient sees it; her next grant re-keys first.
+    block_on(v0.sync()).unwrap();
+    let names: Vec<&str> = v0
+        .audit(&record)
+        .unwrap()
+        .iter()
+        .map(|e| e.kind.name())
+        .collect::<Vec<_>>()
+        .into_iter()
+        .collect();
+    assert!(names.contains(&"emergency") && names.contains(&"reviewed"), "{names:?}");
+    assert!(names.iter().filter(|n| **n == "share-released").count() >= 3);
+    block_on(v0.grant(&w.patient, &record, &w.doctor2.id(), GrantOptions::default())).unwrap();
+    assert_eq!(v0.record(&record).unwrap().version, 2);
+    block_on(v1.sync()).unwrap();
+    assert!(matches!(
+        block_on(v1.open_record(&w.doctor, &record, &mut Vec::new())),
+        Err(Error::AccessDenied(_))
+    ));
+}
+
 /// Scenario 2: With validator 3 killed, publishing, granting and revoking go on; restarted, it catches
 /// up to the others' head and verifies from genesis.
 fn one_validator_down(net: &mut Net, w: &World) {
@@ -730,6 +856,8 @@ fn scenarios(net: &mut Net) {
     eprintln!("revocation: {:?}", steps.elapsed());
     light_client(net, &w);
     eprintln!("light client: {:?}", steps.elapsed());
+    emergency_access(net, &w);
+    eprintln!("emergency access: {:?}", steps.elapsed());
     one_validator_down(net, &w);
     eprintln!("one down: {:?}", steps.elapsed());
     two_validators_down(net, &w);

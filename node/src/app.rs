@@ -18,8 +18,8 @@
 //!   last committed height so that CometBFT replays only what is missing after a restart.
 
 use std::collections::HashMap;
-use std::sync::Arc;
 use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
 
 use medshare::ledger::checkpoint::{Certificate, Checkpoint, sign_share};
 use medshare::ledger::codec::object_type;
@@ -27,10 +27,12 @@ use medshare::ledger::light::StateQuery;
 use medshare::ledger::{
     Block, CertificateObject, GenesisBlock, SignedTx, State, Submission, Tx, TxBody, chain,
 };
+use medshare::Sequencer;
 use medshare::sequencer::comet::{
-    CODESPACE, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX, TxAnswer,
+    CODESPACE, CometSequencer, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX, TxAnswer,
 };
 use medshare::store::Block as StoredBlock;
+use medshare::vault::release_share_tx;
 use medshare::{Cid, Error, Identity, IdentityId, PublicKey, Rule, Store};
 use prost::bytes::Bytes;
 use sha2::{Digest, Sha256};
@@ -397,6 +399,71 @@ fn background(store: Store) -> mpsc::Sender<Job> {
     tx
 }
 
+/// What a node does with its authority's key share when a doctor breaks the glass.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EmergencyMode {
+    /// Wait for the operator (`medshare emergency release`).
+    #[default]
+    Manual,
+    /// Release it as soon as the request is certified (the hospital's policy decided it).
+    Auto,
+}
+
+/// Heights after which a release still due is sent again (it was lost or refused).
+const RELEASE_RETRY_HEIGHTS: u64 = 10;
+
+/// The automatic releases of a node: what is in flight, and the thread that submits.
+struct Releaser {
+    /// Requests whose release was sent, with the certified height it was sent at.
+    inflight: Arc<Mutex<HashMap<Cid, u64>>>,
+    /// The next sequence number to use (gaps are allowed, reuse is not).
+    next_seq: u64,
+    jobs: mpsc::Sender<(Vec<Cid>, Submission)>,
+}
+
+impl Releaser {
+    fn start(rpc: String) -> Releaser {
+        let inflight: Arc<Mutex<HashMap<Cid, u64>>> = Arc::default();
+        let (tx, rx) = mpsc::channel::<(Vec<Cid>, Submission)>();
+        let shared = inflight.clone();
+        std::thread::Builder::new()
+            .name("medshare-release".into())
+            .spawn(move || {
+                let seq = match CometSequencer::new(vec![rpc]) {
+                    Ok(s) => s,
+                    Err(e) => {
+                        eprintln!("medshare node: emergency releases disabled: {e}");
+                        return;
+                    }
+                };
+                for (requests, sub) in rx {
+                    match pollster::block_on(seq.submit(&sub)) {
+                        Ok(c) => eprintln!(
+                            "medshare node: released key shares for {} emergency request(s) at height {}",
+                            requests.len(),
+                            c.height
+                        ),
+                        Err(e) => {
+                            eprintln!("medshare node: releasing key shares: {e}");
+                            if let Ok(mut f) = shared.lock() {
+                                for r in &requests {
+                                    f.remove(r);
+                                }
+                            }
+                        }
+                    }
+                }
+            })
+            .ok();
+        Releaser {
+            inflight,
+            next_seq: 0,
+            jobs: tx,
+        }
+    }
+}
+
 /// The medshare ABCI application of one validator.
 pub struct NodeApp {
     store: Store,
@@ -421,6 +488,7 @@ pub struct NodeApp {
     outcomes: HashMap<Vec<u8>, Outcome>,
     pending: Option<Pending>,
     jobs: mpsc::Sender<Job>,
+    releaser: Option<Releaser>,
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = medshare::Result<T>>) -> Result<T, String> {
@@ -453,6 +521,7 @@ impl NodeApp {
             outcomes: HashMap::new(),
             pending: None,
             jobs,
+            releaser: None,
         };
         let meta = block_on(app.store.get_meta(META_KEY))?;
         if let Some(raw) = meta {
@@ -461,6 +530,55 @@ impl NodeApp {
             app.restore(meta)?;
         }
         Ok(app)
+    }
+
+    /// Releases this authority's key share to every emergency request as soon as it is
+    /// certified (`emergency: auto`), submitting through the validator's RPC at `rpc`.
+    pub fn release_automatically(&mut self, rpc: String) {
+        self.releaser = Some(Releaser::start(rpc));
+    }
+
+    /// Sends this authority's releases due on the certified `state` (not already in flight).
+    fn release_due(&mut self, state: &State) {
+        let Some(r) = self.releaser.as_mut() else {
+            return;
+        };
+        let me = self.authority.id();
+        let height = state.height();
+        let due = state.releases_due(&me, state.time());
+        let Ok(mut inflight) = r.inflight.lock() else {
+            return;
+        };
+        let due: Vec<Cid> = due
+            .into_iter()
+            .map(|(c, _)| c)
+            .filter(|c| {
+                inflight
+                    .get(c)
+                    .is_none_or(|h| height > h + RELEASE_RETRY_HEIGHTS)
+            })
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let mut seq = r.next_seq.max(state.last_seq(&me) + 1);
+        let mut txs = Vec::new();
+        let mut sent = Vec::new();
+        for request in due {
+            match release_share_tx(state, &self.authority, &request, seq, state.time()) {
+                Ok(tx) => {
+                    txs.push(tx);
+                    sent.push(request);
+                    inflight.insert(request, height);
+                    seq += 1;
+                }
+                Err(e) => eprintln!("medshare node: cannot release a share to {request}: {e}"),
+            }
+        }
+        r.next_seq = seq;
+        if !txs.is_empty() {
+            let _ = r.jobs.send((sent, Submission { txs }));
+        }
     }
 
     fn restore(&mut self, meta: NodeMeta) -> Result<(), String> {
@@ -1117,6 +1235,8 @@ impl Application for NodeApp {
         }
         if let (Some(c), Some(s)) = (&o.cert, &o.certified) {
             self.proven = Some((s.clone(), c.certificate.to_note()));
+            let s = s.clone();
+            self.release_due(&s);
         }
         self.certified = certified;
         self.comet_height = p.comet_height;

@@ -36,6 +36,11 @@ pub struct NodeConfig {
     pub genesis: String,
     /// This validator's CometBFT RPC URL (what clients of this hospital submit to).
     pub rpc: String,
+    /// What the node does with its authority's share when a doctor breaks the glass: `auto`
+    /// releases it once the request is certified; `manual` (the default) waits for the
+    /// operator's `medshare emergency release`.
+    #[serde(default)]
+    pub emergency: app::EmergencyMode,
 }
 
 impl NodeConfig {
@@ -84,7 +89,10 @@ impl Node {
         let authority = Identity::load(authority_path(dir), passphrase)
             .map_err(|e| format!("{}: {e}", authority_path(dir).display()))?;
         let store = config.open_store(dir)?;
-        let app = app::NodeApp::open(store, genesis, authority, app::Faults::from_env())?;
+        let mut app = app::NodeApp::open(store, genesis, authority, app::Faults::from_env())?;
+        if config.emergency == app::EmergencyMode::Auto {
+            app.release_automatically(config.rpc.clone());
+        }
         let server = abci::Server::bind(&config.abci)
             .map_err(|e| format!("ABCI address {}: {e}", config.abci))?;
         Ok(Node {

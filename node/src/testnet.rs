@@ -470,6 +470,7 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
             ),
             genesis: genesis.cid.to_string(),
             rpc: format!("http://127.0.0.1:{}", d.ports.rpc),
+            emergency: crate::app::EmergencyMode::Auto,
         }
         .save(&d.dir)?;
         std::fs::write(d.dir.join("genesis"), format!("{}\n", genesis.cid))
