@@ -62,6 +62,7 @@ error_codes!(
     AccessRevoked,
     AccessExpired,
     AccessDenied,
+    EmergencyPending,
     UnknownRecord,
     UnknownIdentity,
     InvalidChain,

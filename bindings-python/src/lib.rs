@@ -756,8 +756,9 @@ impl Vault {
         .map(|c| c.to_string())
     }
 
-    /// Publishes `data` (bytes, or a binary file object) as a new record owned by `patient`.
-    #[pyo3(signature = (patient, data, media_type = "application/octet-stream", name = ""))]
+    /// Publishes `data` (bytes, or a binary file object) as a new record owned by `patient`;
+    /// with `emergency`, opted into break-glass access (its key split among the authorities).
+    #[pyo3(signature = (patient, data, media_type = "application/octet-stream", name = "", emergency = false))]
     fn publish(
         &self,
         py: Python<'_>,
@@ -765,12 +766,19 @@ impl Vault {
         data: &Bound<'_, PyAny>,
         media_type: &str,
         name: &str,
+        emergency: bool,
     ) -> PyResult<String> {
+        let options = medshare::PublishOptions { emergency };
         if let Ok(b) = data.cast::<PyBytes>() {
             let bytes = b.as_bytes();
+            let meta = Metadata {
+                name: name.to_owned(),
+                media_type: media_type.to_owned(),
+                size: bytes.len() as u64,
+            };
             return self
                 .with(py, |v| {
-                    pollster::block_on(v.publish_bytes(&patient.0, bytes, name, media_type))
+                    pollster::block_on(v.publish_with(&patient.0, bytes, meta, options, &mut |_| {}))
                 })
                 .map(|r| r.to_string());
         }
@@ -796,9 +804,112 @@ impl Vault {
         };
         let reader = PyReader(data.clone().unbind());
         self.with(py, move |v| {
-            pollster::block_on(v.publish(&patient.0, reader, meta, &mut |_| {}))
+            pollster::block_on(v.publish_with(&patient.0, reader, meta, options, &mut |_| {}))
         })
         .map(|r| r.to_string())
+    }
+
+    /// Opts the latest version of `record` into break-glass access (as its owner). Returns the
+    /// transaction CID.
+    fn enable_emergency(
+        &self,
+        py: Python<'_>,
+        patient: &Identity,
+        record: &Bound<'_, PyAny>,
+    ) -> PyResult<String> {
+        let record = record_id(record)?;
+        self.with(py, |v| {
+            pollster::block_on(v.enable_emergency(&patient.0, &record))
+        })
+        .map(|c| c.to_string())
+    }
+
+    /// Breaks the glass: `doctor` asks for emergency access to `record` with a `justification`
+    /// (encrypted to the patient, the doctor and the authorities); shares may be released for
+    /// `window` seconds (default 24 h). Returns the request (its transaction CID).
+    #[pyo3(signature = (doctor, record, justification, window = None))]
+    fn request_emergency(
+        &self,
+        py: Python<'_>,
+        doctor: &Identity,
+        record: &Bound<'_, PyAny>,
+        justification: &str,
+        window: Option<u64>,
+    ) -> PyResult<String> {
+        let record = record_id(record)?;
+        let window = window.map(std::time::Duration::from_secs);
+        self.with(py, |v| {
+            pollster::block_on(v.request_emergency(&doctor.0, &record, justification, window))
+        })
+        .map(|c| c.to_string())
+    }
+
+    /// Releases `authority`'s key share to the emergency request `request`.
+    fn release_share(&self, py: Python<'_>, authority: &Identity, request: &str) -> PyResult<String> {
+        let request = medshare::parse_cid(request).map_err(err)?;
+        self.with(py, |v| {
+            pollster::block_on(v.release_share(&authority.0, &request))
+        })
+        .map(|c| c.to_string())
+    }
+
+    /// Records `authority`'s review of the emergency access `request`: `outcome` is
+    /// "justified" or "unjustified".
+    fn review_emergency(
+        &self,
+        py: Python<'_>,
+        authority: &Identity,
+        request: &str,
+        outcome: &str,
+    ) -> PyResult<String> {
+        let request = medshare::parse_cid(request).map_err(err)?;
+        let outcome = medshare::ReviewOutcome::from_str(outcome).map_err(err)?;
+        self.with(py, |v| {
+            pollster::block_on(v.review_emergency(&authority.0, &request, outcome))
+        })
+        .map(|c| c.to_string())
+    }
+
+    /// Every emergency access on the chain, oldest first (`unreviewed`: those awaiting review).
+    #[pyo3(signature = (unreviewed = false))]
+    fn emergencies<'py>(
+        &self,
+        py: Python<'py>,
+        unreviewed: bool,
+    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+        let l = self.with(py, |v| Ok(v.emergencies(unreviewed)))?;
+        values(py, "Emergency", &l)
+    }
+
+    /// The emergency request `request` as its `doctor` sees it: every released share checked
+    /// against its commitment, and whether the record opens.
+    fn emergency_status<'py>(
+        &self,
+        py: Python<'py>,
+        doctor: &Identity,
+        request: &str,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let request = medshare::parse_cid(request).map_err(err)?;
+        let s = self.with(py, |v| v.emergency_status(&doctor.0, &request))?;
+        value(py, "EmergencyStatus", &s)
+    }
+
+    /// The justification of `request`, as `identity` (the patient, the doctor or an authority).
+    fn emergency_justification(
+        &self,
+        py: Python<'_>,
+        identity: &Identity,
+        request: &str,
+    ) -> PyResult<String> {
+        let request = medshare::parse_cid(request).map_err(err)?;
+        self.with(py, |v| v.emergency_justification(&identity.0, &request))
+    }
+
+    /// Re-keys `record` (its next version under a new key): what ends an emergency access.
+    /// Returns the new version.
+    fn rekey(&self, py: Python<'_>, patient: &Identity, record: &Bound<'_, PyAny>) -> PyResult<u32> {
+        let record = record_id(record)?;
+        self.with(py, |v| pollster::block_on(v.rekey(&patient.0, &record)))
     }
 
     /// Lets `doctor` read the latest version of `record`, optionally until `expires`, for

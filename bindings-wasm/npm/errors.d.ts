@@ -24,6 +24,7 @@ export type ErrorCode =
   | "AccessRevoked"
   | "AccessExpired"
   | "AccessDenied"
+  | "EmergencyPending"
   | "UnknownRecord"
   | "UnknownIdentity"
   | "InvalidChain"
@@ -147,6 +148,9 @@ export class AccessExpiredError extends AccessError {
 }
 export class AccessDeniedError extends AccessError {
   readonly code: "AccessDenied";
+}
+export class EmergencyPendingError extends AccessError {
+  readonly code: "EmergencyPending";
 }
 export class UnknownRecordError extends AccessError {
   readonly code: "UnknownRecord";

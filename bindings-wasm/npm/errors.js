@@ -149,6 +149,10 @@ export class AccessDeniedError extends AccessError {
   static code = "AccessDenied";
 }
 
+export class EmergencyPendingError extends AccessError {
+  static code = "EmergencyPending";
+}
+
 export class UnknownRecordError extends AccessError {
   static code = "UnknownRecord";
 }
@@ -252,6 +256,7 @@ export const errorClasses = {
   AccessRevoked: AccessRevokedError,
   AccessExpired: AccessExpiredError,
   AccessDenied: AccessDeniedError,
+  EmergencyPending: EmergencyPendingError,
   UnknownRecord: UnknownRecordError,
   UnknownIdentity: UnknownIdentityError,
   InvalidChain: InvalidChainError,

@@ -23,13 +23,15 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
         } => receipt(home, record.as_deref(), tx.as_deref(), path.as_deref(), out),
         Command::VerifyReceipt { file, genesis } => verify_receipt(&file, &genesis, out),
         Command::Light {
-            node,
             genesis,
             record,
             doctor,
             trust,
         } => light(
-            node,
+            home.network
+                .as_ref()
+                .map(|n| n.nodes.clone())
+                .unwrap_or_default(),
             &genesis,
             record.as_deref(),
             doctor.as_deref(),
@@ -790,6 +792,9 @@ fn light(
     out: &Out,
 ) -> Result<()> {
     use medshare::ledger::light::{LightAnswer, StateQuery};
+    if node.is_empty() {
+        bail!("say which validator to ask: --node URL (repeatable)");
+    }
     let genesis = medshare::parse_cid(genesis)?;
     let kept = match trust {
         Some(p) if p.exists() => {

@@ -199,10 +199,8 @@ pub enum Command {
     /// read. The answer is proven against a certificate of the network's authorities and
     /// checked here; nothing but the genesis CID (and the trust file) is needed.
     Light {
-        /// A validator's CometBFT RPC URL (repeat for fallbacks).
-        #[arg(long, required = true)]
-        node: Vec<String>,
-        /// The network's genesis CID.
+        /// The network's genesis CID (the validators asked are the global `--node URL`s,
+        /// repeatable, or the network file's).
         #[arg(long)]
         genesis: String,
         /// The record whose access list to ask for.
@@ -511,5 +509,39 @@ fn main() {
         let msg = out::esc(&format!("{e:#}").replace('\n', " "));
         eprintln!("medshare: error: {msg}");
         std::process::exit(1);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// No flag of a subcommand clashes with a global one or another of its own. (clap checks
+    /// that only in debug builds, where such a clash panics; the test command builds release.)
+    #[test]
+    fn no_flag_is_defined_twice() {
+        fn walk(cmd: &clap::Command, inherited: &[String], path: &str) {
+            let mut seen: Vec<String> = inherited.to_vec();
+            let mut globals = inherited.to_vec();
+            for a in cmd.get_arguments() {
+                let Some(long) = a.get_long() else { continue };
+                if inherited.iter().any(|g| g == long) && a.is_global_set() {
+                    continue; // the global itself, propagated
+                }
+                assert!(
+                    !seen.iter().any(|s| s == long),
+                    "`{path}`: --{long} is defined twice"
+                );
+                seen.push(long.to_owned());
+                if a.is_global_set() {
+                    globals.push(long.to_owned());
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &globals, &format!("{path} {}", sub.get_name()));
+            }
+        }
+        walk(&super::Cli::command(), &[], "medshare");
+        super::Cli::command().debug_assert();
     }
 }

@@ -193,6 +193,13 @@ class AccessDenied(AccessError):
     code = "AccessDenied"
 
 
+class EmergencyPending(AccessError):
+    """An emergency (break-glass) access is not open: fewer genuine key shares released than
+    needed, a share that fails its commitment, or the window is over."""
+
+    code = "EmergencyPending"
+
+
 class UnknownRecord(AccessError):
     """No such record on the chain."""
 
@@ -349,6 +356,7 @@ CODES: dict[str, type] = {
     "AccessRevoked": AccessRevoked,
     "AccessExpired": AccessExpired,
     "AccessDenied": AccessDenied,
+    "EmergencyPending": EmergencyPending,
     "UnknownRecord": UnknownRecord,
     "UnknownIdentity": UnknownIdentity,
     "InvalidChain": InvalidChain,
@@ -404,6 +412,7 @@ __all__ = [
     "AccessRevoked",
     "AccessExpired",
     "AccessDenied",
+    "EmergencyPending",
     "UnknownRecord",
     "UnknownIdentity",
     "InvalidChain",

@@ -47,7 +47,8 @@ class RecordInfo:
 
 @dataclass(frozen=True)
 class AuditEvent:
-    """One entry of a record's audit trail; `event` is published, granted or revoked."""
+    """One entry of a record's audit trail; `event` is published, granted, revoked,
+    emergency-enabled, emergency (a break-glass request), share-released or reviewed."""
 
     height: int
     block: str
@@ -60,6 +61,11 @@ class AuditEvent:
     doctor: Optional[str] = None
     expires: Optional[int] = None
     purpose: Optional[str] = None
+    threshold: Optional[int] = None
+    shares: Optional[int] = None
+    request: Optional[str] = None
+    index: Optional[int] = None
+    outcome: Optional[str] = None
 
     @property
     def kind(self) -> str:
@@ -193,8 +199,78 @@ class DoctorRecord:
     expires: Optional[int]
 
 
+@dataclass(frozen=True)
+class Release:
+    """A key share an authority released to an emergency request."""
+
+    authority: str
+    index: int
+    height: int
+    tx: str
+    wrapped: str
+
+
+@dataclass(frozen=True)
+class ReviewInfo:
+    """An authority's review of an emergency access: `outcome` is justified or unjustified."""
+
+    authority: str
+    outcome: str
+    height: int
+    tx: str
+
+
+@dataclass(frozen=True)
+class Emergency:
+    """A break-glass emergency access as the chain knows it (`request` is its transaction)."""
+
+    request: str
+    record: str
+    version: int
+    owner: str
+    doctor: str
+    purpose: str
+    justification: str
+    height: int
+    time: int
+    expires: int
+    threshold: int
+    holders: list[str]
+    releases: list[Release]
+    review: Optional[ReviewInfo] = None
+
+
+@dataclass(frozen=True)
+class ShareCheck:
+    """One released share as the requesting doctor checked it against its commitment."""
+
+    authority: str
+    index: int
+    valid: bool
+
+
+@dataclass(frozen=True)
+class EmergencyStatus(Emergency):
+    """An emergency request as its doctor sees it: each share checked, and whether the record
+    opens now."""
+
+    shares: list[ShareCheck] = field(default_factory=list)
+    open: bool = False
+
+
+def _emergency_parts(data: dict[str, Any]) -> dict[str, Any]:
+    data = {**data, "releases": [Release(**r) for r in data["releases"]]}
+    if data.get("review") is not None:
+        data["review"] = ReviewInfo(**data["review"])
+    if "shares" in data:
+        data["shares"] = [ShareCheck(**s) for s in data["shares"]]
+    return data
+
+
 def _build(kind: str, data: Any) -> Any:
     cls = globals()[kind]
+    if kind in ("Emergency", "EmergencyStatus"):
+        data = _emergency_parts(data)
     if kind == "RecordAccess":
         data = {**data, "grants": [ProvenGrant(**g) for g in data["grants"]]}
     if kind == "RecordInfo" and data.get("grant") is not None:
@@ -217,14 +293,19 @@ __all__ = [
     "ContentReport",
     "DamagedRecord",
     "DoctorRecord",
+    "Emergency",
+    "EmergencyStatus",
     "ExportReport",
     "GcReport",
     "Metadata",
     "ProvenGrant",
     "ReceiptFacts",
+    "Release",
     "RecordAccess",
     "RecordInfo",
+    "ReviewInfo",
     "RevokeReport",
     "RotateReport",
+    "ShareCheck",
     "VerifyReport",
 ]
