@@ -152,3 +152,51 @@ def test_a_light_client_believes_only_proven_answers(testnet, patient, doctor2):
         )
     with pytest.raises(medshare.MedshareError):
         medshare.LightClient.connect([testnet.rpc(0)], testnet.genesis, trust="{}")
+
+
+def test_break_glass_on_the_network(testnet, patient, doctor):
+    """A doctor with no grant breaks the glass; both hospitals' nodes release their key shares
+    by themselves (2 of 2 needed); the doctor reads; a hospital reviews; the patient re-keys."""
+    v = medshare.Vault.connect([testnet.rpc(0)], testnet.genesis, store=f"kubo={testnet.kubo(0)}")
+    try:
+        v.register(patient)
+    except medshare.Rejected as e:
+        assert e.rule == "DuplicateRegistration", e
+    e = medshare.Endorsement.sign(testnet.authority(0), testnet.genesis, doctor, "GMC-1")
+    d = medshare.Vault.connect([testnet.rpc(1)], testnet.genesis, store=f"kubo={testnet.kubo(1)}")
+    try:
+        d.register(doctor, e)
+    except medshare.Rejected as err:
+        assert err.rule == "DuplicateRegistration", err
+    data = os.urandom(200_000)
+    rec = v.publish(patient, data, media_type="application/pdf", name="allergies.pdf", emergency=True)
+    with pytest.raises(medshare.InvalidInput):
+        d.request_emergency(doctor, rec, " ")
+    request = d.request_emergency(doctor, rec, "unconscious, allergies unknown", window=3600)
+
+    def opened():
+        d.sync()
+        return d.open_record(doctor, rec)
+
+    assert eventually(opened, 60) == data
+    status = d.emergency_status(doctor, request)
+    assert isinstance(status, medshare.EmergencyStatus)
+    assert status.open and status.threshold == 2 and all(s.valid for s in status.shares)
+    assert d.emergency_justification(doctor, request) == "unconscious, allergies unknown"
+    v.sync()
+    assert v.emergency_justification(patient, request) == "unconscious, allergies unknown"
+    assert request in [x.request for x in v.emergencies(unreviewed=True)]
+    events = [x.event for x in v.audit(rec)]
+    assert "emergency" in events and events.count("share-released") >= 2, events
+    v.review_emergency(testnet.authority(0), request, "justified")
+    assert request not in [x.request for x in v.emergencies(unreviewed=True)]
+    review = [x for x in v.emergencies() if x.request == request][0].review
+    assert review is not None and review.outcome == "justified"
+    assert v.rekey(patient, rec) == 2
+
+    def shut_out():
+        d.sync()
+        with pytest.raises(medshare.AccessDenied):
+            d.open_record(doctor, rec)
+
+    eventually(shut_out)

@@ -32,6 +32,12 @@ function optStr(v, what) {
   return v === undefined || v === null ? undefined : str(v, what);
 }
 
+function optBool(v, what) {
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== "boolean") fail(what, "a boolean", v);
+  return v;
+}
+
 function bytes(v, what) {
   if (v instanceof Uint8Array) return v;
   if (v instanceof ArrayBuffer) return new Uint8Array(v);
@@ -221,7 +227,64 @@ export class Vault {
       optStr(o.name, "options.name") ?? "",
       optStr(o.mediaType, "options.mediaType") ?? "application/octet-stream",
       func(o.onProgress, "options.onProgress"),
+      optBool(o.emergency, "options.emergency") ?? false,
     );
+  }
+
+  /** Opts the latest version of `record` into break-glass access (as its owner). */
+  async enableEmergency(patient, record) {
+    return this._raw.enableEmergency(identity(patient, "patient"), str(record, "record"));
+  }
+
+  /**
+   * Breaks the glass: `doctor` asks for emergency access to `record`, with a `justification`
+   * the patient, the doctor and the authorities read. `options.window`: seconds during which
+   * shares may be released (default 24 h). Resolves to the request (its transaction CID).
+   */
+  async requestEmergency(doctor, record, justification, options) {
+    const o = obj(options, "options");
+    const window = o.window === undefined || o.window === null ? undefined : seconds(o.window, "options.window");
+    return this._raw.requestEmergency(
+      identity(doctor, "doctor"),
+      str(record, "record"),
+      str(justification, "justification"),
+      window,
+    );
+  }
+
+  /** Releases `authority`'s key share to the emergency request `request`. */
+  async releaseShare(authority, request) {
+    return this._raw.releaseShare(identity(authority, "authority"), str(request, "request"));
+  }
+
+  /** Records `authority`'s review of `request`: `outcome` is "justified" or "unjustified". */
+  async reviewEmergency(authority, request, outcome) {
+    return this._raw.reviewEmergency(
+      identity(authority, "authority"),
+      str(request, "request"),
+      str(outcome, "outcome"),
+    );
+  }
+
+  /** Every emergency access, oldest first (`{unreviewed: true}`: those awaiting review). */
+  async emergencies(options) {
+    const o = obj(options, "options");
+    return this._raw.emergencies(optBool(o.unreviewed, "options.unreviewed") ?? false);
+  }
+
+  /** `request` as its doctor sees it: every released share checked, and whether it opens. */
+  async emergencyStatus(doctor, request) {
+    return this._raw.emergencyStatus(identity(doctor, "doctor"), str(request, "request"));
+  }
+
+  /** The justification of `request`, as the patient, the doctor or an authority. */
+  async emergencyJustification(reader, request) {
+    return this._raw.emergencyJustification(identity(reader, "reader"), str(request, "request"));
+  }
+
+  /** Re-keys `record` (its next version under a new key); resolves to the new version. */
+  async rekey(patient, record) {
+    return this._raw.rekey(identity(patient, "patient"), str(record, "record"));
   }
 
   /** Grants `doctor` (an Identity or an id) the latest version of `record`. Options:

@@ -25,6 +25,42 @@ export interface PublishOptions {
   mediaType?: string;
   /** Called with the plaintext bytes sealed so far. */
   onProgress?: (bytes: number) => void;
+  /** Opt into break-glass emergency access: the key is split among the network's
+   * authorities (more than two thirds needed to open it for a doctor). */
+  emergency?: boolean;
+}
+
+/** A key share an authority released to an emergency request. */
+export interface Release {
+  authority: string;
+  index: number;
+  height: number;
+  tx: string;
+  wrapped: string;
+}
+
+/** A break-glass emergency access as the chain knows it (`request` is its transaction). */
+export interface Emergency {
+  request: string;
+  record: string;
+  version: number;
+  owner: string;
+  doctor: string;
+  purpose: string;
+  justification: string;
+  height: number;
+  time: number;
+  expires: number;
+  threshold: number;
+  holders: string[];
+  releases: Release[];
+  review: { authority: string; outcome: "justified" | "unjustified"; height: number; tx: string } | null;
+}
+
+/** An emergency request as its doctor sees it: each share checked, and whether it opens. */
+export interface EmergencyStatus extends Emergency {
+  shares: { authority: string; index: number; valid: boolean }[];
+  open: boolean;
 }
 
 export interface GrantOptions {
@@ -91,12 +127,24 @@ export interface AuditEvent {
   time: number;
   tx: string;
   author: string;
-  event: "published" | "granted" | "revoked";
+  event:
+    | "published"
+    | "granted"
+    | "revoked"
+    | "emergency-enabled"
+    | "emergency"
+    | "share-released"
+    | "reviewed";
   version?: number;
   content?: string;
   doctor?: string;
   expires?: number | null;
   purpose?: string;
+  threshold?: number;
+  shares?: number;
+  request?: string;
+  index?: number;
+  outcome?: "justified" | "unjustified";
 }
 
 /** A FHIR `Bundle` of type `collection` (FHIR JSON, R5 or R4). */
@@ -204,6 +252,23 @@ export declare class Vault {
   publish(patient: Identity, data: Bytes, options?: PublishOptions): Promise<string>;
   grant(patient: Identity, record: string, doctor: Who, options?: GrantOptions): Promise<void>;
   revoke(patient: Identity, record: string, doctor: Who): Promise<RevokeReport>;
+  enableEmergency(patient: Identity, record: string): Promise<string>;
+  requestEmergency(
+    doctor: Identity,
+    record: string,
+    justification: string,
+    options?: { window?: number },
+  ): Promise<string>;
+  releaseShare(authority: Identity, request: string): Promise<string>;
+  reviewEmergency(
+    authority: Identity,
+    request: string,
+    outcome: "justified" | "unjustified",
+  ): Promise<string>;
+  emergencies(options?: { unreviewed?: boolean }): Promise<Emergency[]>;
+  emergencyStatus(doctor: Identity, request: string): Promise<EmergencyStatus>;
+  emergencyJustification(reader: Identity, request: string): Promise<string>;
+  rekey(patient: Identity, record: string): Promise<number>;
   rotateKey(old: Identity, next: Identity): Promise<RotateReport>;
   openRecord(identity: Identity, record: string, options?: OpenOptions): Promise<Uint8Array>;
   metadata(identity: Identity, record: string): Promise<RecordMetadata>;

@@ -753,6 +753,7 @@ impl WasmVault {
         name: String,
         media_type: String,
         on_progress: Option<Function>,
+        emergency: bool,
     ) -> Promise {
         let patient = patient.0.clone();
         let meta = Metadata {
@@ -762,9 +763,101 @@ impl WasmVault {
         };
         let data = JsReader { data, pos: 0 };
         let mut progress = progress_of(on_progress);
+        let options = medshare::PublishOptions { emergency };
         self.run(async move |v| {
-            let id = v.publish(&patient, data, meta, &mut progress).await;
+            let id = v
+                .publish_with(&patient, data, meta, options, &mut progress)
+                .await;
             Ok(id.map_err(js_err)?.to_string().into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = enableEmergency)]
+    pub fn enable_emergency(&self, patient: &WasmIdentity, record: &str) -> Promise {
+        let patient = patient.0.clone();
+        let record = record_id(record);
+        self.run(async move |v| {
+            let tx = v.enable_emergency(&patient, &record?).await;
+            Ok(tx.map_err(js_err)?.to_string().into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = requestEmergency)]
+    pub fn request_emergency(
+        &self,
+        doctor: &WasmIdentity,
+        record: &str,
+        justification: String,
+        window_secs: Option<f64>,
+    ) -> Promise {
+        let doctor = doctor.0.clone();
+        let record = record_id(record);
+        let window = window_secs.map(|s| Duration::from_secs(s as u64));
+        self.run(async move |v| {
+            let tx = v
+                .request_emergency(&doctor, &record?, &justification, window)
+                .await;
+            Ok(tx.map_err(js_err)?.to_string().into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = releaseShare)]
+    pub fn release_share(&self, authority: &WasmIdentity, request: &str) -> Promise {
+        let authority = authority.0.clone();
+        let request = medshare::parse_cid(request).map_err(js_err);
+        self.run(async move |v| {
+            let tx = v.release_share(&authority, &request?).await;
+            Ok(tx.map_err(js_err)?.to_string().into())
+        })
+    }
+
+    #[wasm_bindgen(js_name = reviewEmergency)]
+    pub fn review_emergency(
+        &self,
+        authority: &WasmIdentity,
+        request: &str,
+        outcome: &str,
+    ) -> Promise {
+        let authority = authority.0.clone();
+        let args = medshare::parse_cid(request)
+            .and_then(|r| Ok((r, medshare::ReviewOutcome::from_str(outcome)?)))
+            .map_err(js_err);
+        self.run(async move |v| {
+            let (request, outcome) = args?;
+            let tx = v.review_emergency(&authority, &request, outcome).await;
+            Ok(tx.map_err(js_err)?.to_string().into())
+        })
+    }
+
+    pub fn emergencies(&self, unreviewed: bool) -> Promise {
+        self.run(async move |v| to_js(&v.emergencies(unreviewed)))
+    }
+
+    #[wasm_bindgen(js_name = emergencyStatus)]
+    pub fn emergency_status(&self, doctor: &WasmIdentity, request: &str) -> Promise {
+        let doctor = doctor.0.clone();
+        let request = medshare::parse_cid(request).map_err(js_err);
+        self.run(async move |v| to_js(&v.emergency_status(&doctor, &request?).map_err(js_err)?))
+    }
+
+    #[wasm_bindgen(js_name = emergencyJustification)]
+    pub fn emergency_justification(&self, identity: &WasmIdentity, request: &str) -> Promise {
+        let identity = identity.0.clone();
+        let request = medshare::parse_cid(request).map_err(js_err);
+        self.run(async move |v| {
+            let j = v
+                .emergency_justification(&identity, &request?)
+                .map_err(js_err)?;
+            Ok(JsValue::from_str(&j))
+        })
+    }
+
+    pub fn rekey(&self, patient: &WasmIdentity, record: &str) -> Promise {
+        let patient = patient.0.clone();
+        let record = record_id(record);
+        self.run(async move |v| {
+            let version = v.rekey(&patient, &record?).await.map_err(js_err)?;
+            Ok(JsValue::from_f64(f64::from(version)))
         })
     }
 

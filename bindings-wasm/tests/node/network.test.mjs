@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AccessRevokedError, Endorsement, Identity, LedgerError, LightClient, NetworkError, Vault, WrongGenesisError } from "../../npm/node.js";
+import { AccessDeniedError, AccessRevokedError, Endorsement, EmergencyPendingError, Identity, LedgerError, LightClient, NetworkError, Vault, WrongGenesisError } from "../../npm/node.js";
 import { testnet } from "../../../scripts/js/testnet.mjs";
 
 /** Another hospital's node commits the same heights a moment after the one a client used. */
@@ -85,4 +85,53 @@ test("a patient and a doctor on the network, over RPC, kubo and a gateway", { ti
     LedgerError,
   );
   await assert.rejects(Vault.connect({ nodes: ["http://127.0.0.1:9"], genesis, gateways: ["http://127.0.0.1:9"], timeout: 2 }), NetworkError);
+});
+
+test("break-glass: a doctor with no grant reads once both hospitals released their shares", { timeout: 300_000 }, async (t) => {
+  const net = await testnet();
+  t.after(net.stop);
+  const [n0, n1] = net.layout.nodes;
+  const rpc = (n) => `http://127.0.0.1:${n.ports.rpc}`;
+  const genesis = net.layout.genesis;
+  const patient = Identity.generate("patient", 2048, "dana");
+  const doctor = Identity.generate("doctor", 2048, "erin");
+  const hospital = Identity.fromKeyFile(readFileSync(join(n0.dir, "authority.key"), "utf8"), net.passphrase);
+  const v = await Vault.connect({ nodes: [rpc(n0)], genesis, kubo: `http://127.0.0.1:${n0.ports.kubo_api}` });
+  await v.register(patient);
+  const d = await Vault.connect({ nodes: [rpc(n1)], genesis, kubo: `http://127.0.0.1:${n1.ports.kubo_api}` });
+  await d.register(doctor, Endorsement.sign(hospital, genesis, doctor, "GMC-77"));
+  const data = new Uint8Array(300_000).map((_, i) => (i * 7) & 0xff);
+  const record = await v.publish(patient, data, { name: "allergies.pdf", mediaType: "application/pdf", emergency: true });
+  await eventually(async () => {
+    await d.sync();
+    await assert.rejects(d.openRecord(doctor, record), AccessDeniedError);
+  });
+  await assert.rejects(v.publish(patient, data, { emergency: "yes" }), TypeError);
+  const request = await d.requestEmergency(doctor, record, "found unconscious", { window: 3600 });
+  // The nodes release by themselves (emergency: auto); until both did, the record stays shut.
+  try {
+    await d.openRecord(doctor, record);
+  } catch (e) {
+    assert.ok(e instanceof EmergencyPendingError, String(e));
+  }
+  const read = await eventually(async () => {
+    await d.sync();
+    return d.openRecord(doctor, record);
+  }, 60);
+  assert.deepEqual(read, data);
+  const status = await d.emergencyStatus(doctor, request);
+  assert.equal(status.open, true);
+  assert.ok(status.shares.every((s) => s.valid));
+  assert.equal(await d.emergencyJustification(doctor, request), "found unconscious");
+  await v.sync();
+  assert.ok((await v.emergencies({ unreviewed: true })).some((e) => e.request === request));
+  const events = (await v.audit(record)).map((e) => e.event);
+  assert.ok(events.includes("emergency") && events.includes("share-released"), events.join());
+  await v.reviewEmergency(hospital, request, "unjustified");
+  assert.ok(!(await v.emergencies({ unreviewed: true })).some((e) => e.request === request));
+  assert.equal(await v.rekey(patient, record), 2);
+  await eventually(async () => {
+    await d.sync();
+    await assert.rejects(d.openRecord(doctor, record), AccessDeniedError);
+  });
 });
