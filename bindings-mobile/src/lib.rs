@@ -455,6 +455,69 @@ pub struct AuditEvent {
     pub purpose: Option<String>,
     /// Content root (published).
     pub content: Option<String>,
+    /// The emergency request concerned (share-released, reviewed).
+    pub request: Option<String>,
+}
+
+/// A break-glass emergency access as the chain knows it.
+#[derive(uniffi::Record)]
+pub struct EmergencyInfo {
+    /// The request (its `EmergencyAccess` transaction CID).
+    pub request: String,
+    /// Record id.
+    pub record: String,
+    /// Version whose key the shares open.
+    pub version: u32,
+    /// The patient.
+    pub owner: String,
+    /// The requesting doctor.
+    pub doctor: String,
+    /// Height of the requesting block.
+    pub height: u64,
+    /// Its time, unix seconds.
+    pub time: u64,
+    /// Shares may be released until then (unix seconds).
+    pub expires: u64,
+    /// Shares needed.
+    pub threshold: u8,
+    /// The authorities that released theirs.
+    pub released_by: Vec<String>,
+    /// `justified` or `unjustified` once reviewed.
+    pub review: Option<String>,
+    /// The reviewing authority.
+    pub reviewer: Option<String>,
+}
+
+impl From<&medshare::ledger::Emergency> for EmergencyInfo {
+    fn from(e: &medshare::ledger::Emergency) -> EmergencyInfo {
+        EmergencyInfo {
+            request: e.request.to_string(),
+            record: e.record.to_string(),
+            version: e.version,
+            owner: e.owner.to_string(),
+            doctor: e.doctor.to_string(),
+            height: e.height,
+            time: e.time,
+            expires: e.expires,
+            threshold: e.threshold,
+            released_by: e.releases.iter().map(|r| r.authority.to_string()).collect(),
+            review: e.review.as_ref().map(|r| r.outcome.to_string()),
+            reviewer: e.review.as_ref().map(|r| r.authority.to_string()),
+        }
+    }
+}
+
+/// An emergency request as its doctor sees it.
+#[derive(uniffi::Record)]
+pub struct EmergencyStatus {
+    /// The request.
+    pub emergency: EmergencyInfo,
+    /// Indices of the released shares that match their commitment.
+    pub valid_shares: Vec<u8>,
+    /// Indices of released shares that do not (a wrong share, named).
+    pub invalid_shares: Vec<u8>,
+    /// Whether the record opens for the doctor now.
+    pub open: bool,
 }
 
 /// What `verify` checked.
@@ -930,20 +993,115 @@ impl Vault {
         Ok(tx.to_string())
     }
 
-    /// Publishes bytes as a new record owned by `patient`; returns the record id.
-    #[uniffi::method(default(media_type = "application/octet-stream", name = ""))]
+    /// Publishes bytes as a new record owned by `patient`; returns the record id. With
+    /// `emergency`, the record is opted into break-glass access.
+    #[uniffi::method(default(media_type = "application/octet-stream", name = "", emergency = false))]
     pub async fn publish(
         &self,
         patient: Arc<Identity>,
         data: Vec<u8>,
         media_type: String,
         name: String,
+        emergency: bool,
     ) -> Result<String> {
+        let meta = Metadata {
+            name,
+            media_type,
+            size: data.len() as u64,
+        };
+        let options = medshare::PublishOptions { emergency };
         let mut v = self.inner.write().await;
         let record = v
-            .publish_bytes(&patient.0, &data, &name, &media_type)
+            .publish_with(&patient.0, data.as_slice(), meta, options, &mut |_| {})
             .await?;
         Ok(record.to_string())
+    }
+
+    /// Opts the latest version of `record` into break-glass access (as its owner).
+    pub async fn enable_emergency(&self, patient: Arc<Identity>, record: String) -> Result<String> {
+        let record = record_id(&record)?;
+        let tx = self.inner.write().await.enable_emergency(&patient.0, &record).await?;
+        Ok(tx.to_string())
+    }
+
+    /// Breaks the glass: `doctor` asks for emergency access to `record` with a `justification`
+    /// (encrypted to the patient, the doctor and the authorities). Returns the request.
+    #[uniffi::method(default(window_secs = None))]
+    pub async fn request_emergency(
+        &self,
+        doctor: Arc<Identity>,
+        record: String,
+        justification: String,
+        window_secs: Option<u64>,
+    ) -> Result<String> {
+        let record = record_id(&record)?;
+        let window = window_secs.map(std::time::Duration::from_secs);
+        let tx = self
+            .inner
+            .write()
+            .await
+            .request_emergency(&doctor.0, &record, &justification, window)
+            .await?;
+        Ok(tx.to_string())
+    }
+
+    /// Releases `authority`'s key share to the emergency request `request`.
+    pub async fn release_share(&self, authority: Arc<Identity>, request: String) -> Result<String> {
+        let request = medshare::parse_cid(&request)?;
+        let tx = self.inner.write().await.release_share(&authority.0, &request).await?;
+        Ok(tx.to_string())
+    }
+
+    /// Records `authority`'s review of `request`: `outcome` is "justified" or "unjustified".
+    pub async fn review_emergency(
+        &self,
+        authority: Arc<Identity>,
+        request: String,
+        outcome: String,
+    ) -> Result<String> {
+        let request = medshare::parse_cid(&request)?;
+        let outcome: medshare::ReviewOutcome = outcome.parse()?;
+        let tx = self
+            .inner
+            .write()
+            .await
+            .review_emergency(&authority.0, &request, outcome)
+            .await?;
+        Ok(tx.to_string())
+    }
+
+    /// Every emergency access, oldest first (`unreviewed`: those awaiting review).
+    #[uniffi::method(default(unreviewed = false))]
+    pub async fn emergencies(&self, unreviewed: bool) -> Vec<EmergencyInfo> {
+        let v = self.inner.read().await;
+        v.emergencies(unreviewed).iter().map(EmergencyInfo::from).collect()
+    }
+
+    /// `request` as its doctor sees it: every released share checked against its commitment.
+    pub async fn emergency_status(&self, doctor: Arc<Identity>, request: String) -> Result<EmergencyStatus> {
+        let request = medshare::parse_cid(&request)?;
+        let s = self.inner.read().await.emergency_status(&doctor.0, &request)?;
+        let pick = |valid: bool| -> Vec<u8> {
+            s.shares.iter().filter(|c| c.valid == valid).map(|c| c.index).collect()
+        };
+        Ok(EmergencyStatus {
+            emergency: EmergencyInfo::from(&s.emergency),
+            valid_shares: pick(true),
+            invalid_shares: pick(false),
+            open: s.open,
+        })
+    }
+
+    /// The justification of `request`, as the patient, the doctor or an authority.
+    pub async fn emergency_justification(&self, identity: Arc<Identity>, request: String) -> Result<String> {
+        let request = medshare::parse_cid(&request)?;
+        Ok(self.inner.read().await.emergency_justification(&identity.0, &request)?)
+    }
+
+    /// Re-keys `record` (its next version under a new key); returns the new version.
+    pub async fn rekey(&self, patient: Arc<Identity>, record: String) -> Result<u32> {
+        let record = record_id(&record)?;
+        Ok(self.inner.write().await.rekey(&patient.0, &record).await?)
     }
 
     /// Publishes a file, streamed in constant memory; returns the record id.
@@ -1136,6 +1294,7 @@ impl Vault {
                 expires: e.kind.expires(),
                 purpose: e.kind.purpose().map(|p| p.code().to_owned()),
                 content: e.kind.content().map(|c| c.to_string()),
+                request: e.kind.request().map(|c| c.to_string()),
             })
             .collect())
     }

@@ -328,6 +328,39 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
             Vault.connect(listOf("http://127.0.0.1:9"), genesis, gateways = listOf("http://127.0.0.1:9"), timeoutMs = 2000uL)
         }
     },
+    "break-glass on the network: both hospitals' nodes release their shares, the doctor reads" to {
+        val env = { k: String -> System.getenv(k) ?: error("set $k (test-mobile.sh does)") }
+        val genesis = env("NET_GENESIS")
+        val hospital = Identity.load(env("NET_AUTHORITY_KEY"), env("MEDSHARE_TESTNET_PASSPHRASE"))
+        val fay = Identity.generate(Role.PATIENT, 2048u, "fay")
+        val gus = Identity.generate(Role.DOCTOR, 2048u, "gus")
+        val v = Vault.connect(listOf(env("NET_RPC0")), genesis, env("NET_KUBO0"))
+        v.register(fay)
+        val d = Vault.connect(listOf(env("NET_RPC1")), genesis, env("NET_KUBO1"))
+        d.register(gus, Endorsement.sign(hospital, genesis, gus.id(), "GMC-88"))
+        val data = ByteArray(200_000) { (it * 5).toByte() }
+        val rec = v.publish(fay, data, "application/pdf", "allergies.pdf", emergency = true)
+        for (attempt in 0 until 100) { d.sync(); if (d.height() >= v.height()) break; kotlinx.coroutines.delay(200) }
+        expect<MedshareException.Access>(ErrorCode.ACCESS_DENIED) { d.openRecord(gus, rec) }
+        val request = d.requestEmergency(gus, rec, "collapsed on arrival", 3600uL)
+        var read: ByteArray? = null
+        for (attempt in 0 until 300) {
+            d.sync()
+            read = try { d.openRecord(gus, rec) } catch (e: MedshareException.Access) { null }
+            if (read != null) break
+            kotlinx.coroutines.delay(200)
+        }
+        check(read?.contentEquals(data) == true) { "the emergency doctor read other bytes" }
+        val status = d.emergencyStatus(gus, request)
+        check(status.open && status.invalidShares.isEmpty() && status.emergency.threshold.toInt() == 2) { "status $status" }
+        check(d.emergencyJustification(gus, request) == "collapsed on arrival") { "justification" }
+        v.sync()
+        check(v.emergencies(true).any { it.request == request }) { "listed as unreviewed" }
+        check(v.audit(rec).any { it.kind == "emergency" }) { "in the patient's audit" }
+        v.reviewEmergency(hospital, request, "justified")
+        check(v.emergencies(true).none { it.request == request }) { "reviewed" }
+        check(v.rekey(fay, rec) == 2u) { "re-keyed" }
+    },
     "record published by the Rust CLI opens in Kotlin" to {
         val home = System.getenv("MEDSHARE_CLI_HOME") ?: error("set MEDSHARE_CLI_HOME")
         val pass = System.getenv("MEDSHARE_PASSPHRASE") ?: error("set MEDSHARE_PASSPHRASE")
