@@ -995,7 +995,11 @@ impl Vault {
 
     /// Publishes bytes as a new record owned by `patient`; returns the record id. With
     /// `emergency`, the record is opted into break-glass access.
-    #[uniffi::method(default(media_type = "application/octet-stream", name = "", emergency = false))]
+    #[uniffi::method(default(
+        media_type = "application/octet-stream",
+        name = "",
+        emergency = false
+    ))]
     pub async fn publish(
         &self,
         patient: Arc<Identity>,
@@ -1020,7 +1024,12 @@ impl Vault {
     /// Opts the latest version of `record` into break-glass access (as its owner).
     pub async fn enable_emergency(&self, patient: Arc<Identity>, record: String) -> Result<String> {
         let record = record_id(&record)?;
-        let tx = self.inner.write().await.enable_emergency(&patient.0, &record).await?;
+        let tx = self
+            .inner
+            .write()
+            .await
+            .enable_emergency(&patient.0, &record)
+            .await?;
         Ok(tx.to_string())
     }
 
@@ -1048,7 +1057,12 @@ impl Vault {
     /// Releases `authority`'s key share to the emergency request `request`.
     pub async fn release_share(&self, authority: Arc<Identity>, request: String) -> Result<String> {
         let request = medshare::parse_cid(&request)?;
-        let tx = self.inner.write().await.release_share(&authority.0, &request).await?;
+        let tx = self
+            .inner
+            .write()
+            .await
+            .release_share(&authority.0, &request)
+            .await?;
         Ok(tx.to_string())
     }
 
@@ -1074,15 +1088,30 @@ impl Vault {
     #[uniffi::method(default(unreviewed = false))]
     pub async fn emergencies(&self, unreviewed: bool) -> Vec<EmergencyInfo> {
         let v = self.inner.read().await;
-        v.emergencies(unreviewed).iter().map(EmergencyInfo::from).collect()
+        v.emergencies(unreviewed)
+            .iter()
+            .map(EmergencyInfo::from)
+            .collect()
     }
 
     /// `request` as its doctor sees it: every released share checked against its commitment.
-    pub async fn emergency_status(&self, doctor: Arc<Identity>, request: String) -> Result<EmergencyStatus> {
+    pub async fn emergency_status(
+        &self,
+        doctor: Arc<Identity>,
+        request: String,
+    ) -> Result<EmergencyStatus> {
         let request = medshare::parse_cid(&request)?;
-        let s = self.inner.read().await.emergency_status(&doctor.0, &request)?;
+        let s = self
+            .inner
+            .read()
+            .await
+            .emergency_status(&doctor.0, &request)?;
         let pick = |valid: bool| -> Vec<u8> {
-            s.shares.iter().filter(|c| c.valid == valid).map(|c| c.index).collect()
+            s.shares
+                .iter()
+                .filter(|c| c.valid == valid)
+                .map(|c| c.index)
+                .collect()
         };
         Ok(EmergencyStatus {
             emergency: EmergencyInfo::from(&s.emergency),
@@ -1093,9 +1122,17 @@ impl Vault {
     }
 
     /// The justification of `request`, as the patient, the doctor or an authority.
-    pub async fn emergency_justification(&self, identity: Arc<Identity>, request: String) -> Result<String> {
+    pub async fn emergency_justification(
+        &self,
+        identity: Arc<Identity>,
+        request: String,
+    ) -> Result<String> {
         let request = medshare::parse_cid(&request)?;
-        Ok(self.inner.read().await.emergency_justification(&identity.0, &request)?)
+        Ok(self
+            .inner
+            .read()
+            .await
+            .emergency_justification(&identity.0, &request)?)
     }
 
     /// Re-keys `record` (its next version under a new key); returns the new version.

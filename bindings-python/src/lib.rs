@@ -778,7 +778,13 @@ impl Vault {
             };
             return self
                 .with(py, |v| {
-                    pollster::block_on(v.publish_with(&patient.0, bytes, meta, options, &mut |_| {}))
+                    pollster::block_on(v.publish_with(
+                        &patient.0,
+                        bytes,
+                        meta,
+                        options,
+                        &mut |_| {},
+                    ))
                 })
                 .map(|r| r.to_string());
         }
@@ -845,7 +851,12 @@ impl Vault {
     }
 
     /// Releases `authority`'s key share to the emergency request `request`.
-    fn release_share(&self, py: Python<'_>, authority: &Identity, request: &str) -> PyResult<String> {
+    fn release_share(
+        &self,
+        py: Python<'_>,
+        authority: &Identity,
+        request: &str,
+    ) -> PyResult<String> {
         let request = medshare::parse_cid(request).map_err(err)?;
         self.with(py, |v| {
             pollster::block_on(v.release_share(&authority.0, &request))
@@ -907,7 +918,12 @@ impl Vault {
 
     /// Re-keys `record` (its next version under a new key): what ends an emergency access.
     /// Returns the new version.
-    fn rekey(&self, py: Python<'_>, patient: &Identity, record: &Bound<'_, PyAny>) -> PyResult<u32> {
+    fn rekey(
+        &self,
+        py: Python<'_>,
+        patient: &Identity,
+        record: &Bound<'_, PyAny>,
+    ) -> PyResult<u32> {
         let record = record_id(record)?;
         self.with(py, |v| pollster::block_on(v.rekey(&patient.0, &record)))
     }

@@ -89,7 +89,9 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
                 media_type,
                 emergency,
             } => record_add(home, &as_, &file, media_type, emergency, out),
-            RecordCommand::Rekey { as_, record } => crate::emergency::rekey(home, &as_, &record, out),
+            RecordCommand::Rekey { as_, record } => {
+                crate::emergency::rekey(home, &as_, &record, out)
+            }
             RecordCommand::Get {
                 as_,
                 record,
@@ -132,7 +134,9 @@ pub fn run(home: &Home, home_arg: &Path, command: Command, out: &Out) -> Result<
             emergency: true, ..
         } => crate::emergency::list(home, true, out),
         Command::Audit { record: None, .. } => {
-            bail!("say what to audit: --record R, or --emergency for the unreviewed emergency accesses")
+            bail!(
+                "say what to audit: --record R, or --emergency for the unreviewed emergency accesses"
+            )
         }
         Command::Emergency { command } => crate::emergency::run(home, command, out),
         Command::Verify { content } => verify(home, content, out),
@@ -671,7 +675,9 @@ fn audit(home: &Home, record: &str, out: &Out) -> Result<()> {
                 version,
                 threshold,
                 shares,
-            } => format!("version {version}, key split {threshold} of {shares} among the authorities"),
+            } => format!(
+                "version {version}, key split {threshold} of {shares} among the authorities"
+            ),
             AuditKind::Emergency {
                 doctor,
                 version,

@@ -586,9 +586,18 @@ fn emergency_access(net: &Net, w: &World) {
         .collect::<Vec<_>>()
         .into_iter()
         .collect();
-    assert!(names.contains(&"emergency") && names.contains(&"reviewed"), "{names:?}");
+    assert!(
+        names.contains(&"emergency") && names.contains(&"reviewed"),
+        "{names:?}"
+    );
     assert!(names.iter().filter(|n| **n == "share-released").count() >= 3);
-    block_on(v0.grant(&w.patient, &record, &w.doctor2.id(), GrantOptions::default())).unwrap();
+    block_on(v0.grant(
+        &w.patient,
+        &record,
+        &w.doctor2.id(),
+        GrantOptions::default(),
+    ))
+    .unwrap();
     assert_eq!(v0.record(&record).unwrap().version, 2);
     block_on(v1.sync()).unwrap();
     assert!(matches!(

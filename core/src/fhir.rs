@@ -336,11 +336,9 @@ impl Writer<'_> {
                 "key shares made for break-glass access",
                 "U",
             ),
-            AuditKind::Emergency { .. } => (
-                "emergency",
-                "emergency access requested (break-glass)",
-                "E",
-            ),
+            AuditKind::Emergency { .. } => {
+                ("emergency", "emergency access requested (break-glass)", "E")
+            }
             AuditKind::ShareReleased { .. } => (
                 "share-release",
                 "emergency key share released (privacy disclosure)",

@@ -48,13 +48,13 @@ pub use crate::envelope::{DataKey, Metadata};
 pub use crate::error::{Category, Error, ErrorCode, Result};
 pub use crate::fhir::{FhirScope, FhirVersion};
 pub use crate::identity::{Identity, IdentityId, PublicKey, Role};
+pub use crate::ledger::ReviewOutcome;
 pub use crate::ledger::{Endorsement, Policy};
 pub use crate::record::{Purpose, RecordId};
 pub use crate::rule::Rule;
 pub use crate::sequencer::{LocalSequencer, Sequencer};
 pub use crate::store::{BlockStore, Store};
 pub use crate::unixfs::Profile;
-pub use crate::ledger::ReviewOutcome;
 pub use crate::vault::{Expiry, GrantOptions, PublishOptions, Vault};
 
 /// The root CID `ipfs add` prints for `data` under `profile` (see [`unixfs`]).

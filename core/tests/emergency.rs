@@ -103,7 +103,10 @@ async fn read(v: &Vault, who: &Identity, record: &RecordId) -> medshare::Result<
 fn pending_detail(r: medshare::Result<Vec<u8>>) -> String {
     match r {
         Err(Error::EmergencyPending { detail, .. }) => detail,
-        other => panic!("expected EmergencyPending, got {:?}", other.map(|b| b.len())),
+        other => panic!(
+            "expected EmergencyPending, got {:?}",
+            other.map(|b| b.len())
+        ),
     }
 }
 
@@ -143,17 +146,22 @@ fn k_minus_one_shares_open_nothing_and_k_open_the_record() {
             read(&w.v, &w.d, &w.record).await,
             Err(Error::AccessDenied(_))
         ));
-        let request = w
-            .v
-            .request_emergency(&w.d, &w.record, "unconscious, suspected anaphylaxis", None)
-            .await
-            .unwrap();
+        let request =
+            w.v.request_emergency(&w.d, &w.record, "unconscious, suspected anaphylaxis", None)
+                .await
+                .unwrap();
         let detail = pending_detail(read(&w.v, &w.d, &w.record).await);
-        assert!(detail.contains("0 genuine share(s) of the 3 needed"), "{detail}");
+        assert!(
+            detail.contains("0 genuine share(s) of the 3 needed"),
+            "{detail}"
+        );
         w.v.release_share(&auth(0), &request).await.unwrap();
         w.v.release_share(&auth(1), &request).await.unwrap();
         let detail = pending_detail(read(&w.v, &w.d, &w.record).await);
-        assert!(detail.contains("2 genuine share(s) of the 3 needed"), "{detail}");
+        assert!(
+            detail.contains("2 genuine share(s) of the 3 needed"),
+            "{detail}"
+        );
         w.v.release_share(&auth(2), &request).await.unwrap();
         assert_eq!(read(&w.v, &w.d, &w.record).await.unwrap(), w.data);
         let status = w.v.emergency_status(&w.d, &request).unwrap();
@@ -175,13 +183,12 @@ fn k_minus_one_shares_open_nothing_and_k_open_the_record() {
             Err(Error::NotARecipient)
         ));
         // The patient sees all of it in her audit trail.
-        let names: Vec<&str> = w
-            .v
-            .audit(&w.record)
-            .unwrap()
-            .iter()
-            .map(|e| e.kind.name())
-            .collect();
+        let names: Vec<&str> =
+            w.v.audit(&w.record)
+                .unwrap()
+                .iter()
+                .map(|e| e.kind.name())
+                .collect();
         assert_eq!(
             names,
             [
@@ -246,11 +253,10 @@ fn only_a_registered_doctor_may_break_the_glass() {
             rejected(r, Rule::Emergency);
         }
         // A record its owner did not opt in.
-        let plain = w
-            .v
-            .publish_bytes(&w.p, b"no break-glass", "n.txt", "text/plain")
-            .await
-            .unwrap();
+        let plain =
+            w.v.publish_bytes(&w.p, b"no break-glass", "n.txt", "text/plain")
+                .await
+                .unwrap();
         let d = rejected(
             w.v.request_emergency(&w.d, &plain, "please", None).await,
             Rule::Emergency,
@@ -274,9 +280,13 @@ fn only_a_registered_doctor_may_break_the_glass() {
 fn releases_follow_the_rules() {
     block_on(async {
         let mut w = world().await;
-        let request = w
-            .v
-            .request_emergency(&w.d, &w.record, "cardiac arrest", Some(Duration::from_secs(600)))
+        let request =
+            w.v.request_emergency(
+                &w.d,
+                &w.record,
+                "cardiac arrest",
+                Some(Duration::from_secs(600)),
+            )
             .await
             .unwrap();
         // An authority releasing a share that is not its own.
@@ -353,11 +363,10 @@ fn releases_follow_the_rules() {
 fn a_malicious_share_is_named_not_combined() {
     block_on(async {
         let mut w = world().await;
-        let request = w
-            .v
-            .request_emergency(&w.d, &w.record, "stroke", None)
-            .await
-            .unwrap();
+        let request =
+            w.v.request_emergency(&w.d, &w.record, "stroke", None)
+                .await
+                .unwrap();
         w.v.release_share(&auth(0), &request).await.unwrap();
         // Authority 2 releases a made-up share, correctly wrapped to the doctor.
         let e = w.v.state().emergency(&request).unwrap().clone();
@@ -379,15 +388,26 @@ fn a_malicious_share_is_named_not_combined() {
         w.v.release_share(&auth(2), &request).await.unwrap();
         // Three released, two genuine: the wrong one is named and left out.
         let detail = pending_detail(read(&w.v, &w.d, &w.record).await);
-        assert!(detail.contains("2 genuine share(s) of the 3 needed"), "{detail}");
         assert!(
-            detail.contains(&format!("share {index} from {} fails its commitment", a1.id())),
+            detail.contains("2 genuine share(s) of the 3 needed"),
+            "{detail}"
+        );
+        assert!(
+            detail.contains(&format!(
+                "share {index} from {} fails its commitment",
+                a1.id()
+            )),
             "{detail}"
         );
         let status = w.v.emergency_status(&w.d, &request).unwrap();
         assert!(!status.open);
         assert_eq!(
-            status.shares.iter().filter(|s| !s.valid).map(|s| s.index).collect::<Vec<_>>(),
+            status
+                .shares
+                .iter()
+                .filter(|s| !s.valid)
+                .map(|s| s.index)
+                .collect::<Vec<_>>(),
             [index]
         );
         // A fourth, genuine share: three genuine ones open the record.
@@ -400,11 +420,10 @@ fn a_malicious_share_is_named_not_combined() {
 fn the_record_is_rekeyed_and_the_emergency_key_opens_nothing_new() {
     block_on(async {
         let mut w = world().await;
-        let request = w
-            .v
-            .request_emergency(&w.d, &w.record, "trauma bay", None)
-            .await
-            .unwrap();
+        let request =
+            w.v.request_emergency(&w.d, &w.record, "trauma bay", None)
+                .await
+                .unwrap();
         for i in 0..3 {
             w.v.release_share(&auth(i), &request).await.unwrap();
         }
@@ -461,11 +480,10 @@ fn the_record_is_rekeyed_and_the_emergency_key_opens_nothing_new() {
 fn reviews_close_the_emergency_and_fhir_tells_it() {
     block_on(async {
         let mut w = world().await;
-        let request = w
-            .v
-            .request_emergency(&w.d, &w.record, "sepsis", None)
-            .await
-            .unwrap();
+        let request =
+            w.v.request_emergency(&w.d, &w.record, "sepsis", None)
+                .await
+                .unwrap();
         for i in 0..3 {
             w.v.release_share(&auth(i), &request).await.unwrap();
         }
@@ -488,15 +506,17 @@ fn reviews_close_the_emergency_and_fhir_tells_it() {
             (auth(3).id(), ReviewOutcome::Justified)
         );
         // Once only.
-        let r = w
-            .v
-            .review_emergency(&auth(0), &request, ReviewOutcome::Unjustified)
-            .await;
+        let r =
+            w.v.review_emergency(&auth(0), &request, ReviewOutcome::Unjustified)
+                .await;
         assert!(rejected(r, Rule::Emergency).contains("reviewed already"));
         // The FHIR trail: the request is an emergency override started (DICOM 110127) for
         // ETREAT, the review one stopped (110128).
         for version in [FhirVersion::R4, FhirVersion::R5] {
-            let bundle = w.v.fhir(&FhirScope::Record(w.record), version).await.unwrap();
+            let bundle =
+                w.v.fhir(&FhirScope::Record(w.record), version)
+                    .await
+                    .unwrap();
             let text = bundle.to_string();
             let events: Vec<&serde_json::Value> = bundle["entry"]
                 .as_array()

@@ -21,15 +21,16 @@ use std::collections::HashMap;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 
+use medshare::Sequencer;
 use medshare::ledger::checkpoint::{Certificate, Checkpoint, sign_share};
 use medshare::ledger::codec::object_type;
 use medshare::ledger::light::StateQuery;
 use medshare::ledger::{
     Block, CertificateObject, GenesisBlock, SignedTx, State, Submission, Tx, TxBody, chain,
 };
-use medshare::Sequencer;
 use medshare::sequencer::comet::{
-    CODESPACE, CometSequencer, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX, TxAnswer,
+    CODESPACE, CometSequencer, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX,
+    TxAnswer,
 };
 use medshare::store::Block as StoredBlock;
 use medshare::vault::release_share_tx;

@@ -20,8 +20,8 @@
 //! the bytes come from, or go to, an asynchronous store). Both use constant memory.
 
 pub mod header;
-pub mod shares;
 pub mod key;
+pub mod shares;
 pub mod stream;
 
 use std::io::{Read, Seek, SeekFrom, Write};

@@ -1,5 +1,5 @@
 //! Threshold sharing of a data key, for break-glass emergency access (`docs/SECURITY.md`,
-//! "Emergency access"; byte layout in `docs/FORMAT.md` §6.7).
+//! "Emergency access"; byte layout in `docs/FORMAT.md` §6.10).
 //!
 //! A record version's 32-byte data key is split with Shamir's scheme over GF(2^8) (the AES
 //! field, polynomial `x^8 + x^4 + x^3 + x + 1`), byte by byte: any `k` of the `n` shares give the
@@ -93,7 +93,10 @@ impl KeyShare {
     /// Whether this share matches `expected` (constant-time comparison).
     pub fn matches(&self, record: &RecordId, version: u32, expected: &[u8; 32]) -> bool {
         let c = self.commitment(record, version);
-        c.iter().zip(expected).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+        c.iter()
+            .zip(expected)
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
     }
 
     fn plaintext(&self) -> Zeroizing<Vec<u8>> {
@@ -211,7 +214,9 @@ pub fn split(key: &DataKey, k: usize, n: usize) -> Result<Vec<KeyShare>> {
 /// distinct shares interpolate to *some* key.
 pub fn combine(shares: &[KeyShare]) -> Result<DataKey> {
     if shares.len() < 2 {
-        return Err(Error::InvalidInput("combining fewer than two shares".into()));
+        return Err(Error::InvalidInput(
+            "combining fewer than two shares".into(),
+        ));
     }
     for (a, s) in shares.iter().enumerate() {
         if s.index == 0 || shares[..a].iter().any(|t| t.index == s.index) {
@@ -259,9 +264,8 @@ mod tests {
         for a in 0..5 {
             for b in a + 1..5 {
                 for c in b + 1..5 {
-                    let got =
-                        combine(&[shares[a].clone(), shares[b].clone(), shares[c].clone()])
-                            .unwrap();
+                    let got = combine(&[shares[a].clone(), shares[b].clone(), shares[c].clone()])
+                        .unwrap();
                     assert_eq!(got.expose(), key.expose());
                 }
                 let two = combine(&[shares[a].clone(), shares[b].clone()]).unwrap();

@@ -1071,7 +1071,9 @@ impl State {
             );
         }
         for (i, s) in shares.iter().enumerate() {
-            if !authorities.contains(&s.authority) || shares[..i].iter().any(|t| t.authority == s.authority) {
+            if !authorities.contains(&s.authority)
+                || shares[..i].iter().any(|t| t.authority == s.authority)
+            {
                 return broken(
                     Rule::Emergency,
                     format!("share {} is not for a distinct authority in effect", i + 1),
@@ -1119,7 +1121,9 @@ impl State {
                 ),
             );
         }
-        if req.justification.len() < 32 || req.justification.len() > crate::limits::MAX_JUSTIFICATION {
+        if req.justification.len() < 32
+            || req.justification.len() > crate::limits::MAX_JUSTIFICATION
+        {
             return broken(Rule::Limits, "emergency justification of a bad size");
         }
         let doctor = event.author;
@@ -1190,7 +1194,10 @@ impl State {
         });
         let (author, now) = (ev.author, ev.time);
         if role != Role::Authority || !self.authorities.contains_key(&author) {
-            return broken(Rule::Role, format!("{author} is not an authority in effect"));
+            return broken(
+                Rule::Role,
+                format!("{author} is not an authority in effect"),
+            );
         }
         if !e.open_at(now) {
             return broken(
@@ -1252,12 +1259,18 @@ impl State {
             outcome,
         });
         if role != Role::Authority || !self.authorities.contains_key(&ev.author) {
-            return broken(Rule::Role, format!("{} is not an authority in effect", ev.author));
+            return broken(
+                Rule::Role,
+                format!("{} is not an authority in effect", ev.author),
+            );
         }
         if let Some(r) = &e.review {
             return broken(
                 Rule::Emergency,
-                format!("emergency request {request} was reviewed already by {}", r.authority),
+                format!(
+                    "emergency request {request} was reviewed already by {}",
+                    r.authority
+                ),
             );
         }
         let record = e.record;

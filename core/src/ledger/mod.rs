@@ -31,8 +31,7 @@ pub use chain::VerifyReport;
 pub use checkpoint::{Certificate, Checkpoint};
 pub use codec::{
     AuthorityChangeKind, AuthorityKey, Block, BlockHeader, CertificateObject, Genesis,
-    GenesisBlock, Policy, ReviewOutcome, Rewrapped, SignedTx, Submission, Tx, TxBody,
-    WrappedShare,
+    GenesisBlock, Policy, ReviewOutcome, Rewrapped, SignedTx, Submission, Tx, TxBody, WrappedShare,
 };
 pub use endorse::Endorsement;
 pub use receipt::{Receipt, ReceiptFacts};

@@ -11,7 +11,9 @@ use std::sync::Arc;
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{IdentityId, PublicKey, Role};
-use crate::ledger::codec::{AuthorityChangeKind, GenesisBlock, Policy, ReviewOutcome, WrappedShare};
+use crate::ledger::codec::{
+    AuthorityChangeKind, GenesisBlock, Policy, ReviewOutcome, WrappedShare,
+};
 use crate::ledger::merkle::{Frontier, Hash};
 use crate::ledger::smt::StateMap;
 use crate::record::{Purpose, RecordId};
@@ -203,7 +205,9 @@ impl AuditKind {
     pub fn is_emergency(&self) -> bool {
         matches!(
             self,
-            AuditKind::Emergency { .. } | AuditKind::ShareReleased { .. } | AuditKind::Reviewed { .. }
+            AuditKind::Emergency { .. }
+                | AuditKind::ShareReleased { .. }
+                | AuditKind::Reviewed { .. }
         )
     }
 

@@ -352,7 +352,8 @@ impl Vault {
                 .and_then(|held| {
                     let s = KeyShare::unwrap_as_requester(doctor, &r.wrapped, &e.request, r.index)
                         .ok()?;
-                    s.matches(&e.record, e.version, &held.commitment).then_some(s)
+                    s.matches(&e.record, e.version, &held.commitment)
+                        .then_some(s)
                 });
             checked.push(((r.authority, r.index), genuine));
         }
@@ -366,7 +367,10 @@ impl Vault {
         let key = if e.doctor != doctor.id() {
             Err(pending(format!("request {} is {}'s", e.request, e.doctor)))
         } else if !e.open_at(self.now()) {
-            Err(pending(format!("the window of request {} is over", e.request)))
+            Err(pending(format!(
+                "the window of request {} is over",
+                e.request
+            )))
         } else if good.len() < k {
             let mut detail = format!(
                 "{} genuine share(s) of the {k} needed released for request {}",

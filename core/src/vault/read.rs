@@ -352,7 +352,13 @@ pub(crate) fn decrypt_note(
     doctor: &IdentityId,
     sealed: &[u8],
 ) -> Result<String> {
-    open_text(reader, sealed, 2, &note_label(record, version, doctor), "grant note")
+    open_text(
+        reader,
+        sealed,
+        2,
+        &note_label(record, version, doctor),
+        "grant note",
+    )
 }
 
 /// Seals `text` for each of `readers`: a fresh key wrapped with RSA-OAEP (`label`) to each,

@@ -265,8 +265,14 @@ impl Vault {
         metadata: Metadata,
         progress: Progress<'_>,
     ) -> Result<RecordId> {
-        self.publish_with(patient, input, metadata, PublishOptions::default(), progress)
-            .await
+        self.publish_with(
+            patient,
+            input,
+            metadata,
+            PublishOptions::default(),
+            progress,
+        )
+        .await
     }
 
     /// [`Vault::publish`] with options (break-glass emergency access).
@@ -300,15 +306,7 @@ impl Vault {
         self.probe(&probe)?;
         let dek = DataKey::generate()?;
         let sealed = self
-            .store_sealed(
-                patient,
-                &record,
-                1,
-                &metadata,
-                input,
-                dek.clone(),
-                progress,
-            )
+            .store_sealed(patient, &record, 1, &metadata, input, dek.clone(), progress)
             .await?;
         let mut txs = vec![SignedTx::sign(
             Tx {
@@ -648,7 +646,8 @@ impl Vault {
         // A record opted into break-glass access stays so: the new key is split again (unless
         // the network is down to one authority, which may not hold a record alone).
         if self.state.emergency_split(record).is_some() && self.state.authorities().len() >= 2 {
-            let body = crate::vault::emergency::shares_body(&self.state, record, version, &new_dek)?;
+            let body =
+                crate::vault::emergency::shares_body(&self.state, record, version, &new_dek)?;
             let n = txs.len() as u64;
             txs.push(SignedTx::sign(
                 self.next_tx(patient, extra + n, body),
