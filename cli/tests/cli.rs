@@ -576,7 +576,16 @@ fn gc_reclaims_killed_publishes() {
     new_patient(home, "p");
     let big = dir.path().join("big.bin");
     std::fs::write(&big, vec![7u8; 40 << 20]).unwrap();
-    // Kill a publish of 40 MB midway: its blocks are in the store, on no chain.
+    let blocks = home.join("store/blocks");
+    let tmp = home.join("store/tmp");
+    // A block on no chain, as a publish killed after its blocks were flushed (and before its
+    // transaction committed) leaves: gc deletes it.
+    let orphan = b"an orphaned block";
+    let key = medshare::Cid::v1(0x55, orphan).storage_key();
+    let path = blocks.join(&key[key.len() - 3..key.len() - 1]).join(&key);
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, orphan).unwrap();
+    // Kill a publish of 40 MB midway: its blocks are staged in tmp/, on no chain.
     let mut child = Command::new(env!("CARGO_BIN_EXE_medshare"))
         .args([
             "--home",
@@ -592,18 +601,22 @@ fn gc_reclaims_killed_publishes() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let blocks = home.join("store/blocks");
     let start = std::time::Instant::now();
-    while walkdir(&blocks).len() < 12 && start.elapsed().as_secs() < 30 {
-        std::thread::sleep(std::time::Duration::from_millis(5));
+    while walkdir(&tmp).len() < 12 && start.elapsed().as_secs() < 30 {
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
     let _ = child.kill();
     let _ = child.wait();
+    // Whatever the moment of the kill, the next command finds a consistent store: nothing
+    // staged survives, gc deletes every block on no chain, and the chain verifies.
     let before = walkdir(&blocks).len();
     let report = ok_json(home, &["gc"]);
     let deleted = report["deleted"].as_u64().unwrap() as usize;
-    assert!(deleted > 0, "{report}");
+    assert!(deleted >= 1, "{report}");
+    assert!(!path.exists(), "the orphan survived gc");
     assert_eq!(walkdir(&blocks).len(), before - deleted);
+    assert!(walkdir(&tmp).is_empty(), "staged blocks survived the kill");
+    assert_eq!(ok_json(home, &["gc"])["deleted"], 0, "a second gc finds nothing");
     ok_json(home, &["verify"]);
 }
 
