@@ -64,8 +64,9 @@ bash tests/packaging/run.sh
 step "envelope vectors through an independent Python/OpenSSL reader"
 .tools/venv/bin/python core/testdata/vectors/check_envelope.py
 
-step "the state map's vector through an independent Python verifier (docs/FORMAT.md §12)"
+step "the state map (FORMAT §12) and break-glass key shares (FORMAT §6.10) through independent Python verifiers"
 .tools/venv/bin/python core/testdata/vectors/check_state_map.py
+.tools/venv/bin/python core/testdata/vectors/check_emergency_shares.py
 
 step "certificates through an independent signed-note implementation (Go, golang.org/x/mod/sumdb/note)"
 (cd tests/go-note && go test ./...)

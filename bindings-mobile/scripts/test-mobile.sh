@@ -67,7 +67,7 @@ eval "$(python3 - "$MEDSHARE_TESTNET" <<'PY'
 import json, sys
 t = json.load(open(sys.argv[1] + "/testnet.json"))
 n = t["nodes"]
-print(f'export NET_GENESIS={t["genesis"]} NET_AUTHORITY_KEY={n[0]["dir"]}/authority.key')
+print(f'export NET_GENESIS={t["genesis"]} NET_AUTHORITY_KEY={n[0]["dir"]}/authority.key NET_AUTHORITY_KEY1={n[1]["dir"]}/authority.key')
 print(f'export NET_RPC0=http://127.0.0.1:{n[0]["ports"]["rpc"]} NET_RPC1=http://127.0.0.1:{n[1]["ports"]["rpc"]}')
 print(f'export NET_KUBO0=http://127.0.0.1:{n[0]["ports"]["kubo_api"]} NET_KUBO1=http://127.0.0.1:{n[1]["ports"]["kubo_api"]}')
 print(f'export NET_GATEWAY1=http://127.0.0.1:{n[1]["ports"]["kubo_gateway"]}')

@@ -188,7 +188,11 @@ def test_break_glass_on_the_network(testnet, patient, doctor):
     assert request in [x.request for x in v.emergencies(unreviewed=True)]
     events = [x.event for x in v.audit(rec)]
     assert "emergency" in events and events.count("share-released") >= 2, events
-    v.review_emergency(testnet.authority(0), request, "justified")
+    # Hospital 0 endorsed the doctor: another hospital reviews.
+    with pytest.raises(medshare.Rejected) as refused:
+        v.review_emergency(testnet.authority(0), request, "justified")
+    assert refused.value.rule == "Emergency"
+    v.review_emergency(testnet.authority(1), request, "justified")
     assert request not in [x.request for x in v.emergencies(unreviewed=True)]
     review = [x for x in v.emergencies() if x.request == request][0].review
     assert review is not None and review.outcome == "justified"

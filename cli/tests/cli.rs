@@ -616,7 +616,11 @@ fn gc_reclaims_killed_publishes() {
     assert!(!path.exists(), "the orphan survived gc");
     assert_eq!(walkdir(&blocks).len(), before - deleted);
     assert!(walkdir(&tmp).is_empty(), "staged blocks survived the kill");
-    assert_eq!(ok_json(home, &["gc"])["deleted"], 0, "a second gc finds nothing");
+    assert_eq!(
+        ok_json(home, &["gc"])["deleted"],
+        0,
+        "a second gc finds nothing"
+    );
     ok_json(home, &["verify"]);
 }
 

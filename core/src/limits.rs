@@ -26,3 +26,7 @@ pub const MAX_GRANT_NOTE: usize = 4096;
 pub const MAX_JUSTIFICATION: usize = 16 * 1024;
 /// Longest window (seconds) during which an emergency request's shares may be released.
 pub const MAX_EMERGENCY_WINDOW: u64 = 72 * 3600;
+/// Shortest such window: time for every authority's node (or operator) to answer.
+pub const MIN_EMERGENCY_WINDOW: u64 = 300;
+/// Most emergency requests one doctor may have open at once (across records).
+pub const MAX_OPEN_EMERGENCIES: usize = 4;

@@ -248,7 +248,7 @@ fn only_a_registered_doctor_may_break_the_glass() {
         let d2 = w.d2.clone();
         let r = submit_raw(&mut w, &d2, body(Purpose::Treatment, 3600)).await;
         assert!(rejected(r, Rule::Emergency).contains("ETREAT"));
-        for window in [0, 73 * 3600] {
+        for window in [0, 299, 73 * 3600] {
             let r = submit_raw(&mut w, &d2, body(Purpose::EmergencyTreatment, window)).await;
             rejected(r, Rule::Emergency);
         }
@@ -273,6 +273,81 @@ fn only_a_registered_doctor_may_break_the_glass() {
         // Nothing was released: the chain holds one request, no release.
         let e = &w.v.emergencies(false)[0];
         assert!(e.releases.is_empty());
+        // At most four open requests per doctor.
+        for i in 0..4 {
+            let r =
+                w.v.publish_with(
+                    &w.p,
+                    &b"x"[..],
+                    medshare::Metadata {
+                        name: format!("r{i}"),
+                        media_type: "text/plain".into(),
+                        size: 1,
+                    },
+                    PublishOptions { emergency: true },
+                    &mut |_| {},
+                )
+                .await
+                .unwrap();
+            let asked = w.v.request_emergency(&w.d, &r, "mass casualty", None).await;
+            if i < 3 {
+                asked.unwrap();
+            } else {
+                let d = rejected(asked, Rule::Emergency);
+                assert!(d.contains("4 emergency requests open"), "{d}");
+            }
+        }
+    })
+}
+
+#[test]
+fn a_split_follows_the_authorities() {
+    block_on(async {
+        let mut w = world().await;
+        // Hospital 4 leaves (three of four vote).
+        let change = medshare::ledger::AuthorityChangeKind::Remove {
+            authority: auth(3).id(),
+        };
+        for i in 0..3 {
+            w.v.vote_authority(&auth(i), change.clone()).await.unwrap();
+        }
+        assert_eq!(w.v.state().authorities().len(), 3);
+        // Its share is out of reach; the three others (3 needed) still open the record.
+        assert!(w.v.state().split_outdated(&w.record));
+        let request =
+            w.v.request_emergency(&w.d, &w.record, "overdose", None)
+                .await
+                .unwrap();
+        rejected(w.v.release_share(&auth(3), &request).await, Rule::Role);
+        for i in 0..3 {
+            w.v.release_share(&auth(i), &request).await.unwrap();
+        }
+        assert_eq!(read(&w.v, &w.d, &w.record).await.unwrap(), w.data);
+        // Hospital 3 leaves too: two holders are left of the three needed, and the ledger says
+        // so to the next doctor who asks.
+        let change = medshare::ledger::AuthorityChangeKind::Remove {
+            authority: auth(2).id(),
+        };
+        for i in 0..3 {
+            w.v.vote_authority(&auth(i), change.clone()).await.unwrap();
+        }
+        let d = rejected(
+            w.v.request_emergency(&w.d2, &w.record, "trauma", None)
+                .await,
+            Rule::Emergency,
+        );
+        assert!(
+            d.contains("only 2 of the authorities holding shares"),
+            "{d}"
+        );
+        // The patient's next grant re-keys (the version was exposed too), split over the two
+        // in effect, both needed.
+        w.v.grant(&w.p, &w.record, &w.d2.id(), GrantOptions::default())
+            .await
+            .unwrap();
+        let split = w.v.state().emergency_split(&w.record).unwrap();
+        assert_eq!((split.threshold, split.shares.len()), (2, 2));
+        assert!(!w.v.state().split_outdated(&w.record));
     })
 }
 
@@ -488,13 +563,18 @@ fn reviews_close_the_emergency_and_fhir_tells_it() {
             w.v.release_share(&auth(i), &request).await.unwrap();
         }
         assert_eq!(w.v.emergencies(true)[0].request, request);
-        // A doctor may not review.
+        // A doctor may not review, nor the authority that endorsed her (an independent one
+        // does).
         let d = w.d.clone();
         rejected(
             w.v.review_emergency(&d, &request, ReviewOutcome::Justified)
                 .await,
             Rule::Role,
         );
+        let r =
+            w.v.review_emergency(&auth(0), &request, ReviewOutcome::Justified)
+                .await;
+        assert!(rejected(r, Rule::Emergency).contains("endorsed the doctor"));
         w.v.review_emergency(&auth(3), &request, ReviewOutcome::Justified)
             .await
             .unwrap();
@@ -507,7 +587,7 @@ fn reviews_close_the_emergency_and_fhir_tells_it() {
         );
         // Once only.
         let r =
-            w.v.review_emergency(&auth(0), &request, ReviewOutcome::Unjustified)
+            w.v.review_emergency(&auth(1), &request, ReviewOutcome::Unjustified)
                 .await;
         assert!(rejected(r, Rule::Emergency).contains("reviewed already"));
         // The FHIR trail: the request is an emergency override started (DICOM 110127) for

@@ -292,3 +292,93 @@ fn state_map_vector_is_what_the_code_computes() {
         proof.verify(&root, &k, v.as_ref()).unwrap();
     }
 }
+
+const SHARES_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/vectors/emergency-shares-v1.json"
+);
+
+/// Produced once by `cargo test --test vectors -- --ignored generate_emergency_shares` (the
+/// split is random); read by `check_emergency_shares.py`, an independent checker written from
+/// docs/FORMAT.md §6.10.
+#[test]
+#[ignore = "writes the emergency-shares vector file"]
+fn generate_emergency_shares() {
+    use medshare::envelope::shares;
+    let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
+    let key = medshare::DataKey::generate().unwrap();
+    let record = medshare::RecordId::from_bytes([0x5a; 16]);
+    let split = shares::split(&key, 3, 5).unwrap();
+    let share_json = |s: &shares::KeyShare| {
+        serde_json::json!({
+            "index": s.index,
+            "share": hex(s.expose()),
+            "salt": hex(s.salt()),
+            "commitment": hex(&s.commitment(&record, 7)),
+        })
+    };
+    let mut altered = *split[1].expose();
+    altered[31] ^= 0x80;
+    let bad = shares::KeyShare::from_parts(2, altered, *split[1].salt());
+    let mut bad_json = share_json(&bad);
+    bad_json["commitment"] = serde_json::json!(hex(&split[1].commitment(&record, 7)));
+    let v = serde_json::json!({
+        "description": "docs/FORMAT.md §6.10: a data key split 3 of 5 over GF(2^8) (AES polynomial); commitments for record 5a5a…5a version 7; `altered` is share 2 with one bit flipped, under share 2's commitment",
+        "record": hex(record.as_bytes()),
+        "version": 7,
+        "key": hex(key.expose()),
+        "threshold": 3,
+        "shares": split.iter().map(share_json).collect::<Vec<_>>(),
+        "altered": bad_json,
+    });
+    let text = serde_json::to_string_pretty(&v).unwrap();
+    std::fs::write(SHARES_PATH, text + "\n").unwrap();
+}
+
+#[test]
+fn emergency_shares_vector_is_what_the_code_computes() {
+    use medshare::envelope::shares::{self, KeyShare};
+    let v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(SHARES_PATH).unwrap()).unwrap();
+    let unhex = |s: &serde_json::Value| -> [u8; 32] {
+        data_encoding::HEXLOWER
+            .decode(s.as_str().unwrap().as_bytes())
+            .unwrap()
+            .try_into()
+            .unwrap()
+    };
+    let record = medshare::RecordId::from_bytes(
+        data_encoding::HEXLOWER
+            .decode(v["record"].as_str().unwrap().as_bytes())
+            .unwrap()
+            .try_into()
+            .unwrap(),
+    );
+    let version = v["version"].as_u64().unwrap() as u32;
+    let key = unhex(&v["key"]);
+    let parse = |s: &serde_json::Value| {
+        KeyShare::from_parts(
+            s["index"].as_u64().unwrap() as u8,
+            unhex(&s["share"]),
+            unhex(&s["salt"]),
+        )
+    };
+    let all: Vec<KeyShare> = v["shares"].as_array().unwrap().iter().map(parse).collect();
+    for (s, j) in all.iter().zip(v["shares"].as_array().unwrap()) {
+        assert!(s.matches(&record, version, &unhex(&j["commitment"])));
+    }
+    // Every 3 of the 5 give the key; 2 do not.
+    for a in 0..5 {
+        for b in a + 1..5 {
+            let two = shares::combine(&[all[a].clone(), all[b].clone()]).unwrap();
+            assert_ne!(*two.expose(), key);
+            for c in b + 1..5 {
+                let three =
+                    shares::combine(&[all[a].clone(), all[b].clone(), all[c].clone()]).unwrap();
+                assert_eq!(*three.expose(), key);
+            }
+        }
+    }
+    let bad = parse(&v["altered"]);
+    assert!(!bad.matches(&record, version, &unhex(&v["altered"]["commitment"])));
+}

@@ -411,20 +411,26 @@ pub enum EmergencyMode {
     Auto,
 }
 
-/// Heights after which a release still due is sent again (it was lost or refused).
+/// Heights after which a release still due is sent again (it was lost or refused), or a
+/// request the node declined is looked at again.
 const RELEASE_RETRY_HEIGHTS: u64 = 10;
+/// A request whose window ends sooner than this (seconds of block time) is left alone: the
+/// release would arrive after it.
+const RELEASE_MARGIN_SECS: u64 = 30;
 
 /// The automatic releases of a node: what is in flight, and the thread that submits.
 struct Releaser {
-    /// Requests whose release was sent, with the certified height it was sent at.
+    /// Requests whose release was sent (or declined), with the certified height of that.
     inflight: Arc<Mutex<HashMap<Cid, u64>>>,
+    /// The authorities whose doctors this node serves without its operator.
+    trust: std::collections::HashSet<IdentityId>,
     /// The next sequence number to use (gaps are allowed, reuse is not).
     next_seq: u64,
     jobs: mpsc::Sender<(Vec<Cid>, Submission)>,
 }
 
 impl Releaser {
-    fn start(rpc: String) -> Releaser {
+    fn start(rpc: String, trust: std::collections::HashSet<IdentityId>) -> Releaser {
         let inflight: Arc<Mutex<HashMap<Cid, u64>>> = Arc::default();
         let (tx, rx) = mpsc::channel::<(Vec<Cid>, Submission)>();
         let shared = inflight.clone();
@@ -459,6 +465,7 @@ impl Releaser {
             .ok();
         Releaser {
             inflight,
+            trust,
             next_seq: 0,
             jobs: tx,
         }
@@ -534,9 +541,13 @@ impl NodeApp {
     }
 
     /// Releases this authority's key share to every emergency request as soon as it is
-    /// certified (`emergency: auto`), submitting through the validator's RPC at `rpc`.
-    pub fn release_automatically(&mut self, rpc: String) {
-        self.releaser = Some(Releaser::start(rpc));
+    /// certified (`emergency: auto`), submitting through the validator's RPC at `rpc`, for
+    /// doctors endorsed by this authority or one of `trust`; each request's justification must
+    /// decrypt (the others wait for the operator).
+    pub fn release_automatically(&mut self, rpc: String, trust: Vec<IdentityId>) {
+        let mut trust: std::collections::HashSet<IdentityId> = trust.into_iter().collect();
+        trust.insert(self.authority.id());
+        self.releaser = Some(Releaser::start(rpc, trust));
     }
 
     /// Sends this authority's releases due on the certified `state` (not already in flight).
@@ -546,7 +557,7 @@ impl NodeApp {
         };
         let me = self.authority.id();
         let height = state.height();
-        let due = state.releases_due(&me, state.time());
+        let due = state.releases_due(&me, state.time().saturating_add(RELEASE_MARGIN_SECS));
         let Ok(mut inflight) = r.inflight.lock() else {
             return;
         };
@@ -559,27 +570,42 @@ impl NodeApp {
                     .is_none_or(|h| height > h + RELEASE_RETRY_HEIGHTS)
             })
             .collect();
-        if due.is_empty() {
-            return;
-        }
         let mut seq = r.next_seq.max(state.last_seq(&me) + 1);
-        let mut txs = Vec::new();
-        let mut sent = Vec::new();
         for request in due {
+            // Looked at now: not again before RELEASE_RETRY_HEIGHTS, whatever happens.
+            inflight.insert(request, height);
+            let Some(e) = state.emergency(&request) else {
+                continue;
+            };
+            if !state
+                .endorser(&e.doctor)
+                .is_some_and(|a| r.trust.contains(&a))
+            {
+                eprintln!(
+                    "medshare node: emergency request {request} by {} (endorsed by an authority this node does not trust): waiting for `medshare emergency release`",
+                    e.doctor
+                );
+                continue;
+            }
+            match medshare::vault::emergency_justification(state, &self.authority, &request) {
+                Ok(j) if !j.trim().is_empty() => {}
+                Ok(_) | Err(_) => {
+                    eprintln!(
+                        "medshare node: emergency request {request} has no justification this authority can read: waiting for `medshare emergency release`"
+                    );
+                    continue;
+                }
+            }
+            // One submission per release: a refused one takes no other with it.
             match release_share_tx(state, &self.authority, &request, seq, state.time()) {
                 Ok(tx) => {
-                    txs.push(tx);
-                    sent.push(request);
-                    inflight.insert(request, height);
+                    let _ = r.jobs.send((vec![request], Submission { txs: vec![tx] }));
                     seq += 1;
                 }
                 Err(e) => eprintln!("medshare node: cannot release a share to {request}: {e}"),
             }
         }
         r.next_seq = seq;
-        if !txs.is_empty() {
-            let _ = r.jobs.send((sent, Submission { txs }));
-        }
     }
 
     fn restore(&mut self, meta: NodeMeta) -> Result<(), String> {

@@ -41,6 +41,11 @@ pub struct NodeConfig {
     /// operator's `medshare emergency release`.
     #[serde(default)]
     pub emergency: app::EmergencyMode,
+    /// With `auto`: the authorities (ids) whose endorsement of a doctor this hospital accepts
+    /// for releasing on its own; its own authority always is. A doctor endorsed by another
+    /// authority waits for the operator (`medshare emergency release`).
+    #[serde(default)]
+    pub emergency_trust: Vec<String>,
 }
 
 impl NodeConfig {
@@ -91,7 +96,13 @@ impl Node {
         let store = config.open_store(dir)?;
         let mut app = app::NodeApp::open(store, genesis, authority, app::Faults::from_env())?;
         if config.emergency == app::EmergencyMode::Auto {
-            app.release_automatically(config.rpc.clone());
+            let trust = config
+                .emergency_trust
+                .iter()
+                .map(|t| t.parse())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("node.json: emergency_trust: {e}"))?;
+            app.release_automatically(config.rpc.clone(), trust);
         }
         let server = abci::Server::bind(&config.abci)
             .map_err(|e| format!("ABCI address {}: {e}", config.abci))?;

@@ -470,7 +470,13 @@ pub fn init(opts: &InitOptions) -> Result<Layout, String> {
             ),
             genesis: genesis.cid.to_string(),
             rpc: format!("http://127.0.0.1:{}", d.ports.rpc),
+            // One operator's local testnet: every node accepts every testnet authority's
+            // doctors. A real hospital lists only the hospitals whose credentialing it accepts.
             emergency: crate::app::EmergencyMode::Auto,
+            emergency_trust: drafts
+                .iter()
+                .map(|o| o.authority.id().to_string())
+                .collect(),
         }
         .save(&d.dir)?;
         std::fs::write(d.dir.join("genesis"), format!("{}\n", genesis.cid))

@@ -357,7 +357,10 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         v.sync()
         check(v.emergencies(true).any { it.request == request }) { "listed as unreviewed" }
         check(v.audit(rec).any { it.kind == "emergency" }) { "in the patient's audit" }
-        v.reviewEmergency(hospital, request, "justified")
+        // Hospital 0 endorsed the doctor: another hospital reviews.
+        expect<MedshareException.Ledger>(ErrorCode.REJECTED) { v.reviewEmergency(hospital, request, "justified") }
+        val other = Identity.load(env("NET_AUTHORITY_KEY1"), env("MEDSHARE_TESTNET_PASSPHRASE"))
+        v.reviewEmergency(other, request, "justified")
         check(v.emergencies(true).none { it.request == request }) { "reviewed" }
         check(v.rekey(fay, rec) == 2u) { "re-keyed" }
     },

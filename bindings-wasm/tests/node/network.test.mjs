@@ -5,7 +5,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { AccessDeniedError, AccessRevokedError, Endorsement, EmergencyPendingError, Identity, LedgerError, LightClient, NetworkError, Vault, WrongGenesisError } from "../../npm/node.js";
+import { AccessDeniedError, AccessRevokedError, Endorsement, EmergencyPendingError, RejectedError, Identity, LedgerError, LightClient, NetworkError, Vault, WrongGenesisError } from "../../npm/node.js";
 import { testnet } from "../../../scripts/js/testnet.mjs";
 
 /** Another hospital's node commits the same heights a moment after the one a client used. */
@@ -127,7 +127,10 @@ test("break-glass: a doctor with no grant reads once both hospitals released the
   assert.ok((await v.emergencies({ unreviewed: true })).some((e) => e.request === request));
   const events = (await v.audit(record)).map((e) => e.event);
   assert.ok(events.includes("emergency") && events.includes("share-released"), events.join());
-  await v.reviewEmergency(hospital, request, "unjustified");
+  // Hospital 0 endorsed the doctor: another hospital reviews.
+  await assert.rejects(v.reviewEmergency(hospital, request, "unjustified"), RejectedError);
+  const other = Identity.fromKeyFile(readFileSync(join(n1.dir, "authority.key"), "utf8"), net.passphrase);
+  await v.reviewEmergency(other, request, "unjustified");
   assert.ok(!(await v.emergencies({ unreviewed: true })).some((e) => e.request === request));
   assert.equal(await v.rekey(patient, record), 2);
   await eventually(async () => {

@@ -78,6 +78,16 @@ impl KeyShare {
         }
     }
 
+    /// The share's 32 bytes. Handle with care.
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.value
+    }
+
+    /// The salt of its commitment.
+    pub fn salt(&self) -> &[u8; 32] {
+        &self.salt
+    }
+
     /// The commitment the ledger carries for this share of `record`'s `version`.
     pub fn commitment(&self, record: &RecordId, version: u32) -> [u8; 32] {
         let mut h = Sha256::new();

@@ -434,7 +434,8 @@ impl State {
                 endorsement,
             } => {
                 self.check_endorsement(&tx.author, licence, authority, endorsement, sigs)?;
-                return self.register(stx, &msg, key, Role::Doctor, Some(licence.clone()), sigs);
+                let endorsed = Some((licence.clone(), *authority));
+                return self.register(stx, &msg, key, Role::Doctor, endorsed, sigs);
             }
             _ => {}
         }
@@ -637,7 +638,7 @@ impl State {
         msg: &[u8],
         key: &PublicKey,
         role: Role,
-        licence: Option<String>,
+        licence: Option<(String, IdentityId)>,
         sigs: &mut Sigs<'_>,
     ) -> RuleResult {
         let tx = &stx.tx;
@@ -672,7 +673,8 @@ impl State {
                 role,
                 key: key.clone(),
                 seq: 1,
-                licence,
+                endorser: licence.as_ref().map(|l| l.1),
+                licence: licence.map(|l| l.0),
             },
         );
         Ok(())
@@ -982,6 +984,7 @@ impl State {
                         key: key.clone(),
                         seq: 0,
                         licence: None,
+                        endorser: None,
                     },
                 );
                 self.authorities.insert(
@@ -1062,11 +1065,11 @@ impl State {
             );
         }
         let k = usize::from(threshold);
-        if k < 2 || k > n || 2 * k <= n {
+        if k < 2 || k > n || !is_quorum(k, n) {
             return broken(
                 Rule::Emergency,
                 format!(
-                    "a threshold of {k} of {n}: at least 2 and more than half, so that no single authority (nor a minority) opens the record"
+                    "a threshold of {k} of {n}: at least 2 and more than two thirds, as a certificate needs"
                 ),
             );
         }
@@ -1111,12 +1114,15 @@ impl State {
                 ),
             );
         }
-        if req.window == 0 || req.window > crate::limits::MAX_EMERGENCY_WINDOW {
+        if !(crate::limits::MIN_EMERGENCY_WINDOW..=crate::limits::MAX_EMERGENCY_WINDOW)
+            .contains(&req.window)
+        {
             return broken(
                 Rule::Emergency,
                 format!(
-                    "a window of {} s (1 s to {} s)",
+                    "a window of {} s ({} s to {} s)",
                     req.window,
+                    crate::limits::MIN_EMERGENCY_WINDOW,
                     crate::limits::MAX_EMERGENCY_WINDOW
                 ),
             );
@@ -1128,14 +1134,31 @@ impl State {
         }
         let doctor = event.author;
         let now = event.time;
-        if self.emergencies.values().any(|e| {
-            e.record == record && e.version == req.version && e.doctor == doctor && e.open_at(now)
-        }) {
+        let open: Vec<&Emergency> = self
+            .emergencies
+            .values()
+            .filter(|e| e.doctor == doctor && e.open_at(now))
+            .collect();
+        if open
+            .iter()
+            .any(|e| e.record == record && e.version == req.version)
+        {
             return broken(
                 Rule::Emergency,
                 format!("{doctor} already has an open emergency request on record {record}"),
             );
         }
+        if open.len() >= crate::limits::MAX_OPEN_EMERGENCIES {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "{doctor} already has {} emergency requests open (at most {})",
+                    open.len(),
+                    crate::limits::MAX_OPEN_EMERGENCIES
+                ),
+            );
+        }
+        let in_effect = |id: &IdentityId| self.authorities.contains_key(id);
         let Some(r) = self.records.get_mut(&record) else {
             return broken(Rule::Version, format!("unknown record {record}"));
         };
@@ -1155,6 +1178,20 @@ impl State {
                 format!("record {record} has no emergency shares (its owner did not opt in)"),
             );
         };
+        let holders = split
+            .shares
+            .iter()
+            .filter(|s| in_effect(&s.authority))
+            .count();
+        if holders < usize::from(split.threshold) {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "only {holders} of the authorities holding shares of record {record} are still in effect, {} are needed: its owner must re-key it",
+                    split.threshold
+                ),
+            );
+        }
         let e = Emergency {
             request: event.tx,
             record,
@@ -1262,6 +1299,15 @@ impl State {
             return broken(
                 Rule::Role,
                 format!("{} is not an authority in effect", ev.author),
+            );
+        }
+        if self.identities.get(&e.doctor).and_then(|d| d.endorser) == Some(ev.author) {
+            return broken(
+                Rule::Emergency,
+                format!(
+                    "{} endorsed the doctor: another authority reviews the access",
+                    ev.author
+                ),
             );
         }
         if let Some(r) = &e.review {

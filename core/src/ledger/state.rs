@@ -25,6 +25,8 @@ pub(crate) struct IdentityState {
     pub(crate) key: PublicKey,
     pub(crate) seq: u64,
     pub(crate) licence: Option<String>,
+    /// For a doctor: the authority that endorsed the licence.
+    pub(crate) endorser: Option<IdentityId>,
 }
 
 /// An authority in effect.
@@ -483,6 +485,7 @@ impl State {
                     key: a.key.clone(),
                     seq: 0,
                     licence: None,
+                    endorser: None,
                 },
             );
         }
@@ -659,6 +662,11 @@ impl State {
     /// The account a key belongs to, if it was ever registered.
     pub fn account_of_key(&self, key: &IdentityId) -> Option<IdentityId> {
         self.key_owner.get(key).copied()
+    }
+
+    /// The authority that endorsed a doctor's licence, if `id` is a doctor.
+    pub fn endorser(&self, id: &IdentityId) -> Option<IdentityId> {
+        self.identities.get(id).and_then(|i| i.endorser)
     }
 
     /// The doctor's licence reference, if `id` is a doctor.
@@ -844,6 +852,17 @@ impl State {
             .get(record)
             .and_then(|r| r.versions.last())
             .is_some_and(|v| v.exposed)
+    }
+
+    /// Whether the break-glass split of `record`'s latest version is not over exactly the
+    /// authorities in effect (one was added or removed since): its owner should re-key it.
+    pub fn split_outdated(&self, record: &RecordId) -> bool {
+        self.emergency_split(record).is_some_and(|s| {
+            s.shares.len() != self.authorities.len()
+                || s.shares
+                    .iter()
+                    .any(|x| !self.authorities.contains_key(&x.authority))
+        })
     }
 
     /// An emergency access by its request's transaction CID.

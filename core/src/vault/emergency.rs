@@ -85,6 +85,10 @@ pub(crate) fn shares_body(
     }
     let k = default_threshold(authorities.len());
     let split = shares::split(dek, k, authorities.len())?;
+    // Never publish a split that does not give the key back.
+    if shares::combine(&split[..k])?.expose() != dek.expose() {
+        return Err(Error::KeyCommitment);
+    }
     let shares = split
         .iter()
         .zip(&authorities)
@@ -102,6 +106,31 @@ pub(crate) fn shares_body(
         threshold: k as u8,
         shares,
     })
+}
+
+/// Whether a record's key can be split among the authorities in effect in `state` (two to
+/// [`shares::MAX_SHARES`] of them).
+pub(crate) fn can_split(state: &State) -> bool {
+    (2..=shares::MAX_SHARES).contains(&state.authorities().len())
+}
+
+/// The justification of `request`, decrypted as `reader` (the record's owner, the doctor, or
+/// an authority holding a share): what a node reads before releasing on its own.
+pub fn emergency_justification(state: &State, reader: &Identity, request: &Cid) -> Result<String> {
+    let e = state
+        .emergency(request)
+        .ok_or_else(|| Error::InvalidInput(format!("no emergency request {request}")))?;
+    let (&count, sealed) = e
+        .justification
+        .split_first()
+        .ok_or_else(|| Error::MalformedEnvelope("empty justification".into()))?;
+    open_text(
+        reader,
+        sealed,
+        usize::from(count),
+        &justification_label(&e.record, e.version, &e.doctor),
+        "emergency justification",
+    )
 }
 
 /// The `ShareRelease` of `authority` for `request`: its share unwrapped and wrapped again to the
@@ -289,18 +318,7 @@ impl Vault {
     /// The justification of `request`, decrypted as `reader` (the record's owner, the doctor,
     /// or an authority holding a share).
     pub fn emergency_justification(&self, reader: &Identity, request: &Cid) -> Result<String> {
-        let e = self.emergency(request)?;
-        let (&count, sealed) = e
-            .justification
-            .split_first()
-            .ok_or_else(|| Error::MalformedEnvelope("empty justification".into()))?;
-        open_text(
-            reader,
-            sealed,
-            usize::from(count),
-            &justification_label(&e.record, e.version, &e.doctor),
-            "emergency justification",
-        )
+        emergency_justification(&self.state, reader, request)
     }
 
     fn emergency(&self, request: &Cid) -> Result<&Emergency> {

@@ -22,7 +22,8 @@ use std::time::Duration;
 
 pub use car::{DamagedRecord, ExportReport, ImportReport};
 pub use emergency::{
-    DEFAULT_EMERGENCY_WINDOW, EmergencyStatus, ShareCheck, default_threshold, release_share_tx,
+    DEFAULT_EMERGENCY_WINDOW, EmergencyStatus, ShareCheck, default_threshold,
+    emergency_justification, release_share_tx,
 };
 pub use gc::{ContentReport, GcReport};
 pub use write::{GrantOptions, PublishOptions, RevokeReport, RotateReport};

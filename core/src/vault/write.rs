@@ -412,14 +412,15 @@ impl Vault {
             purpose: options.purpose,
             note: None,
         };
-        // An expired grant, or a share of the key released to an emergency doctor: the
-        // record is re-keyed first.
+        // An expired grant, a share of the key released to an emergency doctor, or a split
+        // over authorities no longer the network's: the record is re-keyed first.
         let expired = self
             .state
             .access_list(record)?
             .iter()
             .any(|g| g.expired_at(now))
-            || self.state.exposed(record);
+            || self.state.exposed(record)
+            || self.state.split_outdated(record);
         match self.probe(&self.next_tx(patient, 0, probe_body(info.version))) {
             // The exposed version takes no grant: the re-key below makes the one it goes on.
             Err(Error::Rejected {
@@ -645,7 +646,9 @@ impl Vault {
         }
         // A record opted into break-glass access stays so: the new key is split again (unless
         // the network is down to one authority, which may not hold a record alone).
-        if self.state.emergency_split(record).is_some() && self.state.authorities().len() >= 2 {
+        if self.state.emergency_split(record).is_some()
+            && crate::vault::emergency::can_split(&self.state)
+        {
             let body =
                 crate::vault::emergency::shares_body(&self.state, record, version, &new_dek)?;
             let n = txs.len() as u64;
