@@ -4,6 +4,7 @@
 #            under both profiles (and the three must agree);
 #   sealing: medshare publish/open (filesystem store, medshare-rss: time and peak RSS)
 #            vs `age` encrypt/decrypt of the same file;
+#   ceiling: the CID's rate against the two-core SHA-256 ceiling (`openssl speed -multi 2`);
 #   raw:     openssl speed for AES-256-GCM, SHA-256 and RSA 2048/3072/4096.
 # Needs the tools of scripts/install-tools.sh (kubo) and Debian `age`; installs the npm importer.
 #   benches/peers.sh [size-MiB]          (default 1024)
@@ -40,6 +41,19 @@ for profile in unixfs-v1-2025 unixfs-v0-2015; do
   tj=$(t node benches/js/cid.mjs "$DATA" "$profile"); cj=$(cut -d' ' -f1 "$WORK/out")
   [ "$cm" = "$ck" ] && [ "$cm" = "$cj" ] || { echo "CIDs differ: $cm $ck $cj" >&2; exit 1; }
   echo "| $profile | ${tm}s ($(rate "$tm") GB/s) | ${tk}s ($(rate "$tk") GB/s) | ${tj}s ($(rate "$tj") GB/s) | $(ratio "$tk" "$tm")× | $(ratio "$tj" "$tm")× |"
+  eval "cid_${profile//-/_}=$tm"
+done
+
+# The two-core SHA-256 ceiling: two openssl processes hashing 1 MiB buffers from memory (its
+# "k" is 1000 bytes). A CID hashes every byte once (plus the small DAG nodes).
+sha2=$(openssl speed -elapsed -seconds 3 -multi 2 -bytes 1048576 -evp sha256 2>/dev/null | tail -n 1 | awk '{print $NF}' | tr -d k)
+ceiling=$(echo "scale=4; $sha2 / 1000000" | bc)
+echo
+echo "| CID of $MIB MiB vs the 2-core SHA-256 ceiling ($(printf '%.2f' "$ceiling") GB/s, openssl speed -multi 2) | medshare cid | share of the ceiling |"
+echo "|---|---|---|"
+for profile in unixfs-v1-2025 unixfs-v0-2015; do
+  v=cid_${profile//-/_}; tm=${!v}
+  echo "| $profile | $(rate "$tm") GB/s | $(printf '%.2f' "$(echo "scale=4; $(rate "$tm") / $ceiling" | bc)")× |"
 done
 
 echo
