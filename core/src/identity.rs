@@ -167,12 +167,103 @@ impl FromStr for IdentityId {
     }
 }
 
+/// RSA through AWS-LC (feature `aws-lc`, native targets): the same operations as the `rsa`
+/// crate's, on keys parsed once.
+#[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+mod aws {
+    use aws_lc_rs::rsa::{
+        OAEP_SHA256_MGF1SHA256, OaepPrivateDecryptingKey, OaepPublicEncryptingKey,
+        PrivateDecryptingKey, PublicEncryptingKey,
+    };
+    use aws_lc_rs::signature::{
+        ParsedPublicKey, RSA_PSS_2048_8192_SHA256, RSA_PSS_SHA256, RsaKeyPair,
+    };
+    use zeroize::Zeroizing;
+
+    pub(super) struct Public {
+        pss: ParsedPublicKey,
+        oaep: OaepPublicEncryptingKey,
+    }
+
+    impl Public {
+        pub(super) fn new(spki_der: &[u8]) -> Option<Public> {
+            Some(Public {
+                pss: ParsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, spki_der).ok()?,
+                oaep: OaepPublicEncryptingKey::new(PublicEncryptingKey::from_der(spki_der).ok()?)
+                    .ok()?,
+            })
+        }
+
+        pub(super) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+            self.pss.verify_sig(message, signature).is_ok()
+        }
+
+        pub(super) fn oaep_wrap(&self, secret: &[u8], label: &[u8]) -> Option<Vec<u8>> {
+            let mut out = vec![0u8; self.oaep.ciphertext_size()];
+            let n = self
+                .oaep
+                .encrypt(&OAEP_SHA256_MGF1SHA256, secret, &mut out, Some(label))
+                .ok()?
+                .len();
+            out.truncate(n);
+            Some(out)
+        }
+    }
+
+    pub(super) struct Private {
+        sign: RsaKeyPair,
+        oaep: OaepPrivateDecryptingKey,
+    }
+
+    impl Private {
+        pub(super) fn new(pkcs8_der: &[u8]) -> Option<Private> {
+            Some(Private {
+                sign: RsaKeyPair::from_pkcs8(pkcs8_der).ok()?,
+                oaep: OaepPrivateDecryptingKey::new(
+                    PrivateDecryptingKey::from_pkcs8(pkcs8_der).ok()?,
+                )
+                .ok()?,
+            })
+        }
+
+        pub(super) fn sign(&self, message: &[u8]) -> Option<Vec<u8>> {
+            let mut sig = vec![0u8; self.sign.public_modulus_len()];
+            self.sign
+                .sign(
+                    &RSA_PSS_SHA256,
+                    &aws_lc_rs::rand::SystemRandom::new(),
+                    message,
+                    &mut sig,
+                )
+                .ok()?;
+            Some(sig)
+        }
+
+        pub(super) fn oaep_unwrap(
+            &self,
+            wrapped: &[u8],
+            label: &[u8],
+        ) -> Option<Zeroizing<Vec<u8>>> {
+            let mut out = Zeroizing::new(vec![0u8; self.oaep.min_output_size()]);
+            let n = self
+                .oaep
+                .decrypt(&OAEP_SHA256_MGF1SHA256, wrapped, &mut out, Some(label))
+                .ok()?
+                .len();
+            out.truncate(n);
+            Some(out)
+        }
+    }
+}
+
 /// A participant's public key, with its id precomputed.
 #[derive(Clone)]
 pub struct PublicKey {
     key: rsa::PublicKey,
     spki_der: Vec<u8>,
     id: IdentityId,
+    #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+    aws: Option<std::sync::Arc<aws::Public>>,
 }
 
 impl PublicKey {
@@ -183,7 +274,13 @@ impl PublicKey {
             .map_err(|e| Error::InvalidKey(format!("cannot encode public key: {e}")))?
             .into_vec();
         let id = IdentityId::of_spki_der(&spki_der);
-        Ok(PublicKey { key, spki_der, id })
+        Ok(PublicKey {
+            #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+            aws: aws::Public::new(&spki_der).map(std::sync::Arc::new),
+            key,
+            spki_der,
+            id,
+        })
     }
 
     /// Parses an SPKI DER public key. Keys under 2048 bits are refused with [`Error::WeakKey`].
@@ -252,6 +349,14 @@ impl PublicKey {
         if signature.len() != self.key.size() {
             return Err(Error::BadSignature);
         }
+        #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+        if let Some(a) = &self.aws {
+            return if a.verify(message, signature) {
+                Ok(())
+            } else {
+                Err(Error::BadSignature)
+            };
+        }
         self.key
             .pss_verify::<Sha256>(message, signature)
             .map_err(|_| Error::BadSignature)
@@ -259,6 +364,10 @@ impl PublicKey {
 
     /// Wraps a key with RSA-OAEP (SHA-256, MGF1-SHA-256) under `label`.
     pub(crate) fn oaep_wrap(&self, secret: &[u8], label: &[u8]) -> Result<Vec<u8>> {
+        #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+        if let Some(a) = &self.aws {
+            return a.oaep_wrap(secret, label).ok_or(Error::Rng);
+        }
         let padding = rsa::Oaep::<Sha256>::new_with_label(label);
         self.key
             .encrypt(&mut getrandom::SysRng, padding, secret)
@@ -302,6 +411,8 @@ pub struct Identity {
     account: IdentityId,
     key: rsa::PrivateKey,
     public: PublicKey,
+    #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+    aws: Option<std::sync::Arc<aws::Private>>,
 }
 
 const KEY_FILE_MAGIC: &[u8; 4] = b"MSID";
@@ -333,12 +444,21 @@ impl Identity {
         account: Option<IdentityId>,
     ) -> Result<Identity> {
         let public = PublicKey::from_rsa(key.to_public_key())?;
+        #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+        let aws = {
+            key.to_pkcs8_der()
+                .ok()
+                .and_then(|der| aws::Private::new(der.as_bytes()))
+                .map(std::sync::Arc::new)
+        };
         Ok(Identity {
             role,
             name: name.to_owned(),
             account: account.unwrap_or(public.id),
             key,
             public,
+            #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+            aws,
         })
     }
 
@@ -399,6 +519,10 @@ impl Identity {
 
     /// Signs `message` with RSA-PSS (SHA-256, 32-byte salt).
     pub fn sign(&self, message: &[u8]) -> Result<Vec<u8>> {
+        #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+        if let Some(a) = &self.aws {
+            return a.sign(message).ok_or(Error::Rng);
+        }
         self.key.pss_sign::<Sha256>(message).map_err(|_| Error::Rng)
     }
 
@@ -406,6 +530,10 @@ impl Identity {
     pub(crate) fn oaep_unwrap(&self, wrapped: &[u8], label: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
         if wrapped.len() != self.key.size() {
             return Err(Error::KeyUnwrap);
+        }
+        #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+        if let Some(a) = &self.aws {
+            return a.oaep_unwrap(wrapped, label).ok_or(Error::KeyUnwrap);
         }
         let padding = rsa::Oaep::<Sha256>::new_with_label(label);
         self.key
@@ -598,5 +726,47 @@ impl fmt::Debug for Identity {
             .field("key", &self.public.id)
             .field("bits", &self.public.bits())
             .finish_non_exhaustive()
+    }
+}
+
+#[cfg(all(test, feature = "aws-lc", not(target_arch = "wasm32")))]
+mod aws_tests {
+    use super::*;
+
+    /// The AWS-LC backend is the one in use, and what it makes the `rsa` crate accepts (and the
+    /// other way round): the same formats, whichever side signs or wraps.
+    #[test]
+    fn aws_lc_and_rustcrypto_agree() {
+        let pem = include_str!("../testdata/keys/doctor-2048.pem");
+        let id = Identity::from_pkcs8_pem(Role::Doctor, "d", pem).unwrap();
+        assert!(id.aws.is_some() && id.public.aws.is_some());
+        let msg = b"a transaction's signing bytes";
+        let by_aws = id.sign(msg).unwrap();
+        id.public
+            .key
+            .pss_verify::<Sha256>(msg, &by_aws)
+            .expect("rsa crate verifies AWS-LC's signature");
+        let by_rsa = id.key.pss_sign::<Sha256>(msg).unwrap();
+        id.public.verify(msg, &by_rsa).unwrap();
+        let mut bad = by_rsa.clone();
+        bad[7] ^= 1;
+        assert!(matches!(
+            id.public.verify(msg, &bad),
+            Err(Error::BadSignature)
+        ));
+        let wrapped = id.public.oaep_wrap(&[9; 32], b"label").unwrap();
+        let plain = id
+            .key
+            .decrypt(
+                rsa::Oaep::<Sha256>::new_with_label(b"label".to_vec()),
+                &wrapped,
+            )
+            .unwrap();
+        assert_eq!(plain, [9; 32]);
+        assert_eq!(*id.oaep_unwrap(&wrapped, b"label").unwrap(), [9; 32]);
+        assert!(matches!(
+            id.oaep_unwrap(&wrapped, b"other label"),
+            Err(Error::KeyUnwrap)
+        ));
     }
 }
