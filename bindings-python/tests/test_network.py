@@ -183,11 +183,16 @@ def test_break_glass_on_the_network(testnet, patient, doctor):
     assert isinstance(status, medshare.EmergencyStatus)
     assert status.open and status.threshold == 2 and all(s.valid for s in status.shares)
     assert d.emergency_justification(doctor, request) == "unconscious, allergies unknown"
-    v.sync()
+
+    # The patient's process talks to node 0, which commits those heights a moment later.
+    def seen_by_the_patient():
+        v.sync()
+        events = [x.event for x in v.audit(rec)]
+        assert "emergency" in events and events.count("share-released") >= 2, events
+
+    eventually(seen_by_the_patient)
     assert v.emergency_justification(patient, request) == "unconscious, allergies unknown"
     assert request in [x.request for x in v.emergencies(unreviewed=True)]
-    events = [x.event for x in v.audit(rec)]
-    assert "emergency" in events and events.count("share-released") >= 2, events
     # Hospital 0 endorsed the doctor: another hospital reviews.
     with pytest.raises(medshare.Rejected) as refused:
         v.review_emergency(testnet.authority(0), request, "justified")

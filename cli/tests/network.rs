@@ -576,21 +576,24 @@ fn emergency_access(net: &Net, w: &World) {
     );
     let listed = ok_json(net.node_dir(3), &["audit", "--emergency"]);
     assert!(listed.as_array().unwrap().is_empty(), "{listed}");
-    // The patient sees it; her next grant re-keys first.
-    block_on(v0.sync()).unwrap();
-    let names: Vec<&str> = v0
-        .audit(&record)
-        .unwrap()
-        .iter()
-        .map(|e| e.kind.name())
-        .collect::<Vec<_>>()
-        .into_iter()
-        .collect();
-    assert!(
-        names.contains(&"emergency") && names.contains(&"reviewed"),
-        "{names:?}"
+    // The patient sees it (through node 0, which commits those heights a moment later); her
+    // next grant re-keys first.
+    wait_until(
+        "the review in the patient's audit trail",
+        Duration::from_secs(30),
+        || {
+            block_on(v0.sync()).unwrap();
+            let names: Vec<&str> = v0
+                .audit(&record)
+                .unwrap()
+                .iter()
+                .map(|e| e.kind.name())
+                .collect();
+            names.contains(&"emergency")
+                && names.contains(&"reviewed")
+                && names.iter().filter(|n| **n == "share-released").count() >= 3
+        },
     );
-    assert!(names.iter().filter(|n| **n == "share-released").count() >= 3);
     block_on(v0.grant(
         &w.patient,
         &record,
