@@ -158,7 +158,12 @@ pub fn release_share_tx(
         })?;
     let split = version_split(state, &e.record, e.version)?;
     let index = (pos + 1) as u8;
-    let held = &split.shares[pos];
+    let held = split.shares.get(pos).ok_or_else(|| {
+        Error::InvalidInput(format!(
+            "emergency request {request} names no share {}",
+            pos + 1
+        ))
+    })?;
     let share =
         KeyShare::unwrap_as_authority(authority, &held.wrapped, &e.record, e.version, index)?;
     if !share.matches(&e.record, e.version, &held.commitment) {
