@@ -162,6 +162,24 @@ fn data(n: usize, seed: u64) -> Vec<u8> {
         .collect()
 }
 
+/// `medshare record get` as `who` in `home`: the bytes it wrote to `file`.
+fn cli_get(home: &Path, who: &str, record: &medshare::RecordId, file: &Path) -> Vec<u8> {
+    ok_json(
+        home,
+        &[
+            "record",
+            "get",
+            "--as",
+            who,
+            "--record",
+            &record.to_string(),
+            "-o",
+            file.to_str().unwrap(),
+        ],
+    );
+    std::fs::read(file).unwrap()
+}
+
 /// People and records the scenarios share.
 struct World {
     patient: Identity,
@@ -253,21 +271,7 @@ fn story(net: &Net) -> World {
         "{}",
         String::from_utf8_lossy(&again.stderr)
     );
-    let file = net.dir.join("read-by-cli.dcm");
-    ok_json(
-        &home,
-        &[
-            "record",
-            "get",
-            "--as",
-            "bob",
-            "--record",
-            &record.to_string(),
-            "-o",
-            file.to_str().unwrap(),
-        ],
-    );
-    assert!(std::fs::read(&file).unwrap() == bytes);
+    assert!(cli_get(&home, "bob", &record, &net.dir.join("read-by-cli.dcm")) == bytes);
 
     // Every node pins the content (fetched over IPFS from node 0's kubo).
     let content = v0.record(&record).unwrap().content;
@@ -529,21 +533,7 @@ fn emergency_access(net: &Net, w: &World) {
         block_on(v1.open_record(&w.doctor2, &record, &mut Vec::new())),
         Err(Error::AccessDenied(_))
     ));
-    let file = net.dir.join("emergency.pdf");
-    ok_json(
-        &home,
-        &[
-            "record",
-            "get",
-            "--as",
-            "bob",
-            "--record",
-            &record.to_string(),
-            "-o",
-            file.to_str().unwrap(),
-        ],
-    );
-    assert!(std::fs::read(&file).unwrap() == bytes);
+    assert!(cli_get(&home, "bob", &record, &net.dir.join("emergency.pdf")) == bytes);
     let shown = ok_json(
         &home,
         &["emergency", "show", "--request", &request, "--as", "bob"],

@@ -617,3 +617,76 @@ fn reviews_close_the_emergency_and_fhir_tells_it() {
         }
     })
 }
+
+#[test]
+fn the_new_transactions_decode_strictly() {
+    block_on(async {
+        let mut w = world().await;
+        let request =
+            w.v.request_emergency(&w.d, &w.record, "anaphylaxis", None)
+                .await
+                .unwrap();
+        w.v.release_share(&auth(0), &request).await.unwrap();
+        let store = w.v.store().clone();
+        // Every kind, as stored, decodes back to the same bytes.
+        let audit = w.v.audit(&w.record).unwrap();
+        for kind in ["emergency-enabled", "emergency", "share-released"] {
+            let e = audit.iter().find(|e| e.kind.name() == kind).unwrap();
+            let bytes = store.get(&e.tx).await.unwrap();
+            assert_eq!(SignedTx::decode(&bytes).unwrap().bytes, bytes, "{kind}");
+        }
+        let a1 = auth(1);
+        let review = SignedTx::sign(
+            Tx {
+                genesis: w.v.genesis(),
+                author: a1.id(),
+                seq: 9,
+                time: 0,
+                body: TxBody::Review {
+                    request,
+                    outcome: ReviewOutcome::Justified,
+                },
+            },
+            &a1,
+        )
+        .unwrap();
+        assert_eq!(SignedTx::decode(&review.bytes).unwrap().cid, review.cid);
+        // An outcome outside the vocabulary, and a purpose code in another case: refused.
+        let replace = |bytes: &[u8], from: &[u8], to: &[u8]| {
+            let at = bytes.windows(from.len()).position(|x| x == from).unwrap();
+            let mut b = bytes.to_vec();
+            b[at..at + from.len()].copy_from_slice(to);
+            b
+        };
+        let err =
+            SignedTx::decode(&replace(&review.bytes, b"justified", b"justifies")).unwrap_err();
+        assert!(err.contains("`outcome`"), "{err}");
+        let e = audit.iter().find(|e| e.kind.name() == "emergency").unwrap();
+        let asked = store.get(&e.tx).await.unwrap();
+        let err = SignedTx::decode(&replace(&asked, b"ETREAT", b"etreat")).unwrap_err();
+        assert!(
+            err.contains("PurposeOfUse") || err.contains("canonical"),
+            "{err}"
+        );
+        // More shares than one transaction may carry.
+        let split = w.v.state().emergency_split(&w.record).unwrap();
+        let many = SignedTx::assemble(
+            Tx {
+                genesis: w.v.genesis(),
+                author: w.p.id(),
+                seq: 99,
+                time: 0,
+                body: TxBody::EmergencyShares {
+                    record: w.record,
+                    version: 1,
+                    threshold: 12,
+                    shares: std::iter::repeat_n(split.shares[0].clone(), 17).collect(),
+                },
+            },
+            vec![0; 256],
+            None,
+        );
+        let err = SignedTx::decode(&many.bytes).unwrap_err();
+        assert!(err.contains("too many `shares`"), "{err}");
+    })
+}
