@@ -172,6 +172,13 @@ def test_break_glass_on_the_network(testnet, patient, doctor):
     rec = v.publish(patient, data, media_type="application/pdf", name="allergies.pdf", emergency=True)
     with pytest.raises(medshare.InvalidInput):
         d.request_emergency(doctor, rec, " ")
+
+    # The doctor's process talks to node 1, which commits the publication a moment later.
+    def known():
+        d.sync()
+        d.record(rec)
+
+    eventually(known)
     request = d.request_emergency(doctor, rec, "unconscious, allergies unknown", window=3600)
 
     def opened():
