@@ -16,7 +16,7 @@ pub fn sync_dir(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
-fn random_hex() -> io::Result<String> {
+pub(crate) fn random_hex() -> io::Result<String> {
     let mut rand = [0u8; 8];
     getrandom::fill(&mut rand).map_err(|_| io::Error::other("random number generator failed"))?;
     Ok(data_encoding::HEXLOWER.encode(&rand))

@@ -30,3 +30,6 @@ pub const MAX_EMERGENCY_WINDOW: u64 = 72 * 3600;
 pub const MIN_EMERGENCY_WINDOW: u64 = 300;
 /// Most emergency requests one doctor may have open at once (across records).
 pub const MAX_OPEN_EMERGENCIES: usize = 4;
+
+/// Largest chain-state snapshot read (`ledger::snapshot`; a state of about 10^7 transactions).
+pub const MAX_SNAPSHOT: usize = 2 << 30;

@@ -40,6 +40,38 @@ pub mod b64_opt {
     }
 }
 
+/// `#[serde(with = "crate::serde_util::b64_vec_opt")]` for `Option<Vec<Vec<u8>>>`: an array
+/// of base64 texts, or absent.
+pub mod b64_vec_opt {
+    /// Serializes a list of byte strings as base64 texts.
+    pub fn serialize<S: serde::Serializer>(
+        b: &Option<Vec<Vec<u8>>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match b {
+            Some(list) => s.collect_seq(list.iter().map(|b| data_encoding::BASE64.encode(b))),
+            None => s.serialize_none(),
+        }
+    }
+
+    /// Deserializes a list of base64 texts.
+    pub fn deserialize<'de, D: serde::Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<Vec<u8>>>, D::Error> {
+        let list = <Option<Vec<String>> as serde::Deserialize>::deserialize(d)?;
+        list.map(|l| {
+            l.iter()
+                .map(|s| {
+                    data_encoding::BASE64
+                        .decode(s.as_bytes())
+                        .map_err(serde::de::Error::custom)
+                })
+                .collect()
+        })
+        .transpose()
+    }
+}
+
 /// `#[serde(with = "crate::serde_util::hex32")]` for `[u8; 32]`.
 pub mod hex32 {
     /// Serializes 32 bytes as lower-case hex.

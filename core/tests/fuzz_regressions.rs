@@ -55,3 +55,8 @@ fn chain() {
 fn text() {
     replay("text", medshare::fuzz::text);
 }
+
+#[test]
+fn snapshot() {
+    replay("snapshot", medshare::fuzz::snapshot);
+}

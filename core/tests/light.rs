@@ -191,6 +191,83 @@ fn lies_are_refused() {
 }
 
 #[test]
+fn a_doctors_records_must_rebuild_her_entry() {
+    let w = world();
+    let q = StateQuery::Doctor(w.d.id());
+    let good = answer(&w.c, &w.c.state, 3, q);
+    assert_eq!(good.records.as_ref().map(Vec::len), Some(2));
+    let mut v = Verifier::new(&w.c.genesis).unwrap();
+
+    // A record hidden.
+    let mut a = good.clone();
+    a.records.as_mut().unwrap().pop();
+    assert_eq!(
+        invalid_proof(v.verify(&q, &a)),
+        "doctor entry: the entry counts 2 records, the answer sends 1"
+    );
+    // None sent at all.
+    let mut a = good.clone();
+    a.records = None;
+    assert_eq!(
+        invalid_proof(v.verify(&q, &a)),
+        "doctor entry: the entry counts 2 records, the answer sends 0"
+    );
+    // Out of order.
+    let mut a = good.clone();
+    a.records.as_mut().unwrap().reverse();
+    assert_eq!(
+        invalid_proof(v.verify(&q, &a)),
+        "doctor entry: the doctor's records are not sorted by record id"
+    );
+    // One swapped for a record she does not hold (doctor 2's grant on record 1, with an expiry).
+    let other = answer(&w.c, &w.c.state, 3, StateQuery::Doctor(w.d2.id()));
+    let mut a = good.clone();
+    a.records.as_mut().unwrap()[0] = other.records.as_ref().unwrap()[0].clone();
+    assert_eq!(
+        invalid_proof(v.verify(&q, &a)),
+        "doctor entry: the records sent do not make the entry's root"
+    );
+    // Not a record value.
+    let mut a = good.clone();
+    a.records.as_mut().unwrap()[1] = vec![0xa0];
+    assert!(
+        invalid_proof(v.verify(&q, &a)).starts_with("doctor entry: "),
+        "an empty map is not a record"
+    );
+    assert!(v.checkpoint().is_none());
+    match v.verify(&q, &good).unwrap() {
+        LightAnswer::Doctor(rs) => assert_eq!(rs.len(), 2),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_grant_changes_one_path_of_the_doctors_tree() {
+    // Thirty more records granted one block at a time: each block changed one path of her
+    // tree, and the answer (all 32, sorted) still rebuilds the certified entry. (That the tree
+    // built at once from a snapshot gives the same root is `tests/snapshot.rs`.)
+    let mut w = world();
+    for i in 10..40u8 {
+        let seq = w.c.state.last_seq(&w.p.id());
+        w.c.push(vec![w.c.publish(&w.p, seq + 1, rid(i), 1)]);
+        let seq = w.c.state.last_seq(&w.p.id());
+        let e = (i % 2 == 0).then_some(4_000_000_000 + u64::from(i));
+        w.c.push(vec![w.c.grant(&w.p, seq + 1, rid(i), 1, &w.d, e)]);
+    }
+    let q = StateQuery::Doctor(w.d.id());
+    let a = answer(&w.c, &w.c.state, 3, q);
+    assert_eq!(a.records.as_ref().map(Vec::len), Some(32));
+    let mut v = Verifier::new(&w.c.genesis).unwrap();
+    match v.verify(&q, &a).unwrap() {
+        LightAnswer::Doctor(rs) => {
+            assert_eq!(rs.len(), 32);
+            assert!(rs.windows(2).all(|p| p[0].record < p[1].record));
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
 fn rollback_and_fork_are_refused_and_trust_survives_a_restart() {
     let mut w = world();
     let old = w.c.state.clone();

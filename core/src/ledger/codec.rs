@@ -1,6 +1,6 @@
 //! Ledger objects and their DAG-CBOR form (every field is in `docs/FORMAT.md` §6).
 //!
-//! Five kinds of object, each a canonical DAG-CBOR map with `"v": 2` and a `"type"`:
+//! Five kinds of object, each a canonical DAG-CBOR map with `"v": 4` ([`LEDGER_VERSION`]) and a `"type"`:
 //! the genesis block, blocks, signed transactions, certificates (a signed checkpoint note) and
 //! submissions (the signed transactions a client hands a sequencer, which commit together or not
 //! at all). Decoding is strict: a missing, unknown or mistyped field is refused, and so is any
@@ -17,8 +17,9 @@ use crate::ledger::domain;
 use crate::ledger::merkle::Hash;
 use crate::record::{Purpose, RecordId};
 
-/// Object format version written in every ledger object (`"v": 2`).
-pub const LEDGER_VERSION: u64 = 3;
+/// Object format version written in every ledger object (`"v": 4`; 4 changed the state map's
+/// doctor entry, `docs/FORMAT.md` §12.2).
+pub const LEDGER_VERSION: u64 = 4;
 
 /// Network-wide rules fixed by the genesis block.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -917,7 +918,7 @@ impl GenesisBlock {
     }
 }
 
-/// A certificate as stored: `{"v": 2, "type": "certificate", "block": <link>, "note": <signed
+/// A certificate as stored: `{"v": 4, "type": "certificate", "block": <link>, "note": <signed
 /// note text>}`. The link repeats the block the note names, so that the chain is an IPLD DAG from
 /// its head (what `ipfs dag export` walks).
 #[derive(Clone, Debug)]
@@ -982,7 +983,7 @@ pub struct Submission {
 pub const MAX_SUBMISSION_TXS: usize = 256;
 
 impl Submission {
-    /// Encodes `{"v": 2, "type": "submission", "txs": [<signed tx bytes>…]}`.
+    /// Encodes `{"v": 4, "type": "submission", "txs": [<signed tx bytes>…]}`.
     pub fn encode(&self) -> Vec<u8> {
         cbor::encode(&map([
             ("v", int(LEDGER_VERSION)),

@@ -32,7 +32,7 @@ use crate::ledger::{Certificate, Checkpoint};
 use crate::record::{Purpose, RecordId};
 
 /// Format tag of a [`StateAnswer`].
-pub const ANSWER_FORMAT: &str = "medshare-state-proof/1";
+pub const ANSWER_FORMAT: &str = "medshare-state-proof/2";
 /// Largest state answer accepted, in bytes of JSON (what fits, base64-encoded, in a node's
 /// RPC answer under the HTTP client's 4 MiB limit).
 pub const MAX_ANSWER: usize = 2 * 1024 * 1024;
@@ -40,6 +40,7 @@ pub const MAX_ANSWER: usize = 2 * 1024 * 1024;
 const RECORD: &str = "medshare/state/record";
 const DOCTOR: &str = "medshare/state/doctor";
 const AUTHORITIES: &str = "medshare/state/authorities";
+const DOCTOR_RECORD: &str = "medshare/state/doctor-record";
 
 fn record_key(r: &RecordId) -> Hash {
     smt::key(RECORD, r.as_bytes())
@@ -47,6 +48,11 @@ fn record_key(r: &RecordId) -> Hash {
 
 fn doctor_key(d: &IdentityId) -> Hash {
     smt::key(DOCTOR, d.as_bytes())
+}
+
+/// A record's key in a doctor's own tree (the `root` of her entry).
+fn doctor_record_key(r: &RecordId) -> Hash {
+    smt::key(DOCTOR_RECORD, r.as_bytes())
 }
 
 fn authorities_key() -> Hash {
@@ -157,29 +163,42 @@ fn record_value(state: &State, id: &RecordId) -> Option<Vec<u8>> {
     ])))
 }
 
-fn doctor_value(state: &State, doctor: &IdentityId) -> Option<Vec<u8>> {
-    let set = state.granted.get(doctor)?;
-    let records: Vec<Value> = set
-        .iter()
-        .filter_map(|id| {
-            let r = state.records.get(id)?;
-            let g = r.versions.last()?.grants.get(doctor)?;
-            let mut m = cbor::Map::new();
-            m.insert("record".into(), Value::Bytes(id.as_bytes().to_vec()));
-            m.insert("version".into(), Value::Int(g.version.into()));
-            if let Some(e) = opt_int(g.expires) {
-                m.insert("expires".into(), e);
-            }
-            Some(Value::Map(m))
-        })
-        .collect();
-    if records.is_empty() {
-        return None;
+/// One record in a doctor's tree: `{record, version, expires?}`, if her grant is on the
+/// record's latest version.
+fn doctor_record_value(state: &State, doctor: &IdentityId, id: &RecordId) -> Option<Vec<u8>> {
+    let r = state.records.get(id)?;
+    let g = r.versions.last()?.grants.get(doctor)?;
+    let mut m = cbor::Map::new();
+    m.insert("record".into(), Value::Bytes(id.as_bytes().to_vec()));
+    m.insert("version".into(), Value::Int(g.version.into()));
+    if let Some(e) = opt_int(g.expires) {
+        m.insert("expires".into(), e);
     }
+    Some(cbor::encode(&Value::Map(m)))
+}
+
+/// A doctor's entry: `{doctor, records: count, root}`, the root of her own tree of the records
+/// she holds a grant on, so a grant changes one path of it, not a list of all her records.
+fn doctor_value(state: &State, doctor: &IdentityId) -> Option<Vec<u8>> {
+    let tree = state.doctor_maps.get(doctor).filter(|t| !t.is_empty())?;
     Some(cbor::encode(&cbor::map([
         ("doctor", Value::Bytes(doctor.as_bytes().to_vec())),
-        ("records", Value::Array(records)),
+        ("records", Value::Int(tree.len() as i128)),
+        ("root", Value::Bytes(tree.root().to_vec())),
     ])))
+}
+
+/// The records of a doctor's tree, sorted by record id (what a node sends with her entry).
+fn doctor_records(state: &State, doctor: &IdentityId) -> Vec<Vec<u8>> {
+    state
+        .granted
+        .get(doctor)
+        .map(|set| {
+            set.iter()
+                .filter_map(|r| doctor_record_value(state, doctor, r))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 fn authorities_value(state: &State) -> Vec<u8> {
@@ -234,23 +253,49 @@ pub(crate) fn decode_record(bytes: &[u8]) -> Result<RecordAccess> {
     parse().map_err(|e| Error::InvalidProof(format!("record entry: {e}")))
 }
 
-pub(crate) fn decode_doctor(bytes: &[u8]) -> Result<(IdentityId, Vec<DoctorRecord>)> {
+/// A doctor's entry (`doctor`, record count, tree root) checked against the records sent
+/// with it: they must be hers, sorted by record id, and rebuild exactly that tree.
+pub(crate) fn decode_doctor(
+    bytes: &[u8],
+    records: &[Vec<u8>],
+) -> Result<(IdentityId, Vec<DoctorRecord>)> {
     let v = decode_map(bytes, "doctor")?;
     let parse = || -> std::result::Result<(IdentityId, Vec<DoctorRecord>), String> {
         let mut f = Fields::new(&v)?;
-        let mut records = Vec::new();
-        for r in array(&mut f, "records")? {
-            let mut rf = Fields::new(r)?;
-            records.push(DoctorRecord {
+        let doctor = f.id("doctor")?;
+        let count = f.int("records")?;
+        let root: Hash = f
+            .bytes("root")?
+            .try_into()
+            .map_err(|_| "`root` must be 32 bytes".to_owned())?;
+        f.finish()?;
+        if count != records.len() as u64 {
+            return Err(format!(
+                "the entry counts {count} records, the answer sends {}",
+                records.len()
+            ));
+        }
+        let mut out: Vec<DoctorRecord> = Vec::with_capacity(records.len());
+        let mut leaves = Vec::with_capacity(records.len());
+        for raw in records {
+            let r = cbor::decode(raw).map_err(|e| format!("a record of the doctor: {}", e.0))?;
+            let mut rf = Fields::new(&r)?;
+            let rec = DoctorRecord {
                 record: rf.record("record")?,
                 version: rf.version("version")?,
                 expires: rf.opt_int("expires")?,
-            });
+            };
             rf.finish()?;
+            if out.last().is_some_and(|p| p.record >= rec.record) {
+                return Err("the doctor's records are not sorted by record id".into());
+            }
+            leaves.push((doctor_record_key(&rec.record), smt::value_hash(raw)));
+            out.push(rec);
         }
-        let doctor = f.id("doctor")?;
-        f.finish()?;
-        Ok((doctor, records))
+        if smt::StateMap::from_leaves(leaves).root() != root {
+            return Err("the records sent do not make the entry's root".into());
+        }
+        Ok((doctor, out))
     };
     parse().map_err(|e| Error::InvalidProof(format!("doctor entry: {e}")))
 }
@@ -311,14 +356,27 @@ impl State {
                 Some(v) => self.state_map.insert(&key, &smt::value_hash(&v)),
                 None => self.state_map.remove(&key),
             }
-            doctors.extend(before);
-            doctors.extend(self.grantees(&record));
+            let mut concerned = before;
+            concerned.extend(self.grantees(&record));
+            let leaf = doctor_record_key(&record);
+            for d in concerned {
+                let value = doctor_record_value(self, &d, &record);
+                let tree = self.doctor_maps.entry(d).or_default();
+                match value {
+                    Some(v) => tree.insert(&leaf, &smt::value_hash(&v)),
+                    None => tree.remove(&leaf),
+                }
+                doctors.insert(d);
+            }
         }
         for d in doctors {
             let key = doctor_key(&d);
             match doctor_value(self, &d) {
                 Some(v) => self.state_map.insert(&key, &smt::value_hash(&v)),
-                None => self.state_map.remove(&key),
+                None => {
+                    self.doctor_maps.remove(&d);
+                    self.state_map.remove(&key);
+                }
             }
         }
         if authorities {
@@ -326,6 +384,42 @@ impl State {
             self.state_map
                 .insert(&authorities_key(), &smt::value_hash(&v));
         }
+    }
+
+    /// Recomputes the whole state map from the records, the doctors' grants and the
+    /// authorities (a state loaded from a snapshot; its certificate is then checked against
+    /// the root).
+    pub(crate) fn rebuild_state_map(&mut self) {
+        let mut leaves: Vec<(Hash, Hash)> = Vec::with_capacity(self.records.len() + 1);
+        let mut per_doctor: BTreeMap<IdentityId, Vec<(Hash, Hash)>> = BTreeMap::new();
+        for (id, r) in self.records.iter() {
+            if let Some(v) = record_value(self, id) {
+                leaves.push((record_key(id), smt::value_hash(&v)));
+            }
+            let Some(latest) = r.versions.last() else {
+                continue;
+            };
+            for d in latest.grants.keys() {
+                if let Some(v) = doctor_record_value(self, d, id) {
+                    per_doctor
+                        .entry(*d)
+                        .or_default()
+                        .push((doctor_record_key(id), smt::value_hash(&v)));
+                }
+            }
+        }
+        self.doctor_maps = per_doctor
+            .into_iter()
+            .map(|(d, l)| (d, smt::StateMap::from_leaves(l)))
+            .collect();
+        let doctors: Vec<IdentityId> = self.doctor_maps.keys().copied().collect();
+        for d in doctors {
+            if let Some(v) = doctor_value(self, &d) {
+                leaves.push((doctor_key(&d), smt::value_hash(&v)));
+            }
+        }
+        leaves.push((authorities_key(), smt::value_hash(&authorities_value(self))));
+        self.state_map = smt::StateMap::from_leaves(leaves);
     }
 
     /// Root of the state map (what the checkpoint's `state` line holds).
@@ -340,9 +434,14 @@ impl State {
             StateQuery::Record(r) => record_value(self, r),
             StateQuery::Doctor(d) => doctor_value(self, d),
         };
+        let records = match query {
+            StateQuery::Doctor(d) if value.is_some() => Some(doctor_records(self, d)),
+            _ => None,
+        };
         StateAnswer {
             format: ANSWER_FORMAT.into(),
             certificate: certificate.to_owned(),
+            records,
             authorities: ProvenEntry {
                 proof: self.state_map.prove(&authorities_key()),
                 value: Some(authorities_value(self)),
@@ -383,6 +482,14 @@ pub struct StateAnswer {
     pub query: StateQuery,
     /// The entry asked for, proven.
     pub entry: ProvenEntry,
+    /// For a doctor present in the map: the records of her tree (base64 DAG-CBOR values,
+    /// sorted by record id), which must rebuild the root her entry holds.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::serde_util::b64_vec_opt"
+    )]
+    pub records: Option<Vec<Vec<u8>>>,
 }
 
 impl StateAnswer {
@@ -535,7 +642,8 @@ impl Verifier {
             }
             (StateQuery::Doctor(_), None) => LightAnswer::Doctor(Vec::new()),
             (StateQuery::Doctor(d), Some(v)) => {
-                let (doctor, records) = decode_doctor(v)?;
+                let sent = answer.records.as_deref().unwrap_or_default();
+                let (doctor, records) = decode_doctor(v, sent)?;
                 if doctor != *d {
                     return Err(Error::InvalidProof("the entry names another doctor".into()));
                 }

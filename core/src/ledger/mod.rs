@@ -10,7 +10,8 @@
 //! receipts and light clients check.
 //!
 //! Layers: [`codec`] (objects and bytes), [`merkle`] (the log tree), [`checkpoint`]
-//! (certificates), [`state`] (the replayed state and its queries), `apply` (one function per
+//! (certificates), [`state`] (the replayed state and its queries), [`snapshot`] (the state kept
+//! on disk so opening costs the blocks since), `apply` (one function per
 //! transaction kind: the rules), [`chain`] (loading and verifying a chain from a store). The
 //! byte layout is in `docs/FORMAT.md`.
 
@@ -22,6 +23,7 @@ pub mod light;
 pub mod merkle;
 pub mod receipt;
 pub mod smt;
+pub mod snapshot;
 pub mod state;
 
 mod apply;

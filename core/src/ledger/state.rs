@@ -353,6 +353,9 @@ pub struct State {
     pub(crate) validator_updates: Vec<ValidatorUpdate>,
     /// The state map light clients are answered from (`ledger::light`).
     pub(crate) state_map: StateMap,
+    /// Each doctor's own tree of the records she holds a grant on (the root her state-map
+    /// entry holds).
+    pub(crate) doctor_maps: imbl::HashMap<IdentityId, StateMap>,
     /// Every emergency access, by its request's transaction CID.
     pub(crate) emergencies: imbl::OrdMap<Cid, Emergency>,
 }
@@ -507,6 +510,7 @@ impl State {
             pending_rekey: BTreeMap::new(),
             validator_updates: Vec::new(),
             state_map: StateMap::new(),
+            doctor_maps: imbl::HashMap::new(),
             emergencies: imbl::OrdMap::new(),
         }
         .with_authorities_entry())

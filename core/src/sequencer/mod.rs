@@ -56,6 +56,12 @@ pub trait Sequencer: MaybeSendSync {
     /// waits until a certified block holds them. A refusal is [`Error::Rejected`] naming the
     /// rule; a network that does not commit in time is [`Error::Timeout`].
     async fn submit(&self, submission: &Submission) -> Result<Committed>;
+
+    /// Offers a state a vault just verified over the same store, so a sequencer that keeps its
+    /// own does not verify the chain again ([`LocalSequencer`]). Others ignore it.
+    fn adopt(&self, state: &State) {
+        let _ = state;
+    }
 }
 
 /// A sequencer in this process: one authority orders the transactions, builds each block and
@@ -204,6 +210,14 @@ impl LocalSequencer {
 impl Sequencer for LocalSequencer {
     async fn head(&self) -> Result<Option<Cid>> {
         self.store.head().await
+    }
+
+    fn adopt(&self, state: &State) {
+        if let Ok(mut known) = self.lock_state()
+            && known.is_none()
+        {
+            *known = Some(state.clone());
+        }
     }
 
     async fn submit(&self, submission: &Submission) -> Result<Committed> {

@@ -395,6 +395,45 @@ impl BlockStore for FsStore {
         Ok(Some(out))
     }
 
+    async fn get_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        let path = self.root.join("SNAPSHOT");
+        let len = match fs::metadata(&path) {
+            Ok(m) => m.len(),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(Error::Io(e)),
+        };
+        if len > crate::limits::MAX_SNAPSHOT as u64 {
+            return Err(Error::TooLarge {
+                what: "snapshot",
+                size: len,
+                limit: crate::limits::MAX_SNAPSHOT as u64,
+            });
+        }
+        match fs::read(&path) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(Error::Io(e)),
+        }
+    }
+
+    async fn put_snapshot(&self, bytes: &[u8]) -> Result<()> {
+        // A cache with its own checksum: written beside and renamed into place, not fsynced
+        // (a crash leaves the old file, the new one, or one its checksum refuses).
+        let tmp = self
+            .root
+            .join("tmp")
+            .join(format!("snapshot.{}", crate::fsutil::random_hex()?));
+        let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, self.root.join("SNAPSHOT")));
+        if result.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        Ok(result?)
+    }
+
+    fn keeps_snapshots(&self) -> bool {
+        true
+    }
+
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match fs::read(self.meta_path(key)?) {
             Ok(b) => Ok(Some(b)),

@@ -115,6 +115,25 @@ pub trait BlockStore: MaybeSendSync {
         Ok(None)
     }
 
+    /// The chain-state snapshot this store keeps (`ledger::snapshot`), if any. Only backends
+    /// whose files are private to this machine keep one (the filesystem store): a snapshot is a
+    /// cache of this process's own verification, never something fetched from another party.
+    async fn get_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        Ok(None)
+    }
+
+    /// Replaces the snapshot (atomically; a crash leaves the old one or the new one, and a
+    /// damaged one is refused by its checksum when loaded). Backends that keep none ignore it.
+    async fn put_snapshot(&self, bytes: &[u8]) -> Result<()> {
+        let _ = bytes;
+        Ok(())
+    }
+
+    /// Whether [`BlockStore::put_snapshot`] keeps anything.
+    fn keeps_snapshots(&self) -> bool {
+        false
+    }
+
     /// A small named value kept beside the blocks (pending deletions, a node's progress), if
     /// the backend keeps such values; `None` if absent or unsupported.
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
@@ -338,6 +357,21 @@ impl Store {
     /// Every block held, if the backend can say.
     pub async fn list(&self) -> Result<Option<Vec<Cid>>> {
         self.inner.list().await
+    }
+
+    /// The chain-state snapshot kept beside the blocks (see [`BlockStore::get_snapshot`]).
+    pub async fn get_snapshot(&self) -> Result<Option<Vec<u8>>> {
+        self.inner.get_snapshot().await
+    }
+
+    /// Replaces the snapshot (see [`BlockStore::put_snapshot`]).
+    pub async fn put_snapshot(&self, bytes: &[u8]) -> Result<()> {
+        self.inner.put_snapshot(bytes).await
+    }
+
+    /// Whether this store keeps a snapshot.
+    pub fn keeps_snapshots(&self) -> bool {
+        self.inner.keeps_snapshots()
     }
 
     /// A named value kept beside the blocks (see [`BlockStore::get_meta`]).

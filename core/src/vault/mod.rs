@@ -32,6 +32,7 @@ use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId, Role};
 use crate::ledger::chain::{self, VerifyReport};
+use crate::ledger::snapshot::{self, Opened};
 use crate::ledger::{AccessGrant, AuditEvent, Policy, RecordInfo, State};
 use crate::record::RecordId;
 use crate::sequencer::{Clock, LocalSequencer, ReadOnly, Sequencer, system_clock};
@@ -72,6 +73,11 @@ pub struct Vault {
     pub(crate) clock: Clock,
     /// The largest checkpoint this vault verified (also kept in the store when it can).
     pub(crate) trusted: Option<crate::ledger::Checkpoint>,
+    /// How the chain was opened (from a snapshot or from genesis).
+    pub(crate) opened: Opened,
+    /// Height of the snapshot the store holds, as far as this vault knows (`None`: none, or
+    /// one that could not be used and is to be replaced at once).
+    pub(crate) snapshot_height: Option<u64>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -103,6 +109,8 @@ impl Vault {
             profile: Profile::default(),
             clock: system_clock(),
             trusted: None,
+            opened: Opened::Genesis { rejected: None },
+            snapshot_height: Some(0),
         }
     }
 
@@ -138,7 +146,9 @@ impl Vault {
         Ok(Vault::assemble(store, Arc::new(seq), true, state))
     }
 
-    /// Opens the chain in `store`, verifying it from genesis. Transactions go to `sequencer`
+    /// Opens the chain in `store`, verifying it: from the snapshot the store keeps, if it has a
+    /// usable one, then every block after it; else from genesis ([`Vault::opened`] says which;
+    /// `ledger::snapshot` lists what a snapshot must pass). Transactions go to `sequencer`
     /// (whose head is the chain's); without one the vault reads and verifies only, from the
     /// store's head. Over a store that only reads (a gateway) the vault reads only too, at the
     /// head the sequencer names. With `genesis`, the chain must be that network's.
@@ -153,8 +163,15 @@ impl Vault {
             None => (Arc::new(ReadOnly(store.clone())), false),
         };
         let head = sequencer.head().await?.ok_or(Error::NoChain)?;
-        let (state, _) = chain::load(&store, &head, genesis).await?;
+        let (state, opened) = snapshot::load_chain(&store, &head, genesis).await?;
+        sequencer.adopt(&state);
         let mut vault = Vault::assemble(store, sequencer, writable, state);
+        vault.opened = opened;
+        vault.snapshot_height = match opened {
+            Opened::Snapshot { height, .. } => Some(height),
+            Opened::Genesis { rejected: None } => Some(0),
+            Opened::Genesis { rejected: Some(_) } => None,
+        };
         // Never an older history than one this store's vaults already verified.
         let named = chain::fetch_head(&vault.store, &head).await?;
         vault.check_head(&named).await?;
@@ -215,6 +232,12 @@ impl Vault {
     /// Chooses the UnixFS profile for records published from now on.
     pub fn set_profile(&mut self, profile: Profile) {
         self.profile = profile;
+    }
+
+    /// How this vault opened its chain: from the store's snapshot (and how many blocks it
+    /// verified after it) or from genesis.
+    pub fn opened(&self) -> Opened {
+        self.opened
     }
 
     /// The underlying store.

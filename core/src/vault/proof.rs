@@ -4,6 +4,7 @@ use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::ledger::checkpoint::{Certificate, Checkpoint};
 use crate::ledger::merkle::{Hash, inclusion_proof};
+use crate::ledger::snapshot;
 use crate::ledger::receipt::{ProofHash, ProvenTx, RECEIPT_FORMAT, Receipt, tx_leaf};
 use crate::ledger::{CertificateObject, chain};
 use crate::store::Store;
@@ -167,6 +168,7 @@ impl Vault {
         if !self.state.is_certified() || self.state.height() == 0 {
             return Ok(());
         }
+        self.keep_snapshot().await;
         let cp = self.state.checkpoint();
         let known = self.trusted_checkpoint().await?;
         if known.as_ref().is_some_and(|k| k.size >= cp.size) {
@@ -180,6 +182,29 @@ impl Vault {
                 .await?;
         }
         Ok(())
+    }
+}
+
+impl Vault {
+    /// Writes a snapshot of the state once the chain is [`snapshot::INTERVAL`] blocks past the
+    /// store's last one (at once if that one could not be used). A cache: a failure to write
+    /// it loses nothing and is not the caller's error (the next one is tried an interval later).
+    async fn keep_snapshot(&mut self) {
+        if !self.store.keeps_snapshots() || self.store.is_read_only() {
+            return;
+        }
+        let height = self.state.height();
+        let due = match self.snapshot_height {
+            None => true,
+            Some(h) => height >= h.saturating_add(snapshot::INTERVAL),
+        };
+        if !due {
+            return;
+        }
+        if let Some(bytes) = self.state.snapshot() {
+            let _ = self.store.put_snapshot(&bytes).await;
+            self.snapshot_height = Some(height);
+        }
     }
 }
 

@@ -1,0 +1,986 @@
+//! Snapshots of the verified chain state, so opening a chain costs what the blocks since the
+//! snapshot cost, not the whole history.
+//!
+//! A snapshot is the [`State`] after a certified block, written by the process that verified it
+//! (`docs/FORMAT.md` §13 has the bytes). It is a cache of that verification, kept beside the
+//! blocks by stores that keep private files ([`crate::store::BlockStore::get_snapshot`]: the
+//! filesystem store), never fetched from another party. Loading one checks, before anything is
+//! trusted:
+//!
+//! * its SHA-256 trailer and its format line (a torn or damaged file is refused);
+//! * that its genesis block is in the store (by CID) and is the network's;
+//! * that the certificate it names is in the store, certifies its head block at its height,
+//!   over its transaction log (size and RFC 6962 root), with a state-map root equal to the one
+//!   recomputed from the snapshot's records, doctors and authorities, signed by more than two
+//!   thirds of its authorities ([`State::apply_certificate`]).
+//!
+//! The blocks after it are then verified one by one as [`chain::extend`] always does. A snapshot
+//! that fails any check, or whose head is not an ancestor of the chain's head, is ignored and
+//! the chain is verified from genesis. `verify` never reads one.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use crate::cid::Cid;
+use crate::error::{Error, Result};
+use crate::identity::{IdentityId, PublicKey, Role};
+use crate::ledger::chain;
+use crate::ledger::codec::{AuthorityChangeKind, CertificateObject, ReviewOutcome, WrappedShare};
+use crate::ledger::merkle::{Frontier, Hash};
+use crate::ledger::state::{
+    AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, IdentityState,
+    RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
+};
+use crate::record::{Purpose, RecordId};
+use crate::store::Store;
+
+/// The format line a snapshot starts with.
+pub const MAGIC: &[u8; 20] = b"medshare-snapshot/1\n";
+
+/// Largest snapshot read.
+pub use crate::limits::MAX_SNAPSHOT;
+
+/// A snapshot is written once the chain is this many blocks past the last one (or past
+/// genesis): opening replays fewer than this many blocks after loading it, and writing it
+/// (`O(state)`) is spread over as many blocks.
+pub const INTERVAL: u64 = 128;
+
+/// How a chain was opened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "from", rename_all = "lowercase")]
+pub enum Opened {
+    /// Verified from the genesis block.
+    Genesis {
+        /// Why no snapshot was used (`None`: there was none to use).
+        #[serde(skip)]
+        rejected: Option<Rejected>,
+    },
+    /// From a snapshot, then the blocks after it.
+    Snapshot {
+        /// The snapshot's height.
+        height: u64,
+        /// Blocks verified after it.
+        replayed: u64,
+    },
+}
+
+/// Why a snapshot was not used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rejected {
+    /// It failed a check (damaged, another format, inconsistent with its certificate).
+    Invalid,
+    /// It belongs to another network than the one asked for.
+    OtherNetwork,
+    /// Its head is not on the chain being opened (a different or older history).
+    OffChain,
+}
+
+fn corrupt(detail: impl std::fmt::Display) -> Error {
+    Error::StoreCorrupt(format!("snapshot: {detail}"))
+}
+
+// ---- writing ---------------------------------------------------------------------------------
+
+struct Enc {
+    out: Vec<u8>,
+}
+
+impl Enc {
+    fn u(&mut self, mut v: u64) {
+        while v >= 0x80 {
+            self.out.push((v as u8) | 0x80);
+            v >>= 7;
+        }
+        self.out.push(v as u8);
+    }
+
+    fn b(&mut self, bytes: &[u8]) {
+        self.u(bytes.len() as u64);
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn raw(&mut self, bytes: &[u8]) {
+        self.out.extend_from_slice(bytes);
+    }
+
+    fn cid(&mut self, c: &Cid) {
+        self.b(&c.to_bytes());
+    }
+
+    fn id(&mut self, id: &IdentityId) {
+        self.raw(id.as_bytes());
+    }
+
+    fn flag(&mut self, present: bool) {
+        self.out.push(u8::from(present));
+    }
+
+    fn opt_u(&mut self, v: Option<u64>) {
+        self.flag(v.is_some());
+        if let Some(v) = v {
+            self.u(v);
+        }
+    }
+
+    fn opt_id(&mut self, v: &Option<IdentityId>) {
+        self.flag(v.is_some());
+        if let Some(v) = v {
+            self.id(v);
+        }
+    }
+
+    fn opt32(&mut self, v: &Option<[u8; 32]>) {
+        self.flag(v.is_some());
+        if let Some(v) = v {
+            self.raw(v);
+        }
+    }
+
+    fn purpose(&mut self, p: Purpose) {
+        self.b(p.code().as_bytes());
+    }
+}
+
+/// Key table: every public key once, referred to by index.
+struct Keys {
+    index: BTreeMap<IdentityId, u64>,
+    ders: Vec<Vec<u8>>,
+}
+
+impl Keys {
+    fn of(&mut self, key: &PublicKey) -> u64 {
+        let n = self.ders.len() as u64;
+        *self.index.entry(key.id()).or_insert_with(|| {
+            self.ders.push(key.to_spki_der().to_vec());
+            n
+        })
+    }
+}
+
+impl State {
+    /// This state as snapshot bytes (`docs/FORMAT.md` §13). `None` unless the head block is
+    /// certified (only a certified state is snapshotted: loading checks that certificate).
+    pub fn snapshot(&self) -> Option<Vec<u8>> {
+        let head_cert = self.head_cert?;
+        let mut keys = Keys {
+            index: BTreeMap::new(),
+            ders: Vec::new(),
+        };
+        let mut identities: Vec<(&IdentityId, &IdentityState)> = self.identities.iter().collect();
+        identities.sort_unstable_by_key(|(id, _)| **id);
+        let idents: Vec<u64> = identities.iter().map(|(_, s)| keys.of(&s.key)).collect();
+        let auths: Vec<u64> = self.authorities.values().map(|a| keys.of(&a.key)).collect();
+
+        let mut e = Enc {
+            out: Vec::with_capacity(1 << 16),
+        };
+        e.raw(MAGIC);
+        e.cid(&self.genesis.cid);
+        e.u(self.height);
+        e.cid(&self.head);
+        e.cid(&head_cert);
+        e.u(self.time);
+        e.u(self.log.size());
+        e.u(self.log.peaks().len() as u64);
+        for p in self.log.peaks() {
+            e.raw(p);
+        }
+        e.u(keys.ders.len() as u64);
+        for d in &keys.ders {
+            e.b(d);
+        }
+        e.u(auths.len() as u64);
+        for (a, k) in self.authorities.values().zip(&auths) {
+            e.u(*k);
+            e.opt32(&a.validator);
+        }
+        e.u(self.votes.len() as u64);
+        for (kind, voters) in &self.votes {
+            match kind {
+                AuthorityChangeKind::Add { key, validator } => {
+                    e.raw(&[0]);
+                    e.b(key);
+                    e.opt32(validator);
+                }
+                AuthorityChangeKind::Remove { authority } => {
+                    e.raw(&[1]);
+                    e.id(authority);
+                }
+            }
+            e.u(voters.len() as u64);
+            for v in voters {
+                e.id(v);
+            }
+        }
+        e.u(self.vote_txs.len() as u64);
+        for c in &self.vote_txs {
+            e.cid(c);
+        }
+        e.u(identities.len() as u64);
+        for ((id, s), k) in identities.iter().zip(&idents) {
+            e.id(id);
+            e.raw(&[s.role.code()]);
+            e.u(*k);
+            e.u(s.seq);
+            e.flag(s.licence.is_some());
+            if let Some(l) = &s.licence {
+                e.b(l.as_bytes());
+            }
+            e.opt_id(&s.endorser);
+        }
+        let mut owners: Vec<(&IdentityId, &IdentityId)> = self.key_owner.iter().collect();
+        owners.sort_unstable();
+        e.u(owners.len() as u64);
+        for (k, a) in owners {
+            e.id(k);
+            e.id(a);
+        }
+        let mut records: Vec<(&RecordId, &RecordState)> = self.records.iter().collect();
+        records.sort_unstable_by_key(|(id, _)| **id);
+        e.u(records.len() as u64);
+        for (id, r) in records {
+            put_record(&mut e, id, r);
+        }
+        for index in [&self.granted, &self.owned] {
+            let mut list: Vec<_> = index.iter().collect();
+            list.sort_unstable_by_key(|(id, _)| **id);
+            e.u(list.len() as u64);
+            for (who, set) in list {
+                e.id(who);
+                e.u(set.len() as u64);
+                for r in set {
+                    e.raw(r.as_bytes());
+                }
+            }
+        }
+        e.u(self.emergencies.len() as u64);
+        for em in self.emergencies.values() {
+            put_emergency(&mut e, em);
+        }
+        e.u(self.pending_rekey.len() as u64);
+        for (r, i) in &self.pending_rekey {
+            e.raw(r.as_bytes());
+            e.u(*i as u64);
+        }
+        e.u(self.validator_updates.len() as u64);
+        for v in &self.validator_updates {
+            e.raw(&v.validator);
+            e.u(v.power);
+        }
+        let digest: [u8; 32] = Sha256::digest(&e.out).into();
+        e.raw(&digest);
+        Some(e.out)
+    }
+}
+
+fn put_record(e: &mut Enc, id: &RecordId, r: &RecordState) {
+    e.raw(id.as_bytes());
+    e.id(&r.owner);
+    e.u(r.versions.len() as u64);
+    for v in &r.versions {
+        e.cid(&v.content);
+        e.u(v.size);
+        e.raw(&v.commitment);
+        e.b(&v.owner_key);
+        e.u(v.grants.len() as u64);
+        for g in v.grants.values() {
+            e.id(&g.doctor);
+            e.u(g.version.into());
+            e.opt_u(g.expires);
+            e.purpose(g.purpose);
+            e.flag(g.note.is_some());
+            if let Some(n) = &g.note {
+                e.b(n);
+            }
+            e.u(g.granted_at);
+            e.b(&g.wrapped_key);
+        }
+        e.flag(v.emergency.is_some());
+        if let Some(s) = &v.emergency {
+            e.u(s.threshold.into());
+            e.u(s.shares.len() as u64);
+            for w in &s.shares {
+                e.id(&w.authority);
+                e.b(&w.wrapped);
+                e.raw(&w.commitment);
+            }
+        }
+        e.flag(v.exposed);
+    }
+    e.u(r.revoked.len() as u64);
+    for (d, h) in &r.revoked {
+        e.id(d);
+        e.u(*h);
+    }
+    e.u(r.audit.len() as u64);
+    for a in &r.audit {
+        put_audit(e, a);
+    }
+}
+
+fn put_audit(e: &mut Enc, a: &AuditEvent) {
+    e.u(a.height);
+    e.cid(&a.block);
+    e.u(a.time);
+    e.cid(&a.tx);
+    e.id(&a.author);
+    match &a.kind {
+        AuditKind::Published { version, content } => {
+            e.raw(&[0]);
+            e.u((*version).into());
+            e.cid(content);
+        }
+        AuditKind::Granted {
+            doctor,
+            version,
+            expires,
+            purpose,
+        } => {
+            e.raw(&[1]);
+            e.id(doctor);
+            e.u((*version).into());
+            e.opt_u(*expires);
+            e.purpose(*purpose);
+        }
+        AuditKind::Revoked { doctor } => {
+            e.raw(&[2]);
+            e.id(doctor);
+        }
+        AuditKind::EmergencyEnabled {
+            version,
+            threshold,
+            shares,
+        } => {
+            e.raw(&[3]);
+            e.u((*version).into());
+            e.u((*threshold).into());
+            e.u((*shares).into());
+        }
+        AuditKind::Emergency {
+            doctor,
+            version,
+            expires,
+            purpose,
+        } => {
+            e.raw(&[4]);
+            e.id(doctor);
+            e.u((*version).into());
+            e.opt_u(*expires);
+            e.purpose(*purpose);
+        }
+        AuditKind::ShareReleased {
+            request,
+            doctor,
+            index,
+        } => {
+            e.raw(&[5]);
+            e.cid(request);
+            e.id(doctor);
+            e.u((*index).into());
+        }
+        AuditKind::Reviewed {
+            request,
+            doctor,
+            outcome,
+        } => {
+            e.raw(&[6]);
+            e.cid(request);
+            e.id(doctor);
+            e.raw(&[outcome_code(*outcome)]);
+        }
+    }
+}
+
+fn outcome_code(o: ReviewOutcome) -> u8 {
+    match o {
+        ReviewOutcome::Justified => 0,
+        ReviewOutcome::Unjustified => 1,
+    }
+}
+
+fn put_emergency(e: &mut Enc, em: &Emergency) {
+    e.cid(&em.request);
+    e.raw(em.record.as_bytes());
+    e.u(em.version.into());
+    e.id(&em.owner);
+    e.id(&em.doctor);
+    e.purpose(em.purpose);
+    e.b(&em.justification);
+    e.u(em.height);
+    e.u(em.time);
+    e.u(em.expires);
+    e.u(em.threshold.into());
+    e.u(em.holders.len() as u64);
+    for h in &em.holders {
+        e.id(h);
+    }
+    e.u(em.releases.len() as u64);
+    for r in &em.releases {
+        e.id(&r.authority);
+        e.u(r.index.into());
+        e.u(r.height);
+        e.cid(&r.tx);
+        e.b(&r.wrapped);
+    }
+    e.flag(em.review.is_some());
+    if let Some(r) = &em.review {
+        e.id(&r.authority);
+        e.raw(&[outcome_code(r.outcome)]);
+        e.u(r.height);
+        e.cid(&r.tx);
+    }
+}
+
+// ---- reading ---------------------------------------------------------------------------------
+
+struct Dec<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+type R<T> = std::result::Result<T, String>;
+
+impl<'a> Dec<'a> {
+    fn take(&mut self, n: usize) -> R<&'a [u8]> {
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| format!("truncated at byte {}", self.pos))?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn byte(&mut self) -> R<u8> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u(&mut self) -> R<u64> {
+        let at = self.pos;
+        let mut v: u64 = 0;
+        for i in 0..10 {
+            let b = self.byte()?;
+            let bits = u64::from(b & 0x7f);
+            if i == 9 && b > 1 {
+                return Err(format!("integer out of range at byte {at}"));
+            }
+            v |= bits << (7 * i);
+            if b & 0x80 == 0 {
+                if b == 0 && i > 0 {
+                    return Err(format!("integer not in its shortest form at byte {at}"));
+                }
+                return Ok(v);
+            }
+        }
+        Err(format!("integer out of range at byte {at}"))
+    }
+
+    fn small<T: TryFrom<u64>>(&mut self, what: &str) -> R<T> {
+        let v = self.u()?;
+        T::try_from(v).map_err(|_| format!("{what} {v} out of range"))
+    }
+
+    /// A count of items of at least `min` bytes each: never more than the bytes left allow.
+    fn count(&mut self, min: usize) -> R<usize> {
+        let n = self.u()?;
+        let left = (self.buf.len() - self.pos) as u64;
+        if n.saturating_mul(min.max(1) as u64) > left {
+            return Err(format!("a count of {n} at byte {} exceeds the file", self.pos));
+        }
+        Ok(n as usize)
+    }
+
+    fn b(&mut self) -> R<&'a [u8]> {
+        let n = self.count(1)?;
+        self.take(n)
+    }
+
+    fn arr<const N: usize>(&mut self) -> R<[u8; N]> {
+        let s = self.take(N)?;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn cid(&mut self) -> R<Cid> {
+        let at = self.pos;
+        Cid::from_bytes(self.b()?).map_err(|e| format!("CID at byte {at}: {e}"))
+    }
+
+    fn id(&mut self) -> R<IdentityId> {
+        let at = self.pos;
+        IdentityId::from_bytes(self.take(34)?).map_err(|e| format!("identity at byte {at}: {e}"))
+    }
+
+    fn record(&mut self) -> R<RecordId> {
+        Ok(RecordId::from_bytes(self.arr()?))
+    }
+
+    fn flag(&mut self) -> R<bool> {
+        match self.byte()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            b => Err(format!("flag {b} at byte {}", self.pos - 1)),
+        }
+    }
+
+    fn opt_u(&mut self) -> R<Option<u64>> {
+        Ok(if self.flag()? { Some(self.u()?) } else { None })
+    }
+
+    fn opt_id(&mut self) -> R<Option<IdentityId>> {
+        Ok(if self.flag()? { Some(self.id()?) } else { None })
+    }
+
+    fn opt32(&mut self) -> R<Option<[u8; 32]>> {
+        Ok(if self.flag()? { Some(self.arr()?) } else { None })
+    }
+
+    fn text(&mut self) -> R<String> {
+        let at = self.pos;
+        String::from_utf8(self.b()?.to_vec()).map_err(|_| format!("text at byte {at} is not UTF-8"))
+    }
+
+    fn purpose(&mut self) -> R<Purpose> {
+        let t = self.text()?;
+        t.parse().map_err(|_| format!("unknown purpose `{t}`"))
+    }
+
+    fn outcome(&mut self) -> R<ReviewOutcome> {
+        match self.byte()? {
+            0 => Ok(ReviewOutcome::Justified),
+            1 => Ok(ReviewOutcome::Unjustified),
+            b => Err(format!("review outcome {b}")),
+        }
+    }
+}
+
+fn key_at(keys: &[PublicKey], i: u64) -> R<PublicKey> {
+    usize::try_from(i)
+        .ok()
+        .and_then(|i| keys.get(i))
+        .cloned()
+        .ok_or_else(|| format!("key index {i} out of range"))
+}
+
+/// Checks the size, the format line and the SHA-256 trailer; returns a reader over the body
+/// (past the format line) and the genesis CID it starts with.
+fn open(bytes: &[u8]) -> Result<(Dec<'_>, Cid)> {
+    if bytes.len() > MAX_SNAPSHOT {
+        return Err(Error::TooLarge {
+            what: "snapshot",
+            size: bytes.len() as u64,
+            limit: MAX_SNAPSHOT as u64,
+        });
+    }
+    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+        return Err(corrupt("not a medshare snapshot of format 1"));
+    }
+    let (body, digest) = bytes.split_at(bytes.len() - 32);
+    if Sha256::digest(body).as_slice() != digest {
+        return Err(corrupt("its SHA-256 does not match (a damaged or torn file)"));
+    }
+    let mut d = Dec {
+        buf: body,
+        pos: MAGIC.len(),
+    };
+    let genesis = d.cid().map_err(corrupt)?;
+    Ok((d, genesis))
+}
+
+/// The state (its head certificate not applied yet) and the head certificate's CID.
+fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(State, Cid)> {
+    let height = d.u()?;
+    let head = d.cid()?;
+    let head_cert = d.cid()?;
+    let time = d.u()?;
+    let log_size = d.u()?;
+    let n = d.count(32)?;
+    let peaks = (0..n).map(|_| d.arr()).collect::<R<Vec<Hash>>>()?;
+    let log = Frontier::from_parts(log_size, peaks).ok_or("log frontier does not fit its size")?;
+    let n = d.count(1)?;
+    let mut keys = Vec::with_capacity(n);
+    for _ in 0..n {
+        let der = d.b()?;
+        keys.push(PublicKey::from_spki_der(der).map_err(|e| format!("key: {e}"))?);
+    }
+    let n = d.count(2)?;
+    let mut authorities = imbl::OrdMap::new();
+    for _ in 0..n {
+        let key = key_at(&keys, d.u()?)?;
+        let validator = d.opt32()?;
+        let id = key.id();
+        authorities.insert(id, Authority { id, key, validator });
+    }
+    let n = d.count(2)?;
+    let mut votes = imbl::OrdMap::new();
+    for _ in 0..n {
+        let kind = match d.byte()? {
+            0 => AuthorityChangeKind::Add {
+                key: d.b()?.to_vec(),
+                validator: d.opt32()?,
+            },
+            1 => AuthorityChangeKind::Remove { authority: d.id()? },
+            b => return Err(format!("vote kind {b}")),
+        };
+        let m = d.count(34)?;
+        let voters = (0..m).map(|_| d.id()).collect::<R<_>>()?;
+        votes.insert(kind, voters);
+    }
+    let n = d.count(2)?;
+    let vote_txs = (0..n).map(|_| d.cid()).collect::<R<imbl::Vector<Cid>>>()?;
+    let n = d.count(34)?;
+    let mut identities = imbl::HashMap::new();
+    for _ in 0..n {
+        let id = d.id()?;
+        let role = d.byte()?;
+        let role = Role::from_code(role).ok_or_else(|| format!("role {role}"))?;
+        let key = key_at(&keys, d.u()?)?;
+        let seq = d.u()?;
+        let licence = if d.flag()? { Some(d.text()?) } else { None };
+        let endorser = d.opt_id()?;
+        identities.insert(
+            id,
+            IdentityState {
+                role,
+                key,
+                seq,
+                licence,
+                endorser,
+            },
+        );
+    }
+    let n = d.count(68)?;
+    let mut key_owner = imbl::HashMap::new();
+    for _ in 0..n {
+        key_owner.insert(d.id()?, d.id()?);
+    }
+    let n = d.count(50)?;
+    let mut records = imbl::HashMap::new();
+    for _ in 0..n {
+        let (id, r) = read_record(d)?;
+        records.insert(id, r);
+    }
+    let mut indexes = Vec::with_capacity(2);
+    for _ in 0..2 {
+        let n = d.count(35)?;
+        let mut index = imbl::HashMap::new();
+        for _ in 0..n {
+            let who = d.id()?;
+            let m = d.count(16)?;
+            let set = (0..m).map(|_| d.record()).collect::<R<imbl::OrdSet<_>>>()?;
+            index.insert(who, set);
+        }
+        indexes.push(index);
+    }
+    let owned = indexes.pop().unwrap_or_default();
+    let granted = indexes.pop().unwrap_or_default();
+    let n = d.count(40)?;
+    let mut emergencies = imbl::OrdMap::new();
+    for _ in 0..n {
+        let em = read_emergency(d)?;
+        emergencies.insert(em.request, em);
+    }
+    let n = d.count(17)?;
+    let mut pending_rekey = BTreeMap::new();
+    for _ in 0..n {
+        pending_rekey.insert(d.record()?, d.small("version index")?);
+    }
+    let n = d.count(33)?;
+    let validator_updates = (0..n)
+        .map(|_| {
+            Ok(ValidatorUpdate {
+                validator: d.arr()?,
+                power: d.u()?,
+            })
+        })
+        .collect::<R<Vec<_>>>()?;
+    let state = State {
+        genesis,
+        authorities,
+        votes,
+        vote_txs,
+        height,
+        head,
+        head_cert: None,
+        time,
+        log,
+        identities,
+        key_owner,
+        records,
+        granted,
+        owned,
+        pending_rekey,
+        validator_updates,
+        state_map: Default::default(),
+        doctor_maps: imbl::HashMap::new(),
+        emergencies,
+    };
+    Ok((state, head_cert))
+}
+
+fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
+    let id = d.record()?;
+    let owner = d.id()?;
+    let n = d.count(40)?;
+    let mut versions = imbl::Vector::new();
+    for _ in 0..n {
+        let content = d.cid()?;
+        let size = d.u()?;
+        let commitment = d.arr()?;
+        let owner_key = d.b()?.to_vec();
+        let m = d.count(40)?;
+        let mut grants = imbl::OrdMap::new();
+        for _ in 0..m {
+            let doctor = d.id()?;
+            let version = d.small("version")?;
+            let expires = d.opt_u()?;
+            let purpose = d.purpose()?;
+            let note = if d.flag()? { Some(d.b()?.to_vec()) } else { None };
+            let granted_at = d.u()?;
+            let wrapped_key = d.b()?.to_vec();
+            grants.insert(
+                doctor,
+                AccessGrant {
+                    doctor,
+                    version,
+                    expires,
+                    purpose,
+                    note,
+                    granted_at,
+                    wrapped_key,
+                },
+            );
+        }
+        let emergency = if d.flag()? {
+            let threshold = d.small("threshold")?;
+            let k = d.count(68)?;
+            let mut shares = Vec::with_capacity(k);
+            for _ in 0..k {
+                shares.push(WrappedShare {
+                    authority: d.id()?,
+                    wrapped: d.b()?.to_vec(),
+                    commitment: d.arr()?,
+                });
+            }
+            Some(Arc::new(EmergencySplit { threshold, shares }))
+        } else {
+            None
+        };
+        let exposed = d.flag()?;
+        versions.push_back(VersionState {
+            content,
+            size,
+            commitment,
+            owner_key,
+            grants,
+            emergency,
+            exposed,
+        });
+    }
+    let n = d.count(35)?;
+    let mut revoked = imbl::OrdMap::new();
+    for _ in 0..n {
+        revoked.insert(d.id()?, d.u()?);
+    }
+    let n = d.count(80)?;
+    let mut audit = imbl::Vector::new();
+    for _ in 0..n {
+        audit.push_back(read_audit(d)?);
+    }
+    Ok((
+        id,
+        RecordState {
+            owner,
+            versions,
+            revoked,
+            audit,
+        },
+    ))
+}
+
+fn read_audit(d: &mut Dec) -> R<AuditEvent> {
+    let height = d.u()?;
+    let block = d.cid()?;
+    let time = d.u()?;
+    let tx = d.cid()?;
+    let author = d.id()?;
+    let kind = match d.byte()? {
+        0 => AuditKind::Published {
+            version: d.small("version")?,
+            content: d.cid()?,
+        },
+        1 => AuditKind::Granted {
+            doctor: d.id()?,
+            version: d.small("version")?,
+            expires: d.opt_u()?,
+            purpose: d.purpose()?,
+        },
+        2 => AuditKind::Revoked { doctor: d.id()? },
+        3 => AuditKind::EmergencyEnabled {
+            version: d.small("version")?,
+            threshold: d.small("threshold")?,
+            shares: d.small("share count")?,
+        },
+        4 => AuditKind::Emergency {
+            doctor: d.id()?,
+            version: d.small("version")?,
+            expires: d.opt_u()?,
+            purpose: d.purpose()?,
+        },
+        5 => AuditKind::ShareReleased {
+            request: d.cid()?,
+            doctor: d.id()?,
+            index: d.small("share index")?,
+        },
+        6 => AuditKind::Reviewed {
+            request: d.cid()?,
+            doctor: d.id()?,
+            outcome: d.outcome()?,
+        },
+        b => return Err(format!("audit event kind {b}")),
+    };
+    Ok(AuditEvent {
+        height,
+        block,
+        time,
+        tx,
+        author,
+        kind,
+    })
+}
+
+fn read_emergency(d: &mut Dec) -> R<Emergency> {
+    let request = d.cid()?;
+    let record = d.record()?;
+    let version = d.small("version")?;
+    let owner = d.id()?;
+    let doctor = d.id()?;
+    let purpose = d.purpose()?;
+    let justification = d.b()?.to_vec();
+    let height = d.u()?;
+    let time = d.u()?;
+    let expires = d.u()?;
+    let threshold = d.small("threshold")?;
+    let n = d.count(34)?;
+    let holders = (0..n).map(|_| d.id()).collect::<R<Vec<_>>>()?;
+    let n = d.count(40)?;
+    let mut releases = Vec::with_capacity(n);
+    for _ in 0..n {
+        releases.push(Release {
+            authority: d.id()?,
+            index: d.small("share index")?,
+            height: d.u()?,
+            tx: d.cid()?,
+            wrapped: d.b()?.to_vec(),
+        });
+    }
+    let review = if d.flag()? {
+        Some(ReviewInfo {
+            authority: d.id()?,
+            outcome: d.outcome()?,
+            height: d.u()?,
+            tx: d.cid()?,
+        })
+    } else {
+        None
+    };
+    Ok(Emergency {
+        request,
+        record,
+        version,
+        owner,
+        doctor,
+        purpose,
+        justification,
+        height,
+        time,
+        expires,
+        threshold,
+        holders,
+        releases,
+        review,
+    })
+}
+
+/// Decodes snapshot `bytes` (checksum, format, every field) over the genesis block `genesis`,
+/// without a store: the state (its state map not rebuilt, its certificate not applied) and the
+/// certificate's CID. What the fuzzer drives (`medshare::fuzz::snapshot`).
+#[cfg(feature = "fuzzing")]
+pub fn decode(bytes: &[u8], genesis: &crate::ledger::GenesisBlock) -> Result<(State, Cid)> {
+    let (mut d, _) = open(bytes)?;
+    let (mut state, cert) = read_state(&mut d, Arc::new(genesis.clone())).map_err(corrupt)?;
+    if d.pos != d.buf.len() {
+        return Err(corrupt("bytes after the state"));
+    }
+    state.head_cert = Some(cert);
+    Ok((state, cert))
+}
+
+/// Loads the snapshot `bytes` over the blocks in `store`: parses it, fetches its genesis block
+/// and its head certificate from the store, rebuilds the state map and checks the certificate
+/// against it ([`State::apply_certificate`]). With `expected`, the snapshot must be of that
+/// network ([`Error::WrongGenesis`] otherwise).
+pub async fn load(store: &Store, bytes: &[u8], expected: Option<&Cid>) -> Result<State> {
+    let (mut d, genesis_cid) = open(bytes)?;
+    if let Some(e) = expected
+        && *e != genesis_cid
+    {
+        return Err(Error::WrongGenesis {
+            expected: *e,
+            found: genesis_cid,
+        });
+    }
+    let genesis = Arc::new(chain::fetch_genesis(store, &genesis_cid).await?);
+    let (mut state, cert_cid) = read_state(&mut d, genesis).map_err(corrupt)?;
+    if d.pos != d.buf.len() {
+        return Err(corrupt(format!(
+            "{} bytes after the state",
+            d.buf.len() - d.pos
+        )));
+    }
+    let raw = store.get(&cert_cid).await?;
+    let cert = CertificateObject::decode(&raw).map_err(|e| corrupt(format!("certificate: {e}")))?;
+    if cert.cid != cert_cid {
+        return Err(corrupt("the certificate's bytes are not its CID's"));
+    }
+    state.rebuild_state_map();
+    state
+        .apply_certificate(&cert)
+        .map_err(|e| corrupt(format!("does not match its certificate: {e}")))?;
+    Ok(state)
+}
+
+/// The state at the head pointer `head` of the chain in `store`: from the store's snapshot if
+/// it has a usable one (then only the blocks after it are verified), else verified from
+/// genesis ([`chain::load`]). Says which.
+pub async fn load_chain(
+    store: &Store,
+    head: &Cid,
+    expected: Option<&Cid>,
+) -> Result<(State, Opened)> {
+    let mut rejected = None;
+    if let Some(bytes) = store.get_snapshot().await? {
+        match load(store, &bytes, expected).await {
+            Ok(base) => match chain::extend(store, &base, head, u64::MAX).await {
+                Ok((state, replayed)) => {
+                    return Ok((
+                        state,
+                        Opened::Snapshot {
+                            height: base.height(),
+                            replayed,
+                        },
+                    ));
+                }
+                Err(_) => rejected = Some(Rejected::OffChain),
+            },
+            Err(Error::WrongGenesis { .. }) => rejected = Some(Rejected::OtherNetwork),
+            Err(_) => rejected = Some(Rejected::Invalid),
+        }
+    }
+    let (state, _) = chain::load(store, head, expected).await?;
+    Ok((state, Opened::Genesis { rejected }))
+}

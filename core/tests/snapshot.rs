@@ -1,0 +1,375 @@
+//! State snapshots: a chain reopened from its snapshot is the chain verified from genesis, byte
+//! for byte, at every height a snapshot can be taken; a damaged, foreign, forged or stale
+//! snapshot is refused with its exact error and the chain is verified from genesis instead;
+//! rollback protection still holds; `verify` never reads one.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use common::{identity, pattern};
+use medshare::ledger::snapshot::{self, Opened, Rejected};
+use medshare::ledger::{AuthorityChangeKind, Block, State, Endorsement, Policy, ReviewOutcome, chain};
+use medshare::sequencer::{LocalSequencer, Sequencer};
+use medshare::{
+    Cid, Error, Expiry, GrantOptions, Identity, PublishOptions, Purpose, RecordId, Store, Vault,
+};
+use pollster::block_on;
+
+const AUTHORITIES: [&str; 4] = ["authority", "authority2", "authority3", "authority4"];
+/// The clock the chains start at: the genesis block takes the system's time.
+fn t0() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        + 60
+}
+
+/// A chain of more than two snapshot intervals with every kind of state: patients, endorsed
+/// doctors, records (one opted into break-glass access), grants with notes and expiries,
+/// revocations, a key rotation, an emergency access released and reviewed, a pending
+/// authority vote. Returns the store's directory, the head pointer after every block, the
+/// records and the final vault.
+struct Built {
+    dir: tempfile::TempDir,
+    heads: Vec<Cid>,
+    a: RecordId,
+    b: RecordId,
+}
+
+/// The chain is built once per test binary; each test works on its own copy of the store.
+fn build() -> Built {
+    static ONCE: std::sync::OnceLock<Built> = std::sync::OnceLock::new();
+    let b = ONCE.get_or_init(build_once);
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(b.dir.path(), dir.path());
+    Built {
+        dir,
+        heads: b.heads.clone(),
+        a: b.a,
+        b: b.b,
+    }
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+fn build_once() -> Built {
+    block_on(async {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open_dir(dir.path()).unwrap();
+        let t0 = t0();
+        let clock = Arc::new(AtomicU64::new(t0));
+        let authorities: Vec<Identity> = AUTHORITIES.iter().map(|a| identity(a)).collect();
+        let (seq, _) =
+            LocalSequencer::create_with(store.clone(), "snapshots", authorities, Policy::default())
+                .await
+                .unwrap();
+        let c = clock.clone();
+        let seq = Arc::new(seq.with_clock(Arc::new(move || c.fetch_add(1, Ordering::SeqCst))));
+        let mut v = Vault::open(store, Some(seq as Arc<dyn Sequencer>), None)
+            .await
+            .unwrap();
+        let c = clock.clone();
+        v.set_clock(Arc::new(move || c.load(Ordering::SeqCst)));
+        let (p, p2, d, d2) = (
+            identity("patient"),
+            identity("patient2"),
+            identity("doctor"),
+            identity("doctor2"),
+        );
+        let a0 = identity(AUTHORITIES[0]);
+        v.register(&p, None).await.unwrap();
+        v.register(&p2, None).await.unwrap();
+        for (doc, lic) in [(&d, "GMC-1"), (&d2, "GMC-2")] {
+            let e = Endorsement::sign(&a0, &v.genesis(), &doc.id(), lic).unwrap();
+            v.register(doc, Some(&e)).await.unwrap();
+        }
+        let data = pattern(70_000);
+        let a = v
+            .publish_with(
+                &p,
+                &data[..],
+                medshare::Metadata {
+                    name: "allergies.pdf".into(),
+                    media_type: "application/pdf".into(),
+                    size: data.len() as u64,
+                },
+                PublishOptions { emergency: true },
+                &mut |_| {},
+            )
+            .await
+            .unwrap();
+        let b = v
+            .publish_bytes(&p2, b"blood group: O-", "blood.txt", "text/plain")
+            .await
+            .unwrap();
+        v.grant(
+            &p2,
+            &b,
+            &d.id(),
+            GrantOptions {
+                expires: Some(Expiry::At(t0 + 86_400)),
+                purpose: Purpose::CoordinationOfCare,
+                note: Some("referral".into()),
+            },
+        )
+        .await
+        .unwrap();
+        let request = v
+            .request_emergency(&d2, &a, "unconscious", Some(Duration::from_secs(3600)))
+            .await
+            .unwrap();
+        for i in 0..3 {
+            v.release_share(&identity(AUTHORITIES[i]), &request)
+                .await
+                .unwrap();
+        }
+        v.review_emergency(&identity(AUTHORITIES[2]), &request, ReviewOutcome::Justified)
+            .await
+            .unwrap();
+        v.vote_authority(
+            &a0,
+            AuthorityChangeKind::Remove {
+                authority: identity(AUTHORITIES[3]).id(),
+            },
+        )
+        .await
+        .unwrap();
+        let p2b = p2.rotated().unwrap();
+        v.rotate_key(&p2, &p2b).await.unwrap();
+        // Grants and revocations (one block each) up to past two snapshot intervals.
+        let mut i = 0u64;
+        while v.height() < 2 * snapshot::INTERVAL + 20 {
+            if i % 3 == 2 {
+                v.revoke(&p2b, &b, &d.id()).await.unwrap();
+            } else {
+                let options = GrantOptions {
+                    expires: (i % 2 == 0).then_some(Expiry::At(t0 + 1000 + i)),
+                    purpose: Purpose::Treatment,
+                    note: None,
+                };
+                v.grant(&p2b, &b, &d.id(), options).await.unwrap();
+            }
+            i += 1;
+        }
+        // The head pointer after every block: walk back through the certificates.
+        let store = v.store().clone();
+        let mut at = v.head();
+        let mut heads = Vec::new();
+        loop {
+            heads.push(at);
+            match chain::fetch_head(&store, &at).await.unwrap() {
+                chain::Head::Genesis(_) => break,
+                chain::Head::Certified(c) => {
+                    let raw = store.get(&c.certificate.checkpoint.block).await.unwrap();
+                    let block = Block::decode(&raw).unwrap();
+                    at = block.header.parent_cert.unwrap_or(block.header.parent);
+                }
+            }
+        }
+        heads.reverse();
+        drop(v);
+        Built { dir, heads, a, b }
+    })
+}
+
+fn full(store: &Store, head: &Cid) -> State {
+    block_on(chain::load(store, head, None)).unwrap().0
+}
+
+fn corrupt_detail(r: medshare::Result<State>) -> String {
+    match r {
+        Err(Error::StoreCorrupt(d)) => d,
+        Err(e) => panic!("expected StoreCorrupt, got {e:?}"),
+        Ok(s) => panic!("a bad snapshot loaded (height {})", s.height()),
+    }
+}
+
+/// Replaces the SHA-256 trailer so the file passes its checksum (a forged snapshot).
+fn reseal(bytes: &mut Vec<u8>) {
+    use sha2::Digest;
+    let n = bytes.len() - 32;
+    let d: [u8; 32] = sha2::Sha256::digest(&bytes[..n]).into();
+    bytes[n..].copy_from_slice(&d);
+}
+
+fn replace_first(bytes: &mut [u8], from: &[u8], to: &[u8]) {
+    assert_eq!(from.len(), to.len());
+    let at = bytes
+        .windows(from.len())
+        .position(|w| w == from)
+        .expect("pattern in the snapshot");
+    bytes[at..at + from.len()].copy_from_slice(to);
+}
+
+#[test]
+fn snapshots_reopen_the_chain_that_genesis_replay_gives() {
+    let built = build();
+    let store = Store::open_dir(built.dir.path()).unwrap();
+    let head = *built.heads.last().unwrap();
+    let whole = full(&store, &head);
+    let expected = whole.snapshot().unwrap();
+    assert!(whole.height() >= 2 * snapshot::INTERVAL);
+
+    // The vault kept one at the last interval it crossed; reopening starts from it.
+    let v = block_on(Vault::open(store.clone(), None, None)).unwrap();
+    let Opened::Snapshot { height, replayed } = v.opened() else {
+        panic!("opened {:?}", v.opened());
+    };
+    assert!(height >= 2 * snapshot::INTERVAL && height + replayed == whole.height());
+    assert_eq!(v.state().snapshot().unwrap(), expected);
+    assert_eq!(v.state().state_root(), whole.state_root());
+    assert_eq!(v.records_owned_by(&identity("patient").id()).len(), 1);
+    for r in [&built.a, &built.b] {
+        assert_eq!(v.audit(r).unwrap(), whole.audit(r).unwrap());
+    }
+    assert_eq!(v.state().emergencies(false), whole.emergencies(false));
+    drop(v);
+
+    // From every height a snapshot can be taken: load it, extend to the head, and the state
+    // is the one verified from genesis, byte for byte; a snapshot round-trips exactly.
+    for (h, at) in built.heads.iter().enumerate().skip(1).step_by(19) {
+        let s = full(&store, at);
+        assert_eq!(s.height(), h as u64);
+        let bytes = s.snapshot().unwrap();
+        let base = block_on(snapshot::load(&store, &bytes, None)).unwrap();
+        assert_eq!(base.snapshot().unwrap(), bytes, "round trip at height {h}");
+        let (after, n) = block_on(chain::extend(&store, &base, &head, u64::MAX)).unwrap();
+        assert_eq!(n, whole.height() - h as u64);
+        assert_eq!(after.snapshot().unwrap(), expected, "extended from height {h}");
+    }
+    // The genesis block has no certificate: nothing to snapshot there.
+    assert!(full(&store, &built.heads[0]).snapshot().is_none());
+}
+
+#[test]
+fn a_bad_snapshot_is_refused_and_the_chain_verified_from_genesis() {
+    let built = build();
+    let store = Store::open_dir(built.dir.path()).unwrap();
+    let head = *built.heads.last().unwrap();
+    let whole = full(&store, &head);
+    let expected = whole.snapshot().unwrap();
+    let good = block_on(store.get_snapshot()).unwrap().unwrap();
+    let load = |bytes: &[u8]| block_on(snapshot::load(&store, bytes, None));
+
+    let mut flipped = good.clone();
+    let mid = flipped.len() / 2;
+    flipped[mid] ^= 0x01;
+    let sha = "snapshot: its SHA-256 does not match (a damaged or torn file)";
+    assert_eq!(corrupt_detail(load(&flipped)), sha);
+    assert_eq!(corrupt_detail(load(&good[..good.len() / 2])), sha);
+    let format = "snapshot: not a medshare snapshot of format 1";
+    assert_eq!(corrupt_detail(load(b"")), format);
+    let mut v2 = good.clone();
+    replace_first(&mut v2, b"medshare-snapshot/1\n", b"medshare-snapshot/2\n");
+    reseal(&mut v2);
+    assert_eq!(corrupt_detail(load(&v2)), format);
+    let mut trailing = good[..good.len() - 32].to_vec();
+    trailing.push(0);
+    trailing.extend_from_slice(&[0; 32]);
+    reseal(&mut trailing);
+    assert_eq!(
+        corrupt_detail(load(&trailing)),
+        "snapshot: 1 bytes after the state"
+    );
+
+    // A forged snapshot with a valid checksum: record B's latest content swapped for its first
+    // version's. Its access state no longer has the certified state root.
+    let base = load(&good).unwrap();
+    let latest = base.record(&built.b).unwrap().content.to_bytes();
+    let first = base.audit(&built.b).unwrap()[0].kind.content().unwrap().to_bytes();
+    assert_ne!(latest, first);
+    let mut forged = good.clone();
+    replace_first(&mut forged, &latest, &first);
+    reseal(&mut forged);
+    let detail = corrupt_detail(load(&forged));
+    assert!(
+        detail.starts_with("snapshot: does not match its certificate:")
+            && detail.ends_with("the certificate's state root is not the chain's"),
+        "{detail}"
+    );
+    // Another network's snapshot, asked for this one.
+    let other = Cid::dag_cbor(b"another network");
+    match block_on(snapshot::load(&store, &good, Some(&other))) {
+        Err(Error::WrongGenesis { expected, found }) => {
+            assert_eq!((expected, found), (other, whole.genesis_cid()));
+        }
+        r => panic!("expected WrongGenesis, got {:?}", r.map(|s| s.height())),
+    }
+
+    // Each bad one on disk: the vault verifies from genesis, says why, gets the same state,
+    // and replaces the snapshot at once (the next open uses it). Nothing stored is lost.
+    for bad in [flipped, forged, b"".to_vec()] {
+        block_on(store.put_snapshot(&bad)).unwrap();
+        let v = block_on(Vault::open(store.clone(), None, None)).unwrap();
+        assert_eq!(
+            v.opened(),
+            Opened::Genesis {
+                rejected: Some(Rejected::Invalid)
+            }
+        );
+        assert_eq!(v.state().snapshot().unwrap(), expected);
+        drop(v);
+        let v = block_on(Vault::open(store.clone(), None, None)).unwrap();
+        assert_eq!(
+            v.opened(),
+            Opened::Snapshot {
+                height: whole.height(),
+                replayed: 0
+            }
+        );
+    }
+    // `verify` never reads it: a damaged snapshot does not fail a full verification.
+    let mut damaged = good.clone();
+    damaged[mid] ^= 0x01;
+    block_on(store.put_snapshot(&damaged)).unwrap();
+    let mut v = block_on(Vault::open(store.clone(), None, None)).unwrap();
+    let report = block_on(v.verify()).unwrap();
+    assert_eq!(report.blocks, whole.height() + 1);
+}
+
+#[test]
+fn a_snapshot_ahead_of_the_head_does_not_hide_a_rollback() {
+    let built = build();
+    let store = Store::open_dir(built.dir.path()).unwrap();
+    let head = *built.heads.last().unwrap();
+    // The head moved back to a block before the snapshot (a restored backup, a tampered HEAD).
+    let older = built.heads[snapshot::INTERVAL as usize + 3];
+    block_on(store.compare_and_swap_head(Some(&head), Some(&older))).unwrap();
+    match block_on(Vault::open(store.clone(), None, None)) {
+        Err(Error::Rollback { .. }) => {}
+        r => panic!("expected Rollback, got {:?}", r.map(|v| v.opened())),
+    }
+    // The snapshot's head is not on that chain: it is set aside, not extended.
+    let bytes = block_on(store.get_snapshot()).unwrap().unwrap();
+    let base = block_on(snapshot::load(&store, &bytes, None)).unwrap();
+    assert!(base.height() > snapshot::INTERVAL + 3);
+    let r = block_on(chain::extend(&store, &base, &older, u64::MAX));
+    assert!(
+        matches!(r, Err(Error::InvalidChain { .. })),
+        "{:?}",
+        r.map(|x| x.1)
+    );
+    let (state, opened) = block_on(snapshot::load_chain(&store, &older, None)).unwrap();
+    assert_eq!(
+        opened,
+        Opened::Genesis {
+            rejected: Some(Rejected::OffChain)
+        }
+    );
+    assert_eq!(state.height(), snapshot::INTERVAL + 3);
+}
