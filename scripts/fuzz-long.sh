@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECS=${1:-600}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-TARGETS=(envelope cbor dagpb car keyfile chain text)
+TARGETS=(envelope cbor dagpb car keyfile chain text snapshot)
 for t in "${TARGETS[@]}"; do RUSTC_BOOTSTRAP=1 cargo fuzz build "$t" 2>/dev/null; done
 mkdir -p logs
 run() {

@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 SECS=${1:-30}
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
-for t in envelope cbor dagpb car keyfile chain text; do
+for t in envelope cbor dagpb car keyfile chain text snapshot; do
   echo "== $t ($SECS s)"
   RUSTC_BOOTSTRAP=1 cargo fuzz run "$t" -- -max_total_time="$SECS" -timeout=10 -rss_limit_mb=2048 2>&1 \
     | grep -E "^Done|SUMMARY|panicked|ERROR" || true

@@ -42,10 +42,20 @@ pub const MAGIC: &[u8; 20] = b"medshare-snapshot/1\n";
 /// Largest snapshot read.
 pub use crate::limits::MAX_SNAPSHOT;
 
-/// A snapshot is written once the chain is this many blocks past the last one (or past
-/// genesis): opening replays fewer than this many blocks after loading it, and writing it
-/// (`O(state)`) is spread over as many blocks.
-pub const INTERVAL: u64 = 128;
+/// A snapshot is written once the blocks plus the transactions since the last one (or since
+/// genesis) reach this: opening then verifies less than that after loading it (the work is a
+/// certificate per block and a signature per transaction), and writing it (`O(state)`) is
+/// spread over as much.
+pub const INTERVAL: u64 = 256;
+
+/// Whether a state is [`INTERVAL`] past a snapshot at `height` with `transactions` in its log.
+pub fn due(state: &State, height: u64, transactions: u64) -> bool {
+    let work = state
+        .height()
+        .saturating_sub(height)
+        .saturating_add(state.log_size().saturating_sub(transactions));
+    work >= INTERVAL
+}
 
 /// How a chain was opened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
@@ -61,6 +71,8 @@ pub enum Opened {
     Snapshot {
         /// The snapshot's height.
         height: u64,
+        /// Transactions in the log at the snapshot.
+        transactions: u64,
         /// Blocks verified after it.
         replayed: u64,
     },
@@ -971,6 +983,7 @@ pub async fn load_chain(
                         state,
                         Opened::Snapshot {
                             height: base.height(),
+                            transactions: base.log_size(),
                             replayed,
                         },
                     ));

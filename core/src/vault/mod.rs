@@ -75,9 +75,9 @@ pub struct Vault {
     pub(crate) trusted: Option<crate::ledger::Checkpoint>,
     /// How the chain was opened (from a snapshot or from genesis).
     pub(crate) opened: Opened,
-    /// Height of the snapshot the store holds, as far as this vault knows (`None`: none, or
-    /// one that could not be used and is to be replaced at once).
-    pub(crate) snapshot_height: Option<u64>,
+    /// Height and log size of the snapshot the store holds, as far as this vault knows
+    /// (`None`: one that could not be used, to be replaced at once).
+    pub(crate) snapshot_at: Option<(u64, u64)>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -110,7 +110,7 @@ impl Vault {
             clock: system_clock(),
             trusted: None,
             opened: Opened::Genesis { rejected: None },
-            snapshot_height: Some(0),
+            snapshot_at: Some((0, 0)),
         }
     }
 
@@ -167,9 +167,13 @@ impl Vault {
         sequencer.adopt(&state);
         let mut vault = Vault::assemble(store, sequencer, writable, state);
         vault.opened = opened;
-        vault.snapshot_height = match opened {
-            Opened::Snapshot { height, .. } => Some(height),
-            Opened::Genesis { rejected: None } => Some(0),
+        vault.snapshot_at = match opened {
+            Opened::Snapshot {
+                height,
+                transactions,
+                ..
+            } => Some((height, transactions)),
+            Opened::Genesis { rejected: None } => Some((0, 0)),
             Opened::Genesis { rejected: Some(_) } => None,
         };
         // Never an older history than one this store's vaults already verified.

@@ -186,24 +186,24 @@ impl Vault {
 }
 
 impl Vault {
-    /// Writes a snapshot of the state once the chain is [`snapshot::INTERVAL`] blocks past the
-    /// store's last one (at once if that one could not be used). A cache: a failure to write
-    /// it loses nothing and is not the caller's error (the next one is tried an interval later).
+    /// Writes a snapshot of the state once the chain is [`snapshot::INTERVAL`] past the store's
+    /// last one ([`snapshot::due`]; at once if that one could not be used). A cache: a failure
+    /// to write it loses nothing and is not the caller's error (the next one is tried an
+    /// interval later).
     async fn keep_snapshot(&mut self) {
         if !self.store.keeps_snapshots() || self.store.is_read_only() {
             return;
         }
-        let height = self.state.height();
-        let due = match self.snapshot_height {
+        let due = match self.snapshot_at {
             None => true,
-            Some(h) => height >= h.saturating_add(snapshot::INTERVAL),
+            Some((height, transactions)) => snapshot::due(&self.state, height, transactions),
         };
         if !due {
             return;
         }
         if let Some(bytes) = self.state.snapshot() {
             let _ = self.store.put_snapshot(&bytes).await;
-            self.snapshot_height = Some(height);
+            self.snapshot_at = Some((self.state.height(), self.state.log_size()));
         }
     }
 }
