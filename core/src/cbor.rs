@@ -69,6 +69,49 @@ pub fn encode(v: &Value) -> Vec<u8> {
     out
 }
 
+/// Direct writers of canonical DAG-CBOR items, for hot paths that would otherwise build a
+/// [`Value`] tree only to encode it: the caller writes map keys in DAG-CBOR order itself (the
+/// state map's values, checked against [`encode`] by their tests).
+pub(crate) mod write {
+    use crate::cid::Cid;
+
+    /// A map of `n` pairs.
+    pub fn map(out: &mut Vec<u8>, n: usize) {
+        super::head(out, 5, n as u64);
+    }
+
+    /// An array of `n` items.
+    pub fn array(out: &mut Vec<u8>, n: usize) {
+        super::head(out, 4, n as u64);
+    }
+
+    /// A text string (a map key, a code).
+    pub fn text(out: &mut Vec<u8>, s: &str) {
+        super::head(out, 3, s.len() as u64);
+        out.extend_from_slice(s.as_bytes());
+    }
+
+    /// A byte string.
+    pub fn bytes(out: &mut Vec<u8>, b: &[u8]) {
+        super::head(out, 2, b.len() as u64);
+        out.extend_from_slice(b);
+    }
+
+    /// An unsigned integer.
+    pub fn uint(out: &mut Vec<u8>, n: u64) {
+        super::head(out, 0, n);
+    }
+
+    /// A CID link (tag 42).
+    pub fn link(out: &mut Vec<u8>, c: &Cid) {
+        super::head(out, 6, 42);
+        let b = c.to_bytes();
+        super::head(out, 2, b.len() as u64 + 1);
+        out.push(0);
+        out.extend_from_slice(&b);
+    }
+}
+
 fn head(out: &mut Vec<u8>, major: u8, n: u64) {
     let m = major << 5;
     if n < 24 {

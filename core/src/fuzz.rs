@@ -96,7 +96,8 @@ pub fn text(data: &[u8]) {
         }
         for v in [&a.entry.value, &a.authorities.value].into_iter().flatten() {
             let _ = crate::ledger::light::decode_record(v);
-            let _ = crate::ledger::light::decode_doctor(v, a.records.as_deref().unwrap_or_default());
+            let _ =
+                crate::ledger::light::decode_doctor(v, a.records.as_deref().unwrap_or_default());
             let _ = crate::ledger::light::decode_authorities(v);
         }
     }
@@ -273,11 +274,10 @@ pub fn chain(data: &[u8]) {
     }
 }
 
-/// State snapshots (`ledger::snapshot`): the input is a snapshot without its SHA-256 trailer
+/// State snapshots (`ledger::snapshot`): the input is a snapshot without its CRC-32 trailer
 /// (appended here, so the fuzzer explores the fields rather than the checksum). Whatever decodes
 /// re-encodes to a canonical form that decodes to itself.
 pub fn snapshot(data: &[u8]) {
-    use sha2::Digest;
     let genesis = crate::ledger::GenesisBlock::new(crate::ledger::Genesis {
         network: "fuzz".into(),
         time: 0,
@@ -286,7 +286,7 @@ pub fn snapshot(data: &[u8]) {
         policy: crate::ledger::Policy::default(),
     });
     let mut bytes = data.to_vec();
-    bytes.extend_from_slice(&sha2::Sha256::digest(data));
+    bytes.extend_from_slice(&crc32fast::hash(data).to_le_bytes());
     if let Ok((state, _)) = crate::ledger::snapshot::decode(&bytes, &genesis)
         && let Some(canonical) = state.snapshot()
     {

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use common::{identity, pattern};
 use medshare::ledger::snapshot::{self, Opened, Rejected};
-use medshare::ledger::{AuthorityChangeKind, Block, State, Endorsement, Policy, ReviewOutcome, chain};
+use medshare::ledger::{
+    AuthorityChangeKind, Block, Endorsement, Policy, ReviewOutcome, State, chain,
+};
 use medshare::sequencer::{LocalSequencer, Sequencer};
 use medshare::{
     Cid, Error, Expiry, GrantOptions, Identity, PublishOptions, Purpose, RecordId, Store, Vault,
@@ -133,14 +135,16 @@ fn build_once() -> Built {
             .request_emergency(&d2, &a, "unconscious", Some(Duration::from_secs(3600)))
             .await
             .unwrap();
-        for i in 0..3 {
-            v.release_share(&identity(AUTHORITIES[i]), &request)
-                .await
-                .unwrap();
+        for a in &AUTHORITIES[..3] {
+            v.release_share(&identity(a), &request).await.unwrap();
         }
-        v.review_emergency(&identity(AUTHORITIES[2]), &request, ReviewOutcome::Justified)
-            .await
-            .unwrap();
+        v.review_emergency(
+            &identity(AUTHORITIES[2]),
+            &request,
+            ReviewOutcome::Justified,
+        )
+        .await
+        .unwrap();
         v.vote_authority(
             &a0,
             AuthorityChangeKind::Remove {
@@ -158,7 +162,7 @@ fn build_once() -> Built {
                 v.revoke(&p2b, &b, &d.id()).await.unwrap();
             } else {
                 let options = GrantOptions {
-                    expires: (i % 2 == 0).then_some(Expiry::At(t0 + 1000 + i)),
+                    expires: i.is_multiple_of(2).then_some(Expiry::At(t0 + 1000 + i)),
                     purpose: Purpose::Treatment,
                     note: None,
                 };
@@ -199,12 +203,11 @@ fn corrupt_detail(r: medshare::Result<State>) -> String {
     }
 }
 
-/// Replaces the SHA-256 trailer so the file passes its checksum (a forged snapshot).
-fn reseal(bytes: &mut Vec<u8>) {
-    use sha2::Digest;
-    let n = bytes.len() - 32;
-    let d: [u8; 32] = sha2::Sha256::digest(&bytes[..n]).into();
-    bytes[n..].copy_from_slice(&d);
+/// Replaces the checksum trailer so the file passes it (a forged snapshot).
+fn reseal(bytes: &mut [u8]) {
+    let n = bytes.len() - snapshot::CHECKSUM;
+    let crc = crc32fast::hash(&bytes[..n]).to_le_bytes();
+    bytes[n..].copy_from_slice(&crc);
 }
 
 fn replace_first(bytes: &mut [u8], from: &[u8], to: &[u8]) {
@@ -256,7 +259,11 @@ fn snapshots_reopen_the_chain_that_genesis_replay_gives() {
         assert_eq!(base.snapshot().unwrap(), bytes, "round trip at height {h}");
         let (after, n) = block_on(chain::extend(&store, &base, &head, u64::MAX)).unwrap();
         assert_eq!(n, whole.height() - h as u64);
-        assert_eq!(after.snapshot().unwrap(), expected, "extended from height {h}");
+        assert_eq!(
+            after.snapshot().unwrap(),
+            expected,
+            "extended from height {h}"
+        );
     }
     // The genesis block has no certificate: nothing to snapshot there.
     assert!(full(&store, &built.heads[0]).snapshot().is_none());
@@ -275,7 +282,7 @@ fn a_bad_snapshot_is_refused_and_the_chain_verified_from_genesis() {
     let mut flipped = good.clone();
     let mid = flipped.len() / 2;
     flipped[mid] ^= 0x01;
-    let sha = "snapshot: its SHA-256 does not match (a damaged or torn file)";
+    let sha = "snapshot: its checksum does not match (a damaged or torn file)";
     assert_eq!(corrupt_detail(load(&flipped)), sha);
     assert_eq!(corrupt_detail(load(&good[..good.len() / 2])), sha);
     let format = "snapshot: not a medshare snapshot of format 1";
@@ -284,9 +291,9 @@ fn a_bad_snapshot_is_refused_and_the_chain_verified_from_genesis() {
     replace_first(&mut v2, b"medshare-snapshot/1\n", b"medshare-snapshot/2\n");
     reseal(&mut v2);
     assert_eq!(corrupt_detail(load(&v2)), format);
-    let mut trailing = good[..good.len() - 32].to_vec();
+    let mut trailing = good[..good.len() - snapshot::CHECKSUM].to_vec();
     trailing.push(0);
-    trailing.extend_from_slice(&[0; 32]);
+    trailing.extend_from_slice(&[0; snapshot::CHECKSUM]);
     reseal(&mut trailing);
     assert_eq!(
         corrupt_detail(load(&trailing)),
@@ -297,7 +304,11 @@ fn a_bad_snapshot_is_refused_and_the_chain_verified_from_genesis() {
     // version's. Its access state no longer has the certified state root.
     let base = load(&good).unwrap();
     let latest = base.record(&built.b).unwrap().content.to_bytes();
-    let first = base.audit(&built.b).unwrap()[0].kind.content().unwrap().to_bytes();
+    let first = base.audit(&built.b).unwrap()[0]
+        .kind
+        .content()
+        .unwrap()
+        .to_bytes();
     assert_ne!(latest, first);
     let mut forged = good.clone();
     replace_first(&mut forged, &latest, &first);

@@ -132,60 +132,229 @@ pub enum LightAnswer {
 
 // ---- values ----------------------------------------------------------------------------------
 
-fn opt_int(v: Option<u64>) -> Option<Value> {
-    v.map(|x| Value::Int(x.into()))
-}
-
 fn record_value(state: &State, id: &RecordId) -> Option<Vec<u8>> {
+    use cbor::write as w;
     let r = state.records.get(id)?;
     let v = r.versions.last()?;
-    let grants = v
-        .grants
-        .values()
-        .map(|g| {
-            let mut m = cbor::Map::new();
-            m.insert("doctor".into(), Value::Bytes(g.doctor.as_bytes().to_vec()));
-            m.insert("version".into(), Value::Int(g.version.into()));
-            m.insert("purpose".into(), Value::Text(g.purpose.code().into()));
-            m.insert("granted".into(), Value::Int(g.granted_at.into()));
-            if let Some(e) = opt_int(g.expires) {
-                m.insert("expires".into(), e);
-            }
-            Value::Map(m)
-        })
-        .collect();
-    Some(cbor::encode(&cbor::map([
-        ("record", Value::Bytes(id.as_bytes().to_vec())),
-        ("owner", Value::Bytes(r.owner.as_bytes().to_vec())),
-        ("version", Value::Int(r.versions.len() as i128)),
-        ("content", Value::Link(v.content)),
-        ("grants", Value::Array(grants)),
-    ])))
+    // Canonical key order: shorter keys first, then bytewise.
+    let mut out = Vec::with_capacity(128 + 96 * v.grants.len());
+    w::map(&mut out, 5);
+    w::text(&mut out, "owner");
+    w::bytes(&mut out, r.owner.as_bytes());
+    w::text(&mut out, "grants");
+    w::array(&mut out, v.grants.len());
+    for g in v.grants.values() {
+        w::map(&mut out, if g.expires.is_some() { 5 } else { 4 });
+        w::text(&mut out, "doctor");
+        w::bytes(&mut out, g.doctor.as_bytes());
+        if let Some(e) = g.expires {
+            w::text(&mut out, "expires");
+            w::uint(&mut out, e);
+        }
+        w::text(&mut out, "granted");
+        w::uint(&mut out, g.granted_at);
+        w::text(&mut out, "purpose");
+        w::text(&mut out, g.purpose.code());
+        w::text(&mut out, "version");
+        w::uint(&mut out, g.version.into());
+    }
+    w::text(&mut out, "record");
+    w::bytes(&mut out, id.as_bytes());
+    w::text(&mut out, "content");
+    w::link(&mut out, &v.content);
+    w::text(&mut out, "version");
+    w::uint(&mut out, r.versions.len() as u64);
+    Some(out)
 }
 
 /// One record in a doctor's tree: `{record, version, expires?}`, if her grant is on the
 /// record's latest version.
 fn doctor_record_value(state: &State, doctor: &IdentityId, id: &RecordId) -> Option<Vec<u8>> {
+    use cbor::write as w;
     let r = state.records.get(id)?;
     let g = r.versions.last()?.grants.get(doctor)?;
-    let mut m = cbor::Map::new();
-    m.insert("record".into(), Value::Bytes(id.as_bytes().to_vec()));
-    m.insert("version".into(), Value::Int(g.version.into()));
-    if let Some(e) = opt_int(g.expires) {
-        m.insert("expires".into(), e);
+    let mut out = Vec::with_capacity(64);
+    w::map(&mut out, if g.expires.is_some() { 3 } else { 2 });
+    w::text(&mut out, "record");
+    w::bytes(&mut out, id.as_bytes());
+    if let Some(e) = g.expires {
+        w::text(&mut out, "expires");
+        w::uint(&mut out, e);
     }
-    Some(cbor::encode(&Value::Map(m)))
+    w::text(&mut out, "version");
+    w::uint(&mut out, g.version.into());
+    Some(out)
+}
+
+#[cfg(test)]
+mod values {
+    //! The direct encodings above against the same maps built as [`Value`]s and encoded by
+    //! the canonical encoder.
+    use super::*;
+
+    fn reference_record(state: &State, id: &RecordId) -> Option<Vec<u8>> {
+        let r = state.records.get(id)?;
+        let v = r.versions.last()?;
+        let grants = v
+            .grants
+            .values()
+            .map(|g| {
+                let mut m = cbor::Map::new();
+                m.insert("doctor".into(), Value::Bytes(g.doctor.as_bytes().to_vec()));
+                m.insert("version".into(), Value::Int(g.version.into()));
+                m.insert("purpose".into(), Value::Text(g.purpose.code().into()));
+                m.insert("granted".into(), Value::Int(g.granted_at.into()));
+                if let Some(e) = opt_int(g.expires) {
+                    m.insert("expires".into(), e);
+                }
+                Value::Map(m)
+            })
+            .collect();
+        Some(cbor::encode(&cbor::map([
+            ("record", Value::Bytes(id.as_bytes().to_vec())),
+            ("owner", Value::Bytes(r.owner.as_bytes().to_vec())),
+            ("version", Value::Int(r.versions.len() as i128)),
+            ("content", Value::Link(v.content)),
+            ("grants", Value::Array(grants)),
+        ])))
+    }
+
+    fn reference_doctor_record(state: &State, d: &IdentityId, id: &RecordId) -> Option<Vec<u8>> {
+        let g = state.records.get(id)?.versions.last()?.grants.get(d)?;
+        let mut m = cbor::Map::new();
+        m.insert("record".into(), Value::Bytes(id.as_bytes().to_vec()));
+        m.insert("version".into(), Value::Int(g.version.into()));
+        if let Some(e) = opt_int(g.expires) {
+            m.insert("expires".into(), e);
+        }
+        Some(cbor::encode(&Value::Map(m)))
+    }
+
+    fn opt_int(v: Option<u64>) -> Option<Value> {
+        v.map(|x| Value::Int(x.into()))
+    }
+
+    /// Every record and grant of a state encodes as the reference does.
+    fn check(state: &State) {
+        for (id, r) in state.records.iter() {
+            assert_eq!(record_value(state, id), reference_record(state, id));
+            for v in r.versions.iter() {
+                for d in v.grants.keys() {
+                    assert_eq!(
+                        doctor_record_value(state, d, id),
+                        reference_doctor_record(state, d, id)
+                    );
+                }
+            }
+        }
+    }
+
+    use proptest::prelude::*;
+
+    /// (doctor, version, expires, granted at, purpose index)
+    type Grant = (u8, u32, Option<u64>, u64, usize);
+
+    fn state_with(records: &[(u8, u64, Vec<Grant>)]) -> State {
+        let a = crate::Identity::from_pkcs8_pem(
+            crate::Role::Authority,
+            "a",
+            include_str!("../../testdata/keys/authority-2048.pem"),
+        )
+        .unwrap();
+        let g = crate::ledger::GenesisBlock::new(crate::ledger::Genesis {
+            network: "values".into(),
+            time: 0,
+            nonce: [0; 16],
+            authorities: vec![crate::ledger::AuthorityKey {
+                key: a.public().clone(),
+                validator: None,
+            }],
+            policy: crate::ledger::Policy::default(),
+        });
+        let mut state = State::from_genesis(&g).unwrap();
+        for (n, size, grants) in records {
+            let mut version = crate::ledger::state::VersionState {
+                content: crate::Cid::dag_cbor(&[*n]),
+                size: *size,
+                commitment: [0; 32],
+                owner_key: Vec::new(),
+                grants: imbl::OrdMap::new(),
+                emergency: None,
+                exposed: false,
+            };
+            for (d, v, expires, at, purpose) in grants {
+                let doctor = IdentityId::of_spki_der(&[*d]);
+                version.grants.insert(
+                    doctor,
+                    crate::ledger::AccessGrant {
+                        doctor,
+                        version: *v,
+                        expires: *expires,
+                        purpose: Purpose::ALL[purpose % Purpose::ALL.len()],
+                        note: None,
+                        granted_at: *at,
+                        wrapped_key: Vec::new(),
+                    },
+                );
+            }
+            let versions = (0..=(*size % 30)).map(|_| version.clone()).collect();
+            state.records.insert(
+                RecordId::from_bytes([*n; 16]),
+                crate::ledger::state::RecordState {
+                    owner: a.id(),
+                    versions,
+                    revoked: imbl::OrdMap::new(),
+                    audit: imbl::Vector::new(),
+                },
+            );
+        }
+        state
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(64))]
+        #[test]
+        fn direct_encodings_are_the_canonical_ones(
+            records in proptest::collection::vec(
+                (any::<u8>(), any::<u64>(), proptest::collection::vec(
+                    (any::<u8>(), any::<u32>(), proptest::option::of(any::<u64>()), any::<u64>(), any::<usize>()),
+                    0..6,
+                )),
+                0..8,
+            )
+        ) {
+            check(&state_with(&records));
+        }
+    }
 }
 
 /// A doctor's entry: `{doctor, records: count, root}`, the root of her own tree of the records
 /// she holds a grant on, so a grant changes one path of it, not a list of all her records.
 fn doctor_value(state: &State, doctor: &IdentityId) -> Option<Vec<u8>> {
-    let tree = state.doctor_maps.get(doctor).filter(|t| !t.is_empty())?;
+    let (count, root) = state.doctor_roots.get(doctor)?;
     Some(cbor::encode(&cbor::map([
         ("doctor", Value::Bytes(doctor.as_bytes().to_vec())),
-        ("records", Value::Int(tree.len() as i128)),
-        ("root", Value::Bytes(tree.root().to_vec())),
+        ("records", Value::Int((*count).into())),
+        ("root", Value::Bytes(root.to_vec())),
     ])))
+}
+
+/// A doctor's tree built from the state: every record whose latest version she holds a grant
+/// on.
+fn doctor_tree(state: &State, doctor: &IdentityId) -> smt::StateMap {
+    let leaves = state
+        .granted
+        .get(doctor)
+        .map(|set| {
+            set.iter()
+                .filter_map(|r| {
+                    let v = doctor_record_value(state, doctor, r)?;
+                    Some((doctor_record_key(r), smt::value_hash(&v)))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    smt::StateMap::from_leaves(leaves)
 }
 
 /// The records of a doctor's tree, sorted by record id (what a node sends with her entry).
@@ -360,6 +529,12 @@ impl State {
             concerned.extend(self.grantees(&record));
             let leaf = doctor_record_key(&record);
             for d in concerned {
+                if !self.doctor_maps.contains_key(&d) {
+                    // Not built yet (a state from a snapshot): built from the state as it is
+                    // now, this block's changes included; the updates below then change nothing.
+                    let tree = doctor_tree(self, &d);
+                    self.doctor_maps.insert(d, tree);
+                }
                 let value = doctor_record_value(self, &d, &record);
                 let tree = self.doctor_maps.entry(d).or_default();
                 match value {
@@ -371,12 +546,19 @@ impl State {
         }
         for d in doctors {
             let key = doctor_key(&d);
-            match doctor_value(self, &d) {
-                Some(v) => self.state_map.insert(&key, &smt::value_hash(&v)),
+            match self.doctor_maps.get(&d).filter(|t| !t.is_empty()) {
+                Some(tree) => {
+                    self.doctor_roots
+                        .insert(d, (tree.len() as u64, tree.root()));
+                }
                 None => {
                     self.doctor_maps.remove(&d);
-                    self.state_map.remove(&key);
+                    self.doctor_roots.remove(&d);
                 }
+            }
+            match doctor_value(self, &d) {
+                Some(v) => self.state_map.insert(&key, &smt::value_hash(&v)),
+                None => self.state_map.remove(&key),
             }
         }
         if authorities {
@@ -390,35 +572,23 @@ impl State {
     /// authorities (a state loaded from a snapshot; its certificate is then checked against
     /// the root).
     pub(crate) fn rebuild_state_map(&mut self) {
-        let mut leaves: Vec<(Hash, Hash)> = Vec::with_capacity(self.records.len() + 1);
-        let mut per_doctor: BTreeMap<IdentityId, Vec<(Hash, Hash)>> = BTreeMap::new();
-        for (id, r) in self.records.iter() {
-            if let Some(v) = record_value(self, id) {
-                leaves.push((record_key(id), smt::value_hash(&v)));
-            }
-            let Some(latest) = r.versions.last() else {
-                continue;
-            };
-            for d in latest.grants.keys() {
-                if let Some(v) = doctor_record_value(self, d, id) {
-                    per_doctor
-                        .entry(*d)
-                        .or_default()
-                        .push((doctor_record_key(id), smt::value_hash(&v)));
-                }
-            }
-        }
-        self.doctor_maps = per_doctor
-            .into_iter()
-            .map(|(d, l)| (d, smt::StateMap::from_leaves(l)))
-            .collect();
-        let doctors: Vec<IdentityId> = self.doctor_maps.keys().copied().collect();
-        for d in doctors {
-            if let Some(v) = doctor_value(self, &d) {
-                leaves.push((doctor_key(&d), smt::value_hash(&v)));
+        // The records' entries are recomputed (on every core); the doctors' entries are the
+        // (count, root) pairs kept with the state, their trees built when a block changes them.
+        let ids: Vec<RecordId> = self.records.keys().copied().collect();
+        let this = &*self;
+        let mut leaves: Vec<(Hash, Hash)> = crate::platform::par_map(&ids, |id| {
+            record_value(this, id).map(|v| (record_key(id), smt::value_hash(&v)))
+        })
+        .into_iter()
+        .flatten()
+        .collect();
+        for d in self.doctor_roots.keys() {
+            if let Some(v) = doctor_value(self, d) {
+                leaves.push((doctor_key(d), smt::value_hash(&v)));
             }
         }
         leaves.push((authorities_key(), smt::value_hash(&authorities_value(self))));
+        self.doctor_maps = imbl::HashMap::new();
         self.state_map = smt::StateMap::from_leaves(leaves);
     }
 

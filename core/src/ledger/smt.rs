@@ -197,7 +197,7 @@ impl StateMap {
     /// The map holding `leaves` (key, value hash), built in `O(n)` hashes rather than the
     /// `O(n log n)` of inserting them one by one; a key given twice keeps its last value.
     pub fn from_leaves(mut leaves: Vec<(Hash, Hash)>) -> StateMap {
-        leaves.sort_by(|a, b| a.0.cmp(&b.0));
+        leaves.sort_by_key(|l| l.0);
         leaves.reverse();
         leaves.dedup_by(|a, b| a.0 == b.0);
         leaves.reverse();

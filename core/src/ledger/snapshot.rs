@@ -7,7 +7,7 @@
 //! filesystem store), never fetched from another party. Loading one checks, before anything is
 //! trusted:
 //!
-//! * its SHA-256 trailer and its format line (a torn or damaged file is refused);
+//! * its CRC-32 trailer and its format line (a torn or damaged file is refused);
 //! * that its genesis block is in the store (by CID) and is the network's;
 //! * that the certificate it names is in the store, certifies its head block at its height,
 //!   over its transaction log (size and RFC 6962 root), with a state-map root equal to the one
@@ -20,8 +20,6 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-
-use sha2::{Digest, Sha256};
 
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -38,6 +36,12 @@ use crate::store::Store;
 
 /// The format line a snapshot starts with.
 pub const MAGIC: &[u8; 20] = b"medshare-snapshot/1\n";
+
+/// Bytes of the trailer: the CRC-32 (IEEE, as zlib's) of everything before it, little-endian.
+pub const CHECKSUM: usize = 4;
+
+/// Records per independently decodable chunk of the records section.
+const RECORDS_PER_CHUNK: usize = 256;
 
 /// Largest snapshot read.
 pub use crate::limits::MAX_SNAPSHOT;
@@ -252,8 +256,19 @@ impl State {
         let mut records: Vec<(&RecordId, &RecordState)> = self.records.iter().collect();
         records.sort_unstable_by_key(|(id, _)| **id);
         e.u(records.len() as u64);
-        for (id, r) in records {
-            put_record(&mut e, id, r);
+        let chunks: Vec<&[(&RecordId, &RecordState)]> = records.chunks(RECORDS_PER_CHUNK).collect();
+        let encoded = crate::platform::par_map(&chunks, |chunk| {
+            let mut c = Enc {
+                out: Vec::with_capacity(chunk.len() * 1024),
+            };
+            for (id, r) in chunk.iter() {
+                put_record(&mut c, id, r);
+            }
+            c.out
+        });
+        e.u(encoded.len() as u64);
+        for c in &encoded {
+            e.b(c);
         }
         for index in [&self.granted, &self.owned] {
             let mut list: Vec<_> = index.iter().collect();
@@ -266,6 +281,14 @@ impl State {
                     e.raw(r.as_bytes());
                 }
             }
+        }
+        let mut doctors: Vec<_> = self.doctor_roots.iter().collect();
+        doctors.sort_unstable_by_key(|(id, _)| **id);
+        e.u(doctors.len() as u64);
+        for (d, (count, root)) in doctors {
+            e.id(d);
+            e.u(*count);
+            e.raw(root);
         }
         e.u(self.emergencies.len() as u64);
         for em in self.emergencies.values() {
@@ -281,8 +304,8 @@ impl State {
             e.raw(&v.validator);
             e.u(v.power);
         }
-        let digest: [u8; 32] = Sha256::digest(&e.out).into();
-        e.raw(&digest);
+        let crc = crc32fast::hash(&e.out);
+        e.raw(&crc.to_le_bytes());
         Some(e.out)
     }
 }
@@ -500,7 +523,10 @@ impl<'a> Dec<'a> {
         let n = self.u()?;
         let left = (self.buf.len() - self.pos) as u64;
         if n.saturating_mul(min.max(1) as u64) > left {
-            return Err(format!("a count of {n} at byte {} exceeds the file", self.pos));
+            return Err(format!(
+                "a count of {n} at byte {} exceeds the file",
+                self.pos
+            ));
         }
         Ok(n as usize)
     }
@@ -548,7 +574,11 @@ impl<'a> Dec<'a> {
     }
 
     fn opt32(&mut self) -> R<Option<[u8; 32]>> {
-        Ok(if self.flag()? { Some(self.arr()?) } else { None })
+        Ok(if self.flag()? {
+            Some(self.arr()?)
+        } else {
+            None
+        })
     }
 
     fn text(&mut self) -> R<String> {
@@ -557,8 +587,12 @@ impl<'a> Dec<'a> {
     }
 
     fn purpose(&mut self) -> R<Purpose> {
-        let t = self.text()?;
-        t.parse().map_err(|_| format!("unknown purpose `{t}`"))
+        let code = self.b()?;
+        Purpose::ALL
+            .iter()
+            .find(|p| p.code().as_bytes() == code)
+            .copied()
+            .ok_or_else(|| format!("unknown purpose `{}`", String::from_utf8_lossy(code)))
     }
 
     fn outcome(&mut self) -> R<ReviewOutcome> {
@@ -578,7 +612,7 @@ fn key_at(keys: &[PublicKey], i: u64) -> R<PublicKey> {
         .ok_or_else(|| format!("key index {i} out of range"))
 }
 
-/// Checks the size, the format line and the SHA-256 trailer; returns a reader over the body
+/// Checks the size, the format line and the CRC-32 trailer; returns a reader over the body
 /// (past the format line) and the genesis CID it starts with.
 fn open(bytes: &[u8]) -> Result<(Dec<'_>, Cid)> {
     if bytes.len() > MAX_SNAPSHOT {
@@ -588,12 +622,14 @@ fn open(bytes: &[u8]) -> Result<(Dec<'_>, Cid)> {
             limit: MAX_SNAPSHOT as u64,
         });
     }
-    if bytes.len() < MAGIC.len() + 32 || &bytes[..MAGIC.len()] != MAGIC {
+    if bytes.len() < MAGIC.len() + CHECKSUM || &bytes[..MAGIC.len()] != MAGIC {
         return Err(corrupt("not a medshare snapshot of format 1"));
     }
-    let (body, digest) = bytes.split_at(bytes.len() - 32);
-    if Sha256::digest(body).as_slice() != digest {
-        return Err(corrupt("its SHA-256 does not match (a damaged or torn file)"));
+    let (body, crc) = bytes.split_at(bytes.len() - CHECKSUM);
+    if crc32fast::hash(body).to_le_bytes() != crc {
+        return Err(corrupt(
+            "its checksum does not match (a damaged or torn file)",
+        ));
     }
     let mut d = Dec {
         buf: body,
@@ -671,10 +707,22 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
         key_owner.insert(d.id()?, d.id()?);
     }
     let n = d.count(50)?;
+    let m = d.count(1)?;
+    let chunks = (0..m).map(|_| d.b()).collect::<R<Vec<&[u8]>>>()?;
+    let decoded = crate::platform::par_map(&chunks, |chunk| -> R<Vec<(RecordId, RecordState)>> {
+        let mut c = Dec { buf: chunk, pos: 0 };
+        let mut out = Vec::with_capacity(RECORDS_PER_CHUNK);
+        while c.pos < c.buf.len() {
+            out.push(read_record(&mut c)?);
+        }
+        Ok(out)
+    });
     let mut records = imbl::HashMap::new();
-    for _ in 0..n {
-        let (id, r) = read_record(d)?;
-        records.insert(id, r);
+    for chunk in decoded {
+        records.extend(chunk?);
+    }
+    if records.len() != n {
+        return Err(format!("{n} records announced, {} found", records.len()));
     }
     let mut indexes = Vec::with_capacity(2);
     for _ in 0..2 {
@@ -690,6 +738,16 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     }
     let owned = indexes.pop().unwrap_or_default();
     let granted = indexes.pop().unwrap_or_default();
+    let n = d.count(67)?;
+    let mut doctor_roots = imbl::HashMap::new();
+    for _ in 0..n {
+        let doctor = d.id()?;
+        let count = d.u()?;
+        if count == 0 {
+            return Err("a doctor entry of no record".into());
+        }
+        doctor_roots.insert(doctor, (count, d.arr()?));
+    }
     let n = d.count(40)?;
     let mut emergencies = imbl::OrdMap::new();
     for _ in 0..n {
@@ -728,6 +786,7 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
         pending_rekey,
         validator_updates,
         state_map: Default::default(),
+        doctor_roots,
         doctor_maps: imbl::HashMap::new(),
         emergencies,
     };
@@ -751,7 +810,11 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
             let version = d.small("version")?;
             let expires = d.opt_u()?;
             let purpose = d.purpose()?;
-            let note = if d.flag()? { Some(d.b()?.to_vec()) } else { None };
+            let note = if d.flag()? {
+                Some(d.b()?.to_vec())
+            } else {
+                None
+            };
             let granted_at = d.u()?;
             let wrapped_key = d.b()?.to_vec();
             grants.insert(

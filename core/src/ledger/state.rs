@@ -353,8 +353,11 @@ pub struct State {
     pub(crate) validator_updates: Vec<ValidatorUpdate>,
     /// The state map light clients are answered from (`ledger::light`).
     pub(crate) state_map: StateMap,
-    /// Each doctor's own tree of the records she holds a grant on (the root her state-map
-    /// entry holds).
+    /// Each doctor's state-map entry: how many records she holds a grant on and the root of
+    /// her own tree of them (present when at least one).
+    pub(crate) doctor_roots: imbl::HashMap<IdentityId, (u64, crate::ledger::merkle::Hash)>,
+    /// The doctors' trees built so far (a state loaded from a snapshot builds one when a block
+    /// first changes it; one replayed from genesis has them all).
     pub(crate) doctor_maps: imbl::HashMap<IdentityId, StateMap>,
     /// Every emergency access, by its request's transaction CID.
     pub(crate) emergencies: imbl::OrdMap<Cid, Emergency>,
@@ -510,6 +513,7 @@ impl State {
             pending_rekey: BTreeMap::new(),
             validator_updates: Vec::new(),
             state_map: StateMap::new(),
+            doctor_roots: imbl::HashMap::new(),
             doctor_maps: imbl::HashMap::new(),
             emergencies: imbl::OrdMap::new(),
         }

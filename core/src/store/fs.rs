@@ -423,7 +423,8 @@ impl BlockStore for FsStore {
             .root
             .join("tmp")
             .join(format!("snapshot.{}", crate::fsutil::random_hex()?));
-        let result = fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, self.root.join("SNAPSHOT")));
+        let result =
+            fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, self.root.join("SNAPSHOT")));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }
