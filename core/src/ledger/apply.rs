@@ -5,6 +5,7 @@
 //! of the next batch are checked ([`crate::ledger::chain`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::cid::Cid;
 use crate::error::{Error, Result};
@@ -725,7 +726,11 @@ impl State {
                 return broken(Rule::Version, format!("unknown record {}", k.record));
             };
             let owner = r.owner == *author;
-            let Some(v) = r.versions.get_mut((k.version as usize).wrapping_sub(1)) else {
+            let Some(v) = r
+                .versions
+                .get_mut((k.version as usize).wrapping_sub(1))
+                .map(Arc::make_mut)
+            else {
                 return broken(
                     Rule::Version,
                     format!("record {} has no version {}", k.record, k.version),
@@ -773,9 +778,9 @@ impl State {
                     record,
                     RecordState {
                         owner: *author,
-                        versions: imbl::vector![v],
+                        versions: imbl::vector![Arc::new(v)],
                         revoked: imbl::OrdMap::new(),
-                        audit: imbl::vector![event],
+                        audit: imbl::vector![Arc::new(event)],
                     },
                 );
                 self.owned.entry(*author).or_default().insert(record);
@@ -793,8 +798,8 @@ impl State {
                         format!("version {version} after {}", r.versions.len()),
                     );
                 }
-                r.versions.push_back(v);
-                r.audit.push_back(event);
+                r.versions.push_back(Arc::new(v));
+                r.audit.push_back(Arc::new(event));
                 self.pending_rekey.remove(&record);
             }
         }
@@ -868,11 +873,11 @@ impl State {
             return broken(Rule::Limits, "grant note of a bad size");
         }
         let doctor = grant.doctor;
-        if let Some(v) = r.versions.back_mut() {
+        if let Some(v) = r.versions.back_mut().map(Arc::make_mut) {
             v.grants.insert(doctor, grant);
         }
         r.revoked.remove(&doctor);
-        r.audit.push_back(event);
+        r.audit.push_back(Arc::new(event));
         self.granted.entry(doctor).or_default().insert(record);
         Ok(())
     }
@@ -889,7 +894,9 @@ impl State {
         let r = self.owned_record(&record, author)?;
         let mut had = false;
         for v in r.versions.iter_mut() {
-            had |= v.grants.remove(&doctor).is_some();
+            if v.grants.contains_key(&doctor) {
+                had |= Arc::make_mut(v).grants.remove(&doctor).is_some();
+            }
         }
         if !had {
             return broken(
@@ -898,7 +905,7 @@ impl State {
             );
         }
         r.revoked.insert(doctor, height);
-        r.audit.push_back(event);
+        r.audit.push_back(Arc::new(event));
         if let Some(set) = self.granted.get_mut(&doctor) {
             set.remove(&record);
         }
@@ -1045,7 +1052,7 @@ impl State {
                 ),
             );
         }
-        let Some(v) = r.versions.back_mut() else {
+        let Some(v) = r.versions.back_mut().map(Arc::make_mut) else {
             return broken(Rule::Version, format!("unknown record {record}"));
         };
         if v.emergency.is_some() {
@@ -1088,7 +1095,7 @@ impl State {
             threshold,
             shares: shares.to_vec(),
         }));
-        r.audit.push_back(event);
+        r.audit.push_back(Arc::new(event));
         Ok(())
     }
 
@@ -1208,7 +1215,7 @@ impl State {
             releases: Vec::new(),
             review: None,
         };
-        r.audit.push_back(event);
+        r.audit.push_back(Arc::new(event));
         self.emergencies.insert(e.request, e);
         Ok(())
     }
@@ -1264,10 +1271,10 @@ impl State {
             );
         }
         check_wrapped(wrapped)?;
-        if let Some(v) = r.versions.back_mut() {
+        if let Some(v) = r.versions.back_mut().map(Arc::make_mut) {
             v.exposed = true;
         }
-        r.audit.push_back(ev.clone());
+        r.audit.push_back(Arc::new(ev.clone()));
         if let Some(e) = self.emergencies.get_mut(request) {
             e.releases.push(Release {
                 authority: author,
@@ -1329,7 +1336,7 @@ impl State {
             });
         }
         if let Some(r) = self.records.get_mut(&record) {
-            r.audit.push_back(ev);
+            r.audit.push_back(Arc::new(ev));
         }
         Ok(())
     }

@@ -297,7 +297,9 @@ mod values {
                     },
                 );
             }
-            let versions = (0..=(*size % 30)).map(|_| version.clone()).collect();
+            let versions = (0..=(*size % 30))
+                .map(|_| std::sync::Arc::new(version.clone()))
+                .collect();
             state.records.insert(
                 RecordId::from_bytes([*n; 16]),
                 crate::ledger::state::RecordState {

@@ -846,7 +846,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
             None
         };
         let exposed = d.flag()?;
-        versions.push_back(VersionState {
+        versions.push_back(Arc::new(VersionState {
             content,
             size,
             commitment,
@@ -854,7 +854,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
             grants,
             emergency,
             exposed,
-        });
+        }));
     }
     let n = d.count(35)?;
     let mut revoked = imbl::OrdMap::new();
@@ -864,7 +864,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
     let n = d.count(80)?;
     let mut audit = imbl::Vector::new();
     for _ in 0..n {
-        audit.push_back(read_audit(d)?);
+        audit.push_back(Arc::new(read_audit(d)?));
     }
     Ok((
         id,

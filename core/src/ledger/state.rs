@@ -114,10 +114,12 @@ pub struct EmergencySplit {
 #[derive(Clone, Debug)]
 pub(crate) struct RecordState {
     pub(crate) owner: IdentityId,
-    pub(crate) versions: imbl::Vector<VersionState>,
+    /// Each behind an `Arc`: imbl's chunks hold 64 elements whatever the length, so small
+    /// per-record lists hold pointers, not 64 copies' worth of space.
+    pub(crate) versions: imbl::Vector<Arc<VersionState>>,
     /// Doctors whose access was revoked (and not granted again since), with the height.
     pub(crate) revoked: imbl::OrdMap<IdentityId, u64>,
-    pub(crate) audit: imbl::Vector<AuditEvent>,
+    pub(crate) audit: imbl::Vector<Arc<AuditEvent>>,
 }
 
 /// What happened to a record.
@@ -783,7 +785,7 @@ impl State {
             .records
             .get(record)
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
-        Ok(r.audit.iter().cloned().collect())
+        Ok(r.audit.iter().map(|e| (**e).clone()).collect())
     }
 
     /// Content roots of every version of `record` (oldest first).
