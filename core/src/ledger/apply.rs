@@ -739,7 +739,7 @@ impl State {
             if owner {
                 v.owner_key = k.wrapped_key.clone();
             } else if let Some(g) = v.grants.get_mut(author) {
-                g.wrapped_key = k.wrapped_key.clone();
+                Arc::make_mut(g).wrapped_key = k.wrapped_key.clone();
             } else {
                 return broken(
                     Rule::NotGranted,
@@ -874,7 +874,7 @@ impl State {
         }
         let doctor = grant.doctor;
         if let Some(v) = r.versions.back_mut().map(Arc::make_mut) {
-            v.grants.insert(doctor, grant);
+            v.grants.insert(doctor, Arc::new(grant));
         }
         r.revoked.remove(&doctor);
         r.audit.push_back(Arc::new(event));

@@ -286,7 +286,7 @@ mod values {
                 let doctor = IdentityId::of_spki_der(&[*d]);
                 version.grants.insert(
                     doctor,
-                    crate::ledger::AccessGrant {
+                    std::sync::Arc::new(crate::ledger::AccessGrant {
                         doctor,
                         version: *v,
                         expires: *expires,
@@ -294,7 +294,7 @@ mod values {
                         note: None,
                         granted_at: *at,
                         wrapped_key: Vec::new(),
-                    },
+                    }),
                 );
             }
             let versions = (0..=(*size % 30))

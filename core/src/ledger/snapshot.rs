@@ -819,7 +819,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
             let wrapped_key = d.b()?.to_vec();
             grants.insert(
                 doctor,
-                AccessGrant {
+                Arc::new(AccessGrant {
                     doctor,
                     version,
                     expires,
@@ -827,7 +827,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
                     note,
                     granted_at,
                     wrapped_key,
-                },
+                }),
             );
         }
         let emergency = if d.flag()? {

@@ -94,7 +94,8 @@ pub(crate) struct VersionState {
     pub(crate) size: u64,
     pub(crate) commitment: [u8; 32],
     pub(crate) owner_key: Vec<u8>,
-    pub(crate) grants: imbl::OrdMap<IdentityId, AccessGrant>,
+    /// Behind `Arc`s for the same reason as a record's versions (an imbl node holds 64).
+    pub(crate) grants: imbl::OrdMap<IdentityId, Arc<AccessGrant>>,
     /// The version's key split for break-glass access, if the owner opted in.
     pub(crate) emergency: Option<Arc<EmergencySplit>>,
     /// Whether an authority released a share of this version's key (then it takes no new
@@ -759,7 +760,7 @@ impl State {
                 set.iter()
                     .filter_map(|id| {
                         let r = self.records.get(id)?;
-                        let g = r.versions.last()?.grants.get(doctor)?.clone();
+                        let g = AccessGrant::clone(r.versions.last()?.grants.get(doctor)?);
                         self.info(id, r, Some(g))
                     })
                     .collect()
@@ -775,7 +776,7 @@ impl State {
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
         Ok(r.versions
             .last()
-            .map(|v| v.grants.values().cloned().collect())
+            .map(|v| v.grants.values().map(|g| AccessGrant::clone(g)).collect())
             .unwrap_or_default())
     }
 
