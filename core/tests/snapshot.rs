@@ -351,6 +351,21 @@ fn a_bad_snapshot_is_refused_and_the_chain_verified_from_genesis() {
             }
         );
     }
+    // One that cannot even be read (a directory where the file should be): the same.
+    let path = built.dir.path().join("SNAPSHOT");
+    std::fs::remove_file(&path).unwrap();
+    std::fs::create_dir(&path).unwrap();
+    let v = block_on(Vault::open(store.clone(), None, None)).unwrap();
+    assert_eq!(
+        v.opened(),
+        Opened::Genesis {
+            rejected: Some(Rejected::Invalid)
+        }
+    );
+    assert_eq!(v.state().snapshot().unwrap(), expected);
+    drop(v);
+    std::fs::remove_dir(&path).unwrap();
+
     // `verify` never reads it: a damaged snapshot does not fail a full verification.
     let mut damaged = good.clone();
     damaged[mid] ^= 0x01;

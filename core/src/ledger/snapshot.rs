@@ -649,8 +649,9 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     let n = d.count(32)?;
     let peaks = (0..n).map(|_| d.arr()).collect::<R<Vec<Hash>>>()?;
     let log = Frontier::from_parts(log_size, peaks).ok_or("log frontier does not fit its size")?;
-    let n = d.count(1)?;
-    let mut keys = Vec::with_capacity(n);
+    // An SPKI DER key of 2048 bits or more is over 256 bytes.
+    let n = d.count(256)?;
+    let mut keys = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
         let der = d.b()?;
         keys.push(PublicKey::from_spki_der(der).map_err(|e| format!("key: {e}"))?);
@@ -797,6 +798,9 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
     let id = d.record()?;
     let owner = d.id()?;
     let n = d.count(40)?;
+    if n == 0 {
+        return Err(format!("record {id} has no version"));
+    }
     let mut versions = imbl::Vector::new();
     for _ in 0..n {
         let content = d.cid()?;
@@ -833,7 +837,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
         let emergency = if d.flag()? {
             let threshold = d.small("threshold")?;
             let k = d.count(68)?;
-            let mut shares = Vec::with_capacity(k);
+            let mut shares = Vec::with_capacity(k.min(crate::envelope::shares::MAX_SHARES));
             for _ in 0..k {
                 shares.push(WrappedShare {
                     authority: d.id()?,
@@ -943,7 +947,7 @@ fn read_emergency(d: &mut Dec) -> R<Emergency> {
     let n = d.count(34)?;
     let holders = (0..n).map(|_| d.id()).collect::<R<Vec<_>>>()?;
     let n = d.count(40)?;
-    let mut releases = Vec::with_capacity(n);
+    let mut releases = Vec::with_capacity(n.min(crate::envelope::shares::MAX_SHARES));
     for _ in 0..n {
         releases.push(Release {
             authority: d.id()?,
@@ -1022,11 +1026,88 @@ pub async fn load(store: &Store, bytes: &[u8], expected: Option<&Cid>) -> Result
     if cert.cid != cert_cid {
         return Err(corrupt("the certificate's bytes are not its CID's"));
     }
+    check_head_block(store, &state).await?;
+    check_consistency(&state).map_err(corrupt)?;
     state.rebuild_state_map();
     state
         .apply_certificate(&cert)
         .map_err(|e| corrupt(format!("does not match its certificate: {e}")))?;
     Ok(state)
+}
+
+/// The head block (from the store, by its CID) is the snapshot's: same network, height, time
+/// and transaction log.
+async fn check_head_block(store: &Store, state: &State) -> Result<()> {
+    let raw = store.get(&state.head).await?;
+    let block =
+        crate::ledger::Block::decode(&raw).map_err(|e| corrupt(format!("head block: {e}")))?;
+    let h = &block.header;
+    if h.genesis != state.genesis.cid
+        || h.height != state.height
+        || h.time != state.time
+        || h.log_size != state.log.size()
+        || h.log_root != state.log.root()
+    {
+        return Err(corrupt("its head block's header is not the state's"));
+    }
+    Ok(())
+}
+
+/// What the certificate does not cover but the state map's rebuilding relies on: the owner and
+/// grantee indexes agree with the records (a doctor's tree is rebuilt from hers), and with no
+/// authority vote in the log the authorities are the genesis block's.
+fn check_consistency(state: &State) -> R<()> {
+    for (id, r) in state.records.iter() {
+        if !state
+            .owned
+            .get(&r.owner)
+            .is_some_and(|set| set.contains(id))
+        {
+            return Err(format!("record {id} is missing from its owner's records"));
+        }
+        if let Some(latest) = r.versions.last() {
+            for d in latest.grants.keys() {
+                if !state.granted.get(d).is_some_and(|set| set.contains(id)) {
+                    return Err(format!("record {id} is missing from a grantee's records"));
+                }
+            }
+        }
+    }
+    for (owner, set) in state.owned.iter() {
+        for id in set.iter() {
+            if state.records.get(id).map(|r| &r.owner) != Some(owner) {
+                return Err(format!(
+                    "record {id} is listed for someone who does not own it"
+                ));
+            }
+        }
+    }
+    for set in state.granted.values() {
+        if let Some(id) = set.iter().find(|id| !state.records.contains_key(id)) {
+            return Err(format!("a grantee's records name an unknown record {id}"));
+        }
+    }
+    if state.vote_txs.is_empty() {
+        let genesis: Vec<(IdentityId, Option<[u8; 32]>)> = state
+            .genesis
+            .genesis
+            .authorities
+            .iter()
+            .map(|a| (a.key.id(), a.validator))
+            .collect();
+        let mut now: Vec<(IdentityId, Option<[u8; 32]>)> = state
+            .authorities
+            .values()
+            .map(|a| (a.id, a.validator))
+            .collect();
+        let mut genesis = genesis;
+        genesis.sort();
+        now.sort();
+        if now != genesis || !state.votes.is_empty() {
+            return Err("authorities other than the genesis block's, and no vote for them".into());
+        }
+    }
+    Ok(())
 }
 
 /// The state at the head pointer `head` of the chain in `store`: from the store's snapshot if
@@ -1037,8 +1118,12 @@ pub async fn load_chain(
     head: &Cid,
     expected: Option<&Cid>,
 ) -> Result<(State, Opened)> {
-    let mut rejected = None;
-    if let Some(bytes) = store.get_snapshot().await? {
+    let (found, mut rejected) = match store.get_snapshot().await {
+        Ok(found) => (found, None),
+        // Unreadable (too large, permissions, not a file): verified from genesis, replaced.
+        Err(_) => (None, Some(Rejected::Invalid)),
+    };
+    if let Some(bytes) = found {
         match load(store, &bytes, expected).await {
             Ok(base) => match chain::extend(store, &base, head, u64::MAX).await {
                 Ok((state, replayed)) => {

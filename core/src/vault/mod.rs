@@ -164,7 +164,6 @@ impl Vault {
         };
         let head = sequencer.head().await?.ok_or(Error::NoChain)?;
         let (state, opened) = snapshot::load_chain(&store, &head, genesis).await?;
-        sequencer.adopt(&state);
         let mut vault = Vault::assemble(store, sequencer, writable, state);
         vault.opened = opened;
         vault.snapshot_at = match opened {
@@ -179,6 +178,9 @@ impl Vault {
         // Never an older history than one this store's vaults already verified.
         let named = chain::fetch_head(&vault.store, &head).await?;
         vault.check_head(&named).await?;
+        // A state this vault verified (and found no rollback in) spares a sequencer that keeps
+        // its own a second verification of the chain.
+        vault.sequencer.adopt(&vault.state);
         vault.remember_checkpoint().await?;
         if writable {
             vault.finish_pending_deletions().await?;

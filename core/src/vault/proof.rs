@@ -201,7 +201,11 @@ impl Vault {
         if !due {
             return;
         }
-        if let Some(bytes) = self.state.snapshot() {
+        if let Some(bytes) = self
+            .state
+            .snapshot()
+            .filter(|b| b.len() <= crate::limits::MAX_SNAPSHOT)
+        {
             let _ = self.store.put_snapshot(&bytes).await;
             self.snapshot_at = Some((self.state.height(), self.state.log_size()));
         }
