@@ -382,3 +382,64 @@ fn emergency_shares_vector_is_what_the_code_computes() {
     let bad = parse(&v["altered"]);
     assert!(!bad.matches(&record, version, &unhex(&v["altered"]["commitment"])));
 }
+
+const DOCTOR_ENTRY_PATH: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/testdata/vectors/doctor-entry-v1.json"
+);
+
+/// A doctor's state-map entry (ledger v4, docs/FORMAT.md §12.2): three records granted to her
+/// (no expiry, one in 32 bits, one past 32 bits), her entry and the leaf values of her own tree, as a
+/// node's answer carries them.
+fn doctor_entry_vector() -> serde_json::Value {
+    use medshare::ledger::light::StateQuery;
+    let mut c = common::chain::Chain::one();
+    let (p, d) = (identity("patient"), identity("doctor"));
+    c.push(vec![c.reg_patient(&p), c.reg_doctor(&d)]);
+    let rid = |n: u8| RecordId::from_bytes([n; 16]);
+    c.push(vec![
+        c.publish(&p, 2, rid(1), 1),
+        c.publish(&p, 3, rid(2), 1),
+        c.publish(&p, 4, rid(3), 1),
+    ]);
+    let expiries = [None, Some(4_000_000_000u64), Some(5_000_000_000_000)];
+    c.push(vec![
+        c.grant(&p, 5, rid(1), 1, &d, expiries[0]),
+        c.grant(&p, 6, rid(2), 1, &d, expiries[1]),
+        c.grant(&p, 7, rid(3), 1, &d, expiries[2]),
+    ]);
+    let answer = c.state.prove(&StateQuery::Doctor(d.id()), "unused");
+    let hex = |b: &[u8]| data_encoding::HEXLOWER.encode(b);
+    let records: Vec<serde_json::Value> = answer
+        .records
+        .unwrap()
+        .iter()
+        .zip(1u8..)
+        .zip(expiries)
+        .map(|((v, n), e)| {
+            serde_json::json!({"record": hex(&[n; 16]), "version": 1, "expires": e, "value": hex(v)})
+        })
+        .collect();
+    serde_json::json!({
+        "description": "docs/FORMAT.md §12.2: a doctor's entry {doctor, records, root} and the leaves of her own tree (key SHA-256(\"medshare/state/doctor-record\" || 0x00 || record id), value {record, expires?, version}), values as hex",
+        "doctor": hex(d.id().as_bytes()),
+        "records": records,
+        "entry": hex(answer.entry.value.as_ref().unwrap()),
+    })
+}
+
+/// Produced once by `cargo test --test vectors -- --ignored generate_doctor_entry`; read by
+/// `check_state_map.py`.
+#[test]
+#[ignore = "writes the doctor-entry vector file"]
+fn generate_doctor_entry() {
+    let text = serde_json::to_string_pretty(&doctor_entry_vector()).unwrap();
+    std::fs::write(DOCTOR_ENTRY_PATH, text + "\n").unwrap();
+}
+
+#[test]
+fn doctor_entry_vector_is_what_the_code_computes() {
+    let pinned: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(DOCTOR_ENTRY_PATH).unwrap()).unwrap();
+    assert_eq!(pinned, doctor_entry_vector());
+}

@@ -107,5 +107,53 @@ def main():
     print(f"state map: root of {len(entries)} entries and {len(v['proofs'])} proofs check out")
 
 
+def cbor_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for extra, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes([major << 5 | extra]) + n.to_bytes(size, "big")
+    raise ValueError(n)
+
+
+def cbor(v):
+    """Canonical DAG-CBOR of the few types a state-map value uses."""
+    if isinstance(v, int):
+        return cbor_head(0, v)
+    if isinstance(v, bytes):
+        return cbor_head(2, len(v)) + v
+    if isinstance(v, str):
+        return cbor_head(3, len(v.encode())) + v.encode()
+    if isinstance(v, dict):
+        keys = sorted(v, key=lambda k: (len(k.encode()), k.encode()))
+        return cbor_head(5, len(keys)) + b"".join(cbor(k) + cbor(v[k]) for k in keys)
+    raise TypeError(v)
+
+
+def doctor_entry(path):
+    """§12.2: every leaf value is the canonical map of its fields; the leaves under their keys
+    make the tree whose root, with the doctor and the count, is the entry."""
+    v = json.loads(path.read_text())
+    leaves = []
+    for r in v["records"]:
+        fields = {"record": bytes.fromhex(r["record"]), "version": r["version"]}
+        if r["expires"] is not None:
+            fields["expires"] = r["expires"]
+        value = cbor(fields)
+        assert value.hex() == r["value"], f"record {r['record']}: the value is not the fields'"
+        key = sha(b"medshare/state/doctor-record", b"\x00", fields["record"])
+        leaves.append((key, sha(value)))
+    doctor = bytes.fromhex(v["doctor"])
+    entry = lambda ls: cbor({"doctor": doctor, "records": len(ls), "root": root_of(ls)})
+    assert entry(leaves).hex() == v["entry"], "the entry is not the tree's"
+    # Negative: a record left out, or one with another version, gives another entry.
+    assert entry(leaves[1:]).hex() != v["entry"], "a record left out made the same entry"
+    other = cbor({"record": bytes.fromhex(v["records"][0]["record"]), "version": 2})
+    assert entry([(leaves[0][0], sha(other))] + leaves[1:]).hex() != v["entry"]
+    print(f"doctor entry: {len(leaves)} records rebuild her tree and entry")
+
+
 if __name__ == "__main__":
     main()
+    if len(sys.argv) <= 1:
+        doctor_entry(HERE / "doctor-entry-v1.json")
