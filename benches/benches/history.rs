@@ -12,9 +12,15 @@
 //! * `open_query/snapshot_behind`: as `open_query/snapshot`, with the snapshot 64 one-grant
 //!   blocks behind the head (half an interval: what a command usually finds).
 //!
+//! * Space (target 9, printed, not timed): the bytes the store takes on disk (allocated
+//!   filesystem blocks: the database, its log, the files) against the bytes of the blocks it
+//!   holds, beside the peer: the same blocks one file each (the filesystem store's format 1),
+//!   written in the same run to the same filesystem.
+//!
 //! `cargo bench -p medshare-benches --bench history` (`MEDSHARE_BENCH_TXS=1000,10000` for some
 //! sizes). The chains are built once (10 transactions a block: registrations, then a record for
-//! every nine grants, among 8 patients and 8 doctors) and kept in `target/bench-history/`;
+//! every nine grants, among 8 patients and 8 doctors; each record's content a 1,000-byte
+//! block) and kept in `target/bench-history/`;
 //! building 10^5 signs every transaction, about 1.5 min on 2 cores.
 
 use std::path::{Path, PathBuf};
@@ -150,6 +156,7 @@ fn build(
             ));
         }
         let dek = DataKey::from_bytes([7; 32]);
+        let mut contents = Vec::new();
         let mut records: Vec<Vec<RecordId>> = vec![Vec::new(); patients.len()];
         let mut first = None;
         let mut i = 0usize;
@@ -159,10 +166,15 @@ fn build(
                 let record = RecordId::random().unwrap();
                 first.get_or_insert(record);
                 records[p].push(record);
+                // A small record: one raw block (as `ipfs add --raw-leaves` stores a small file).
+                let mut content = vec![0u8; 1000];
+                content[..8].copy_from_slice(&(i as u64).to_be_bytes());
+                let cid = Cid::v1(medshare::cid::RAW, &content);
+                contents.push(StoredBlock { cid, data: content });
                 let body = TxBody::PublishRecord {
                     record,
                     version: 1,
-                    content: Cid::dag_cbor(&(i as u64).to_be_bytes()),
+                    content: cid,
                     size: 1000,
                     commitment: [0; 32],
                     owner_key: dek.wrap(patients[p].public(), &record, 1).unwrap(),
@@ -200,6 +212,7 @@ fn build(
                 }
             })
             .collect();
+        store.put_many(&contents).await.unwrap();
         let mut h = 0u64;
         for chunk in txs.chunks(TXS_PER_BLOCK * 100) {
             let signed: Vec<SignedTx> = chunk
@@ -256,6 +269,61 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Bytes allocated on disk under `dir` (what `du` counts).
+fn on_disk(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let m = e.metadata().unwrap();
+        n += m.blocks() * 512;
+        if m.is_dir() {
+            n += on_disk(&e.path());
+        }
+    }
+    n
+}
+
+/// Target 9: the store's bytes on disk against its blocks' bytes, and the same blocks one file
+/// each (format 1, the peer) on the same filesystem.
+fn report_space(n: usize, store_dir: &Path) {
+    let store = Store::open_dir(store_dir).unwrap();
+    let all = block_on(store.list()).unwrap().unwrap();
+    let peer = tempfile::tempdir_in(cache_dir()).unwrap();
+    let mut data = 0u64;
+    for cid in &all {
+        let bytes = block_on(store.get(cid)).unwrap();
+        data += bytes.len() as u64;
+        let key = cid.storage_key();
+        let shard = peer.path().join(&key[key.len() - 3..key.len() - 1]);
+        std::fs::create_dir_all(&shard).unwrap();
+        std::fs::write(shard.join(key), bytes).unwrap();
+    }
+    drop(store);
+    let snapshot = std::fs::metadata(store_dir.join("SNAPSHOT"))
+        .map(|m| {
+            use std::os::unix::fs::MetadataExt;
+            m.blocks() * 512
+        })
+        .unwrap_or(0);
+    let total = on_disk(store_dir);
+    let files = on_disk(peer.path());
+    let mib = |b: u64| b as f64 / (1 << 20) as f64;
+    eprintln!(
+        "space at {n} transactions: {} blocks, {:.1} MiB of data; the store {:.1} MiB on disk \
+         ({:.2}x; {:.1} MiB without its snapshot: {:.2}x); one file per block (format 1) {:.1} MiB \
+         ({:.2}x)",
+        all.len(),
+        mib(data),
+        mib(total),
+        total as f64 / data as f64,
+        mib(total - snapshot),
+        (total - snapshot) as f64 / data as f64,
+        mib(files),
+        files as f64 / data as f64,
+    );
+}
+
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("history");
     g.sample_size(10);
@@ -274,6 +342,7 @@ fn bench(c: &mut Criterion) {
                     .unwrap_or(0)
             );
         }
+        report_space(n, &f.store);
         g.bench_function(BenchmarkId::new("open_query/snapshot", n), |b| {
             b.iter(|| {
                 let store = Store::open_dir(&f.store).unwrap();

@@ -244,6 +244,16 @@ fn walkdir(dir: &Path) -> Vec<std::path::PathBuf> {
     out
 }
 
+/// How many blocks the filesystem store at `store` holds: files under `blocks/` and rows of
+/// `blocks.db` (read with no process holding the store).
+fn stored_blocks(store: &Path) -> usize {
+    let db = rusqlite::Connection::open(store.join("blocks.db")).unwrap();
+    let rows: i64 = db
+        .query_row("SELECT count(*) FROM blocks", [], |r| r.get(0))
+        .unwrap();
+    walkdir(&store.join("blocks")).len() + rows as usize
+}
+
 #[test]
 fn init_never_replaces_a_key_or_an_identity() {
     let dir = tempfile::tempdir().unwrap();
@@ -580,11 +590,12 @@ fn gc_reclaims_killed_publishes() {
     let tmp = home.join("store/tmp");
     // A block on no chain, as a publish killed after its blocks were flushed (and before its
     // transaction committed) leaves: gc deletes it.
-    let orphan = b"an orphaned block";
-    let key = medshare::Cid::v1(0x55, orphan).storage_key();
+    // (Large, so a file: small blocks live in the store's database.)
+    let orphan = vec![0x6fu8; medshare::store::fs::SMALL_BLOCK + 1];
+    let key = medshare::Cid::v1(0x55, &orphan).storage_key();
     let path = blocks.join(&key[key.len() - 3..key.len() - 1]).join(&key);
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-    std::fs::write(&path, orphan).unwrap();
+    std::fs::write(&path, &orphan).unwrap();
     // Kill a publish of 40 MB midway: its blocks are staged in tmp/, on no chain.
     let mut child = Command::new(env!("CARGO_BIN_EXE_medshare"))
         .args([
@@ -609,12 +620,12 @@ fn gc_reclaims_killed_publishes() {
     let _ = child.wait();
     // Whatever the moment of the kill, the next command finds a consistent store: nothing
     // staged survives, gc deletes every block on no chain, and the chain verifies.
-    let before = walkdir(&blocks).len();
+    let before = stored_blocks(&home.join("store"));
     let report = ok_json(home, &["gc"]);
     let deleted = report["deleted"].as_u64().unwrap() as usize;
     assert!(deleted >= 1, "{report}");
     assert!(!path.exists(), "the orphan survived gc");
-    assert_eq!(walkdir(&blocks).len(), before - deleted);
+    assert_eq!(stored_blocks(&home.join("store")), before - deleted);
     assert!(walkdir(&tmp).is_empty(), "staged blocks survived the kill");
     assert_eq!(
         ok_json(home, &["gc"])["deleted"],

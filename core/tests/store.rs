@@ -141,26 +141,57 @@ fn child_writer() {
     }
 }
 
-/// Every file under `blocks/` must hash to its name: no partial or foreign file is ever visible.
-fn check_every_block_file(root: &Path) -> usize {
-    let mut n = 0;
+/// Every block file under `blocks/` and every row of `blocks.db` must hash to its key: no
+/// partial or foreign block is ever visible. Read directly, with the store closed. Returns how
+/// many blocks are held (files, rows).
+fn check_every_block(root: &Path) -> (usize, usize) {
+    let matches = |key: &[u8], data: &[u8]| {
+        [Cid::v1(RAW, data), Cid::dag_cbor(data)]
+            .iter()
+            .any(|c| c.multihash()[..] == *key)
+    };
+    let mut files = 0;
     for shard in std::fs::read_dir(root.join("blocks")).unwrap() {
         for f in std::fs::read_dir(shard.unwrap().path()).unwrap() {
             let path = f.unwrap().path();
             let data = std::fs::read(&path).unwrap();
             let name = path.file_name().unwrap().to_str().unwrap().to_owned();
-            let ok = [Cid::v1(RAW, &data), Cid::dag_cbor(&data)]
-                .iter()
-                .any(|c| c.storage_key() == name);
+            let key = data_encoding::BASE32_NOPAD
+                .decode(name.to_ascii_uppercase().as_bytes())
+                .unwrap();
             assert!(
-                ok,
+                matches(&key, &data),
                 "block file {name} does not match its content ({} bytes)",
                 data.len()
             );
-            n += 1;
+            assert!(
+                data.len() > medshare::store::fs::SMALL_BLOCK,
+                "a small block as a file"
+            );
+            files += 1;
         }
     }
-    n
+    let db = rusqlite::Connection::open(root.join("blocks.db")).unwrap();
+    let mut rows = 0;
+    let mut all = db.prepare("SELECT key, data FROM blocks").unwrap();
+    for row in all
+        .query_map([], |r| {
+            Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+        })
+        .unwrap()
+    {
+        let (key, data) = row.unwrap();
+        assert!(
+            matches(&key, &data),
+            "a database row does not match its key"
+        );
+        assert!(
+            data.len() <= medshare::store::fs::SMALL_BLOCK,
+            "a large block in the database"
+        );
+        rows += 1;
+    }
+    (files, rows)
 }
 
 #[test]
@@ -196,6 +227,8 @@ fn crash_at_any_point_loses_nothing() {
                 _ => {}
             }
         }
+        // Closed, every block held hashes to its key.
+        check_every_block(dir.path());
         // Reopen: the lock died with the process; tmp/ is swept; nothing acknowledged is lost.
         let store = Store::open_dir(dir.path())
             .unwrap_or_else(|e| panic!("round {round}: reopen failed: {e}"));
@@ -216,7 +249,6 @@ fn crash_at_any_point_loses_nothing() {
                 assert!(!committed.contains(&head));
             }
         }
-        check_every_block_file(dir.path());
     }
     assert!(
         committed.len() > 25,
@@ -279,8 +311,10 @@ fn a_store_returning_wrong_bytes_is_caught() {
 fn a_block_file_altered_on_disk_is_caught() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open_dir(dir.path()).unwrap();
-    let cid = Cid::v1(RAW, b"on disk");
-    block_on(store.put(&cid, b"on disk")).unwrap();
+    // Large: kept as a file.
+    let mut good = vec![0x42u8; medshare::store::fs::SMALL_BLOCK + 1];
+    let cid = Cid::v1(RAW, &good);
+    block_on(store.put(&cid, &good)).unwrap();
     block_on(store.flush()).unwrap();
     let key = cid.storage_key();
     let path = dir
@@ -288,24 +322,131 @@ fn a_block_file_altered_on_disk_is_caught() {
         .join("blocks")
         .join(&key[key.len() - 3..key.len() - 1])
         .join(&key);
-    std::fs::write(&path, b"on disc").unwrap();
+    good[7] ^= 1;
+    std::fs::write(&path, &good).unwrap();
+    good[7] ^= 1;
     assert!(matches!(
         block_on(store.get(&cid)),
         Err(Error::CidMismatch { .. })
     ));
     // Putting the good bytes again repairs the file (a put over a damaged file replaces it).
-    block_on(store.put(&cid, b"on disk")).unwrap();
-    assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
-    // A file of the right length with other bytes is replaced too.
-    std::fs::write(&path, b"xx disk").unwrap();
+    block_on(store.put(&cid, &good)).unwrap();
+    assert_eq!(block_on(store.get(&cid)).unwrap(), good);
+    // A file of the other length is replaced too.
+    std::fs::write(&path, b"short").unwrap();
     block_on(store.put_many(&[medshare::store::Block {
         cid,
-        data: b"on disk".to_vec(),
+        data: good.clone(),
     }]))
     .unwrap();
-    assert_eq!(block_on(store.get(&cid)).unwrap(), b"on disk");
+    assert_eq!(block_on(store.get(&cid)).unwrap(), good);
     block_on(store.flush()).unwrap();
-    assert_eq!(std::fs::read(&path).unwrap(), b"on disk");
+    assert_eq!(std::fs::read(&path).unwrap(), good);
+}
+
+#[test]
+fn a_block_altered_in_the_database_is_caught() {
+    let dir = tempfile::tempdir().unwrap();
+    let cid = Cid::v1(RAW, b"in the database");
+    {
+        let store = Store::open_dir(dir.path()).unwrap();
+        block_on(store.put(&cid, b"in the database")).unwrap();
+        block_on(store.flush()).unwrap();
+    }
+    let damage = |bytes: &[u8]| {
+        let db = rusqlite::Connection::open(dir.path().join("blocks.db")).unwrap();
+        let n = db
+            .execute(
+                "UPDATE blocks SET data = ?1 WHERE key = ?2",
+                rusqlite::params![bytes, &cid.multihash()[..]],
+            )
+            .unwrap();
+        assert_eq!(n, 1);
+    };
+    damage(b"in the databasE");
+    let store = Store::open_dir(dir.path()).unwrap();
+    assert!(matches!(
+        block_on(store.get(&cid)),
+        Err(Error::CidMismatch { .. })
+    ));
+    // Putting the good bytes again repairs it, durably.
+    block_on(store.put(&cid, b"in the database")).unwrap();
+    assert_eq!(block_on(store.get(&cid)).unwrap(), b"in the database");
+    block_on(store.flush()).unwrap();
+    drop(store);
+    damage(b"short");
+    let store = Store::open_dir(dir.path()).unwrap();
+    block_on(store.put(&cid, b"in the database")).unwrap();
+    drop(store);
+    // Not flushed: the repair was rolled back with the handle, as a crash would.
+    let store = Store::open_dir(dir.path()).unwrap();
+    assert!(matches!(
+        block_on(store.get(&cid)),
+        Err(Error::CidMismatch { .. })
+    ));
+    block_on(store.put(&cid, b"in the database")).unwrap();
+    block_on(store.flush()).unwrap();
+    drop(store);
+    assert_eq!(check_every_block(dir.path()), (0, 1));
+}
+
+#[test]
+fn a_damaged_database_is_store_corrupt() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(FsStore::open(dir.path()).unwrap());
+    std::fs::write(dir.path().join("blocks.db"), vec![0x55u8; 8192]).unwrap();
+    match FsStore::open(dir.path()) {
+        Err(Error::StoreCorrupt(m)) => assert!(m.contains("blocks.db"), "{m}"),
+        other => panic!("expected StoreCorrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_format_1_store_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    // A store as format 1 left it: every block a file, the marker saying 1.
+    let small: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+    let large = vec![9u8; medshare::store::fs::SMALL_BLOCK + 10];
+    let mut cids = Vec::new();
+    for data in small.iter().chain(std::iter::once(&large)) {
+        let cid = Cid::v1(RAW, data);
+        let key = cid.storage_key();
+        let shard = root.join("blocks").join(&key[key.len() - 3..key.len() - 1]);
+        std::fs::create_dir_all(&shard).unwrap();
+        std::fs::write(shard.join(&key), data).unwrap();
+        cids.push(cid);
+    }
+    std::fs::write(root.join("STORE"), "medshare-fs-store 1\n").unwrap();
+    std::fs::write(root.join("HEAD"), format!("{}\n", cids[0])).unwrap();
+    {
+        let store = Store::open_dir(root).unwrap();
+        for (cid, data) in cids.iter().zip(small.iter().chain(std::iter::once(&large))) {
+            assert_eq!(&block_on(store.get(cid)).unwrap(), data);
+        }
+        assert_eq!(block_on(store.head()).unwrap(), Some(cids[0]));
+        assert_eq!(block_on(store.list()).unwrap().unwrap().len(), 41);
+    }
+    assert_eq!(
+        std::fs::read_to_string(root.join("STORE")).unwrap(),
+        "medshare-fs-store 2\n"
+    );
+    // The small ones moved into the database; the large one stayed a file.
+    assert_eq!(check_every_block(root), (1, 40));
+    // An interrupted upgrade (the files copied, the marker not yet changed) runs again.
+    let key = cids[3].storage_key();
+    let shard = root.join("blocks").join(&key[key.len() - 3..key.len() - 1]);
+    std::fs::create_dir_all(&shard).unwrap();
+    std::fs::write(shard.join(&key), &small[3]).unwrap();
+    std::fs::write(root.join("STORE"), "medshare-fs-store 1\n").unwrap();
+    drop(Store::open_dir(root).unwrap());
+    assert_eq!(check_every_block(root), (1, 40));
+    // An unknown format is refused, not guessed at.
+    std::fs::write(root.join("STORE"), "medshare-fs-store 3\n").unwrap();
+    match FsStore::open(root) {
+        Err(Error::StoreCorrupt(m)) => assert!(m.contains("unknown store format"), "{m}"),
+        other => panic!("expected StoreCorrupt, got {other:?}"),
+    }
 }
 
 #[test]

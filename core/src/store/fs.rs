@@ -3,32 +3,50 @@
 //! Layout under the store directory:
 //!
 //! ```text
-//! STORE                 "medshare-fs-store 1\n" (format marker)
+//! STORE                 "medshare-fs-store 2\n" (format marker)
 //! LOCK                  held with an exclusive advisory lock while a handle is open
 //! HEAD                  the head CID and a newline (absent: no head)
-//! blocks/<xy>/<key>     one file per block; <key> = base32 multihash, <xy> = its next-to-last 2 chars
+//! blocks.db             SQLite database (WAL) of the small blocks, up to SMALL_BLOCK bytes each:
+//!                       ledger objects, small records, a large record's dag-pb nodes
+//! blocks/<xy>/<key>     one file per large block (a large record's leaves); <key> = base32
+//!                       multihash, <xy> = its next-to-last 2 chars
 //! meta/<name>           small named values (pending deletions, a node's progress)
+//! SNAPSHOT              the verified chain state at a certified block (a checked cache)
 //! tmp/                  files being written; emptied on open
 //! ```
 //!
-//! Every file that becomes visible under `blocks/` or as `HEAD` was written completely to `tmp/`,
-//! flushed to disk, then renamed into place, and the directory flushed. A crash at any point
-//! leaves either the old or the new state, never a partial file; leftovers in `tmp/` are
-//! removed on the next open.
+//! **Why a database for the small blocks.** A ledger object is about 900 bytes; one file each
+//! costs a 4 KiB filesystem block and an inode, and 10^8 transactions would be 2x10^8 files.
+//! SQLite keeps them in one file: its rowid table is appended in order, so its pages fill
+//! completely (the key index beside it is ~6% of the data), a point read is a few
+//! microseconds, a write transaction is made durable with one `fsync` of its write-ahead log,
+//! and its crash safety is the most tested of any embedded database. Large leaves (up to 1 MiB)
+//! stay files, read and written in parallel without a database lock.
 //!
-//! **Batch durability.** Blocks are written to `tmp/` as they are put, without a flush each;
-//! they are readable at once from this handle, and become durable together at the next
-//! durability point: before the head or any metadata changes ([`BlockStore::compare_and_swap_head`],
-//! [`FsStore::reset_head`], `put_meta`, `list`), and at [`FsStore::flush`]. There the store makes one
-//! pass — on Linux one `syncfs(2)` for all the written files, then the renames, then one more
-//! `syncfs` for the directories; elsewhere an `fsync` per file and per directory — so a 1 GiB
-//! record costs two flushes instead of one per block. What a head or a metadata value refers
-//! to is therefore always on disk before it does; blocks put and never referenced by a head
-//! before a crash are dropped with `tmp/` on the next open, as an interrupted write would be. A second handle — from this or another process — is refused with
-//! [`Error::StoreLocked`] instead of racing writes. A put of a block whose file exists with
-//! other (damaged) bytes replaces the file, so importing good copies repairs a store. A damaged
-//! `HEAD` does not stop the store opening: [`FsStore::reset_head`] (`medshare repair`) sets it
-//! again from the blocks.
+//! Every file that becomes visible under `blocks/` or as `HEAD` was written completely to
+//! `tmp/`, flushed to disk, then renamed into place, and the directory flushed. A crash at any
+//! point leaves either the old or the new state, never a partial file; leftovers in `tmp/` are
+//! removed on the next open. Small blocks go into the database inside one open write
+//! transaction, visible at once to this handle and rolled back whole by a crash.
+//!
+//! **Batch durability.** Blocks are written without a flush each (large ones to `tmp/`, small
+//! ones into the open transaction); they are readable at once from this handle, and become
+//! durable together at the next durability point: before the head or any metadata changes
+//! ([`BlockStore::compare_and_swap_head`], [`FsStore::reset_head`], `put_meta`, `list`), and at
+//! [`FsStore::flush`]. There the store makes one pass — for files, on Linux one `syncfs(2)`,
+//! the renames, then one more `syncfs` (elsewhere an `fsync` per file and per directory); for
+//! the database, one commit (`synchronous=FULL`: the log is fsynced) — so a 1 GiB record costs
+//! a few flushes instead of one per block. What a head or a metadata value refers to is
+//! therefore always on disk before it does; blocks put and never referenced by a head before a
+//! crash are dropped on the next open, as an interrupted write would be. A second handle — from
+//! this or another process — is refused with [`Error::StoreLocked`] instead of racing writes. A
+//! put of a block stored with other (damaged) bytes replaces them, so importing good copies
+//! repairs a store. A damaged `HEAD` does not stop the store opening: [`FsStore::reset_head`]
+//! (`medshare repair`) sets it again from the blocks.
+//!
+//! A store of format 1 (every block a file) is upgraded when opened: its small block files move
+//! into the database in one transaction, then the marker changes, then the files go (a crash in
+//! between leaves copies in both places, which is harmless: the database is read first).
 //!
 //! I/O is blocking inside the async methods: on native targets a caller that cares runs them on a
 //! blocking-friendly executor; medshare's own drivers (CLI, Python) block anyway.
@@ -37,14 +55,23 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
+
+use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::fsutil::{sync_dir, write_atomic};
 use crate::store::{Block, BlockStore, head_conflict};
 
-const MARKER: &str = "medshare-fs-store 1\n";
+const MARKER: &str = "medshare-fs-store 2\n";
+/// The marker of format 1, where every block was a file: upgraded on open.
+const MARKER_V1: &str = "medshare-fs-store 1\n";
+
+/// Blocks up to this many bytes are kept in the store's database; larger ones are files.
+/// (SQLite's own measurements put the crossover for reads from a 4 KiB-page database at about
+/// 100 KB.)
+pub const SMALL_BLOCK: usize = 64 * 1024;
 
 /// A block store in a directory. Holds the directory's lock while alive.
 pub struct FsStore {
@@ -53,6 +80,9 @@ pub struct FsStore {
     head: Mutex<()>,
     /// Blocks written to `tmp/` and not yet made durable: final path → temp path.
     pending: Mutex<HashMap<PathBuf, PathBuf>>,
+    /// The small blocks' database (`None` only while dropping). Its write transaction stays open
+    /// between durability points.
+    db: Mutex<Option<Connection>>,
 }
 
 impl std::fmt::Debug for FsStore {
@@ -79,8 +109,9 @@ impl FsStore {
             Err(fs::TryLockError::Error(e)) => return Err(Error::Io(e)),
         }
         let marker = root.join("STORE");
-        match fs::read_to_string(&marker) {
-            Ok(m) if m == MARKER => {}
+        let (upgrade, new) = match fs::read_to_string(&marker) {
+            Ok(m) if m == MARKER => (false, false),
+            Ok(m) if m == MARKER_V1 => (true, false),
             Ok(m) => {
                 return Err(Error::StoreCorrupt(format!(
                     "unknown store format marker {:?}",
@@ -88,10 +119,12 @@ impl FsStore {
                 )));
             }
             Err(e) if e.kind() == ErrorKind::NotFound => {
-                write_atomic(&marker, MARKER.as_bytes(), false)?
+                // A new store, unless blocks are already here (a format-1 store that lost its
+                // marker file is treated as one: upgrading it is harmless).
+                (root.join("blocks").exists(), true)
             }
             Err(e) => return Err(Error::Io(e)),
-        }
+        };
         fs::create_dir_all(root.join("blocks"))?;
         fs::create_dir_all(root.join("meta"))?;
         let tmp = root.join("tmp");
@@ -118,12 +151,122 @@ impl FsStore {
                 }
             }
         }
-        Ok(FsStore {
+        let db = open_db(&root.join("blocks.db"))?;
+        let store = FsStore {
             root,
             lock,
             head: Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
+            db: Mutex::new(Some(db)),
+        };
+        if upgrade {
+            store.upgrade_from_v1()?;
+        } else if new {
+            write_atomic(&marker, MARKER.as_bytes(), false)?;
+        }
+        Ok(store)
+    }
+
+    /// Moves a format-1 store's small block files into the database (see the module docs).
+    fn upgrade_from_v1(&self) -> Result<()> {
+        let mut moved = Vec::new();
+        {
+            let mut guard = self.db()?;
+            let db = live(&mut guard)?;
+            begin(db)?;
+            let mut insert = db
+                .prepare_cached("INSERT OR IGNORE INTO blocks (key, data) VALUES (?1, ?2)")
+                .map_err(db_error)?;
+            for shard in fs::read_dir(self.root.join("blocks"))? {
+                let shard = shard?.path();
+                if !shard.is_dir() {
+                    continue;
+                }
+                for f in fs::read_dir(&shard)? {
+                    let path = f?.path();
+                    let Some(key) = path
+                        .file_name()
+                        .and_then(|n| n.to_str())
+                        .and_then(multihash_of_key)
+                    else {
+                        continue;
+                    };
+                    if fs::metadata(&path)?.len() > SMALL_BLOCK as u64 {
+                        continue;
+                    }
+                    insert
+                        .execute(params![&key[..], fs::read(&path)?])
+                        .map_err(db_error)?;
+                    moved.push(path);
+                }
+            }
+            drop(insert);
+            db.execute_batch("COMMIT").map_err(db_error)?;
+        }
+        // The database holds them durably; the marker says so before the files go.
+        write_atomic(&self.root.join("STORE"), MARKER.as_bytes(), false)?;
+        for path in moved {
+            fs::remove_file(&path)?;
+            if let Some(dir) = path.parent() {
+                // Empty shard directories go too (an error means it still holds something).
+                let _ = fs::remove_dir(dir);
+            }
+        }
+        Ok(())
+    }
+
+    fn db(&self) -> Result<MutexGuard<'_, Option<Connection>>> {
+        self.db
+            .lock()
+            .map_err(|_| Error::Backend("block database mutex poisoned".into()))
+    }
+
+    /// A small block's bytes from the database (including what this handle put since the last
+    /// durability point).
+    fn db_get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        let mut guard = self.db()?;
+        let db = live(&mut guard)?;
+        let mut get = db
+            .prepare_cached("SELECT data FROM blocks WHERE key = ?1")
+            .map_err(db_error)?;
+        get.query_row(params![&cid.multihash()[..]], |row| {
+            row.get::<_, Vec<u8>>(0)
         })
+        .optional()
+        .map_err(db_error)
+    }
+
+    /// Puts a small block into the open write transaction: skipped if stored with exactly these
+    /// bytes, replaced if stored with others (damaged).
+    fn db_put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
+        let key = cid.multihash();
+        let mut guard = self.db()?;
+        let db = live(&mut guard)?;
+        let same: Option<bool> = db
+            .prepare_cached("SELECT data = ?2 FROM blocks WHERE key = ?1")
+            .map_err(db_error)?
+            .query_row(params![&key[..], data], |row| row.get(0))
+            .optional()
+            .map_err(db_error)?;
+        if same == Some(true) {
+            return Ok(());
+        }
+        begin(db)?;
+        db.prepare_cached("INSERT OR REPLACE INTO blocks (key, data) VALUES (?1, ?2)")
+            .map_err(db_error)?
+            .execute(params![&key[..], data])
+            .map_err(db_error)?;
+        Ok(())
+    }
+
+    /// Commits the open write transaction, if any (durably: `synchronous=FULL`).
+    fn db_commit(&self) -> Result<()> {
+        let mut guard = self.db()?;
+        let db = live(&mut guard)?;
+        if !db.is_autocommit() {
+            db.execute_batch("COMMIT").map_err(db_error)?;
+        }
+        Ok(())
     }
 
     /// The store directory.
@@ -161,6 +304,9 @@ impl FsStore {
     /// A block already stored (or pending) with exactly these bytes is skipped; one stored with
     /// other bytes (damaged on disk) is replaced.
     fn stage(&self, cid: &Cid, data: &[u8]) -> Result<()> {
+        if data.len() <= SMALL_BLOCK {
+            return self.db_put(cid, data);
+        }
         let dest = self.block_path(cid);
         if self.pending()?.contains_key(&dest) {
             // Same CID, and `Store` checked the bytes against it: the same block.
@@ -185,21 +331,23 @@ impl FsStore {
     /// Makes every block put so far durable and visible under `blocks/` (the durability point
     /// described in the module docs). Called before the head or metadata change.
     pub fn flush(&self) -> Result<()> {
-        let mut pending = self.pending()?;
-        if pending.is_empty() {
-            return Ok(());
-        }
-        let staged: Vec<(PathBuf, PathBuf)> = pending.drain().collect();
-        let result = self.publish(&staged);
-        if result.is_err() {
-            // Nothing is lost: what was not renamed is still in tmp/, and stays pending.
-            for (dest, tmp) in staged {
-                if tmp.exists() {
-                    pending.insert(dest, tmp);
+        {
+            let mut pending = self.pending()?;
+            if !pending.is_empty() {
+                let staged: Vec<(PathBuf, PathBuf)> = pending.drain().collect();
+                let result = self.publish(&staged);
+                if result.is_err() {
+                    // Nothing is lost: what was not renamed is still in tmp/, and stays pending.
+                    for (dest, tmp) in staged {
+                        if tmp.exists() {
+                            pending.insert(dest, tmp);
+                        }
+                    }
                 }
+                result?;
             }
         }
-        result
+        self.db_commit()
     }
 
     fn publish(&self, staged: &[(PathBuf, PathBuf)]) -> Result<()> {
@@ -285,6 +433,11 @@ impl FsStore {
 
 impl Drop for FsStore {
     fn drop(&mut self) {
+        // The database closes first (rolling back what was never made durable, as a crash
+        // would), so the next holder of the lock finds it free.
+        if let Ok(mut db) = self.db.lock() {
+            drop(db.take());
+        }
         // Closing the file releases the lock too; unlocking first makes it explicit.
         let _ = self.lock.unlock();
     }
@@ -309,6 +462,9 @@ impl BlockStore for FsStore {
     }
 
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        if let Some(data) = self.db_get(cid)? {
+            return Ok(Some(data));
+        }
         let dest = self.block_path(cid);
         // A block put since the last durability point is read from tmp/.
         let path = self.pending()?.get(&dest).cloned().unwrap_or(dest);
@@ -332,10 +488,29 @@ impl BlockStore for FsStore {
 
     async fn has(&self, cid: &Cid) -> Result<bool> {
         let dest = self.block_path(cid);
-        Ok(self.pending()?.contains_key(&dest) || dest.exists())
+        if self.pending()?.contains_key(&dest) || dest.exists() {
+            return Ok(true);
+        }
+        let mut guard = self.db()?;
+        let db = live(&mut guard)?;
+        db.prepare_cached("SELECT 1 FROM blocks WHERE key = ?1")
+            .map_err(db_error)?
+            .exists(params![&cid.multihash()[..]])
+            .map_err(db_error)
     }
 
     async fn delete(&self, cid: &Cid) -> Result<()> {
+        {
+            // Inside the open transaction: durable at the next durability point (gc's last
+            // step writes metadata, which is one).
+            let mut guard = self.db()?;
+            let db = live(&mut guard)?;
+            begin(db)?;
+            db.prepare_cached("DELETE FROM blocks WHERE key = ?1")
+                .map_err(db_error)?
+                .execute(params![&cid.multihash()[..]])
+                .map_err(db_error)?;
+        }
         let dest = self.block_path(cid);
         if let Some(tmp) = self.pending()?.remove(&dest) {
             let _ = fs::remove_file(tmp);
@@ -375,6 +550,23 @@ impl BlockStore for FsStore {
     async fn list(&self) -> Result<Option<Vec<Cid>>> {
         self.flush()?;
         let mut out = Vec::new();
+        {
+            let mut guard = self.db()?;
+            let db = live(&mut guard)?;
+            let mut keys = db
+                .prepare_cached("SELECT key FROM blocks")
+                .map_err(db_error)?;
+            let rows = keys
+                .query_map([], |row| row.get::<_, Vec<u8>>(0))
+                .map_err(db_error)?;
+            for key in rows {
+                let key = key.map_err(db_error)?;
+                let cid = Cid::from_bytes(&key).map_err(|e| {
+                    Error::StoreCorrupt(format!("blocks.db holds a key that is no multihash: {e}"))
+                })?;
+                out.push(cid.to_v1());
+            }
+        }
         for shard in fs::read_dir(self.root.join("blocks"))? {
             let shard = shard?.path();
             if !shard.is_dir() {
@@ -383,11 +575,7 @@ impl BlockStore for FsStore {
             for f in fs::read_dir(&shard)? {
                 let name = f?.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if let Some(mh) = data_encoding::BASE32_NOPAD
-                    .decode(name.to_ascii_uppercase().as_bytes())
-                    .ok()
-                    .and_then(|b| Cid::from_bytes(&b).ok())
-                {
+                if let Some(mh) = multihash_of_key(name).and_then(|b| Cid::from_bytes(&b).ok()) {
                     out.push(mh.to_v1());
                 }
             }
@@ -455,5 +643,58 @@ impl BlockStore for FsStore {
                 Err(e) => Err(Error::Io(e)),
             },
         }
+    }
+}
+
+/// Opens (creating if needed) the small blocks' database: 16 KiB pages (a ~900-byte ledger
+/// object leaves a 4 KiB page 17% empty on average, a 16 KiB one 3%; SQLite does not split rows
+/// that fit a page), exclusive locking (the store's `LOCK` already keeps other processes out; no
+/// shared-memory file), write-ahead log, every commit fsynced.
+fn open_db(path: &Path) -> Result<Connection> {
+    let db = Connection::open(path).map_err(db_error)?;
+    db.execute_batch(
+        "PRAGMA page_size = 16384;
+         PRAGMA locking_mode = EXCLUSIVE;
+         PRAGMA journal_mode = WAL;
+         PRAGMA synchronous = FULL;
+         PRAGMA journal_size_limit = 67108864;
+         CREATE TABLE IF NOT EXISTS blocks (key BLOB PRIMARY KEY NOT NULL, data BLOB NOT NULL);",
+    )
+    .map_err(db_error)?;
+    Ok(db)
+}
+
+fn live<'a>(guard: &'a mut MutexGuard<'_, Option<Connection>>) -> Result<&'a mut Connection> {
+    guard
+        .as_mut()
+        .ok_or_else(|| Error::Backend("the block database is closed".into()))
+}
+
+/// Opens the write transaction that collects blocks until the next durability point.
+fn begin(db: &Connection) -> Result<()> {
+    if db.is_autocommit() {
+        db.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+    }
+    Ok(())
+}
+
+/// The multihash a block file's name spells (base32 lower case), if it is one.
+fn multihash_of_key(name: &str) -> Option<Vec<u8>> {
+    data_encoding::BASE32_NOPAD
+        .decode(name.to_ascii_uppercase().as_bytes())
+        .ok()
+        .filter(|b| Cid::from_bytes(b).is_ok())
+}
+
+fn db_error(e: rusqlite::Error) -> Error {
+    use rusqlite::ErrorCode as C;
+    match e.sqlite_error_code() {
+        Some(C::DatabaseCorrupt | C::NotADatabase) => {
+            Error::StoreCorrupt(format!("blocks.db: {e}"))
+        }
+        Some(C::DatabaseBusy | C::DatabaseLocked) => Error::StoreLocked(format!("blocks.db: {e}")),
+        Some(C::DiskFull) => Error::Io(std::io::Error::new(ErrorKind::StorageFull, e.to_string())),
+        Some(_) => Error::Io(std::io::Error::other(format!("blocks.db: {e}"))),
+        None => Error::Backend(format!("blocks.db: {e}")),
     }
 }
