@@ -324,7 +324,15 @@ impl FsStore {
         }
         let (tmp, mut file) = self.tmp_file()?;
         file.write_all(data)?;
-        self.pending()?.insert(dest, tmp);
+        // The same block staged twice at once (two threads of one batch): keep the first copy
+        // (a reader may already be reading it) and drop this one, which nobody has seen.
+        let mut pending = self.pending()?;
+        if pending.contains_key(&dest) {
+            drop(pending);
+            let _ = fs::remove_file(tmp);
+        } else {
+            pending.insert(dest, tmp);
+        }
         Ok(())
     }
 
@@ -450,11 +458,18 @@ impl BlockStore for FsStore {
         self.stage(cid, data)
     }
 
+    /// Small blocks go into the database under its one lock; large ones are written to `tmp/`
+    /// on every core (the kernel's copy into the page cache and the inode allocation of a
+    /// 1 MiB leaf cost more than sealing and hashing it).
     async fn put_many(&self, blocks: &[Block]) -> Result<()> {
-        for b in blocks {
-            self.stage(&b.cid, &b.data)?;
+        let (small, large): (Vec<&Block>, Vec<&Block>) =
+            blocks.iter().partition(|b| b.data.len() <= SMALL_BLOCK);
+        for b in small {
+            self.db_put(&b.cid, &b.data)?;
         }
-        Ok(())
+        crate::platform::par_map(&large, |b| self.stage(&b.cid, &b.data))
+            .into_iter()
+            .collect()
     }
 
     async fn flush(&self) -> Result<()> {
