@@ -537,6 +537,49 @@ pub struct VerifyReport {
     pub head: String,
 }
 
+/// How a vault opened its chain (`Vault.opened`).
+#[derive(uniffi::Record)]
+pub struct OpenedRecord {
+    /// `snapshot` (the filesystem store's snapshot, then the blocks after it) or `genesis`.
+    pub from: String,
+    /// The snapshot's height (`snapshot` only).
+    pub height: Option<u64>,
+    /// Blocks verified after the snapshot (`snapshot` only).
+    pub replayed: Option<u64>,
+    /// Why a snapshot that was there was set aside: `invalid`, `other-network`, `off-chain`
+    /// (`genesis` only; absent when there was none).
+    pub rejected: Option<String>,
+}
+
+impl From<medshare::ledger::snapshot::Opened> for OpenedRecord {
+    fn from(o: medshare::ledger::snapshot::Opened) -> OpenedRecord {
+        use medshare::ledger::snapshot::{Opened, Rejected};
+        match o {
+            Opened::Snapshot {
+                height, replayed, ..
+            } => OpenedRecord {
+                from: "snapshot".into(),
+                height: Some(height),
+                replayed: Some(replayed),
+                rejected: None,
+            },
+            Opened::Genesis { rejected } => OpenedRecord {
+                from: "genesis".into(),
+                height: None,
+                replayed: None,
+                rejected: rejected.map(|r| {
+                    match r {
+                        Rejected::Invalid => "invalid",
+                        Rejected::OtherNetwork => "other-network",
+                        Rejected::OffChain => "off-chain",
+                    }
+                    .to_owned()
+                }),
+            },
+        }
+    }
+}
+
 /// What `revoke` did.
 #[derive(uniffi::Record)]
 pub struct RevokeReport {
@@ -1413,6 +1456,11 @@ impl Vault {
     /// The head's height.
     pub async fn height(&self) -> u64 {
         self.inner.read().await.height()
+    }
+
+    /// How this vault opened its chain: from the filesystem store's snapshot or from genesis.
+    pub async fn opened(&self) -> OpenedRecord {
+        self.inner.read().await.opened().into()
     }
 }
 

@@ -1209,6 +1209,18 @@ impl Vault {
         self.with(py, |v| Ok(v.height()))
     }
 
+    /// How this vault opened its chain, as a dict: `{"from": "snapshot", "height", "transactions",
+    /// "replayed"}` (the filesystem store's snapshot, then the blocks after it) or `{"from":
+    /// "genesis"}`, with `"rejected"` (`invalid`, `other-network`, `off-chain`) when a snapshot
+    /// was there and set aside.
+    #[getter]
+    fn opened<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let text = self.with(py, |v| {
+            serde_json::to_string(&v.opened()).map_err(|e| medshare::Error::Backend(e.to_string()))
+        })?;
+        py.import("json")?.call_method1("loads", (text,))
+    }
+
     fn __repr__(&self, py: Python<'_>) -> String {
         match self.with(py, |v| Ok((v.height(), v.head()))) {
             Ok((h, c)) => format!("Vault(height={h}, head='{c}')"),

@@ -181,8 +181,25 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         v.close()
         val again = Vault.open(File(dir, "store").path)
         check(again.verify().blocks == 1uL) { "reopened" }
+        check(again.opened().from == "genesis" && again.opened().rejected == null) { "a short chain has no snapshot" }
         expect<MedshareException.Ledger>(ErrorCode.READ_ONLY) { again.register(patient()) }
         check(again.gc() == 0uL) { "nothing to collect" }
+    },
+    "a long chain opens from its snapshot" to {
+        val dir = kotlin.io.path.createTempDirectory("medshare").toFile()
+        val v = Vault.open(File(dir, "store").path, authority())
+        v.register(patient())
+        v.register(doctor(), Endorsement.sign(authority(), v.genesis(), doctor().id(), "GMC-1"))
+        val rec = v.publish(patient(), "{}".toByteArray(), "application/fhir+json", "")
+        repeat(130) { v.grant(patient(), rec, doctor().id(), GrantOptionsRecord()) } // 2 units each
+        val height = v.height()
+        v.close()
+        val again = Vault.open(File(dir, "store").path)
+        val opened = again.opened()
+        check(opened.from == "snapshot") { "opened from ${opened.from}" }
+        check(opened.height!! + opened.replayed!! == height && again.height() == height) { "snapshot height" }
+        check(again.openRecord(doctor(), rec).contentEquals("{}".toByteArray())) { "read after a snapshot open" }
+        again.close()
     },
     "every category and code" to {
         expect<MedshareException.Identity>(ErrorCode.WEAK_KEY) { Identity.generate(Role.PATIENT, 1024u, "x") }

@@ -68,7 +68,7 @@ pub enum Opened {
     /// Verified from the genesis block.
     Genesis {
         /// Why no snapshot was used (`None`: there was none to use).
-        #[serde(skip)]
+        #[serde(skip_serializing_if = "Option::is_none")]
         rejected: Option<Rejected>,
     },
     /// From a snapshot, then the blocks after it.
@@ -83,7 +83,8 @@ pub enum Opened {
 }
 
 /// Why a snapshot was not used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
 pub enum Rejected {
     /// It failed a check (damaged, another format, inconsistent with its certificate).
     Invalid,
