@@ -44,9 +44,15 @@
 //! repairs a store. A damaged `HEAD` does not stop the store opening: [`FsStore::reset_head`]
 //! (`medshare repair`) sets it again from the blocks.
 //!
-//! A store of format 1 (every block a file) is upgraded when opened: its small block files move
-//! into the database in one transaction, then the marker changes, then the files go (a crash in
-//! between leaves copies in both places, which is harmless: the database is read first).
+//! If SQLite rolls back the open transaction (a failed commit, or disk full or an I/O error on
+//! any statement), the blocks put since the last durability point are lost although their puts
+//! returned: the handle then refuses every later database operation, so no head or metadata
+//! can name them, until the store is reopened.
+//!
+//! A store of format 1 (every block a file) is upgraded when opened: the marker says so first
+//! (format-1 software refuses it), its small block files move into the database a committed
+//! chunk at a time, each chunk's files deleted after its commit, then the marker says format 2.
+//! An interrupted upgrade carries on at the next open.
 //!
 //! I/O is blocking inside the async methods: on native targets a caller that cares runs them on a
 //! blocking-friendly executor; medshare's own drivers (CLI, Python) block anyway.
@@ -55,7 +61,7 @@ use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{ErrorKind, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard};
+use std::sync::Mutex;
 
 use rusqlite::{Connection, OptionalExtension, params};
 
@@ -67,6 +73,11 @@ use crate::store::{Block, BlockStore, head_conflict};
 const MARKER: &str = "medshare-fs-store 2\n";
 /// The marker of format 1, where every block was a file: upgraded on open.
 const MARKER_V1: &str = "medshare-fs-store 1\n";
+/// The marker while a format-1 store is being upgraded (format-1 software refuses it; this
+/// version carries on with the upgrade).
+const MARKER_UPGRADING: &str = "medshare-fs-store 2 (upgrading from 1)\n";
+/// Files moved into the database per committed transaction during an upgrade.
+const UPGRADE_CHUNK: usize = 4096;
 
 /// Blocks up to this many bytes are kept in the store's database; larger ones are files.
 /// (SQLite's own measurements put the crossover for reads from a 4 KiB-page database at about
@@ -80,9 +91,21 @@ pub struct FsStore {
     head: Mutex<()>,
     /// Blocks written to `tmp/` and not yet made durable: final path → temp path.
     pending: Mutex<HashMap<PathBuf, PathBuf>>,
-    /// The small blocks' database (`None` only while dropping). Its write transaction stays open
-    /// between durability points.
-    db: Mutex<Option<Connection>>,
+    /// The small blocks' database. Its write transaction stays open between durability points.
+    db: Mutex<Db>,
+}
+
+/// The database connection and what the open transaction holds.
+struct Db {
+    /// `None` only while dropping.
+    conn: Option<Connection>,
+    /// Writes were made in the open transaction since the last commit.
+    staged: bool,
+    /// Why writes were lost: SQLite rolled back a transaction that held them (a failed commit,
+    /// or a disk-full or I/O error on any statement). Every later database operation of this
+    /// handle fails, so no durability point can pass as if they were on disk; reopening the
+    /// store starts afresh, as after a crash.
+    lost: Option<String>,
 }
 
 impl std::fmt::Debug for FsStore {
@@ -111,7 +134,7 @@ impl FsStore {
         let marker = root.join("STORE");
         let (upgrade, new) = match fs::read_to_string(&marker) {
             Ok(m) if m == MARKER => (false, false),
-            Ok(m) if m == MARKER_V1 => (true, false),
+            Ok(m) if m == MARKER_V1 || m == MARKER_UPGRADING => (true, false),
             Ok(m) => {
                 return Err(Error::StoreCorrupt(format!(
                     "unknown store format marker {:?}",
@@ -151,13 +174,18 @@ impl FsStore {
                 }
             }
         }
-        let db = open_db(&root.join("blocks.db"))?;
+        // A store of format 2 has its database: a missing one is not recreated empty.
+        let db = open_db(&root.join("blocks.db"), upgrade || new)?;
         let store = FsStore {
             root,
             lock,
             head: Mutex::new(()),
             pending: Mutex::new(HashMap::new()),
-            db: Mutex::new(Some(db)),
+            db: Mutex::new(Db {
+                conn: Some(db),
+                staged: false,
+                lost: None,
+            }),
         };
         if upgrade {
             store.upgrade_from_v1()?;
@@ -167,104 +195,152 @@ impl FsStore {
         Ok(store)
     }
 
-    /// Moves a format-1 store's small block files into the database (see the module docs).
+    /// Moves a format-1 store's small block files into the database (see the module docs), a
+    /// committed chunk at a time, each chunk's files deleted after its commit.
     fn upgrade_from_v1(&self) -> Result<()> {
-        let mut moved = Vec::new();
-        {
-            let mut guard = self.db()?;
-            let db = live(&mut guard)?;
-            begin(db)?;
-            let mut insert = db
-                .prepare_cached("INSERT OR IGNORE INTO blocks (key, data) VALUES (?1, ?2)")
-                .map_err(db_error)?;
-            for shard in fs::read_dir(self.root.join("blocks"))? {
-                let shard = shard?.path();
-                if !shard.is_dir() {
+        write_atomic(&self.root.join("STORE"), MARKER_UPGRADING.as_bytes(), false)?;
+        let mut chunk: Vec<PathBuf> = Vec::with_capacity(UPGRADE_CHUNK);
+        for shard in fs::read_dir(self.root.join("blocks"))? {
+            let shard = shard?.path();
+            if !shard.is_dir() {
+                continue;
+            }
+            for f in fs::read_dir(&shard)? {
+                let path = f?.path();
+                let Some(key) = path
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .and_then(multihash_of_key)
+                else {
+                    continue;
+                };
+                if fs::metadata(&path)?.len() > SMALL_BLOCK as u64 {
                     continue;
                 }
-                for f in fs::read_dir(&shard)? {
-                    let path = f?.path();
-                    let Some(key) = path
-                        .file_name()
-                        .and_then(|n| n.to_str())
-                        .and_then(multihash_of_key)
-                    else {
-                        continue;
-                    };
-                    if fs::metadata(&path)?.len() > SMALL_BLOCK as u64 {
-                        continue;
-                    }
-                    insert
-                        .execute(params![&key[..], fs::read(&path)?])
-                        .map_err(db_error)?;
-                    moved.push(path);
+                let data = fs::read(&path)?;
+                // The file's bytes win over a row an interrupted upgrade left.
+                self.with_db(true, |db| {
+                    db.prepare_cached("INSERT OR REPLACE INTO blocks (key, data) VALUES (?1, ?2)")?
+                        .execute(params![&key[..], data])
+                })?;
+                chunk.push(path);
+                if chunk.len() == UPGRADE_CHUNK {
+                    self.db_commit()?;
+                    remove_moved(&mut chunk)?;
                 }
             }
-            drop(insert);
-            db.execute_batch("COMMIT").map_err(db_error)?;
         }
-        // The database holds them durably; the marker says so before the files go.
+        self.db_commit()?;
+        remove_moved(&mut chunk)?;
         write_atomic(&self.root.join("STORE"), MARKER.as_bytes(), false)?;
-        for path in moved {
-            fs::remove_file(&path)?;
-            if let Some(dir) = path.parent() {
-                // Empty shard directories go too (an error means it still holds something).
-                let _ = fs::remove_dir(dir);
-            }
-        }
         Ok(())
     }
 
-    fn db(&self) -> Result<MutexGuard<'_, Option<Connection>>> {
-        self.db
+    /// Runs `f` on the database (in the open write transaction, begun if needed, when `write`).
+    /// If it fails after SQLite rolled back a transaction holding writes, those writes are lost:
+    /// the handle records it and refuses every later database operation ([`Db::lost`]).
+    fn with_db<R>(
+        &self,
+        write: bool,
+        f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
+    ) -> Result<R> {
+        let mut guard = self
+            .db
             .lock()
-            .map_err(|_| Error::Backend("block database mutex poisoned".into()))
+            .map_err(|_| Error::Backend("block database mutex poisoned".into()))?;
+        let db = &mut *guard;
+        if let Some(why) = &db.lost {
+            return Err(lost(why));
+        }
+        let conn = db
+            .conn
+            .as_ref()
+            .ok_or_else(|| Error::Backend("the block database is closed".into()))?;
+        let result = if write && conn.is_autocommit() {
+            conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| f(conn))
+        } else {
+            f(conn)
+        };
+        match result {
+            Ok(r) => {
+                db.staged |= write;
+                Ok(r)
+            }
+            Err(e) => {
+                if db.staged && conn.is_autocommit() {
+                    let why = e.to_string();
+                    db.staged = false;
+                    db.lost = Some(why.clone());
+                    return Err(lost(&why));
+                }
+                Err(db_error(e))
+            }
+        }
     }
 
     /// A small block's bytes from the database (including what this handle put since the last
-    /// durability point).
+    /// durability point). A row over the block size limit is refused without being read; a
+    /// value that is not a blob (a damaged row) comes back as bytes that fail their hash check.
     fn db_get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
-        let mut guard = self.db()?;
-        let db = live(&mut guard)?;
-        let mut get = db
-            .prepare_cached("SELECT data FROM blocks WHERE key = ?1")
-            .map_err(db_error)?;
-        get.query_row(params![&cid.multihash()[..]], |row| {
-            row.get::<_, Vec<u8>>(0)
-        })
-        .optional()
-        .map_err(db_error)
+        let limit = crate::limits::MAX_BLOCK_SIZE as i64;
+        let row = self.with_db(false, |db| {
+            db.prepare_cached(
+                "SELECT length(data), CASE WHEN length(data) <= ?2 THEN data END \
+                 FROM blocks WHERE key = ?1",
+            )?
+            .query_row(params![&cid.multihash()[..], limit], |row| {
+                let len: Option<i64> = row.get(0)?;
+                let data = match row.get_ref(1)? {
+                    rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => {
+                        b.to_vec()
+                    }
+                    _ => Vec::new(),
+                };
+                Ok((len.unwrap_or(0), data))
+            })
+            .optional()
+        })?;
+        match row {
+            Some((len, _)) if len > limit => Err(Error::TooLarge {
+                what: "block",
+                size: len as u64,
+                limit: limit as u64,
+            }),
+            Some((_, data)) => Ok(Some(data)),
+            None => Ok(None),
+        }
     }
 
     /// Puts a small block into the open write transaction: skipped if stored with exactly these
     /// bytes, replaced if stored with others (damaged).
     fn db_put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
         let key = cid.multihash();
-        let mut guard = self.db()?;
-        let db = live(&mut guard)?;
-        let same: Option<bool> = db
-            .prepare_cached("SELECT data = ?2 FROM blocks WHERE key = ?1")
-            .map_err(db_error)?
-            .query_row(params![&key[..], data], |row| row.get(0))
-            .optional()
-            .map_err(db_error)?;
+        let same = self.with_db(false, |db| {
+            db.prepare_cached("SELECT data IS ?2 FROM blocks WHERE key = ?1")?
+                .query_row(params![&key[..], data], |row| row.get::<_, bool>(0))
+                .optional()
+        })?;
         if same == Some(true) {
             return Ok(());
         }
-        begin(db)?;
-        db.prepare_cached("INSERT OR REPLACE INTO blocks (key, data) VALUES (?1, ?2)")
-            .map_err(db_error)?
-            .execute(params![&key[..], data])
-            .map_err(db_error)?;
+        self.with_db(true, |db| {
+            db.prepare_cached("INSERT OR REPLACE INTO blocks (key, data) VALUES (?1, ?2)")?
+                .execute(params![&key[..], data])
+        })?;
         Ok(())
     }
 
     /// Commits the open write transaction, if any (durably: `synchronous=FULL`).
     fn db_commit(&self) -> Result<()> {
-        let mut guard = self.db()?;
-        let db = live(&mut guard)?;
-        if !db.is_autocommit() {
-            db.execute_batch("COMMIT").map_err(db_error)?;
+        self.with_db(false, |db| {
+            if !db.is_autocommit() {
+                db.execute_batch("COMMIT")?;
+            }
+            Ok(())
+        })?;
+        // Committed (a failure has returned above, marking the writes lost if they were).
+        if let Ok(mut db) = self.db.lock() {
+            db.staged = false;
         }
         Ok(())
     }
@@ -326,12 +402,15 @@ impl FsStore {
         file.write_all(data)?;
         // The same block staged twice at once (two threads of one batch): keep the first copy
         // (a reader may already be reading it) and drop this one, which nobody has seen.
-        let mut pending = self.pending()?;
-        if pending.contains_key(&dest) {
-            drop(pending);
+        let twin = match self.pending()?.entry(dest) {
+            std::collections::hash_map::Entry::Occupied(_) => Some(tmp),
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(tmp);
+                None
+            }
+        };
+        if let Some(tmp) = twin {
             let _ = fs::remove_file(tmp);
-        } else {
-            pending.insert(dest, tmp);
         }
         Ok(())
     }
@@ -443,9 +522,11 @@ impl Drop for FsStore {
     fn drop(&mut self) {
         // The database closes first (rolling back what was never made durable, as a crash
         // would), so the next holder of the lock finds it free.
-        if let Ok(mut db) = self.db.lock() {
-            drop(db.take());
-        }
+        let db = self
+            .db
+            .get_mut()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        drop(db.conn.take());
         // Closing the file releases the lock too; unlocking first makes it explicit.
         let _ = self.lock.unlock();
     }
@@ -506,26 +587,19 @@ impl BlockStore for FsStore {
         if self.pending()?.contains_key(&dest) || dest.exists() {
             return Ok(true);
         }
-        let mut guard = self.db()?;
-        let db = live(&mut guard)?;
-        db.prepare_cached("SELECT 1 FROM blocks WHERE key = ?1")
-            .map_err(db_error)?
-            .exists(params![&cid.multihash()[..]])
-            .map_err(db_error)
+        self.with_db(false, |db| {
+            db.prepare_cached("SELECT 1 FROM blocks WHERE key = ?1")?
+                .exists(params![&cid.multihash()[..]])
+        })
     }
 
     async fn delete(&self, cid: &Cid) -> Result<()> {
-        {
-            // Inside the open transaction: durable at the next durability point (gc's last
-            // step writes metadata, which is one).
-            let mut guard = self.db()?;
-            let db = live(&mut guard)?;
-            begin(db)?;
-            db.prepare_cached("DELETE FROM blocks WHERE key = ?1")
-                .map_err(db_error)?
+        // Inside the open transaction: durable at the next durability point (gc's last step
+        // writes metadata, which is one).
+        self.with_db(true, |db| {
+            db.prepare_cached("DELETE FROM blocks WHERE key = ?1")?
                 .execute(params![&cid.multihash()[..]])
-                .map_err(db_error)?;
-        }
+        })?;
         let dest = self.block_path(cid);
         if let Some(tmp) = self.pending()?.remove(&dest) {
             let _ = fs::remove_file(tmp);
@@ -564,21 +638,24 @@ impl BlockStore for FsStore {
 
     async fn list(&self) -> Result<Option<Vec<Cid>>> {
         self.flush()?;
+        // A row whose key is no multihash (damage) is skipped, as a file with a foreign name is:
+        // gc and repair still run. A block both in the database and in a file (left by an
+        // interrupted upgrade) is listed once.
+        let keys = self.with_db(false, |db| {
+            db.prepare_cached("SELECT key FROM blocks")?
+                .query_map([], |row| {
+                    Ok(match row.get_ref(0)? {
+                        rusqlite::types::ValueRef::Blob(b) => Some(b.to_vec()),
+                        _ => None,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<Option<Vec<u8>>>>>()
+        })?;
+        let mut seen = std::collections::HashSet::new();
         let mut out = Vec::new();
-        {
-            let mut guard = self.db()?;
-            let db = live(&mut guard)?;
-            let mut keys = db
-                .prepare_cached("SELECT key FROM blocks")
-                .map_err(db_error)?;
-            let rows = keys
-                .query_map([], |row| row.get::<_, Vec<u8>>(0))
-                .map_err(db_error)?;
-            for key in rows {
-                let key = key.map_err(db_error)?;
-                let cid = Cid::from_bytes(&key).map_err(|e| {
-                    Error::StoreCorrupt(format!("blocks.db holds a key that is no multihash: {e}"))
-                })?;
+        for key in keys.into_iter().flatten() {
+            if let Ok(cid) = Cid::from_bytes(&key) {
+                seen.insert(cid.multihash());
                 out.push(cid.to_v1());
             }
         }
@@ -590,7 +667,9 @@ impl BlockStore for FsStore {
             for f in fs::read_dir(&shard)? {
                 let name = f?.file_name();
                 let Some(name) = name.to_str() else { continue };
-                if let Some(mh) = multihash_of_key(name).and_then(|b| Cid::from_bytes(&b).ok()) {
+                if let Some(mh) = multihash_of_key(name).and_then(|b| Cid::from_bytes(&b).ok())
+                    && seen.insert(mh.multihash())
+                {
                     out.push(mh.to_v1());
                 }
             }
@@ -661,17 +740,37 @@ impl BlockStore for FsStore {
     }
 }
 
-/// Opens (creating if needed) the small blocks' database: 16 KiB pages (a ~900-byte ledger
-/// object leaves a 4 KiB page 17% empty on average, a 16 KiB one 3%; SQLite does not split rows
-/// that fit a page), exclusive locking (the store's `LOCK` already keeps other processes out; no
-/// shared-memory file), write-ahead log, every commit fsynced.
-fn open_db(path: &Path) -> Result<Connection> {
-    let db = Connection::open(path).map_err(db_error)?;
+/// Opens the small blocks' database (creating it only if `create`): 16 KiB pages (a ~900-byte
+/// ledger object leaves a 4 KiB page 17% empty on average, a 16 KiB one 3%; SQLite does not
+/// split rows that fit a page), exclusive locking (the store's `LOCK` already keeps other
+/// processes out; no shared-memory file), write-ahead log, every commit fsynced.
+fn open_db(path: &Path, create: bool) -> Result<Connection> {
+    if !create && !path.exists() {
+        return Err(Error::StoreCorrupt(format!(
+            "{} is missing (a store of format 2 keeps its small blocks there)",
+            path.display()
+        )));
+    }
+    let mut flags = rusqlite::OpenFlags::default();
+    if !create {
+        flags.remove(rusqlite::OpenFlags::SQLITE_OPEN_CREATE);
+    }
+    let db = Connection::open_with_flags(path, flags).map_err(db_error)?;
     db.execute_batch(
         "PRAGMA page_size = 16384;
-         PRAGMA locking_mode = EXCLUSIVE;
-         PRAGMA journal_mode = WAL;
-         PRAGMA synchronous = FULL;
+         PRAGMA locking_mode = EXCLUSIVE;",
+    )
+    .map_err(db_error)?;
+    let mode: String = db
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(db_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(Error::Backend(format!(
+            "blocks.db: SQLite refused the write-ahead log (journal mode {mode})"
+        )));
+    }
+    db.execute_batch(
+        "PRAGMA synchronous = FULL;
          PRAGMA journal_size_limit = 67108864;
          CREATE TABLE IF NOT EXISTS blocks (key BLOB PRIMARY KEY NOT NULL, data BLOB NOT NULL);",
     )
@@ -679,16 +778,22 @@ fn open_db(path: &Path) -> Result<Connection> {
     Ok(db)
 }
 
-fn live<'a>(guard: &'a mut MutexGuard<'_, Option<Connection>>) -> Result<&'a mut Connection> {
-    guard
-        .as_mut()
-        .ok_or_else(|| Error::Backend("the block database is closed".into()))
+/// The error of every database operation after writes were lost ([`Db::lost`]).
+fn lost(why: &str) -> Error {
+    Error::Io(std::io::Error::other(format!(
+        "blocks.db: a failed write rolled back the blocks put since the last durability point \
+         ({why}); they are not stored: reopen the store and write them again"
+    )))
 }
 
-/// Opens the write transaction that collects blocks until the next durability point.
-fn begin(db: &Connection) -> Result<()> {
-    if db.is_autocommit() {
-        db.execute_batch("BEGIN IMMEDIATE").map_err(db_error)?;
+/// Deletes the files an upgrade moved into the database (and shard directories left empty).
+fn remove_moved(paths: &mut Vec<PathBuf>) -> Result<()> {
+    for path in paths.drain(..) {
+        fs::remove_file(&path)?;
+        if let Some(dir) = path.parent() {
+            // An error means the directory still holds something.
+            let _ = fs::remove_dir(dir);
+        }
     }
     Ok(())
 }
@@ -710,6 +815,7 @@ fn db_error(e: rusqlite::Error) -> Error {
         Some(C::DatabaseBusy | C::DatabaseLocked) => Error::StoreLocked(format!("blocks.db: {e}")),
         Some(C::DiskFull) => Error::Io(std::io::Error::new(ErrorKind::StorageFull, e.to_string())),
         Some(_) => Error::Io(std::io::Error::other(format!("blocks.db: {e}"))),
-        None => Error::Backend(format!("blocks.db: {e}")),
+        // Not SQLite's: a value of an unexpected type, i.e. a damaged row.
+        None => Error::StoreCorrupt(format!("blocks.db: {e}")),
     }
 }
