@@ -108,6 +108,20 @@ struct Db {
     lost: Option<String>,
 }
 
+impl Db {
+    /// The error for a failed statement; when SQLite rolled back (`rolled_back`) a transaction
+    /// holding writes, records them as lost ([`Db::lost`]).
+    fn failed(&mut self, rolled_back: bool, e: rusqlite::Error) -> Error {
+        if self.staged && rolled_back {
+            let why = e.to_string();
+            self.staged = false;
+            self.lost = Some(why.clone());
+            return lost(&why);
+        }
+        db_error(e)
+    }
+}
+
 impl std::fmt::Debug for FsStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "FsStore({})", self.root.display())
@@ -267,13 +281,8 @@ impl FsStore {
                 Ok(r)
             }
             Err(e) => {
-                if db.staged && conn.is_autocommit() {
-                    let why = e.to_string();
-                    db.staged = false;
-                    db.lost = Some(why.clone());
-                    return Err(lost(&why));
-                }
-                Err(db_error(e))
+                let rolled_back = conn.is_autocommit();
+                Err(db.failed(rolled_back, e))
             }
         }
     }
@@ -330,19 +339,34 @@ impl FsStore {
         Ok(())
     }
 
-    /// Commits the open write transaction, if any (durably: `synchronous=FULL`).
+    /// Commits the open write transaction, if any (durably: `synchronous=FULL`). Under the one
+    /// lock, so a write another thread makes meanwhile is never counted as committed.
     fn db_commit(&self) -> Result<()> {
-        self.with_db(false, |db| {
-            if !db.is_autocommit() {
-                db.execute_batch("COMMIT")?;
-            }
-            Ok(())
-        })?;
-        // Committed (a failure has returned above, marking the writes lost if they were).
-        if let Ok(mut db) = self.db.lock() {
-            db.staged = false;
+        let mut guard = self
+            .db
+            .lock()
+            .map_err(|_| Error::Backend("block database mutex poisoned".into()))?;
+        let db = &mut *guard;
+        if let Some(why) = &db.lost {
+            return Err(lost(why));
         }
-        Ok(())
+        let conn = db
+            .conn
+            .as_ref()
+            .ok_or_else(|| Error::Backend("the block database is closed".into()))?;
+        if conn.is_autocommit() {
+            return Ok(());
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                db.staged = false;
+                Ok(())
+            }
+            Err(e) => {
+                let rolled_back = conn.is_autocommit();
+                Err(db.failed(rolled_back, e))
+            }
+        }
     }
 
     /// The store directory.
