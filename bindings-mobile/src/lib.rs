@@ -544,6 +544,8 @@ pub struct OpenedRecord {
     pub from: String,
     /// The snapshot's height (`snapshot` only).
     pub height: Option<u64>,
+    /// Transactions in the log at the snapshot (`snapshot` only).
+    pub transactions: Option<u64>,
     /// Blocks verified after the snapshot (`snapshot` only).
     pub replayed: Option<u64>,
     /// Why a snapshot that was there was set aside: `invalid`, `other-network`, `off-chain`
@@ -553,28 +555,25 @@ pub struct OpenedRecord {
 
 impl From<medshare::ledger::snapshot::Opened> for OpenedRecord {
     fn from(o: medshare::ledger::snapshot::Opened) -> OpenedRecord {
-        use medshare::ledger::snapshot::{Opened, Rejected};
+        use medshare::ledger::snapshot::Opened;
         match o {
             Opened::Snapshot {
-                height, replayed, ..
+                height,
+                transactions,
+                replayed,
             } => OpenedRecord {
                 from: "snapshot".into(),
                 height: Some(height),
+                transactions: Some(transactions),
                 replayed: Some(replayed),
                 rejected: None,
             },
             Opened::Genesis { rejected } => OpenedRecord {
                 from: "genesis".into(),
                 height: None,
+                transactions: None,
                 replayed: None,
-                rejected: rejected.map(|r| {
-                    match r {
-                        Rejected::Invalid => "invalid",
-                        Rejected::OtherNetwork => "other-network",
-                        Rejected::OffChain => "off-chain",
-                    }
-                    .to_owned()
-                }),
+                rejected: rejected.map(|r| r.name().to_owned()),
             },
         }
     }

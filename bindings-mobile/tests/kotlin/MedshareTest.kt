@@ -198,6 +198,7 @@ val tests = linkedMapOf<String, suspend () -> Unit>(
         val opened = again.opened()
         check(opened.from == "snapshot") { "opened from ${opened.from}" }
         check(opened.height!! + opened.replayed!! == height && again.height() == height) { "snapshot height" }
+        check(opened.transactions!! >= opened.height!! && opened.rejected == null) { "snapshot transactions" }
         check(again.openRecord(doctor(), rec).contentEquals("{}".toByteArray())) { "read after a snapshot open" }
         again.close()
     },

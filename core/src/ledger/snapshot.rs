@@ -83,8 +83,7 @@ pub enum Opened {
 }
 
 /// Why a snapshot was not used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Rejected {
     /// It failed a check (damaged, another format, inconsistent with its certificate).
     Invalid,
@@ -92,6 +91,24 @@ pub enum Rejected {
     OtherNetwork,
     /// Its head is not on the chain being opened (a different or older history).
     OffChain,
+}
+
+impl Rejected {
+    /// Its name: `invalid`, `other-network`, `off-chain` (what serialization and the bindings
+    /// show).
+    pub fn name(&self) -> &'static str {
+        match self {
+            Rejected::Invalid => "invalid",
+            Rejected::OtherNetwork => "other-network",
+            Rejected::OffChain => "off-chain",
+        }
+    }
+}
+
+impl serde::Serialize for Rejected {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
+    }
 }
 
 fn corrupt(detail: impl std::fmt::Display) -> Error {

@@ -109,6 +109,16 @@ struct Db {
 }
 
 impl Db {
+    /// The connection, unless it is closed or writes were lost ([`Db::lost`]).
+    fn live(&self) -> Result<&Connection> {
+        if let Some(why) = &self.lost {
+            return Err(lost(why));
+        }
+        self.conn
+            .as_ref()
+            .ok_or_else(|| Error::Backend("the block database is closed".into()))
+    }
+
     /// The error for a failed statement; when SQLite rolled back (`rolled_back`) a transaction
     /// holding writes, records them as lost ([`Db::lost`]).
     fn failed(&mut self, rolled_back: bool, e: rusqlite::Error) -> Error {
@@ -250,6 +260,12 @@ impl FsStore {
         Ok(())
     }
 
+    fn lock_db(&self) -> Result<std::sync::MutexGuard<'_, Db>> {
+        self.db
+            .lock()
+            .map_err(|_| Error::Backend("block database mutex poisoned".into()))
+    }
+
     /// Runs `f` on the database (in the open write transaction, begun if needed, when `write`).
     /// If it fails after SQLite rolled back a transaction holding writes, those writes are lost:
     /// the handle records it and refuses every later database operation ([`Db::lost`]).
@@ -258,18 +274,9 @@ impl FsStore {
         write: bool,
         f: impl FnOnce(&Connection) -> rusqlite::Result<R>,
     ) -> Result<R> {
-        let mut guard = self
-            .db
-            .lock()
-            .map_err(|_| Error::Backend("block database mutex poisoned".into()))?;
+        let mut guard = self.lock_db()?;
         let db = &mut *guard;
-        if let Some(why) = &db.lost {
-            return Err(lost(why));
-        }
-        let conn = db
-            .conn
-            .as_ref()
-            .ok_or_else(|| Error::Backend("the block database is closed".into()))?;
+        let conn = db.live()?;
         let result = if write && conn.is_autocommit() {
             conn.execute_batch("BEGIN IMMEDIATE").and_then(|()| f(conn))
         } else {
@@ -342,18 +349,9 @@ impl FsStore {
     /// Commits the open write transaction, if any (durably: `synchronous=FULL`). Under the one
     /// lock, so a write another thread makes meanwhile is never counted as committed.
     fn db_commit(&self) -> Result<()> {
-        let mut guard = self
-            .db
-            .lock()
-            .map_err(|_| Error::Backend("block database mutex poisoned".into()))?;
+        let mut guard = self.lock_db()?;
         let db = &mut *guard;
-        if let Some(why) = &db.lost {
-            return Err(lost(why));
-        }
-        let conn = db
-            .conn
-            .as_ref()
-            .ok_or_else(|| Error::Backend("the block database is closed".into()))?;
+        let conn = db.live()?;
         if conn.is_autocommit() {
             return Ok(());
         }
