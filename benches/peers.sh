@@ -5,6 +5,8 @@
 #   sealing: medshare publish/open (filesystem store, medshare-rss: time and peak RSS)
 #            vs `age` encrypt/decrypt of the same file;
 #   ceiling: the CID's rate against the two-core SHA-256 ceiling (`openssl speed -multi 2`);
+#   kubo:    medshare publish/open on the kubo store vs `ipfs add`/`ipfs cat` of the same file
+#            through the same daemon (3 rounds, medians);
 #   raw:     openssl speed for AES-256-GCM, SHA-256 and RSA 2048/3072/4096.
 # Needs the tools of scripts/install-tools.sh (kubo) and Debian `age`; installs the npm importer.
 #   benches/peers.sh [size-MiB]          (default 1024)
@@ -67,6 +69,38 @@ echo "| publish / encrypt | ${tp}s ($(rate "$tp") GB/s) | $rp | ${ta}s ($(rate "
 to=$(t "$RSS" open "$WORK/store" "$record"); ro=$(grep -oE '[0-9]+ KiB' "$WORK/err")
 td=$(t age -d -i "$WORK/age.key" -o /dev/null "$WORK/data.age")
 echo "| open / decrypt | ${to}s ($(rate "$to") GB/s) | $ro | ${td}s ($(rate "$td") GB/s) | $(ratio "$to" "$td")× the time |"
+
+# The kubo store against kubo's own add and cat, through one offline daemon on 127.0.0.1.
+repo=$WORK/ipfs-store
+IPFS_PATH=$repo "$IPFS" init -e --profile=test,unixfs-v1-2025 >/dev/null
+IPFS_PATH=$repo "$IPFS" daemon --offline --enable-gc=false >"$WORK/kubo.log" 2>&1 &
+kubo=$!
+trap 'kill $kubo 2>/dev/null; wait $kubo 2>/dev/null; rm -rf "$WORK"' EXIT
+# Ready once its API answers (a bare `ipfs id` would answer from the repo without it).
+until [ -f "$repo/api" ] && IPFS_PATH=$repo "$IPFS" --api "$(cat "$repo/api")" id >/dev/null 2>&1; do
+  kill -0 $kubo 2>/dev/null || { cat "$WORK/kubo.log" >&2; exit 1; }
+  sleep 0.1
+done
+api=$(cat "$repo/api")                       # /ip4/127.0.0.1/tcp/PORT
+url=http://127.0.0.1:${api##*/}
+median() { printf '%s\n' "$@" | sort -n | sed -n "$(( ($# + 1) / 2 ))p"; }
+adds=(); cats=(); pubs=(); opens=(); prss=(); orss=()
+for round in 1 2 3; do
+  sync; ta=$(IPFS_PATH=$repo t "$IPFS" add -Q "$DATA"); cid=$(cat "$WORK/out")
+  sync; tc=$(IPFS_PATH=$repo t sh -c "'$IPFS' cat $cid >/dev/null")
+  store="kubo=$url,namespace=/bench-$round"
+  sync; tp=$(t "$RSS" publish "$DATA" "$store"); record=$(cat "$WORK/out"); prss+=("$(grep -oE '[0-9]+ KiB' "$WORK/err" | cut -d' ' -f1)")
+  sync; to=$(t "$RSS" open "$store" "$record"); orss+=("$(grep -oE '[0-9]+ KiB' "$WORK/err" | cut -d' ' -f1)")
+  adds+=("$ta"); cats+=("$tc"); pubs+=("$tp"); opens+=("$to")
+  IPFS_PATH=$repo "$IPFS" pin rm "$cid" >/dev/null
+done
+ta=$(median "${adds[@]}"); tc=$(median "${cats[@]}"); tp=$(median "${pubs[@]}"); to=$(median "${opens[@]}")
+echo
+echo "| kubo store, $MIB MiB (medians of 3 rounds) | medshare | peak RSS | kubo $("$IPFS" version -n) | ratio |"
+echo "|---|---|---|---|---|"
+echo "| publish (seal + dag/import) / ipfs add | ${tp}s ($(rate "$tp") GB/s) | $(median "${prss[@]}") KiB | ${ta}s ($(rate "$ta") GB/s) | $(ratio "$tp" "$ta")× the time |"
+echo "| open (block/get + decrypt) / ipfs cat | ${to}s ($(rate "$to") GB/s) | $(median "${orss[@]}") KiB | ${tc}s ($(rate "$tc") GB/s) | $(ratio "$to" "$tc")× the time |"
+echo "(rounds: add ${adds[*]}; publish ${pubs[*]}; cat ${cats[*]}; open ${opens[*]})"
 
 echo
 echo "openssl speed (one core, 1 MiB buffers; RSA in ops/s):"

@@ -156,7 +156,7 @@ impl Http for UreqHttp {
             other => Error::Unavailable(format!("{url}: {other}")),
         })?;
         let status = resp.status().as_u16();
-        let body = resp
+        let mut body = resp
             .body_mut()
             .with_config()
             .limit(req.max_response)
@@ -167,6 +167,9 @@ impl Http for UreqHttp {
                 }
                 other => Error::Unavailable(format!("{url}: reading the answer: {other}")),
             })?;
+        // A streamed answer (no length) grows the buffer by doubling: a 1 MiB block can hold
+        // 2 MiB until it is trimmed, and a read keeps several in flight.
+        body.shrink_to_fit();
         Ok(HttpResponse { status, body })
     }
 

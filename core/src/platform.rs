@@ -61,6 +61,143 @@ pub fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB
     (a(), b())
 }
 
+/// Runs `work` while `io` (a store call) runs: natively, when `parallel`, `io` is driven on
+/// another thread of the pool, so a publish seals the next piece while the previous one is
+/// written and a read decrypts one group while the next is fetched. Otherwise (and always on
+/// wasm) `work`, then `io`. Only stores whose calls may run on another thread while the
+/// caller waits ask for `parallel` ([`crate::store::BlockStore::parallel_io`]).
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn overlap<R, F>(parallel: bool, work: impl FnOnce() -> R + Send, io: F) -> (R, F::Output)
+where
+    R: Send,
+    F: std::future::Future + Send,
+    F::Output: Send,
+{
+    if parallel {
+        // Its own thread, not one of the pool's: the store call mostly waits (on a disk, on a
+        // kubo node), and the pool's threads are for `work`.
+        std::thread::scope(|s| {
+            let io = s.spawn(|| block_on(io));
+            let r = work();
+            match io.join() {
+                Ok(out) => (r, out),
+                Err(panic) => std::panic::resume_unwind(panic),
+            }
+        })
+    } else {
+        let r = work();
+        (r, io.await)
+    }
+}
+
+/// Runs `work`, then `io` (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub async fn overlap<R, F: std::future::Future>(
+    _parallel: bool,
+    work: impl FnOnce() -> R,
+    io: F,
+) -> (R, F::Output) {
+    let r = work();
+    (r, io.await)
+}
+
+/// `f(item)` awaited for every item, results in the order of `items`: natively, when `parallel`,
+/// on up to four threads at once (a read fetching a group of leaves from a kubo node);
+/// otherwise one after the other.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn map_io<T, R, F>(
+    parallel: bool,
+    items: &[T],
+    f: impl Fn(T) -> F + Sync + Send,
+) -> Vec<R>
+where
+    T: Copy + Send + Sync,
+    R: Send,
+    F: std::future::Future<Output = R> + Send,
+{
+    if parallel && items.len() > 1 {
+        // Up to four threads, each taking every fourth item in turn: each call mostly waits,
+        // and a kubo node on this machine served a read's four leaves at once in 4.8 s a GiB
+        // against 5.4 s with two threads and 7.4 s with one (same run).
+        let (f, lanes) = (&f, 4.min(items.len()));
+        let done: Vec<Vec<R>> = std::thread::scope(|s| {
+            let running: Vec<_> = (0..lanes)
+                .map(|lane| {
+                    s.spawn(move || {
+                        items
+                            .iter()
+                            .skip(lane)
+                            .step_by(lanes)
+                            .map(|t| block_on(f(*t)))
+                            .collect::<Vec<R>>()
+                    })
+                })
+                .collect();
+            running
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        });
+        let mut done: Vec<_> = done.into_iter().map(Vec::into_iter).collect();
+        let mut out = Vec::with_capacity(items.len());
+        for i in 0..items.len() {
+            if let Some(r) = done[i % lanes].next() {
+                out.push(r);
+            }
+        }
+        return out;
+    }
+    let mut out = Vec::with_capacity(items.len());
+    for t in items {
+        out.push(f(*t).await);
+    }
+    out
+}
+
+/// `f(item)` awaited for every item, one after the other (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub async fn map_io<T: Copy, R, F: std::future::Future<Output = R>>(
+    _parallel: bool,
+    items: &[T],
+    f: impl Fn(T) -> F,
+) -> Vec<R> {
+    let mut out = Vec::with_capacity(items.len());
+    for t in items {
+        out.push(f(*t).await);
+    }
+    out
+}
+
+/// Drives `f` to completion on this thread, parking it while `f` waits. The native stores'
+/// futures do their I/O when polled (files, and the blocking HTTP client), so this is how
+/// [`overlap`] runs one on a pool thread.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct Unpark(std::thread::Thread);
+    impl Wake for Unpark {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(Unpark(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        match f.as_mut().poll(&mut cx) {
+            Poll::Ready(v) => return v,
+            Poll::Pending => std::thread::park(),
+        }
+    }
+}
+
 /// Maps `f` over `items` on every core where there are threads, keeping the order.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {

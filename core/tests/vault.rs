@@ -554,3 +554,185 @@ fn open_or_create_needs_an_authority_for_an_empty_store() {
         ));
     });
 }
+
+use medshare::store::BlockStore;
+
+/// A memory store that watches its calls: which threads write, how many reads run at once,
+/// and (when armed) a write that fails.
+struct Watched {
+    inner: medshare::store::memory::MemoryStore,
+    parallel: bool,
+    /// Raw-leaf puts still allowed before they fail (`u64::MAX`: never).
+    leaves_left: AtomicU64,
+    writer_threads: std::sync::Mutex<std::collections::BTreeSet<String>>,
+    reading: AtomicU64,
+    most_reading: AtomicU64,
+}
+
+impl Watched {
+    fn new(parallel: bool) -> Arc<Watched> {
+        Arc::new(Watched {
+            inner: Default::default(),
+            parallel,
+            leaves_left: AtomicU64::new(u64::MAX),
+            writer_threads: Default::default(),
+            reading: AtomicU64::new(0),
+            most_reading: AtomicU64::new(0),
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl medshare::store::BlockStore for Watched {
+    fn parallel_io(&self) -> bool {
+        self.parallel
+    }
+    async fn put(&self, cid: &medshare::Cid, data: &[u8]) -> medshare::Result<()> {
+        self.put_many(&[medshare::store::Block {
+            cid: *cid,
+            data: data.to_vec(),
+        }])
+        .await
+    }
+    async fn put_many(&self, blocks: &[medshare::store::Block]) -> medshare::Result<()> {
+        let name = std::thread::current()
+            .name()
+            .unwrap_or("unnamed")
+            .to_owned();
+        self.writer_threads.lock().unwrap().insert(name);
+        for b in blocks {
+            if b.cid.codec() == medshare::cid::RAW
+                && self
+                    .leaves_left
+                    .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                    .is_err()
+            {
+                return Err(Error::Backend("the disk went away".into()));
+            }
+            self.inner.put(&b.cid, &b.data).await?;
+        }
+        Ok(())
+    }
+    async fn get(&self, cid: &medshare::Cid) -> medshare::Result<Option<Vec<u8>>> {
+        let now = self.reading.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_reading.fetch_max(now, Ordering::SeqCst);
+        if cid.codec() == medshare::cid::RAW {
+            // Long enough that fetches started together overlap.
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let got = self.inner.get(cid).await;
+        self.reading.fetch_sub(1, Ordering::SeqCst);
+        got
+    }
+    async fn has(&self, cid: &medshare::Cid) -> medshare::Result<bool> {
+        self.inner.has(cid).await
+    }
+    async fn delete(&self, cid: &medshare::Cid) -> medshare::Result<()> {
+        self.inner.delete(cid).await
+    }
+    async fn head(&self) -> medshare::Result<Option<medshare::Cid>> {
+        self.inner.head().await
+    }
+    async fn compare_and_swap_head(
+        &self,
+        e: Option<&medshare::Cid>,
+        n: Option<&medshare::Cid>,
+    ) -> medshare::Result<()> {
+        self.inner.compare_and_swap_head(e, n).await
+    }
+}
+
+const BIG: u64 = 12 << 20;
+
+async fn publish_big(
+    v: &mut Vault,
+    p: &Identity,
+    seed: u64,
+) -> medshare::Result<medshare::RecordId> {
+    let mut data = Vec::with_capacity(BIG as usize);
+    Rand::new(seed).stream(BIG, |c| data.extend_from_slice(c));
+    let meta = Metadata {
+        name: "scan.dcm".into(),
+        media_type: "application/dicom".into(),
+        size: BIG,
+    };
+    v.publish(p, &data[..], meta, &mut |_| {}).await
+}
+
+/// Where the store allows it, a publish's leaves are written by writer threads while the next
+/// piece is sealed, and a read fetches a group of leaves at once; a store written in another
+/// language (no `parallel_io`) sees every call on the caller's thread, one at a time. Either
+/// way the record reads back whole.
+#[test]
+fn writes_and_reads_overlap_only_where_the_store_allows() {
+    for parallel in [true, false] {
+        let watched = Watched::new(parallel);
+        block_on(async {
+            let store = Store::from_arc(watched.clone());
+            let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
+                .await
+                .unwrap();
+            let p = identity("patient");
+            v.register(&p, None).await.unwrap();
+            watched.writer_threads.lock().unwrap().clear();
+            let r = publish_big(&mut v, &p, 7).await.unwrap();
+            let threads = watched.writer_threads.lock().unwrap().clone();
+            let writers = threads
+                .iter()
+                .filter(|t| t.starts_with("medshare-writer-"))
+                .count();
+            if parallel {
+                assert!(writers >= 2, "writes on {threads:?}");
+            } else {
+                assert_eq!(writers, 0, "writes on {threads:?}");
+            }
+            let mut out = Vec::new();
+            v.open_record(&p, &r, &mut out).await.unwrap();
+            let mut want = Vec::new();
+            Rand::new(7).stream(BIG, |c| want.extend_from_slice(c));
+            assert!(out == want, "the record read back differs");
+            let most = watched.most_reading.load(Ordering::SeqCst);
+            if parallel {
+                assert!(most > 1, "reads never overlapped");
+            } else {
+                assert_eq!(most, 1);
+            }
+        });
+    }
+}
+
+/// A write that fails behind the publish is the publish's error, exactly; the head does not
+/// move, and what the chain held before still reads.
+#[test]
+fn a_write_failing_behind_a_publish_fails_it_and_moves_no_head() {
+    for parallel in [true, false] {
+        let watched = Watched::new(parallel);
+        block_on(async {
+            let store = Store::from_arc(watched.clone());
+            let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
+                .await
+                .unwrap();
+            let p = identity("patient");
+            v.register(&p, None).await.unwrap();
+            let first = v
+                .publish_bytes(&p, b"earlier result", "a.txt", "text/plain")
+                .await
+                .unwrap();
+            let head = v.head();
+            // The 6th of the 12 leaves fails.
+            watched.leaves_left.store(5, Ordering::SeqCst);
+            match publish_big(&mut v, &p, 8).await {
+                Err(Error::Backend(m)) => assert_eq!(m, "the disk went away"),
+                other => panic!("parallel {parallel}: expected the write's error, got {other:?}"),
+            }
+            assert_eq!(v.head(), head);
+            assert_eq!(watched.inner.head().await.unwrap(), Some(head));
+            watched.leaves_left.store(u64::MAX, Ordering::SeqCst);
+            let mut out = Vec::new();
+            v.open_record(&p, &first, &mut out).await.unwrap();
+            assert_eq!(out, b"earlier result");
+            // And the next publish goes through.
+            publish_big(&mut v, &p, 9).await.unwrap();
+        });
+    }
+}

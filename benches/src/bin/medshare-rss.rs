@@ -1,10 +1,13 @@
-//! Peak resident memory of publish and of open for a large file, on the filesystem store.
+//! Peak resident memory of publish and of open for a large file, on the filesystem store (a
+//! directory) or on a kubo node (`kubo=http://127.0.0.1:5001`, any store the CLI's `--store`
+//! takes).
 //! Each phase runs in its own process so the peak (VmHWM) is that phase's alone:
 //!
 //! ```sh
 //! head -c 1G /dev/urandom > /tmp/big
 //! target/release/medshare-rss publish /tmp/big /tmp/rss-store     # prints the record id
 //! target/release/medshare-rss open /tmp/rss-store <record>          # plaintext to /dev/null
+//! target/release/medshare-rss publish /tmp/big kubo=http://127.0.0.1:5001
 //! ```
 //! Keys come from core/testdata (PKCS#8, no key-file KDF), so the numbers are the streaming
 //! path's own.
@@ -38,7 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some("publish") if args.len() == 4 => {
             let file = std::fs::File::open(&args[2])?;
             let size = file.metadata()?.len();
-            let store = Store::open_dir(&args[3])?;
+            let store = Store::open_spec(&args[3])?;
             let mut v =
                 pollster::block_on(Vault::create(store, "rss", authority, Policy::default()))?;
             pollster::block_on(v.register(&patient, None))?;
@@ -56,7 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         Some("open") if args.len() == 4 => {
-            let store = Store::open_dir(&args[2])?;
+            let store = Store::open_spec(&args[2])?;
             let v = pollster::block_on(Vault::open(store, None, None))?;
             let record = RecordId::from_str(&args[3])?;
             let m = pollster::block_on(v.open_record(&patient, &record, std::io::sink()))?;
@@ -68,7 +71,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             );
         }
         _ => {
-            eprintln!("usage: medshare-rss publish <file> <store-dir> | open <store-dir> <record>");
+            eprintln!("usage: medshare-rss publish <file> <store> | open <store> <record>");
             std::process::exit(2);
         }
     }

@@ -67,6 +67,11 @@ impl BlockStore for GatewayStore {
         true
     }
 
+    /// HTTP fetches, from any thread where there are threads.
+    fn parallel_io(&self) -> bool {
+        cfg!(not(target_arch = "wasm32"))
+    }
+
     async fn put(&self, _cid: &Cid, _data: &[u8]) -> Result<()> {
         Err(GatewayStore::read_only())
     }

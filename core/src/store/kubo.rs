@@ -122,25 +122,28 @@ fn codec_name(codec: u64) -> &'static str {
     }
 }
 
-/// `multipart/form-data` with one file part per item (what kubo's `block/put` and
-/// `files/write` read; `block/put` stores each part as a block).
-fn multipart(parts: &[&[u8]]) -> (String, Vec<u8>) {
+/// `multipart/form-data` with one file part (what kubo's `block/put`, `files/write` and
+/// `dag/import` read), `fill` appending the part's bytes in place (no second copy of them).
+fn multipart(
+    len: usize,
+    fill: impl FnOnce(&mut Vec<u8>) -> Result<()>,
+) -> Result<(String, Vec<u8>)> {
     let mut rand = [0u8; 12];
     let _ = getrandom::fill(&mut rand);
     let boundary = format!("medshare-{}", data_encoding::HEXLOWER.encode(&rand));
-    let mut body = Vec::with_capacity(parts.iter().map(|p| p.len() + 160).sum::<usize>() + 64);
-    for data in parts {
-        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
-        body.extend_from_slice(
-            b"Content-Disposition: form-data; name=\"file\"; filename=\"block\"\r\n",
-        );
-        body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
-        body.extend_from_slice(data);
-        body.extend_from_slice(b"\r\n");
-    }
-    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
+    let mut body = Vec::with_capacity(len + 224);
+    body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+    body.extend_from_slice(
+        b"Content-Disposition: form-data; name=\"file\"; filename=\"block\"\r\n",
+    );
+    body.extend_from_slice(b"Content-Type: application/octet-stream\r\n\r\n");
+    fill(&mut body)?;
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    Ok((format!("multipart/form-data; boundary={boundary}"), body))
 }
+
+/// Builds a request's form body, once per attempt (a sent body is gone).
+type Form<'a> = &'a (dyn Fn() -> Result<(String, Vec<u8>)> + Sync);
 
 /// The `"field":"value"` string of a JSON answer (kubo's answers here are objects).
 fn json_field(body: &[u8], field: &str) -> Option<String> {
@@ -182,17 +185,25 @@ impl KuboStore {
         body: Option<&[u8]>,
     ) -> Result<Answer> {
         match body {
-            Some(data) => self.call_parts(path, query, Some(&[data])).await,
-            None => self.call_parts(path, query, None).await,
+            Some(data) => {
+                let form = || {
+                    multipart(data.len(), |out| {
+                        out.extend_from_slice(data);
+                        Ok(())
+                    })
+                };
+                self.call_form(path, query, Some(&form)).await
+            }
+            None => self.call_form(path, query, None).await,
         }
     }
 
-    /// [`KuboStore::call`] with several file parts.
-    async fn call_parts(
+    /// [`KuboStore::call`] with a form body built by `form`.
+    async fn call_form(
         &self,
         path: &str,
         query: &[(&str, &str)],
-        body: Option<&[&[u8]]>,
+        form: Option<Form<'_>>,
     ) -> Result<Answer> {
         let mut url = format!("{}/api/v0/{path}", self.config.url);
         for (i, (k, v)) in query.iter().enumerate() {
@@ -206,10 +217,10 @@ impl KuboStore {
             if attempt > 0 {
                 self.http.sleep(Duration::from_millis(100 << attempt)).await;
             }
-            let mut req = match body {
-                Some(parts) => {
-                    let (ctype, form) = multipart(parts);
-                    HttpRequest::post(&url, Some(form)).header("Content-Type", &ctype)
+            let mut req = match form {
+                Some(form) => {
+                    let (ctype, body) = form()?;
+                    HttpRequest::post(&url, Some(body)).header("Content-Type", &ctype)
                 }
                 None => HttpRequest::post(&url, None),
             }
@@ -257,7 +268,13 @@ impl KuboStore {
     }
 
     async fn ok(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Vec<u8>> {
-        match self.call(path, query, body).await? {
+        let answer = self.call(path, query, body).await?;
+        self.accepted(path, answer)
+    }
+
+    /// The body of an `Ok` answer; a refusal as a backend error naming the node and the call.
+    fn accepted(&self, path: &str, answer: Answer) -> Result<Vec<u8>> {
+        match answer {
             Answer::Ok(b) => Ok(b),
             Answer::Refused(m) => Err(Error::Backend(format!(
                 "kubo at {}: {path}: {m}",
@@ -283,21 +300,27 @@ impl KuboStore {
         let Some(first) = blocks.first() else {
             return Ok(());
         };
-        let mut car = crate::car::CarWriter::new(
-            Vec::with_capacity(blocks.iter().map(|b| b.data.len() + 40).sum()),
-            &[first.cid],
-        )?;
-        for b in blocks {
-            car.write_block(&b.cid, &b.data)?;
-        }
-        let car = car.finish()?;
+        // The CAR is written straight into the form body.
+        let form = || {
+            multipart(
+                blocks.iter().map(|b| b.data.len() + 48).sum::<usize>() + 64,
+                |out| {
+                    let mut car = crate::car::CarWriter::new(out, &[first.cid])?;
+                    for b in blocks {
+                        car.write_block(&b.cid, &b.data)?;
+                    }
+                    car.finish().map(|_| ())
+                },
+            )
+        };
         let answer = self
-            .ok(
+            .call_form(
                 "dag/import",
                 &[("pin-roots", "false"), ("stats", "true")],
-                Some(&car),
+                Some(&form),
             )
             .await?;
+        let answer = self.accepted("dag/import", answer)?;
         // The answer streams JSON objects; the stats one counts the blocks kubo took.
         let count = answer.split(|&b| b == b'\n').find_map(|line| {
             serde_json::from_slice::<serde_json::Value>(line)
@@ -553,6 +576,11 @@ impl BlockStore for KuboStore {
             self.import(chunk).await?;
         }
         Ok(())
+    }
+
+    /// HTTP calls, from any thread where there are threads.
+    fn parallel_io(&self) -> bool {
+        cfg!(not(target_arch = "wasm32"))
     }
 
     async fn keep(&self, objects: &[Cid]) -> Result<()> {

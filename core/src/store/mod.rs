@@ -9,6 +9,7 @@
 //! trustless mode), and [`foreign::ForeignStore`] (a store written in Python, JavaScript,
 //! Kotlin or Swift, adapted once here for every binding).
 
+pub(crate) mod behind;
 pub mod foreign;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fs;
@@ -79,6 +80,15 @@ pub trait BlockStore: MaybeSendSync {
 
     /// Whether this backend only reads (a trustless gateway): a vault over it cannot write.
     fn is_read_only(&self) -> bool {
+        false
+    }
+
+    /// Whether this backend's calls may run on another thread while the caller waits, so that
+    /// a publish writes one batch while it seals the next and a read fetches ahead while it
+    /// decrypts ([`crate::platform::overlap`]). The built-in native stores say yes; stores
+    /// written in another language say no (their calls go back into that language's runtime,
+    /// which a binding may hold while the caller waits).
+    fn parallel_io(&self) -> bool {
         false
     }
 
@@ -367,6 +377,12 @@ impl Store {
     /// Replaces the snapshot (see [`BlockStore::put_snapshot`]).
     pub async fn put_snapshot(&self, bytes: &[u8]) -> Result<()> {
         self.inner.put_snapshot(bytes).await
+    }
+
+    /// Whether this store's calls may overlap the caller's work (see
+    /// [`BlockStore::parallel_io`]).
+    pub fn parallel_io(&self) -> bool {
+        self.inner.parallel_io()
     }
 
     /// Whether this store keeps a snapshot.

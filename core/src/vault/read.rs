@@ -13,7 +13,7 @@ use crate::envelope::{Decryptor, Encryptor, Header, Metadata};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId};
 use crate::ledger::state::Access;
-use crate::platform::{MaybeSend, Progress, batch, join};
+use crate::platform::{MaybeSend, Progress, batch, join, map_io, overlap};
 use crate::record::RecordId;
 use crate::store::{Block, Store};
 use crate::unixfs::{Importer, Walker};
@@ -258,6 +258,22 @@ impl Vault {
                 }
                 done += decrypt(&pending, &mut *out)?;
                 pending.clear();
+            } else if self.store.parallel_io() {
+                // The group is fetched (each leaf on its own thread) and hashed while the
+                // previous one is decrypted.
+                let (decrypted, fetched) = overlap(
+                    true,
+                    || decrypt(&pending, &mut *out),
+                    self.fetch_checked(&ids),
+                )
+                .await;
+                done += decrypted?;
+                pending.clear();
+                for bytes in fetched? {
+                    // A raw leaf's file data is the block itself.
+                    walker.visit_verified(&bytes)?;
+                    pending.push(bytes);
+                }
             } else {
                 let mut fetched = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -296,6 +312,20 @@ impl Vault {
         }
         let dec = dec.ok_or(Error::Truncated)?;
         dec.finish()
+    }
+}
+
+impl Vault {
+    /// Fetches `ids` at once (see [`crate::platform::map_io`]) and checks each against its CID.
+    async fn fetch_checked(&self, ids: &[Cid]) -> Result<Vec<Vec<u8>>> {
+        let fetched = map_io(true, ids, |id| async move {
+            self.store.get_unchecked(&id).await
+        })
+        .await
+        .into_iter()
+        .collect::<Result<Vec<_>>>()?;
+        check_all(ids, &fetched)?;
+        Ok(fetched)
     }
 }
 
