@@ -61,11 +61,10 @@ pub fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB
     (a(), b())
 }
 
-/// Runs `work` while `io` (a store call) runs: natively, when `parallel`, `io` is driven on
-/// another thread of the pool, so a publish seals the next piece while the previous one is
-/// written and a read decrypts one group while the next is fetched. Otherwise (and always on
-/// wasm) `work`, then `io`. Only stores whose calls may run on another thread while the
-/// caller waits ask for `parallel` ([`crate::store::BlockStore::parallel_io`]).
+/// Runs `work` while `io` (a store call) runs: natively, when `parallel`, `io` is driven on a
+/// thread of its own, so a read decrypts one group of leaves while the next is fetched.
+/// Otherwise (and always on wasm) `work`, then `io`. Only for stores whose calls may run on
+/// another thread while the caller waits ([`crate::store::BlockStore::parallel_io`]).
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn overlap<R, F>(parallel: bool, work: impl FnOnce() -> R + Send, io: F) -> (R, F::Output)
 where
