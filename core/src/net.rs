@@ -80,6 +80,23 @@ pub trait Http: MaybeSendSync {
     /// Sends `req` and returns the answer.
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse>;
 
+    /// Sends `req` with the body read from `body` as it is produced (chunked transfer), for a
+    /// body that is never whole in memory: a publish's blocks streamed to kubo as one CAR. Every
+    /// write and read, and the wait for the answer once the body is sent, has `req.timeout`;
+    /// the call as a whole has none. The default reads `body` to its end, then sends it (for
+    /// clients that cannot stream).
+    #[cfg(not(target_arch = "wasm32"))]
+    async fn send_streaming(
+        &self,
+        mut req: HttpRequest,
+        mut body: Box<dyn std::io::Read + Send>,
+    ) -> Result<HttpResponse> {
+        let mut all = Vec::new();
+        body.read_to_end(&mut all).map_err(Error::Io)?;
+        req.body = Some(all);
+        self.send(req).await
+    }
+
     /// Waits `d` (between retries and polls). The native client blocks the calling thread, as
     /// its requests do; a browser client resolves a `setTimeout`.
     async fn sleep(&self, d: Duration);
@@ -149,33 +166,65 @@ impl Http for UreqHttp {
                 None => r.send_empty(),
             }
         };
-        let mut resp = sent.map_err(|e| match e {
-            ureq::Error::Timeout(_) => {
-                Error::Timeout(format!("{url}: no answer within {:?}", req.timeout))
-            }
-            other => Error::Unavailable(format!("{url}: {other}")),
-        })?;
-        let status = resp.status().as_u16();
-        let mut body = resp
-            .body_mut()
-            .with_config()
-            .limit(req.max_response)
-            .read_to_vec()
-            .map_err(|e| match e {
-                ureq::Error::Timeout(_) => {
-                    Error::Timeout(format!("{url}: answer not read within {:?}", req.timeout))
-                }
-                other => Error::Unavailable(format!("{url}: reading the answer: {other}")),
-            })?;
-        // A streamed answer (no length) grows the buffer by doubling: a 1 MiB block can hold
-        // 2 MiB until it is trimmed, and a read keeps several in flight.
-        body.shrink_to_fit();
-        Ok(HttpResponse { status, body })
+        answer(&url, &req, sent)
+    }
+
+    async fn send_streaming(
+        &self,
+        req: HttpRequest,
+        body: Box<dyn std::io::Read + Send>,
+    ) -> Result<HttpResponse> {
+        let url = req.url.clone();
+        let mut r = self.agent.post(&req.url);
+        for (k, v) in &req.headers {
+            r = r.header(k, v);
+        }
+        let t = Some(req.timeout);
+        let sent = r
+            .config()
+            .timeout_global(None)
+            .timeout_per_write(t)
+            .timeout_per_read(t)
+            .timeout_recv_response(t)
+            .build()
+            .send(ureq::SendBody::from_owned_reader(body));
+        answer(&url, &req, sent)
     }
 
     async fn sleep(&self, d: Duration) {
         std::thread::sleep(d);
     }
+}
+
+/// The answer to `req` as an [`HttpResponse`], its body read within `req.max_response`.
+#[cfg(all(feature = "http", not(target_arch = "wasm32")))]
+fn answer(
+    url: &str,
+    req: &HttpRequest,
+    sent: std::result::Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<HttpResponse> {
+    let mut resp = sent.map_err(|e| match e {
+        ureq::Error::Timeout(_) => {
+            Error::Timeout(format!("{url}: no answer within {:?}", req.timeout))
+        }
+        other => Error::Unavailable(format!("{url}: {other}")),
+    })?;
+    let status = resp.status().as_u16();
+    let mut body = resp
+        .body_mut()
+        .with_config()
+        .limit(req.max_response)
+        .read_to_vec()
+        .map_err(|e| match e {
+            ureq::Error::Timeout(_) => {
+                Error::Timeout(format!("{url}: answer not read within {:?}", req.timeout))
+            }
+            other => Error::Unavailable(format!("{url}: reading the answer: {other}")),
+        })?;
+    // A streamed answer (no length) grows the buffer by doubling: a 1 MiB block can hold
+    // 2 MiB until it is trimmed, and a read keeps several in flight.
+    body.shrink_to_fit();
+    Ok(HttpResponse { status, body })
 }
 
 /// `s` percent-encoded for a URL query value (RFC 3986 unreserved characters kept).

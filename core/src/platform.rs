@@ -61,6 +61,20 @@ pub fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB
     (a(), b())
 }
 
+/// Whether the calling thread's pool has more than one thread: the vault starts I/O threads
+/// of its own ([`overlap`], [`map_io`], the publish's writers) only then, so a caller that
+/// confines it to one core (`ThreadPool::install` with one thread) gets one core's work.
+#[cfg(not(target_arch = "wasm32"))]
+pub fn threads() -> bool {
+    rayon::current_num_threads() > 1
+}
+
+/// Never on wasm (no threads).
+#[cfg(target_arch = "wasm32")]
+pub fn threads() -> bool {
+    false
+}
+
 /// Runs `work` while `io` (a store call) runs: natively, when `parallel`, `io` is driven on a
 /// thread of its own, so a read decrypts one group of leaves while the next is fetched.
 /// Otherwise (and always on wasm) `work`, then `io`. Only for stores whose calls may run on

@@ -212,6 +212,120 @@ fn garbage_answers_are_a_clear_error() {
     server.join().unwrap();
 }
 
+/// A one-request server standing in for kubo's `dag/import`: reads the request to the end of
+/// its chunked body (or only `cut` bytes of it, then hangs up), answers `answer`, and returns
+/// what it read.
+fn fake_import(
+    answer: &'static [u8],
+    cut: Option<usize>,
+) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            if cut.is_some_and(|n| got.len() >= n) {
+                return got; // dropped: the connection is closed mid-body
+            }
+            match s.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            if got.ends_with(b"0\r\n\r\n") {
+                break;
+            }
+        }
+        let _ = s.write_all(answer);
+        got
+    });
+    (port, server)
+}
+
+fn raw_blocks(n: usize, len: usize) -> Vec<medshare::store::Block> {
+    (0..n)
+        .map(|i| {
+            let data = vec![i as u8; len];
+            medshare::store::Block {
+                cid: medshare::Cid::v1(medshare::cid::RAW, &data),
+                data,
+            }
+        })
+        .collect()
+}
+
+/// Data blocks stream into one open `dag/import`; kubo's refusal of it is the error of the
+/// next call (here the flush before a head would move), word for word.
+#[test]
+fn an_import_kubo_refuses_is_the_next_calls_error() {
+    let (port, server) = fake_import(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
+          Content-Length: 56\r\nConnection: close\r\n\r\n\
+          {\"Message\":\"blockstore is full\",\"Code\":0,\"Type\":\"error\"}",
+        None,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let s = Store::new(KuboStore::new(KuboConfig::new(&url)).unwrap());
+    pollster::block_on(s.put_many(&raw_blocks(3, 1000))).unwrap();
+    match pollster::block_on(s.flush()) {
+        Err(Error::Backend(m)) => {
+            assert_eq!(m, format!("kubo at {url}: dag/import: blockstore is full"))
+        }
+        other => panic!("{other:?}"),
+    }
+    let request = server.join().unwrap();
+    assert!(
+        request.starts_with(b"POST /api/v0/dag/import?pin-roots=false&stats=true HTTP/1.1\r\n"),
+        "{}",
+        String::from_utf8_lossy(&request[..80])
+    );
+    // The three blocks went in the one request, each whole.
+    let request = request
+        .windows(1000)
+        .filter(|w| w.iter().all(|&b| b == w[0]))
+        .count();
+    assert!(request >= 3, "the blocks were not in the request");
+}
+
+/// An import kubo answers with fewer blocks than were sent is refused.
+#[test]
+fn an_import_short_of_blocks_is_refused() {
+    let (port, server) = fake_import(
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\
+          Connection: close\r\n\r\n{\"Stats\":{\"BlockCount\":2,\"BlockBytesCount\":2000}}\n",
+        None,
+    );
+    let s =
+        Store::new(KuboStore::new(KuboConfig::new(&format!("http://127.0.0.1:{port}"))).unwrap());
+    pollster::block_on(s.put_many(&raw_blocks(3, 1000))).unwrap();
+    match pollster::block_on(s.flush()) {
+        Err(Error::Backend(m)) => assert_eq!(m, "kubo dag/import took Some(2) blocks of 3 sent"),
+        other => panic!("{other:?}"),
+    }
+    server.join().unwrap();
+}
+
+/// A node that hangs up in the middle of an import fails the put or the next call: the blocks
+/// are never taken for stored.
+#[test]
+fn a_node_lost_mid_import_is_an_error_not_a_success() {
+    let (port, server) = fake_import(b"", Some(3 << 20));
+    let url = format!("http://127.0.0.1:{port}");
+    let s = Store::new(KuboStore::new(KuboConfig::new(&url)).unwrap());
+    let put = pollster::block_on(s.put_many(&raw_blocks(8, 1 << 20)));
+    let flushed = pollster::block_on(s.flush());
+    let err = match (put, flushed) {
+        (Err(e), _) | (Ok(()), Err(e)) => e,
+        (Ok(()), Ok(())) => panic!("an import cut short was taken for stored"),
+    };
+    match err {
+        Error::Backend(m) => assert!(m.starts_with(&format!("kubo at {url}")), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    server.join().unwrap();
+}
+
 /// Two nodes peered only with each other: node A's vault publishes, grants and revokes; node B
 /// shares no files with A, learns the head from IPNS, fetches chain and records through IPFS,
 /// verifies, and enforces the same access decisions. A stops midway through B's fetch; B fails

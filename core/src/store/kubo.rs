@@ -99,6 +99,17 @@ impl KuboConfig {
 pub struct KuboStore {
     config: KuboConfig,
     http: Arc<dyn Http>,
+    /// The `dag/import` data blocks are streaming into, if one is open (native targets).
+    #[cfg(not(target_arch = "wasm32"))]
+    open: std::sync::Mutex<Option<stream::Import>>,
+}
+
+/// An import still open when the store goes is finished (its error has no one to go to: a
+/// caller that needs the blocks flushes first, as the vault does before it moves the head).
+impl Drop for KuboStore {
+    fn drop(&mut self) {
+        let _ = self.settle();
+    }
 }
 
 impl std::fmt::Debug for KuboStore {
@@ -158,6 +169,24 @@ fn json_field(body: &[u8], field: &str) -> Option<String> {
     None
 }
 
+/// Checks `dag/import`'s answer (JSON objects, one per line; the stats one counts the blocks
+/// kubo took) against the blocks sent.
+fn took_all(answer: &[u8], sent: u64) -> Result<()> {
+    let count = answer.split(|&b| b == b'\n').find_map(|line| {
+        serde_json::from_slice::<serde_json::Value>(line)
+            .ok()?
+            .get("Stats")?
+            .get("BlockCount")?
+            .as_u64()
+    });
+    match count {
+        Some(n) if n == sent => Ok(()),
+        other => Err(Error::Backend(format!(
+            "kubo dag/import took {other:?} blocks of {sent} sent"
+        ))),
+    }
+}
+
 const LOCK_STALE_SECS: u64 = 30;
 
 impl KuboStore {
@@ -169,7 +198,12 @@ impl KuboStore {
 
     /// A store over the node at `config.url` using `http`.
     pub fn with_http(config: KuboConfig, http: Arc<dyn Http>) -> KuboStore {
-        KuboStore { config, http }
+        KuboStore {
+            config,
+            http,
+            #[cfg(not(target_arch = "wasm32"))]
+            open: std::sync::Mutex::new(None),
+        }
     }
 
     /// The node's RPC URL.
@@ -243,28 +277,34 @@ impl KuboStore {
                 }
                 Err(e) => return Err(e),
             };
-            return match resp.status {
-                200 => Ok(Answer::Ok(resp.body)),
-                401 | 403 => Err(Error::Backend(format!(
-                    "kubo at {} refused the credentials ({})",
-                    self.config.url, resp.status
-                ))),
-                status => match json_field(&resp.body, "Message") {
-                    Some(m) => Ok(Answer::Refused(m)),
-                    None => Err(Error::Backend(format!(
-                        "kubo at {}: {path}: unexpected HTTP {status}: {}",
-                        self.config.url,
-                        crate::text::escape(&String::from_utf8_lossy(
-                            &resp.body[..resp.body.len().min(200)]
-                        ))
-                    ))),
-                },
-            };
+            return self.interpret(path, resp);
         }
         Err(Error::Backend(format!(
             "kubo at {} is unreachable: {last}",
             self.config.url
         )))
+    }
+
+    /// What an answer of kubo's to `path` means: its body, a refusal with kubo's message, or
+    /// a backend error (credentials refused, an answer that is not kubo's).
+    fn interpret(&self, path: &str, resp: crate::net::HttpResponse) -> Result<Answer> {
+        match resp.status {
+            200 => Ok(Answer::Ok(resp.body)),
+            401 | 403 => Err(Error::Backend(format!(
+                "kubo at {} refused the credentials ({})",
+                self.config.url, resp.status
+            ))),
+            status => match json_field(&resp.body, "Message") {
+                Some(m) => Ok(Answer::Refused(m)),
+                None => Err(Error::Backend(format!(
+                    "kubo at {}: {path}: unexpected HTTP {status}: {}",
+                    self.config.url,
+                    crate::text::escape(&String::from_utf8_lossy(
+                        &resp.body[..resp.body.len().min(200)]
+                    ))
+                ))),
+            },
+        }
     }
 
     async fn ok(&self, path: &str, query: &[(&str, &str)], body: Option<&[u8]>) -> Result<Vec<u8>> {
@@ -281,6 +321,50 @@ impl KuboStore {
                 self.config.url
             ))),
         }
+    }
+
+    /// Finishes the import data blocks are streaming into, if one is open: every call but
+    /// `put_many` does this first, so the blocks put before it are on the node (and kubo's
+    /// count of them checked) before anything reads, pins or names them. A failed import is
+    /// this call's error.
+    fn settle(&self) -> Result<()> {
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            let open = self
+                .open
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            if let Some(import) = open {
+                return import.finish(self);
+            }
+        }
+        Ok(())
+    }
+
+    /// Appends data blocks to the open import, starting one if none is.
+    #[cfg(not(target_arch = "wasm32"))]
+    fn stream(&self, data: &[&Block]) -> Result<()> {
+        let Some(first) = data.first() else {
+            return Ok(());
+        };
+        let mut open = self
+            .open
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let import = match open.as_mut() {
+            Some(import) => import,
+            None => open.insert(stream::Import::start(self, &first.cid)?),
+        };
+        if let Err(e) = import.write(data) {
+            // The request ended early: its own error says why.
+            let failed = open.take().map(|i| i.finish(self));
+            return match failed {
+                Some(Err(why)) => Err(why),
+                _ => Err(e),
+            };
+        }
+        Ok(())
     }
 
     /// Direct pins (the objects, not what they link to), one `pin/add` per 1024.
@@ -321,21 +405,7 @@ impl KuboStore {
             )
             .await?;
         let answer = self.accepted("dag/import", answer)?;
-        // The answer streams JSON objects; the stats one counts the blocks kubo took.
-        let count = answer.split(|&b| b == b'\n').find_map(|line| {
-            serde_json::from_slice::<serde_json::Value>(line)
-                .ok()?
-                .get("Stats")?
-                .get("BlockCount")?
-                .as_u64()
-        });
-        match count {
-            Some(n) if n == blocks.len() as u64 => Ok(()),
-            other => Err(Error::Backend(format!(
-                "kubo dag/import took {other:?} blocks of {} sent",
-                blocks.len()
-            ))),
-        }
+        took_all(&answer, blocks.len() as u64)
     }
 
     /// Stores ledger objects (DAG-CBOR: blocks, transactions, certificates) with one
@@ -424,6 +494,7 @@ impl KuboStore {
 
     /// The roots pinned recursively on the node (what `ipfs pin ls --type=recursive` lists).
     pub async fn recursive_pins(&self) -> Result<Vec<Cid>> {
+        self.settle()?;
         let b = self
             .ok("pin/ls", &[("type", "recursive"), ("stream", "true")], None)
             .await?;
@@ -558,16 +629,29 @@ fn is_missing(message: &str) -> bool {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for KuboStore {
-    /// One `dag/import` of a CAR stream for the whole batch instead of a `block/put` per block.
-    /// Ledger objects still go one by one, because each is pinned on its own.
+    /// Data blocks stream into one `dag/import` that stays open across calls (natively; see
+    /// [`stream`]) instead of a `block/put` per block; in a browser each batch is one
+    /// `dag/import`. Ledger objects go in their own import, because each is pinned on its own.
     async fn put_many(&self, blocks: &[Block]) -> Result<()> {
         let (ledger, data): (Vec<_>, Vec<_>) =
             blocks.iter().partition(|b| b.cid.codec() == DAG_CBOR);
         self.put_ledger(&ledger).await?;
-        for chunk in data.chunks(4096) {
-            self.import(chunk).await?;
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            self.stream(&data)
         }
-        Ok(())
+        #[cfg(target_arch = "wasm32")]
+        {
+            for chunk in data.chunks(4096) {
+                self.import(chunk).await?;
+            }
+            Ok(())
+        }
+    }
+
+    /// Finishes the streaming import (see [`KuboStore::settle`]).
+    async fn flush(&self) -> Result<()> {
+        self.settle()
     }
 
     async fn put_many_unkept(&self, blocks: &[Block]) -> Result<()> {
@@ -584,10 +668,12 @@ impl BlockStore for KuboStore {
     }
 
     async fn keep(&self, objects: &[Cid]) -> Result<()> {
+        self.settle()?;
         self.pin_direct(objects).await
     }
 
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
+        self.settle()?;
         if cid.codec() == DAG_CBOR {
             return self
                 .put_ledger(&[&Block {
@@ -620,6 +706,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        self.settle()?;
         match self
             .call("block/get", &[("arg", &cid.to_string())], None)
             .await?
@@ -634,6 +721,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {
+        self.settle()?;
         match self
             .call(
                 "block/stat",
@@ -652,6 +740,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn delete(&self, cid: &Cid) -> Result<()> {
+        self.settle()?;
         // A pinned block cannot be removed; unpin first (no-op when it is not a pinned root).
         self.unpin(cid).await?;
         match self
@@ -677,6 +766,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn head(&self) -> Result<Option<Cid>> {
+        self.settle()?;
         match &self.config.follow {
             Some(name) => self.resolve_ipns(name).await,
             None => self.read_head().await,
@@ -684,6 +774,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn compare_and_swap_head(&self, expected: Option<&Cid>, new: Option<&Cid>) -> Result<()> {
+        self.settle()?;
         if self.config.follow.is_some() {
             return Err(Error::Backend(
                 "a store following an IPNS name cannot move the head".into(),
@@ -697,6 +788,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn pin(&self, root: &Cid) -> Result<()> {
+        self.settle()?;
         self.ok(
             "pin/add",
             &[("arg", &root.to_string()), ("recursive", "true")],
@@ -707,6 +799,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn unpin(&self, root: &Cid) -> Result<()> {
+        self.settle()?;
         match self
             .call("pin/rm", &[("arg", &root.to_string())], None)
             .await?
@@ -721,6 +814,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
+        self.settle()?;
         crate::store::check_meta_key(key)?;
         let path = format!("{}/meta/{key}", self.ns());
         match self.call("files/read", &[("arg", &path)], None).await? {
@@ -736,6 +830,7 @@ impl BlockStore for KuboStore {
     }
 
     async fn put_meta(&self, key: &str, value: Option<&[u8]>) -> Result<()> {
+        self.settle()?;
         crate::store::check_meta_key(key)?;
         let path = format!("{}/meta/{key}", self.ns());
         match value {
@@ -762,6 +857,194 @@ impl BlockStore for KuboStore {
                     self.config.url
                 ))),
             },
+        }
+    }
+}
+
+/// One `dag/import` whose CAR is sent while it is written (native targets). A publish's data
+/// blocks stream into it as they are sealed, one request for the whole record instead of one
+/// per batch, so kubo imports as medshare seals and memory stays a few chunks. The store
+/// finishes it, and checks kubo's count of the blocks it took, before any other call
+/// ([`KuboStore::settle`]), so nothing reads, pins or names a block that is still in flight.
+#[cfg(not(target_arch = "wasm32"))]
+mod stream {
+    use std::io::{self, Read, Write};
+    use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+    use std::thread::JoinHandle;
+
+    use crate::car::CarWriter;
+    use crate::cid::Cid;
+    use crate::error::{Error, Result};
+    use crate::net::{HttpRequest, HttpResponse};
+    use crate::store::Block;
+
+    use super::KuboStore;
+
+    /// Bytes handed to the sending thread at a time (two in flight at most).
+    const CHUNK: usize = 1 << 20;
+
+    /// An open import: the CAR being written, what the form still needs at its end, the count
+    /// of blocks sent, and the thread sending the request.
+    pub(super) struct Import {
+        car: CarWriter<Pipe>,
+        boundary: String,
+        blocks: u64,
+        running: JoinHandle<Result<HttpResponse>>,
+    }
+
+    /// The writing end of the request body.
+    struct Pipe {
+        to: SyncSender<Vec<u8>>,
+        buf: Vec<u8>,
+    }
+
+    impl Pipe {
+        fn send(&mut self) -> io::Result<()> {
+            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK));
+            self.to.send(chunk).map_err(|_| {
+                io::Error::new(io::ErrorKind::BrokenPipe, "kubo stopped reading the import")
+            })
+        }
+    }
+
+    impl Write for Pipe {
+        fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+            self.buf.extend_from_slice(data);
+            if self.buf.len() >= CHUNK {
+                self.send()?;
+            }
+            Ok(data.len())
+        }
+
+        fn flush(&mut self) -> io::Result<()> {
+            if self.buf.is_empty() {
+                return Ok(());
+            }
+            self.send()
+        }
+    }
+
+    /// The reading end: what the HTTP client sends, until the writing end is dropped.
+    struct Drain {
+        from: Receiver<Vec<u8>>,
+        chunk: Vec<u8>,
+        at: usize,
+    }
+
+    impl Read for Drain {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            while self.at == self.chunk.len() {
+                match self.from.recv() {
+                    Ok(next) => (self.chunk, self.at) = (next, 0),
+                    Err(_) => return Ok(0),
+                }
+            }
+            let n = out.len().min(self.chunk.len() - self.at);
+            out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
+            self.at += n;
+            Ok(n)
+        }
+    }
+
+    impl Import {
+        /// Starts the request (its CAR names `root`, which kubo does not pin).
+        pub(super) fn start(store: &KuboStore, root: &Cid) -> Result<Import> {
+            let mut rand = [0u8; 12];
+            let _ = getrandom::fill(&mut rand);
+            let boundary = format!("medshare-{}", data_encoding::HEXLOWER.encode(&rand));
+            let (to, from) = sync_channel(1);
+            let mut pipe = Pipe {
+                to,
+                buf: Vec::with_capacity(CHUNK),
+            };
+            pipe.write_all(
+                format!(
+                    "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; \
+                     filename=\"blocks.car\"\r\nContent-Type: application/vnd.ipld.car\r\n\r\n"
+                )
+                .as_bytes(),
+            )?;
+            let car = CarWriter::new(pipe, &[*root])?;
+            let url = format!(
+                "{}/api/v0/dag/import?pin-roots=false&stats=true",
+                store.config.url
+            );
+            let mut req = HttpRequest::post(&url, None)
+                .header(
+                    "Content-Type",
+                    &format!("multipart/form-data; boundary={boundary}"),
+                )
+                .timeout(store.config.timeout);
+            if let Some(t) = &store.config.token {
+                req = req.header("Authorization", &format!("Bearer {t}"));
+            }
+            let http = store.http.clone();
+            let drain = Drain {
+                from,
+                chunk: Vec::new(),
+                at: 0,
+            };
+            let running = std::thread::Builder::new()
+                .name("medshare-kubo-import".into())
+                .spawn(move || crate::platform::block_on(http.send_streaming(req, Box::new(drain))))
+                .map_err(Error::Io)?;
+            Ok(Import {
+                car,
+                boundary,
+                blocks: 0,
+                running,
+            })
+        }
+
+        /// Appends blocks (waits while the sending thread is two chunks behind).
+        pub(super) fn write(&mut self, blocks: &[&Block]) -> Result<()> {
+            for b in blocks {
+                self.car.write_block(&b.cid, &b.data)?;
+                self.blocks += 1;
+            }
+            Ok(())
+        }
+
+        /// Ends the form, waits for kubo's answer and checks that it took every block.
+        pub(super) fn finish(self, store: &KuboStore) -> Result<()> {
+            let Import {
+                car,
+                boundary,
+                blocks,
+                running,
+            } = self;
+            // A write fails only when the sending thread stopped: its error says why.
+            let written = car.finish().and_then(|mut pipe| {
+                pipe.write_all(format!("\r\n--{boundary}--\r\n").as_bytes())?;
+                pipe.flush()?;
+                Ok(())
+            });
+            let sent = running.join().unwrap_or_else(|_| {
+                Err(Error::Backend(format!(
+                    "kubo at {}: dag/import: the sending thread panicked",
+                    store.config.url
+                )))
+            });
+            let resp = match sent {
+                Ok(resp) => resp,
+                Err(Error::Unavailable(e)) => {
+                    return Err(Error::Backend(format!(
+                        "kubo at {} is unreachable: {e}",
+                        store.config.url
+                    )));
+                }
+                Err(Error::Timeout(e)) => {
+                    return Err(Error::Backend(format!(
+                        "kubo at {}: dag/import: timed out ({e})",
+                        store.config.url
+                    )));
+                }
+                Err(e) => return Err(e),
+            };
+            let answer = store.interpret("dag/import", resp)?;
+            let answer = store.accepted("dag/import", answer)?;
+            written?;
+            super::took_all(&answer, blocks)
         }
     }
 }

@@ -9,7 +9,6 @@
 //! trustless mode), and [`foreign::ForeignStore`] (a store written in Python, JavaScript,
 //! Kotlin or Swift, adapted once here for every binding).
 
-pub(crate) mod behind;
 pub mod foreign;
 #[cfg(not(target_arch = "wasm32"))]
 pub mod fs;
@@ -59,8 +58,9 @@ pub trait BlockStore: MaybeSendSync {
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
 
     /// Makes every block put so far durable. Backends that batch their durability (the
-    /// filesystem store) do it here and before any head or metadata change; for the others
-    /// every put is durable when it returns, and this does nothing.
+    /// filesystem store; the kubo store, whose data blocks stream into an open `dag/import`)
+    /// do it here and before any head or metadata change; for the others every put is
+    /// durable when it returns, and this does nothing.
     async fn flush(&self) -> Result<()> {
         Ok(())
     }
@@ -83,11 +83,11 @@ pub trait BlockStore: MaybeSendSync {
         false
     }
 
-    /// Whether this backend's calls may run on another thread while the caller waits, so that
-    /// a publish writes one batch while it seals the next and a read fetches ahead while it
-    /// decrypts ([`crate::platform::overlap`]). The built-in native stores say yes; stores
-    /// written in another language say no (their calls go back into that language's runtime,
-    /// which a binding may hold while the caller waits).
+    /// Whether this backend's calls may run on other threads while the caller waits, so that
+    /// a read fetches the next group of leaves (several at once) while it decrypts the last
+    /// ([`crate::platform::overlap`], [`crate::platform::map_io`]). The built-in native stores
+    /// say yes; stores written in another language say no (their calls go back into that
+    /// language's runtime, which a binding may hold while the caller waits).
     fn parallel_io(&self) -> bool {
         false
     }
@@ -380,9 +380,10 @@ impl Store {
     }
 
     /// Whether this store's calls may overlap the caller's work (see
-    /// [`BlockStore::parallel_io`]).
+    /// [`BlockStore::parallel_io`]) here: the backend allows it and the calling thread's pool
+    /// has more than one thread ([`crate::platform::threads`]).
     pub fn parallel_io(&self) -> bool {
-        self.inner.parallel_io()
+        self.inner.parallel_io() && crate::platform::threads()
     }
 
     /// Whether this store keeps a snapshot.

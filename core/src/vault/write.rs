@@ -20,7 +20,6 @@ use crate::platform::{MaybeSend, Progress, batch, join};
 use crate::record::{Purpose, RecordId};
 use crate::sequencer::Committed;
 use crate::store::Block;
-use crate::store::behind::Behind;
 use crate::unixfs::{Importer, read_full};
 use crate::vault::read::{Reseal, decrypt_note, encrypt_note};
 use crate::vault::{Expiry, Vault};
@@ -355,10 +354,6 @@ impl Vault {
         let mut sealed = Vec::with_capacity(batch::SEAL_PIECE + batch::SEAL_PIECE / 64);
         let mut hashing = Vec::with_capacity(batch::SEAL_PIECE + batch::SEAL_PIECE / 64);
         let mut done = 0u64;
-        // Leaves go to the writer threads one by one where the store has them (two in
-        // flight: the memory a batch of `PUT` took before); else in batches of `PUT`.
-        let mut writer = Behind::new(&self.store);
-        let threaded = writer.is_threaded();
         loop {
             let n = read_full(&mut input, &mut buf)?;
             if n == 0 {
@@ -371,12 +366,9 @@ impl Vault {
             seal?;
             hashing.clear();
             std::mem::swap(&mut sealed, &mut hashing);
-            if threaded {
-                for b in blocks.drain(..) {
-                    writer.put(vec![b]).await?;
-                }
-            } else if blocks.len() >= batch::PUT {
-                writer.put(std::mem::take(&mut blocks)).await?;
+            if blocks.len() >= batch::PUT {
+                self.store.put_many_hashed(&blocks).await?;
+                blocks.clear();
             }
             done += n as u64;
             progress(done);
@@ -388,8 +380,7 @@ impl Vault {
         importer.push(&ct, &mut blocks);
         let size = importer.len();
         let root = importer.finish(&mut blocks);
-        writer.put(blocks).await?;
-        writer.finish().await?;
+        self.store.put_many_hashed(&blocks).await?;
         Ok(SealedContent {
             root,
             size,
