@@ -62,7 +62,7 @@ pub fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB
 }
 
 /// Whether the calling thread's pool has more than one thread: the vault starts I/O threads
-/// of its own ([`overlap`], [`map_io`], the publish's writers) only then, so a caller that
+/// of its own for reads ([`overlap`], [`map_io`]) only then, so a caller that
 /// confines it to one core (`ThreadPool::install` with one thread) gets one core's work.
 #[cfg(not(target_arch = "wasm32"))]
 pub fn threads() -> bool {

@@ -739,11 +739,6 @@ impl BlockStore for FsStore {
         true
     }
 
-    /// Files and SQLite, from any thread (the database behind its mutex).
-    fn parallel_io(&self) -> bool {
-        true
-    }
-
     async fn get_meta(&self, key: &str) -> Result<Option<Vec<u8>>> {
         match fs::read(self.meta_path(key)?) {
             Ok(b) => Ok(Some(b)),

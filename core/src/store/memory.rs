@@ -41,11 +41,6 @@ impl MemoryStore {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for MemoryStore {
-    /// A map behind a mutex, from any thread.
-    fn parallel_io(&self) -> bool {
-        true
-    }
-
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
         // `Store` checked `data` against `cid`: replacing also repairs a damaged copy.
         self.lock()?.blocks.insert(cid.multihash(), data.to_vec());

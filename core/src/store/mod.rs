@@ -85,9 +85,11 @@ pub trait BlockStore: MaybeSendSync {
 
     /// Whether this backend's calls may run on other threads while the caller waits, so that
     /// a read fetches the next group of leaves (several at once) while it decrypts the last
-    /// ([`crate::platform::overlap`], [`crate::platform::map_io`]). The built-in native stores
-    /// say yes; stores written in another language say no (their calls go back into that
-    /// language's runtime, which a binding may hold while the caller waits).
+    /// ([`crate::platform::overlap`], [`crate::platform::map_io`]). The network stores (kubo,
+    /// gateways) say yes natively: each call mostly waits on the node. The filesystem and
+    /// memory stores say no (reading from the page cache, fetching ahead measured no faster
+    /// and held 8 MiB more), and so do stores written in another language (their calls go back
+    /// into that language's runtime, which a binding may hold while the caller waits).
     fn parallel_io(&self) -> bool {
         false
     }
