@@ -81,9 +81,9 @@ pub trait Http: MaybeSendSync {
     async fn send(&self, req: HttpRequest) -> Result<HttpResponse>;
 
     /// Sends `req` with the body read from `body` as it is produced (chunked transfer), for a
-    /// body that is never whole in memory: a publish's blocks streamed to kubo as one CAR. Every
-    /// write and read, and the wait for the answer once the body is sent, has `req.timeout`;
-    /// the call as a whole has none. The default reads `body` to its end, then sends it (for
+    /// body that is never whole in memory: a publish's blocks streamed to kubo as one CAR. The
+    /// name lookup, the connection, every write and read, and the wait for the answer once the
+    /// body is sent each have `req.timeout`; the call as a whole has none. The default reads `body` to its end, then sends it (for
     /// clients that cannot stream).
     #[cfg(not(target_arch = "wasm32"))]
     async fn send_streaming(
@@ -183,6 +183,8 @@ impl Http for UreqHttp {
         let sent = r
             .config()
             .timeout_global(None)
+            .timeout_resolve(t)
+            .timeout_connect(t)
             .timeout_per_write(t)
             .timeout_per_read(t)
             .timeout_recv_response(t)

@@ -233,7 +233,9 @@ fn fake_import(
                 Ok(0) | Err(_) => break,
                 Ok(n) => got.extend_from_slice(&buf[..n]),
             }
-            if got.ends_with(b"0\r\n\r\n") {
+            // The end of the chunked body: the last chunk, after the headers' end.
+            let body = got.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4);
+            if body.is_some_and(|b| got[b..].ends_with(b"\r\n0\r\n\r\n")) {
                 break;
             }
         }
@@ -286,6 +288,41 @@ fn an_import_kubo_refuses_is_the_next_calls_error() {
         .filter(|w| w.iter().all(|&b| b == w[0]))
         .count();
     assert!(request >= 3, "the blocks were not in the request");
+}
+
+/// Each thread streams into its own import: another thread's call finishes it, but its failure
+/// is kept for the thread that wrote it (its next call), not given to the other thread nor
+/// lost.
+#[test]
+fn a_failed_import_is_the_error_of_the_thread_that_wrote_it() {
+    let (port, server) = fake_import(
+        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
+          Content-Length: 56\r\nConnection: close\r\n\r\n\
+          {\"Message\":\"blockstore is full\",\"Code\":0,\"Type\":\"error\"}",
+        None,
+    );
+    let url = format!("http://127.0.0.1:{port}");
+    let s = Store::new(KuboStore::new(KuboConfig::new(&url)).unwrap());
+    let (put, flushed) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));
+    std::thread::scope(|scope| {
+        let writer = scope.spawn(|| {
+            pollster::block_on(s.put_many(&raw_blocks(3, 1000))).unwrap();
+            put.wait();
+            flushed.wait();
+            pollster::block_on(s.flush())
+        });
+        put.wait();
+        // This thread wrote nothing: finishing the other's import is not its failure.
+        pollster::block_on(s.flush()).unwrap();
+        flushed.wait();
+        match writer.join().unwrap() {
+            Err(Error::Backend(m)) => {
+                assert_eq!(m, format!("kubo at {url}: dag/import: blockstore is full"))
+            }
+            other => panic!("{other:?}"),
+        }
+    });
+    server.join().unwrap();
 }
 
 /// An import kubo answers with fewer blocks than were sent is refused.

@@ -99,13 +99,14 @@ impl KuboConfig {
 pub struct KuboStore {
     config: KuboConfig,
     http: Arc<dyn Http>,
-    /// The `dag/import` data blocks are streaming into, if one is open (native targets).
+    /// The `dag/import`s data blocks are streaming into (native targets).
     #[cfg(not(target_arch = "wasm32"))]
-    open: std::sync::Mutex<Option<stream::Import>>,
+    streams: std::sync::Mutex<stream::Streams>,
 }
 
-/// An import still open when the store goes is finished (its error has no one to go to: a
-/// caller that needs the blocks flushes first, as the vault does before it moves the head).
+/// Imports still open when the store goes are finished (their errors have no one to go to: a
+/// caller that needs the blocks flushes first, as the vault does before it pins and moves the
+/// head; blocks of a publish that failed half-way are sent too, unpinned).
 impl Drop for KuboStore {
     fn drop(&mut self) {
         let _ = self.settle();
@@ -202,7 +203,7 @@ impl KuboStore {
             config,
             http,
             #[cfg(not(target_arch = "wasm32"))]
-            open: std::sync::Mutex::new(None),
+            streams: std::sync::Mutex::new(stream::Streams::default()),
         }
     }
 
@@ -323,42 +324,50 @@ impl KuboStore {
         }
     }
 
-    /// Finishes the import data blocks are streaming into, if one is open: every call but
-    /// `put_many` does this first, so the blocks put before it are on the node (and kubo's
-    /// count of them checked) before anything reads, pins or names them. A failed import is
-    /// this call's error.
+    /// Finishes the imports data blocks are streaming into: every call but `put_many` does
+    /// this first, so the blocks put before it are on the node (and kubo's count of them
+    /// checked) before anything reads, pins or names them. Each thread streams into its own
+    /// import, so a failed one is exactly its writer's error: this call's if it is that thread,
+    /// else that thread's next call's. Other calls wait meanwhile.
     fn settle(&self) -> Result<()> {
         #[cfg(not(target_arch = "wasm32"))]
         {
-            let open = self
-                .open
+            let mut streams = self
+                .streams
                 .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .take();
-            if let Some(import) = open {
-                return import.finish(self);
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            streams.finish_all(self);
+            if let Some(e) = streams.failed.remove(&std::thread::current().id()) {
+                return Err(e);
             }
         }
         Ok(())
     }
 
-    /// Appends data blocks to the open import, starting one if none is.
+    /// Appends data blocks to this thread's import, starting one if none is open; an earlier
+    /// import of this thread that failed is this call's error.
     #[cfg(not(target_arch = "wasm32"))]
     fn stream(&self, data: &[&Block]) -> Result<()> {
+        let me = std::thread::current().id();
+        let mut streams = self
+            .streams
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(e) = streams.failed.remove(&me) {
+            return Err(e);
+        }
         let Some(first) = data.first() else {
             return Ok(());
         };
-        let mut open = self
-            .open
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let import = match open.as_mut() {
-            Some(import) => import,
-            None => open.insert(stream::Import::start(self, &first.cid)?),
+        let import = match streams.open.entry(me) {
+            std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+            std::collections::hash_map::Entry::Vacant(v) => {
+                v.insert(stream::Import::start(self, &first.cid)?)
+            }
         };
         if let Err(e) = import.write(data) {
             // The request ended early: its own error says why.
-            let failed = open.take().map(|i| i.finish(self));
+            let failed = streams.open.remove(&me).map(|i| i.finish(self));
             return match failed {
                 Some(Err(why)) => Err(why),
                 _ => Err(e),
@@ -629,8 +638,8 @@ fn is_missing(message: &str) -> bool {
 #[cfg_attr(not(target_arch = "wasm32"), async_trait::async_trait)]
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl BlockStore for KuboStore {
-    /// Data blocks stream into one `dag/import` that stays open across calls (natively; see
-    /// [`stream`]) instead of a `block/put` per block; in a browser each batch is one
+    /// Data blocks stream into one `dag/import` per thread that stays open across calls
+    /// (natively) instead of a `block/put` per block; in a browser each batch is one
     /// `dag/import`. Ledger objects go in their own import, because each is pinned on its own.
     async fn put_many(&self, blocks: &[Block]) -> Result<()> {
         let (ledger, data): (Vec<_>, Vec<_>) =
@@ -649,7 +658,7 @@ impl BlockStore for KuboStore {
         }
     }
 
-    /// Finishes the streaming import (see [`KuboStore::settle`]).
+    /// Finishes the streaming imports (every call but `put_many` does too).
     async fn flush(&self) -> Result<()> {
         self.settle()
     }
@@ -861,16 +870,24 @@ impl BlockStore for KuboStore {
     }
 }
 
-/// One `dag/import` whose CAR is sent while it is written (native targets). A publish's data
-/// blocks stream into it as they are sealed, one request for the whole record instead of one
-/// per batch, so kubo imports as medshare seals and memory stays a few chunks. The store
-/// finishes it, and checks kubo's count of the blocks it took, before any other call
-/// ([`KuboStore::settle`]), so nothing reads, pins or names a block that is still in flight.
+/// `dag/import`s whose CAR is sent while it is written (native targets). A publish's data
+/// blocks stream into one as they are sealed, one request for the whole record instead of one
+/// per batch, so kubo imports as medshare seals and memory stays a few chunks. Each writing
+/// thread has its own. The store finishes them, and checks kubo's count of the blocks each
+/// took, before any other call ([`KuboStore::settle`]), so nothing reads, pins or names a
+/// block that is still in flight.
+///
+/// Not retried: a node that restarts mid-import fails the publish (the blocks already sent
+/// cannot be sent again), and one that refuses an import before reading all of it usually
+/// shows as unreachable (it closes the connection while the body is still being written).
+/// The HTTP client must block in its calls (the native one does): a client that only
+/// buffers gets the whole import at once, when it is finished.
 #[cfg(not(target_arch = "wasm32"))]
 mod stream {
+    use std::collections::HashMap;
     use std::io::{self, Read, Write};
     use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
-    use std::thread::JoinHandle;
+    use std::thread::{JoinHandle, ThreadId};
 
     use crate::car::CarWriter;
     use crate::cid::Cid;
@@ -879,6 +896,25 @@ mod stream {
     use crate::store::Block;
 
     use super::KuboStore;
+
+    /// The open imports, one per writing thread, and the errors of those that failed, kept
+    /// for their thread's next call.
+    #[derive(Default)]
+    pub(super) struct Streams {
+        pub(super) open: HashMap<ThreadId, Import>,
+        pub(super) failed: HashMap<ThreadId, Error>,
+    }
+
+    impl Streams {
+        /// Finishes every open import, keeping each failure for its thread.
+        pub(super) fn finish_all(&mut self, store: &KuboStore) {
+            for (thread, import) in std::mem::take(&mut self.open) {
+                if let Err(e) = import.finish(store) {
+                    self.failed.entry(thread).or_insert(e);
+                }
+            }
+        }
+    }
 
     /// Bytes handed to the sending thread at a time (two in flight at most).
     const CHUNK: usize = 1 << 20;

@@ -316,16 +316,17 @@ impl Vault {
 }
 
 impl Vault {
-    /// Fetches `ids` at once (see [`crate::platform::map_io`]) and checks each against its CID.
+    /// Fetches `ids` at once (see [`crate::platform::map_io`]), each checked against its CID
+    /// on the thread that fetched it (not on the caller's pool, which may be waiting for this).
     async fn fetch_checked(&self, ids: &[Cid]) -> Result<Vec<Vec<u8>>> {
-        let fetched = map_io(true, ids, |id| async move {
-            self.store.get_unchecked(&id).await
+        map_io(true, ids, |id| async move {
+            let bytes = self.store.get_unchecked(&id).await?;
+            Store::check(&id, &bytes)?;
+            Ok(bytes)
         })
         .await
         .into_iter()
-        .collect::<Result<Vec<_>>>()?;
-        check_all(ids, &fetched)?;
-        Ok(fetched)
+        .collect()
     }
 }
 
