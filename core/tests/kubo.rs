@@ -219,9 +219,28 @@ fn fake_import(
     answer: &'static [u8],
     cut: Option<usize>,
 ) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
+    fake_import_after(Duration::ZERO, answer, cut)
+}
+
+/// [`fake_import`], listening only `after` this long (a node that is starting).
+fn fake_import_after(
+    after: Duration,
+    answer: &'static [u8],
+    cut: Option<usize>,
+) -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = reserved.local_addr().unwrap().port();
+    let listening = if after.is_zero() {
+        Some(reserved)
+    } else {
+        drop(reserved);
+        None
+    };
     let server = std::thread::spawn(move || {
+        let listener = listening.unwrap_or_else(|| {
+            std::thread::sleep(after);
+            std::net::TcpListener::bind(("127.0.0.1", port)).unwrap()
+        });
         let (mut s, _) = listener.accept().unwrap();
         let mut got = Vec::new();
         let mut buf = vec![0u8; 1 << 16];
@@ -323,6 +342,47 @@ fn a_failed_import_is_the_error_of_the_thread_that_wrote_it() {
         }
     });
     server.join().unwrap();
+}
+
+/// A node that cannot be reached when an import starts is tried again, as for every call, and
+/// the import goes through once it listens; one that never does is a clear error.
+#[test]
+fn an_import_waits_for_a_node_that_is_starting() {
+    let (port, server) = fake_import_after(
+        Duration::from_millis(50),
+        b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 50\r\n\
+          Connection: close\r\n\r\n{\"Stats\":{\"BlockCount\":3,\"BlockBytesCount\":3000}}\n",
+        None,
+    );
+    let s =
+        Store::new(KuboStore::new(KuboConfig::new(&format!("http://127.0.0.1:{port}"))).unwrap());
+    pollster::block_on(s.put_many(&raw_blocks(3, 1000))).unwrap();
+    pollster::block_on(s.flush()).unwrap();
+    server.join().unwrap();
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let s = Store::new(
+        KuboStore::new(KuboConfig {
+            attempts: 2,
+            ..KuboConfig::new(&url)
+        })
+        .unwrap(),
+    );
+    pollster::block_on(s.put_many(&raw_blocks(3, 1000))).unwrap();
+    match pollster::block_on(s.flush()) {
+        Err(Error::Backend(m)) => {
+            assert!(
+                m.starts_with(&format!("kubo at {url} is unreachable: ")),
+                "{m}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 /// An import kubo answers with fewer blocks than were sent is refused.

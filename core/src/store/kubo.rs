@@ -877,8 +877,9 @@ impl BlockStore for KuboStore {
 /// took, before any other call ([`KuboStore::settle`]), so nothing reads, pins or names a
 /// block that is still in flight.
 ///
-/// Not retried: a node that restarts mid-import fails the publish (the blocks already sent
-/// cannot be sent again), and one that refuses an import before reading all of it usually
+/// A node that cannot be reached is tried again, as for every call, while nothing of the
+/// import has been sent; one that goes away mid-import fails the publish (the blocks already
+/// sent cannot be sent again), and one that refuses an import before reading all of it usually
 /// shows as unreachable (it closes the connection while the body is still being written).
 /// The HTTP client must block in its calls (the native one does): a client that only
 /// buffers gets the whole import at once, when it is finished.
@@ -887,12 +888,14 @@ mod stream {
     use std::collections::HashMap;
     use std::io::{self, Read, Write};
     use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
+    use std::sync::{Arc, Mutex, PoisonError};
     use std::thread::{JoinHandle, ThreadId};
 
     use crate::car::CarWriter;
     use crate::cid::Cid;
     use crate::error::{Error, Result};
-    use crate::net::{HttpRequest, HttpResponse};
+    use crate::net::{Http, HttpRequest, HttpResponse};
+    use crate::platform::block_on;
     use crate::store::Block;
 
     use super::KuboStore;
@@ -965,6 +968,8 @@ mod stream {
         from: Receiver<Vec<u8>>,
         chunk: Vec<u8>,
         at: usize,
+        /// Bytes the client has read so far.
+        taken: u64,
     }
 
     impl Read for Drain {
@@ -978,7 +983,43 @@ mod stream {
             let n = out.len().min(self.chunk.len() - self.at);
             out[..n].copy_from_slice(&self.chunk[self.at..self.at + n]);
             self.at += n;
+            self.taken += n as u64;
             Ok(n)
+        }
+    }
+
+    /// The drain as each attempt's body (the same one: an attempt that fails before reading
+    /// any of it leaves it whole for the next).
+    struct Shared(Arc<Mutex<Drain>>);
+
+    impl Read for Shared {
+        fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+            self.0
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .read(out)
+        }
+    }
+
+    /// Sends the request, trying again (after 200 ms, 400 ms, …, as every other call does)
+    /// while the node cannot be reached and nothing of the body has been sent.
+    fn send(
+        http: &dyn Http,
+        req: HttpRequest,
+        drain: Arc<Mutex<Drain>>,
+        attempts: u32,
+    ) -> Result<HttpResponse> {
+        let mut attempt = 1;
+        loop {
+            let sent = block_on(http.send_streaming(req.clone(), Box::new(Shared(drain.clone()))));
+            let untouched = drain.lock().unwrap_or_else(PoisonError::into_inner).taken == 0;
+            match sent {
+                Err(Error::Unavailable(_)) if attempt < attempts && untouched => {
+                    block_on(http.sleep(std::time::Duration::from_millis(100 << attempt)));
+                    attempt += 1;
+                }
+                other => return other,
+            }
         }
     }
 
@@ -1015,14 +1056,16 @@ mod stream {
                 req = req.header("Authorization", &format!("Bearer {t}"));
             }
             let http = store.http.clone();
-            let drain = Drain {
+            let drain = Arc::new(Mutex::new(Drain {
                 from,
                 chunk: Vec::new(),
                 at: 0,
-            };
+                taken: 0,
+            }));
+            let attempts = store.config.attempts.max(1);
             let running = std::thread::Builder::new()
                 .name("medshare-kubo-import".into())
-                .spawn(move || crate::platform::block_on(http.send_streaming(req, Box::new(drain))))
+                .spawn(move || send(&*http, req, drain, attempts))
                 .map_err(Error::Io)?;
             Ok(Import {
                 car,
