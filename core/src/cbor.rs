@@ -130,7 +130,8 @@ fn head(out: &mut Vec<u8>, major: u8, n: u64) {
     }
 }
 
-fn encode_into(v: &Value, out: &mut Vec<u8>) {
+/// [`encode`] appending to `out`.
+pub(crate) fn encode_into(v: &Value, out: &mut Vec<u8>) {
     match v {
         Value::Null => out.push(0xf6),
         Value::Bool(false) => out.push(0xf4),

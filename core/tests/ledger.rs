@@ -588,6 +588,29 @@ fn rule_encoding_and_cid_of_stored_objects() {
     });
     mem.corrupt(&tx_cid, b"\xa0");
     assert_eq!(rule_of(&load_err(&store, &head)), Rule::Cid);
+    // Another valid, well-signed transaction of the chain in its place (it decodes; only its
+    // hash tells): the same rule, naming the transaction and the bytes found in its place.
+    let (other_cid, other) = c
+        .objects
+        .iter()
+        .find(|(cid, b)| {
+            *cid != tx_cid && cid.codec() == medshare::cid::DAG_CBOR && SignedTx::decode(b).is_ok()
+        })
+        .unwrap()
+        .clone();
+    mem.corrupt(&tx_cid, &other);
+    match load_err(&store, &head) {
+        Error::InvalidChain {
+            rule: Rule::Cid,
+            tx: Some(_),
+            detail,
+            ..
+        } => assert_eq!(
+            detail,
+            format!("object {tx_cid} has the bytes of {other_cid}")
+        ),
+        e => panic!("expected rule Cid on the substituted transaction, got {e:?}"),
+    }
     // A transaction that hashes right but is not canonical DAG-CBOR.
     let mut c2 = Chain::one();
     let p = identity("patient");

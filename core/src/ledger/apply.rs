@@ -111,18 +111,21 @@ impl State {
     /// error the state may be partly updated: callers apply to a clone (cheap) when they must
     /// recover.
     pub fn apply_block(&mut self, block: &Block, txs: &[SignedTx]) -> Result<()> {
-        self.apply_block_with(block, txs, &mut Sigs::Now)
+        self.apply_block_with(block, txs, None, &mut Sigs::Now)
     }
 
     /// [`State::apply_block`] with every signature check appended to `checks` instead of run.
-    /// The state is only valid once [`verify_checks`] passes on them.
+    /// The state is only valid once [`verify_checks`] passes on them. `messages`, if given, are
+    /// the transactions' [`SignedTx::signing_bytes`], in order (computed as they were decoded:
+    /// [`SignedTx::decode_with_message`]).
     pub(crate) fn apply_block_deferred(
         &mut self,
         block: &Block,
         txs: &[SignedTx],
+        messages: Option<&[Vec<u8>]>,
         checks: &mut Vec<SigCheck>,
     ) -> Result<()> {
-        self.apply_block_with(block, txs, &mut Sigs::Defer(checks))
+        self.apply_block_with(block, txs, messages, &mut Sigs::Defer(checks))
     }
 
     /// The authorities in effect after `votes` (authority votes, in log order) on the network
@@ -140,7 +143,7 @@ impl State {
         };
         for (i, v) in votes.iter().enumerate() {
             state
-                .apply_tx(i, v, here, &mut Sigs::Now)
+                .apply_tx(i, v, None, here, &mut Sigs::Now)
                 .map_err(|(rule, detail)| {
                     Error::InvalidProof(format!("authority vote {}: {rule}: {detail}", v.cid))
                 })?;
@@ -154,20 +157,21 @@ impl State {
     /// elsewhere (use [`State::apply_block`]).
     pub fn apply_built_block(&mut self, block: &Block, txs: &[SignedTx]) -> Result<()> {
         let mut verified = Vec::new();
-        self.apply_block_deferred(block, txs, &mut verified)
+        self.apply_block_deferred(block, txs, None, &mut verified)
     }
 
     /// Applies a block without checking its authors' signatures (tests that need a stored
     /// chain with a forged signature deep inside it).
     #[cfg(test)]
     pub(crate) fn apply_block_unsigned(&mut self, block: &Block, txs: &[SignedTx]) -> Result<()> {
-        self.apply_block_with(block, txs, &mut Sigs::SkipAuthor)
+        self.apply_block_with(block, txs, None, &mut Sigs::SkipAuthor)
     }
 
     fn apply_block_with(
         &mut self,
         block: &Block,
         txs: &[SignedTx],
+        messages: Option<&[Vec<u8>]>,
         sigs: &mut Sigs<'_>,
     ) -> Result<()> {
         let h = &block.header;
@@ -224,7 +228,10 @@ impl State {
                 format!("{} transactions in one block", h.txs.len()),
             ));
         }
-        if txs.len() != h.txs.len() || txs.iter().zip(&h.txs).any(|(t, c)| t.cid != *c) {
+        if txs.len() != h.txs.len()
+            || txs.iter().zip(&h.txs).any(|(t, c)| t.cid != *c)
+            || messages.is_some_and(|m| m.len() != txs.len())
+        {
             return Err(at(
                 Rule::Cid,
                 "transactions do not match the block's links".into(),
@@ -253,7 +260,8 @@ impl State {
                 TxBody::AuthorityChange { .. } => authorities = true,
                 _ => {}
             }
-            self.apply_tx(i, tx, here, sigs)
+            let message = messages.and_then(|m| m.get(i)).map(Vec::as_slice);
+            self.apply_tx(i, tx, message, here, sigs)
                 .map_err(|(rule, detail)| Error::InvalidChain {
                     height: Some(h.height),
                     tx: Some(i),
@@ -368,7 +376,7 @@ impl State {
             time,
         };
         for (i, tx) in txs.iter().enumerate() {
-            copy.apply_tx(i, tx, here, sigs)
+            copy.apply_tx(i, tx, None, here, sigs)
                 .map_err(|(rule, detail)| Error::Rejected { rule, detail })?;
         }
         if let Some(record) = copy.pending_rekey.keys().next() {
@@ -394,16 +402,19 @@ impl State {
             block: self.head,
             time,
         };
-        copy.apply_tx(0, &stx, here, &mut Sigs::SkipAuthor)
+        copy.apply_tx(0, &stx, None, here, &mut Sigs::SkipAuthor)
             .map_err(|(rule, detail)| Error::Rejected { rule, detail })
     }
 
     // ---- transactions ------------------------------------------------------------------------
 
+    /// Applies one transaction. `message` is its [`SignedTx::signing_bytes`] if the caller
+    /// already has them (computed from the transaction otherwise).
     fn apply_tx(
         &mut self,
         index: usize,
         stx: &SignedTx,
+        message: Option<&[u8]>,
         at: At,
         sigs: &mut Sigs<'_>,
     ) -> RuleResult {
@@ -423,7 +434,10 @@ impl State {
                 ),
             );
         }
-        let msg = SignedTx::signing_bytes(tx);
+        let msg = match message {
+            Some(m) => std::borrow::Cow::Borrowed(m),
+            None => std::borrow::Cow::Owned(SignedTx::signing_bytes(tx)),
+        };
         match &tx.body {
             TxBody::RegisterPatient { key } => {
                 return self.register(stx, &msg, key, Role::Patient, None, sigs);

@@ -503,13 +503,19 @@ fn tx_unsigned_value(tx: &Tx) -> Map {
     ]))
 }
 
+/// The domain prefix and the encoding of a transaction's unsigned map.
+fn signed_message(unsigned: &Value) -> Vec<u8> {
+    let mut out = Vec::with_capacity(domain::TX.len() + 512);
+    out.extend_from_slice(domain::TX);
+    cbor::encode_into(unsigned, &mut out);
+    out
+}
+
 impl SignedTx {
     /// The bytes a transaction's signatures cover: a domain prefix and the canonical encoding of
     /// the transaction without its signatures (which names the network's genesis).
     pub fn signing_bytes(tx: &Tx) -> Vec<u8> {
-        let mut out = domain::TX.to_vec();
-        out.extend_from_slice(&cbor::encode(&Value::Map(tx_unsigned_value(tx))));
-        out
+        signed_message(&Value::Map(tx_unsigned_value(tx)))
     }
 
     /// Signs `tx` as `author`.
@@ -528,24 +534,50 @@ impl SignedTx {
 
     /// Builds the signed object from parts (no signing; tests forge objects with it).
     pub fn assemble(tx: Tx, sig: Vec<u8>, cosig: Option<Vec<u8>>) -> SignedTx {
-        let mut m = tx_unsigned_value(&tx);
-        m.insert("sig".into(), Value::Bytes(sig.clone()));
-        if let Some(c) = &cosig {
-            m.insert("cosig".into(), Value::Bytes(c.clone()));
+        SignedTx::assemble_with(tx, sig, cosig, false).0
+    }
+
+    /// [`SignedTx::assemble`], and with `message` also [`SignedTx::signing_bytes`] from the
+    /// same map (built once for both encodings).
+    fn assemble_with(
+        tx: Tx,
+        sig: Vec<u8>,
+        cosig: Option<Vec<u8>>,
+        message: bool,
+    ) -> (SignedTx, Option<Vec<u8>>) {
+        let mut v = Value::Map(tx_unsigned_value(&tx));
+        let message = message.then(|| signed_message(&v));
+        if let Value::Map(m) = &mut v {
+            m.insert("sig".into(), Value::Bytes(sig.clone()));
+            if let Some(c) = &cosig {
+                m.insert("cosig".into(), Value::Bytes(c.clone()));
+            }
         }
-        let bytes = cbor::encode(&Value::Map(m));
+        let bytes = cbor::encode(&v);
         let cid = Cid::dag_cbor(&bytes);
-        SignedTx {
+        let stx = SignedTx {
             tx,
             sig,
             cosig,
             bytes,
             cid,
-        }
+        };
+        (stx, message)
     }
 
     /// Decodes and checks the structure of a transaction (not its signature or semantics).
     pub fn decode(raw: &[u8]) -> Result<SignedTx, String> {
+        SignedTx::decode_with(raw, false).map(|(stx, _)| stx)
+    }
+
+    /// [`SignedTx::decode`] and the transaction's [`SignedTx::signing_bytes`], computed
+    /// together (what a chain's replay needs of every transaction).
+    pub(crate) fn decode_with_message(raw: &[u8]) -> Result<(SignedTx, Vec<u8>), String> {
+        let (stx, message) = SignedTx::decode_with(raw, true)?;
+        Ok((stx, message.unwrap_or_default()))
+    }
+
+    fn decode_with(raw: &[u8], message: bool) -> Result<(SignedTx, Option<Vec<u8>>), String> {
         let v = cbor::decode(raw).map_err(|e| format!("not canonical DAG-CBOR: {}", e.0))?;
         let mut f = Fields::new(&v)?;
         f.check_v()?;
@@ -695,18 +727,12 @@ impl SignedTx {
         // One transaction, one encoding: what the signature covers (a re-encoding of the
         // decoded fields) must be exactly these bytes, or a third party could change how a
         // field is written (a purpose code's case) and give a signed transaction another CID.
-        let canonical = SignedTx::assemble(tx, sig, cosig);
+        // The re-encoding is then `raw` itself, so its bytes and CID are the object's.
+        let (canonical, message) = SignedTx::assemble_with(tx, sig, cosig, message);
         if canonical.bytes != raw {
             return Err("a field is not in its canonical form".into());
         }
-        let SignedTx { tx, sig, cosig, .. } = canonical;
-        Ok(SignedTx {
-            tx,
-            sig,
-            cosig,
-            bytes: raw.to_vec(),
-            cid: Cid::dag_cbor(raw),
-        })
+        Ok((canonical, message))
     }
 }
 
