@@ -406,3 +406,73 @@ fn a_snapshot_ahead_of_the_head_does_not_hide_a_rollback() {
     );
     assert_eq!(state.height(), 20);
 }
+
+/// Snapshots are encoded and written on a thread of their own (native targets): the grant that
+/// makes one due does not wait for it, `wait_for_snapshot` does, and dropping the vault does
+/// too, so the store reopens at once (its lock released, no write left half done) from the
+/// snapshot of the height that made it due.
+#[test]
+fn a_snapshot_written_in_the_background_is_whole_when_the_vault_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (p, d) = (identity("patient"), identity("doctor"));
+    let last = block_on(async {
+        let store = Store::open_dir(dir.path()).unwrap();
+        let a0 = identity(AUTHORITIES[0]);
+        let mut v = Vault::create(store.clone(), "background", a0.clone(), Policy::default())
+            .await
+            .unwrap();
+        v.register(&p, None).await.unwrap();
+        let e = Endorsement::sign(&a0, &v.genesis(), &d.id(), "GMC-1").unwrap();
+        v.register(&d, Some(&e)).await.unwrap();
+        let r = v
+            .publish_bytes(&p, b"blood group: O-", "blood.txt", "text/plain")
+            .await
+            .unwrap();
+        // Each grant is a block of one transaction: two units of work towards the interval.
+        let mut due_at = None;
+        while due_at.is_none() {
+            v.grant(&p, &r, &d.id(), GrantOptions::default())
+                .await
+                .unwrap();
+            if snapshot::due(v.state(), 0, 0) {
+                due_at = Some(v.height());
+            }
+        }
+        let due_at = due_at.unwrap();
+        v.wait_for_snapshot();
+        let written = snapshot::load(&store, &store.get_snapshot().await.unwrap().unwrap(), None)
+            .await
+            .unwrap();
+        assert_eq!(written.height(), due_at);
+        // Another interval's worth, then drop the vault right after the grant that made the
+        // next one due, with its snapshot likely still being written.
+        let mut next = None;
+        while next.is_none() {
+            v.grant(&p, &r, &d.id(), GrantOptions::default())
+                .await
+                .unwrap();
+            if snapshot::due(v.state(), due_at, written.log_size()) {
+                next = Some(v.height());
+            }
+        }
+        drop(v);
+        drop(store);
+        next.unwrap()
+    });
+    let leftovers: Vec<_> = std::fs::read_dir(dir.path().join("tmp"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert!(leftovers.is_empty(), "left in tmp/: {leftovers:?}");
+    let store = Store::open_dir(dir.path()).expect("the dropped vault released its store");
+    let v = block_on(Vault::open(store, None, None)).unwrap();
+    assert_eq!(
+        v.opened(),
+        Opened::Snapshot {
+            height: last,
+            transactions: v.state().log_size(),
+            replayed: 0,
+        }
+    );
+    assert_eq!(v.height(), last);
+}

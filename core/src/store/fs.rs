@@ -721,14 +721,21 @@ impl BlockStore for FsStore {
     }
 
     async fn put_snapshot(&self, bytes: &[u8]) -> Result<()> {
-        // A cache with its own checksum: written beside and renamed into place, not fsynced
-        // (a crash leaves the old file, the new one, or one its checksum refuses).
+        // A cache with its own checksum: written beside, flushed, and renamed into place (a
+        // crash leaves the old file, the new one, or one its checksum refuses). The flush is
+        // here, on the thread that writes snapshots, so that the rename leaves no data for the
+        // next durability point's flush (on ext4 a rename over a file writes its new pages out
+        // with the next journal commit: the next operation's commit would wait for them).
         let tmp = self
             .root
             .join("tmp")
             .join(format!("snapshot.{}", crate::fsutil::random_hex()?));
-        let result =
-            fs::write(&tmp, bytes).and_then(|()| fs::rename(&tmp, self.root.join("SNAPSHOT")));
+        let result = File::create(&tmp)
+            .and_then(|mut f| {
+                f.write_all(bytes)?;
+                f.sync_data()
+            })
+            .and_then(|()| fs::rename(&tmp, self.root.join("SNAPSHOT")));
         if result.is_err() {
             let _ = fs::remove_file(&tmp);
         }

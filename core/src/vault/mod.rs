@@ -78,6 +78,8 @@ pub struct Vault {
     /// Height and log size of the snapshot the store holds, as far as this vault knows
     /// (`None`: one that could not be used, to be replaced at once).
     pub(crate) snapshot_at: Option<(u64, u64)>,
+    /// The snapshot being encoded and written on its own thread, if any (native targets).
+    pub(crate) snapshot_job: proof::SnapshotJob,
 }
 
 impl std::fmt::Debug for Vault {
@@ -111,6 +113,7 @@ impl Vault {
             trusted: None,
             opened: Opened::Genesis { rejected: None },
             snapshot_at: Some((0, 0)),
+            snapshot_job: proof::SnapshotJob::default(),
         }
     }
 

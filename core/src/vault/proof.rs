@@ -201,6 +201,28 @@ impl Vault {
         if !due {
             return;
         }
+        #[cfg(not(target_arch = "wasm32"))]
+        {
+            // Encoding a large state takes tens of milliseconds and writing it more: both run
+            // on their own thread, on a copy of the state (persistent: O(1)), so the operation
+            // that made it due does not wait. One at a time: while one runs, the next is due
+            // again at the next operation.
+            if !self.snapshot_job.idle() {
+                return;
+            }
+            let state = self.state.clone();
+            let store = self.store.clone();
+            self.snapshot_job.start(move || {
+                if let Some(bytes) = state
+                    .snapshot()
+                    .filter(|b| b.len() <= crate::limits::MAX_SNAPSHOT)
+                {
+                    let _ = crate::platform::block_on(store.put_snapshot(&bytes));
+                }
+            });
+            self.snapshot_at = Some((self.state.height(), self.state.log_size()));
+        }
+        #[cfg(target_arch = "wasm32")]
         if let Some(bytes) = self
             .state
             .snapshot()
@@ -209,6 +231,73 @@ impl Vault {
             let _ = self.store.put_snapshot(&bytes).await;
             self.snapshot_at = Some((self.state.height(), self.state.log_size()));
         }
+    }
+
+    /// Waits for a snapshot being written in the background, if any (tests and benchmarks that
+    /// look at the store's snapshot; dropping the vault waits too).
+    pub fn wait_for_snapshot(&mut self) {
+        self.snapshot_job.wait();
+    }
+}
+
+/// A snapshot written on its own thread ([`Vault`]'s `keep_snapshot`). Dropping it waits for
+/// the thread, so a vault never outlives its store's lock in a stray thread: once a vault is
+/// dropped, its store can be opened again at once.
+#[derive(Default)]
+pub(crate) struct SnapshotJob {
+    #[cfg(not(target_arch = "wasm32"))]
+    running: Option<std::thread::JoinHandle<()>>,
+}
+
+impl SnapshotJob {
+    /// No snapshot is being written (a finished one is reaped).
+    #[cfg(not(target_arch = "wasm32"))]
+    fn idle(&mut self) -> bool {
+        match &self.running {
+            Some(job) if !job.is_finished() => false,
+            _ => {
+                self.wait();
+                true
+            }
+        }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
+    fn start(&mut self, job: impl FnOnce() + Send + 'static) {
+        // A thread that cannot be started (resource limits) leaves the job to run here.
+        let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(job)));
+        let theirs = slot.clone();
+        let take = |s: &std::sync::Mutex<Option<_>>| s.lock().ok().and_then(|mut j| j.take());
+        match std::thread::Builder::new()
+            .name("medshare-snapshot".into())
+            .spawn(move || {
+                if let Some(job) = take(&theirs) {
+                    job()
+                }
+            }) {
+            Ok(handle) => self.running = Some(handle),
+            Err(_) => {
+                if let Some(job) = take(&slot) {
+                    job()
+                }
+            }
+        }
+    }
+
+    /// Waits for the running job, if any.
+    fn wait(&mut self) {
+        #[cfg(not(target_arch = "wasm32"))]
+        if let Some(job) = self.running.take() {
+            // A panic in the job (none is expected: the write's errors are ignored, it is a
+            // cache) loses only the snapshot.
+            let _ = job.join();
+        }
+    }
+}
+
+impl Drop for SnapshotJob {
+    fn drop(&mut self) {
+        self.wait();
     }
 }
 
