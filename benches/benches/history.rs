@@ -385,6 +385,27 @@ fn bench(c: &mut Criterion) {
         g.bench_function(BenchmarkId::new("grant", n), |b| {
             b.iter(|| block_on(v.grant(&f.patient, &f.record, &f.doctor, options.clone())).unwrap())
         });
+        // The grants around a snapshot, one by one (printed, not timed by criterion): one
+        // interval of one-grant blocks holds exactly one grant that makes a snapshot due.
+        let mut times: Vec<std::time::Duration> = (0..snapshot::INTERVAL / 2 + 1)
+            .map(|_| {
+                let t = std::time::Instant::now();
+                block_on(v.grant(&f.patient, &f.record, &f.doctor, options.clone())).unwrap();
+                t.elapsed()
+            })
+            .collect();
+        times.sort();
+        let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize];
+        eprintln!(
+            "grants one by one at {n} transactions, {} of them: median {:.2?}, p90 {:.2?}, \
+             the slowest three {:.2?} {:.2?} {:.2?}",
+            times.len(),
+            at(0.5),
+            at(0.9),
+            times[times.len() - 3],
+            times[times.len() - 2],
+            times[times.len() - 1],
+        );
         // The usual case for a command: the snapshot half an interval behind the head (a
         // snapshot at the head, then 64 grants: 64 blocks of one transaction each).
         let bytes = v.state().snapshot().unwrap();
