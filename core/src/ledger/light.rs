@@ -570,16 +570,16 @@ impl State {
         }
     }
 
-    /// Recomputes the whole state map from the records, the doctors' grants and the
-    /// authorities (a state loaded from a snapshot; its certificate is then checked against
-    /// the root).
-    pub(crate) fn rebuild_state_map(&mut self) {
+    /// The whole state map recomputed from the records, the doctors' grants and the
+    /// authorities, without changing the state (a state loaded from a snapshot: the loader
+    /// checks its indexes meanwhile, installs the map with [`State::set_state_map`], then checks
+    /// the certificate against the root).
+    pub(crate) fn computed_state_map(&self) -> smt::StateMap {
         // The records' entries are recomputed (on every core); the doctors' entries are the
         // (count, root) pairs kept with the state, their trees built when a block changes them.
         let ids: Vec<RecordId> = self.records.keys().copied().collect();
-        let this = &*self;
         let mut leaves: Vec<(Hash, Hash)> = crate::platform::par_map(&ids, |id| {
-            record_value(this, id).map(|v| (record_key(id), smt::value_hash(&v)))
+            record_value(self, id).map(|v| (record_key(id), smt::value_hash(&v)))
         })
         .into_iter()
         .flatten()
@@ -590,8 +590,13 @@ impl State {
             }
         }
         leaves.push((authorities_key(), smt::value_hash(&authorities_value(self))));
+        smt::StateMap::from_leaves(leaves)
+    }
+
+    /// Installs `map`, computed by [`State::computed_state_map`] on this very state.
+    pub(crate) fn set_state_map(&mut self, map: smt::StateMap) {
         self.doctor_maps = imbl::HashMap::new();
-        self.state_map = smt::StateMap::from_leaves(leaves);
+        self.state_map = map;
     }
 
     /// Root of the state map (what the checkpoint's `state` line holds).

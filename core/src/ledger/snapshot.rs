@@ -1045,8 +1045,12 @@ pub async fn load(store: &Store, bytes: &[u8], expected: Option<&Cid>) -> Result
         return Err(corrupt("the certificate's bytes are not its CID's"));
     }
     check_head_block(store, &state).await?;
-    check_consistency(&state).map_err(corrupt)?;
-    state.rebuild_state_map();
+    // The indexes are checked while the state map is rebuilt from the records (on another
+    // core where there is one); the map is installed only if they agree.
+    let (consistent, map) =
+        crate::platform::join(|| check_consistency(&state), || state.computed_state_map());
+    consistent.map_err(corrupt)?;
+    state.set_state_map(map);
     state
         .apply_certificate(&cert)
         .map_err(|e| corrupt(format!("does not match its certificate: {e}")))?;
