@@ -276,16 +276,16 @@ fn raw_blocks(n: usize, len: usize) -> Vec<medshare::store::Block> {
         .collect()
 }
 
+/// kubo's answer to an import when its blockstore is full.
+const FULL: &[u8] = b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
+    Content-Length: 56\r\nConnection: close\r\n\r\n\
+    {\"Message\":\"blockstore is full\",\"Code\":0,\"Type\":\"error\"}";
+
 /// Data blocks stream into one open `dag/import`; kubo's refusal of it is the error of the
 /// next call (here the flush before a head would move), word for word.
 #[test]
 fn an_import_kubo_refuses_is_the_next_calls_error() {
-    let (port, server) = fake_import(
-        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
-          Content-Length: 56\r\nConnection: close\r\n\r\n\
-          {\"Message\":\"blockstore is full\",\"Code\":0,\"Type\":\"error\"}",
-        None,
-    );
+    let (port, server) = fake_import(FULL, None);
     let url = format!("http://127.0.0.1:{port}");
     let s = Store::new(KuboStore::new(KuboConfig::new(&url)).unwrap());
     pollster::block_on(s.put_many(&raw_blocks(3, 1000))).unwrap();
@@ -314,12 +314,7 @@ fn an_import_kubo_refuses_is_the_next_calls_error() {
 /// lost.
 #[test]
 fn a_failed_import_is_the_error_of_the_thread_that_wrote_it() {
-    let (port, server) = fake_import(
-        b"HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/json\r\n\
-          Content-Length: 56\r\nConnection: close\r\n\r\n\
-          {\"Message\":\"blockstore is full\",\"Code\":0,\"Type\":\"error\"}",
-        None,
-    );
+    let (port, server) = fake_import(FULL, None);
     let url = format!("http://127.0.0.1:{port}");
     let s = Store::new(KuboStore::new(KuboConfig::new(&url)).unwrap());
     let (put, flushed) = (std::sync::Barrier::new(2), std::sync::Barrier::new(2));

@@ -421,11 +421,7 @@ fn one_damaged_record_does_not_hold_the_rest_hostage() {
     block_on(async {
         let mem = Arc::new(medshare::store::memory::MemoryStore::default());
         let store = Store::from_arc(mem.clone());
-        let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
-            .await
-            .unwrap();
-        let p = identity("patient");
-        v.register(&p, None).await.unwrap();
+        let (mut v, p) = patient_vault(store).await;
         let bad = v
             .publish_bytes(&p, &Rand::new(1).bytes(2 << 20), "", "")
             .await
@@ -652,6 +648,16 @@ async fn publish_big(
     v.publish(p, &data[..], meta, &mut |_| {}).await
 }
 
+/// A new embedded network on `store` with the fixture patient registered.
+async fn patient_vault(store: Store) -> (Vault, Identity) {
+    let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
+        .await
+        .unwrap();
+    let p = identity("patient");
+    v.register(&p, None).await.unwrap();
+    (v, p)
+}
+
 /// Where the store allows it, a read fetches a group of leaves at once while it decrypts the
 /// previous group; a store written in another language (no `parallel_io`) sees one call at a
 /// time, and so does any store called from a pool of one thread. Either way the record reads
@@ -668,11 +674,7 @@ fn reads_fetch_ahead_only_where_the_store_allows() {
         pool.install(|| {
             block_on(async {
                 let store = Store::from_arc(watched.clone());
-                let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
-                    .await
-                    .unwrap();
-                let p = identity("patient");
-                v.register(&p, None).await.unwrap();
+                let (mut v, p) = patient_vault(store).await;
                 let r = publish_big(&mut v, &p, 7).await.unwrap();
                 let mut out = Vec::new();
                 v.open_record(&p, &r, &mut out).await.unwrap();
@@ -698,11 +700,7 @@ fn a_write_failing_during_a_publish_fails_it_and_moves_no_head() {
         let watched = Watched::new(false);
         block_on(async {
             let store = Store::from_arc(watched.clone());
-            let mut v = Vault::create(store, "n", identity("authority"), Policy::default())
-                .await
-                .unwrap();
-            let p = identity("patient");
-            v.register(&p, None).await.unwrap();
+            let (mut v, p) = patient_vault(store).await;
             let first = v
                 .publish_bytes(&p, b"earlier result", "a.txt", "text/plain")
                 .await
