@@ -99,6 +99,13 @@ export interface ImportOptions {
   genesis?: string;
 }
 
+/** Where a doctor's wrapped data key is on the chain: the transaction that carried it (her grant,
+ * or the rewrap that last replaced it) and its index among that transaction's keys. */
+export interface KeyRef {
+  tx: string;
+  index: number;
+}
+
 export interface AccessGrant {
   doctor: string;
   version: number;
@@ -107,7 +114,7 @@ export interface AccessGrant {
   /** The encrypted note (base64), if any: read it with `grantNote`. */
   note: string | null;
   grantedAt: number;
-  wrappedKey: string;
+  key: KeyRef;
 }
 
 export interface RecordInfo {

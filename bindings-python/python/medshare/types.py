@@ -3,12 +3,21 @@
 The native module hands over the core's own serde JSON of each value and `from_json` builds
 these; their fields are exactly the core's (a field the core adds or drops makes `from_json`
 raise, which the test suite would catch). Ids, CIDs and record ids are strings; byte fields
-(wrapped keys, notes) are base64 strings, as in the core's JSON.
+(notes) are base64 strings, as in the core's JSON.
 """
 
 import json
 from dataclasses import dataclass, field
 from typing import Any, Optional
+
+
+@dataclass(frozen=True)
+class KeyRef:
+    """Where a doctor's wrapped data key is on the chain: the transaction that carried it (her
+    grant, or the rewrap that last replaced it) and its index among that transaction's keys."""
+
+    tx: str
+    index: int
 
 
 @dataclass(frozen=True)
@@ -21,7 +30,7 @@ class AccessGrant:
     purpose: str
     note: Optional[str]
     granted_at: int
-    wrapped_key: str
+    key: KeyRef
 
 
 @dataclass(frozen=True)
@@ -267,14 +276,20 @@ def _emergency_parts(data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+def _grant(data: dict[str, Any]) -> "AccessGrant":
+    return AccessGrant(**{**data, "key": KeyRef(**data["key"])})
+
+
 def _build(kind: str, data: Any) -> Any:
+    if kind == "AccessGrant":
+        return _grant(data)
     cls = globals()[kind]
     if kind in ("Emergency", "EmergencyStatus"):
         data = _emergency_parts(data)
     if kind == "RecordAccess":
         data = {**data, "grants": [ProvenGrant(**g) for g in data["grants"]]}
     if kind == "RecordInfo" and data.get("grant") is not None:
-        data = {**data, "grant": AccessGrant(**data["grant"])}
+        data = {**data, "grant": _grant(data["grant"])}
     if kind == "ExportReport":
         data = {**data, "damaged": [DamagedRecord(**d) for d in data["damaged"]]}
     if kind == "ContentReport":
@@ -297,6 +312,7 @@ __all__ = [
     "EmergencyStatus",
     "ExportReport",
     "GcReport",
+    "KeyRef",
     "Metadata",
     "ProvenGrant",
     "ReceiptFacts",

@@ -19,7 +19,7 @@ use crate::ledger::endorsement_message;
 use crate::ledger::merkle::leaf_hash;
 use crate::ledger::state::{
     AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, IdentityState,
-    RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
+    KeyRef, RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
 };
 use crate::record::{Purpose, RecordId};
 use crate::rule::Rule;
@@ -489,7 +489,7 @@ impl State {
                 return broken(Rule::Registration, "registrations are handled above");
             }
             TxBody::RotateKey { new_key } => self.rotate_key(stx, &msg, role, new_key, sigs)?,
-            TxBody::Rewrap { keys } => self.rewrap(&tx.author, keys)?,
+            TxBody::Rewrap { keys } => self.rewrap(&tx.author, stx.cid, keys)?,
             TxBody::PublishRecord {
                 record,
                 version,
@@ -534,8 +534,12 @@ impl State {
                     purpose: *purpose,
                     note: note.clone(),
                     granted_at: at.height,
-                    wrapped_key: wrapped_key.clone(),
+                    key: KeyRef {
+                        tx: stx.cid,
+                        index: 0,
+                    },
                 },
+                wrapped_key,
                 at.time,
                 event(AuditKind::Granted {
                     doctor: *doctor,
@@ -730,11 +734,11 @@ impl State {
         Ok(())
     }
 
-    fn rewrap(&mut self, author: &IdentityId, keys: &[Rewrapped]) -> RuleResult {
+    fn rewrap(&mut self, author: &IdentityId, tx: Cid, keys: &[Rewrapped]) -> RuleResult {
         if keys.is_empty() {
             return broken(Rule::Encoding, "a rewrap of no keys");
         }
-        for k in keys {
+        for (index, k) in keys.iter().enumerate() {
             check_wrapped(&k.wrapped_key)?;
             let Some(r) = self.records.get_mut(&k.record) else {
                 return broken(Rule::Version, format!("unknown record {}", k.record));
@@ -753,7 +757,10 @@ impl State {
             if owner {
                 v.owner_key = k.wrapped_key.clone();
             } else if let Some(g) = v.grants.get_mut(author) {
-                Arc::make_mut(g).wrapped_key = k.wrapped_key.clone();
+                Arc::make_mut(g).key = KeyRef {
+                    tx,
+                    index: index as u32,
+                };
             } else {
                 return broken(
                     Rule::NotGranted,
@@ -842,6 +849,7 @@ impl State {
         author: &IdentityId,
         record: RecordId,
         grant: AccessGrant,
+        wrapped_key: &[u8],
         now: u64,
         event: AuditEvent,
     ) -> RuleResult {
@@ -878,7 +886,7 @@ impl State {
         if grant.expires.is_some_and(|e| e <= now) {
             return broken(Rule::Expiry, "the grant expires before it is issued");
         }
-        check_wrapped(&grant.wrapped_key)?;
+        check_wrapped(wrapped_key)?;
         if grant
             .note
             .as_ref()

@@ -293,7 +293,10 @@ mod values {
                         purpose: Purpose::ALL[purpose % Purpose::ALL.len()],
                         note: None,
                         granted_at: *at,
-                        wrapped_key: Vec::new(),
+                        key: crate::ledger::KeyRef {
+                            tx: crate::Cid::dag_cbor(&[*n, *d]),
+                            index: 0,
+                        },
                     }),
                 );
             }

@@ -38,8 +38,8 @@ pub use codec::{
 pub use endorse::Endorsement;
 pub use receipt::{Receipt, ReceiptFacts};
 pub use state::{
-    Access, AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, RecordInfo,
-    Release, ReviewInfo, State, ValidatorUpdate,
+    Access, AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, KeyRef,
+    RecordInfo, Release, ReviewInfo, State, ValidatorUpdate, WrappedKey,
 };
 
 use crate::cid::Cid;

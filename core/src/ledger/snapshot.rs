@@ -29,13 +29,13 @@ use crate::ledger::codec::{AuthorityChangeKind, CertificateObject, ReviewOutcome
 use crate::ledger::merkle::{Frontier, Hash};
 use crate::ledger::state::{
     AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, IdentityState,
-    RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
+    KeyRef, RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
 };
 use crate::record::{Purpose, RecordId};
 use crate::store::Store;
 
 /// The format line a snapshot starts with.
-pub const MAGIC: &[u8; 20] = b"medshare-snapshot/1\n";
+pub const MAGIC: &[u8; 20] = b"medshare-snapshot/2\n";
 
 /// Bytes of the trailer: the CRC-32 (IEEE, as zlib's) of everything before it, little-endian.
 pub const CHECKSUM: usize = 4;
@@ -348,7 +348,8 @@ fn put_record(e: &mut Enc, id: &RecordId, r: &RecordState) {
                 e.b(n);
             }
             e.u(g.granted_at);
-            e.b(&g.wrapped_key);
+            e.cid(&g.key.tx);
+            e.u(g.key.index.into());
         }
         e.flag(v.emergency.is_some());
         if let Some(s) = &v.emergency {
@@ -641,7 +642,7 @@ fn open(bytes: &[u8]) -> Result<(Dec<'_>, Cid)> {
         });
     }
     if bytes.len() < MAGIC.len() + CHECKSUM || &bytes[..MAGIC.len()] != MAGIC {
-        return Err(corrupt("not a medshare snapshot of format 1"));
+        return Err(corrupt("not a medshare snapshot of format 2"));
     }
     let (body, crc) = bytes.split_at(bytes.len() - CHECKSUM);
     if crc32fast::hash(body).to_le_bytes() != crc {
@@ -838,7 +839,10 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
                 None
             };
             let granted_at = d.u()?;
-            let wrapped_key = d.b()?.to_vec();
+            let key = KeyRef {
+                tx: d.cid()?,
+                index: d.small("key index")?,
+            };
             grants.insert(
                 doctor,
                 Arc::new(AccessGrant {
@@ -848,7 +852,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
                     purpose,
                     note,
                     granted_at,
-                    wrapped_key,
+                    key,
                 }),
             );
         }

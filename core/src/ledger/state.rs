@@ -76,9 +76,21 @@ pub struct AccessGrant {
     pub note: Option<Vec<u8>>,
     /// Height of the granting block.
     pub granted_at: u64,
-    /// The DEK wrapped to the doctor.
-    #[serde(with = "crate::serde_util::b64")]
-    pub wrapped_key: Vec<u8>,
+    /// Where the DEK wrapped to the doctor is on the chain.
+    pub key: KeyRef,
+}
+
+/// Where a doctor's wrapped data key is on the chain: the transaction that carried it (her
+/// `Grant`, or the `Rewrap` that last replaced it) and its place among that transaction's keys
+/// (0 for a `Grant`). The state keeps this, not the key's 256–512 bytes: a reader fetches the
+/// transaction (a hash-checked block of the chain) when she opens the record, and a state of
+/// 10^5 grants is ~23 MB smaller in memory and in its snapshot (`docs/FORMAT.md` §13).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub struct KeyRef {
+    /// The transaction's CID.
+    pub tx: Cid,
+    /// The key's index among the transaction's keys.
+    pub index: u32,
 }
 
 impl AccessGrant {
@@ -325,8 +337,20 @@ pub struct Access {
     pub size: u64,
     /// The key commitment the envelope must carry.
     pub commitment: [u8; 32],
-    /// The DEK wrapped to the reader.
-    pub wrapped_key: Vec<u8>,
+    /// The DEK wrapped to the reader, or where it is on the chain.
+    pub key: WrappedKey,
+}
+
+/// A reader's wrapped data key: the owner's is kept in the state; a doctor's is in the
+/// transaction that granted (or re-wrapped) it ([`KeyRef`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WrappedKey {
+    /// The wrapped key's bytes.
+    Bytes(Vec<u8>),
+    /// The transaction that carries it.
+    At(KeyRef),
+    /// None: the data key comes from elsewhere (an emergency access's released shares).
+    None,
 }
 
 /// The replayed state of a chain.
@@ -826,21 +850,21 @@ impl State {
             .last()
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
         let version = r.versions.len() as u32;
-        let make = |wrapped_key: &[u8]| Access {
+        let make = |key: WrappedKey| Access {
             version,
             content: v.content,
             size: v.size,
             commitment: v.commitment,
-            wrapped_key: wrapped_key.to_vec(),
+            key,
         };
         if r.owner == *reader {
-            return Ok(make(&v.owner_key));
+            return Ok(make(WrappedKey::Bytes(v.owner_key.clone())));
         }
         if let Some(g) = v.grants.get(reader) {
             if g.expired_at(now) {
                 return Err(Error::AccessExpired(record.to_string()));
             }
-            return Ok(make(&g.wrapped_key));
+            return Ok(make(WrappedKey::At(g.key)));
         }
         if r.revoked.contains_key(reader) {
             return Err(Error::AccessRevoked(record.to_string()));

@@ -12,7 +12,8 @@ use crate::envelope::key::DataKey;
 use crate::envelope::{Decryptor, Encryptor, Header, Metadata};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId};
-use crate::ledger::state::Access;
+use crate::ledger::state::{Access, KeyRef, WrappedKey};
+use crate::ledger::{SignedTx, TxBody};
 use crate::platform::{MaybeSend, Progress, batch, join, map_io, overlap};
 use crate::record::RecordId;
 use crate::store::{Block, Store};
@@ -69,7 +70,11 @@ fn check_all(ids: &[Cid], blocks: &[Vec<u8>]) -> Result<()> {
 impl Vault {
     /// What `reader` needs to open the latest version of `record`, and its data key (checked
     /// against the version's key commitment).
-    pub(crate) fn unlock(&self, reader: &Identity, record: &RecordId) -> Result<(Access, DataKey)> {
+    pub(crate) async fn unlock(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+    ) -> Result<(Access, DataKey)> {
         let access = match self.state.access(record, &reader.id(), self.now()) {
             Ok(a) => a,
             // A doctor without a grant may hold an emergency access (break-glass).
@@ -82,8 +87,51 @@ impl Vault {
             Err(e) => return Err(e),
         };
         self.check_current_key(reader)?;
-        let dek = DataKey::unwrap(reader, &access.wrapped_key, record, access.version)?;
+        let wrapped = match &access.key {
+            WrappedKey::Bytes(b) => b.clone(),
+            WrappedKey::At(at) => {
+                self.wrapped_key_at(at, record, access.version, &reader.id())
+                    .await?
+            }
+            WrappedKey::None => return Err(Error::AccessDenied(record.to_string())),
+        };
+        let dek = DataKey::unwrap(reader, &wrapped, record, access.version)?;
         Ok((access, dek))
+    }
+
+    /// The bytes of `doctor`'s wrapped key to `record` `version`, from the transaction the state
+    /// names for it ([`KeyRef`]): fetched from the store (hash-checked), it must be her `Grant`
+    /// of that version or her `Rewrap` of it.
+    pub(crate) async fn wrapped_key_at(
+        &self,
+        at: &KeyRef,
+        record: &RecordId,
+        version: u32,
+        doctor: &IdentityId,
+    ) -> Result<Vec<u8>> {
+        let raw = self.store.get(&at.tx).await?;
+        let tx = SignedTx::decode(&raw)
+            .map_err(|e| Error::StoreCorrupt(format!("transaction {}: {e}", at.tx)))?;
+        let found = match &tx.tx.body {
+            TxBody::Grant {
+                record: r,
+                version: v,
+                doctor: d,
+                wrapped_key,
+                ..
+            } if at.index == 0 && r == record && *v == version && d == doctor => Some(wrapped_key),
+            TxBody::Rewrap { keys } if tx.tx.author == *doctor => keys
+                .get(at.index as usize)
+                .filter(|k| k.record == *record && k.version == version)
+                .map(|k| &k.wrapped_key),
+            _ => None,
+        };
+        found.cloned().ok_or_else(|| {
+            Error::StoreCorrupt(format!(
+                "the chain state names transaction {} (key {}) for {doctor}'s key to record {record} version {version}, and it carries no such key",
+                at.tx, at.index
+            ))
+        })
     }
 
     /// Fails unless `reader` is its account's current key.
@@ -122,7 +170,7 @@ impl Vault {
         out: W,
         progress: Progress<'_>,
     ) -> Result<Metadata> {
-        let (access, dek) = self.unlock(reader, record)?;
+        let (access, dek) = self.unlock(reader, record).await?;
         let mut sink = WriteSink(out);
         let meta = self
             .read_envelope(record, &access, &dek, &mut sink, progress)
@@ -158,7 +206,7 @@ impl Vault {
     /// The metadata (file name, media type, size) of the latest version of `record`, as
     /// `reader`: only the blocks holding the envelope's header are read.
     pub async fn metadata(&self, reader: &Identity, record: &RecordId) -> Result<Metadata> {
-        let (access, dek) = self.unlock(reader, record)?;
+        let (access, dek) = self.unlock(reader, record).await?;
         let header = self.read_header(record, &access).await?;
         header.metadata(&dek)
     }

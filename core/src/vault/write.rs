@@ -446,7 +446,7 @@ impl Vault {
             txs = rekey.txs;
             new_root = Some(rekey.root);
         }
-        let (access, _) = self.unlock(patient, record)?;
+        let (access, _) = self.unlock(patient, record).await?;
         let dek = if expired {
             // The new version's key: unwrap it from the PublishRecord just built.
             let Some(TxBody::PublishRecord { owner_key, .. }) = txs.first().map(|t| &t.tx.body)
@@ -458,7 +458,10 @@ impl Vault {
             };
             DataKey::unwrap(patient, owner_key, record, version)?
         } else {
-            DataKey::unwrap(patient, &access.wrapped_key, record, version)?
+            let crate::ledger::WrappedKey::Bytes(owner_key) = &access.key else {
+                return Err(Error::AccessDenied(record.to_string()));
+            };
+            DataKey::unwrap(patient, owner_key, record, version)?
         };
         let key = self
             .state
@@ -551,7 +554,7 @@ impl Vault {
         extra: u64,
         notes: &BTreeMap<IdentityId, String>,
     ) -> Result<Rekey> {
-        let (access, old_dek) = self.unlock(patient, record)?;
+        let (access, old_dek) = self.unlock(patient, record).await?;
         let grants: Vec<AccessGrant> = self
             .state
             .access_list(record)?
@@ -690,7 +693,7 @@ impl Vault {
         let mut mine: Vec<RecordId> = Vec::new();
         let mut notes: BTreeMap<RecordId, BTreeMap<IdentityId, String>> = BTreeMap::new();
         for info in self.state.records_owned_by(&me) {
-            let (access, dek) = self.unlock(old, &info.record)?;
+            let (access, dek) = self.unlock(old, &info.record).await?;
             // The grants' notes are wrapped to the key being retired: read them now, to wrap
             // them to the new one when the record is re-keyed below.
             for g in self.state.access_list(&info.record)? {
@@ -708,7 +711,10 @@ impl Vault {
         }
         for info in self.state.records_granted_to(&me) {
             let Some(g) = info.grant else { continue };
-            let dek = DataKey::unwrap(old, &g.wrapped_key, &info.record, g.version)?;
+            let wrapped = self
+                .wrapped_key_at(&g.key, &info.record, g.version, &me)
+                .await?;
+            let dek = DataKey::unwrap(old, &wrapped, &info.record, g.version)?;
             keys.push(Rewrapped {
                 record: info.record,
                 version: g.version,
