@@ -175,6 +175,37 @@ impl Enc {
     fn purpose(&mut self, p: Purpose) {
         self.b(p.code().as_bytes());
     }
+
+    /// An id of the records section: its place in the identities section plus one, or 0 and
+    /// the id.
+    fn rid(&mut self, t: &Tables, id: &IdentityId) {
+        match t.ids.get(id) {
+            Some(i) => self.u(i + 1),
+            None => {
+                self.u(0);
+                self.id(id);
+            }
+        }
+    }
+
+    /// A block CID of an audit event: its place in the blocks section plus one, or 0 and the
+    /// CID.
+    fn block(&mut self, t: &Tables, c: &Cid) {
+        match t.blocks.get(c) {
+            Some(i) => self.u(i + 1),
+            None => {
+                self.u(0);
+                self.cid(c);
+            }
+        }
+    }
+}
+
+/// What the records section refers to by index: the identities (sorted, as their section
+/// lists them) and the blocks of the audit events (in order of first use).
+struct Tables {
+    ids: std::collections::HashMap<IdentityId, u64>,
+    blocks: std::collections::HashMap<Cid, u64>,
 }
 
 /// Key table: every public key once, referred to by index.
@@ -273,6 +304,28 @@ impl State {
         }
         let mut records: Vec<(&RecordId, &RecordState)> = self.records.iter().collect();
         records.sort_unstable_by_key(|(id, _)| **id);
+        let mut tables = Tables {
+            ids: identities
+                .iter()
+                .enumerate()
+                .map(|(i, (id, _))| (**id, i as u64))
+                .collect(),
+            blocks: std::collections::HashMap::new(),
+        };
+        let mut blocks = Vec::new();
+        for (_, r) in &records {
+            for a in &r.audit {
+                let n = blocks.len() as u64;
+                tables.blocks.entry(a.block).or_insert_with(|| {
+                    blocks.push(a.block);
+                    n
+                });
+            }
+        }
+        e.u(blocks.len() as u64);
+        for c in &blocks {
+            e.cid(c);
+        }
         e.u(records.len() as u64);
         let chunks: Vec<&[(&RecordId, &RecordState)]> = records.chunks(RECORDS_PER_CHUNK).collect();
         let encoded = crate::platform::par_map(&chunks, |chunk| {
@@ -280,7 +333,7 @@ impl State {
                 out: Vec::with_capacity(chunk.len() * 1024),
             };
             for (id, r) in chunk.iter() {
-                put_record(&mut c, id, r);
+                put_record(&mut c, &tables, id, r);
             }
             c.out
         });
@@ -328,9 +381,9 @@ impl State {
     }
 }
 
-fn put_record(e: &mut Enc, id: &RecordId, r: &RecordState) {
+fn put_record(e: &mut Enc, t: &Tables, id: &RecordId, r: &RecordState) {
     e.raw(id.as_bytes());
-    e.id(&r.owner);
+    e.rid(t, &r.owner);
     e.u(r.versions.len() as u64);
     for v in &r.versions {
         e.cid(&v.content);
@@ -339,7 +392,7 @@ fn put_record(e: &mut Enc, id: &RecordId, r: &RecordState) {
         e.b(&v.owner_key);
         e.u(v.grants.len() as u64);
         for g in v.grants.values() {
-            e.id(&g.doctor);
+            e.rid(t, &g.doctor);
             e.u(g.version.into());
             e.opt_u(g.expires);
             e.purpose(g.purpose);
@@ -365,21 +418,21 @@ fn put_record(e: &mut Enc, id: &RecordId, r: &RecordState) {
     }
     e.u(r.revoked.len() as u64);
     for (d, h) in &r.revoked {
-        e.id(d);
+        e.rid(t, d);
         e.u(*h);
     }
     e.u(r.audit.len() as u64);
     for a in &r.audit {
-        put_audit(e, a);
+        put_audit(e, t, a);
     }
 }
 
-fn put_audit(e: &mut Enc, a: &AuditEvent) {
+fn put_audit(e: &mut Enc, t: &Tables, a: &AuditEvent) {
     e.u(a.height);
-    e.cid(&a.block);
+    e.block(t, &a.block);
     e.u(a.time);
     e.cid(&a.tx);
-    e.id(&a.author);
+    e.rid(t, &a.author);
     match &a.kind {
         AuditKind::Published { version, content } => {
             e.raw(&[0]);
@@ -393,14 +446,14 @@ fn put_audit(e: &mut Enc, a: &AuditEvent) {
             purpose,
         } => {
             e.raw(&[1]);
-            e.id(doctor);
+            e.rid(t, doctor);
             e.u((*version).into());
             e.opt_u(*expires);
             e.purpose(*purpose);
         }
         AuditKind::Revoked { doctor } => {
             e.raw(&[2]);
-            e.id(doctor);
+            e.rid(t, doctor);
         }
         AuditKind::EmergencyEnabled {
             version,
@@ -419,7 +472,7 @@ fn put_audit(e: &mut Enc, a: &AuditEvent) {
             purpose,
         } => {
             e.raw(&[4]);
-            e.id(doctor);
+            e.rid(t, doctor);
             e.u((*version).into());
             e.opt_u(*expires);
             e.purpose(*purpose);
@@ -431,7 +484,7 @@ fn put_audit(e: &mut Enc, a: &AuditEvent) {
         } => {
             e.raw(&[5]);
             e.cid(request);
-            e.id(doctor);
+            e.rid(t, doctor);
             e.u((*index).into());
         }
         AuditKind::Reviewed {
@@ -441,7 +494,7 @@ fn put_audit(e: &mut Enc, a: &AuditEvent) {
         } => {
             e.raw(&[6]);
             e.cid(request);
-            e.id(doctor);
+            e.rid(t, doctor);
             e.raw(&[outcome_code(*outcome)]);
         }
     }
@@ -614,6 +667,28 @@ impl<'a> Dec<'a> {
             .ok_or_else(|| format!("unknown purpose `{}`", String::from_utf8_lossy(code)))
     }
 
+    fn rid(&mut self, t: &Lookup) -> R<IdentityId> {
+        match self.u()? {
+            0 => self.id(),
+            i => usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| t.ids.get(i))
+                .copied()
+                .ok_or_else(|| format!("identity index {i} out of range")),
+        }
+    }
+
+    fn block(&mut self, t: &Lookup) -> R<Cid> {
+        match self.u()? {
+            0 => self.cid(),
+            i => usize::try_from(i - 1)
+                .ok()
+                .and_then(|i| t.blocks.get(i))
+                .copied()
+                .ok_or_else(|| format!("block index {i} out of range")),
+        }
+    }
+
     fn outcome(&mut self) -> R<ReviewOutcome> {
         match self.byte()? {
             0 => Ok(ReviewOutcome::Justified),
@@ -621,6 +696,12 @@ impl<'a> Dec<'a> {
             b => Err(format!("review outcome {b}")),
         }
     }
+}
+
+/// The tables the records section refers to ([`Tables`] on the writing side).
+struct Lookup {
+    ids: Vec<IdentityId>,
+    blocks: Vec<Cid>,
 }
 
 fn key_at(keys: &[PublicKey], i: u64) -> R<PublicKey> {
@@ -702,8 +783,10 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     let vote_txs = (0..n).map(|_| d.cid()).collect::<R<imbl::Vector<Cid>>>()?;
     let n = d.count(34)?;
     let mut identities = imbl::HashMap::new();
+    let mut ids = Vec::with_capacity(n);
     for _ in 0..n {
         let id = d.id()?;
+        ids.push(id);
         let role = d.byte()?;
         let role = Role::from_code(role).ok_or_else(|| format!("role {role}"))?;
         let key = key_at(&keys, d.u()?)?;
@@ -726,6 +809,9 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     for _ in 0..n {
         key_owner.insert(d.id()?, d.id()?);
     }
+    let n = d.count(2)?;
+    let blocks = (0..n).map(|_| d.cid()).collect::<R<Vec<Cid>>>()?;
+    let lookup = Lookup { ids, blocks };
     let n = d.count(50)?;
     let m = d.count(1)?;
     let chunks = (0..m).map(|_| d.b()).collect::<R<Vec<&[u8]>>>()?;
@@ -733,7 +819,7 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
         let mut c = Dec { buf: chunk, pos: 0 };
         let mut out = Vec::with_capacity(RECORDS_PER_CHUNK);
         while c.pos < c.buf.len() {
-            out.push(read_record(&mut c)?);
+            out.push(read_record(&mut c, &lookup)?);
         }
         Ok(out)
     });
@@ -813,9 +899,9 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     Ok((state, head_cert))
 }
 
-fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
+fn read_record(d: &mut Dec, t: &Lookup) -> R<(RecordId, RecordState)> {
     let id = d.record()?;
-    let owner = d.id()?;
+    let owner = d.rid(t)?;
     let n = d.count(40)?;
     if n == 0 {
         return Err(format!("record {id} has no version"));
@@ -829,7 +915,7 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
         let m = d.count(40)?;
         let mut grants = imbl::OrdMap::new();
         for _ in 0..m {
-            let doctor = d.id()?;
+            let doctor = d.rid(t)?;
             let version = d.small("version")?;
             let expires = d.opt_u()?;
             let purpose = d.purpose()?;
@@ -882,15 +968,15 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
             exposed,
         }));
     }
-    let n = d.count(35)?;
+    let n = d.count(2)?;
     let mut revoked = imbl::OrdMap::new();
     for _ in 0..n {
-        revoked.insert(d.id()?, d.u()?);
+        revoked.insert(d.rid(t)?, d.u()?);
     }
-    let n = d.count(80)?;
+    let n = d.count(40)?;
     let mut audit = imbl::Vector::new();
     for _ in 0..n {
-        audit.push_back(Arc::new(read_audit(d)?));
+        audit.push_back(Arc::new(read_audit(d, t)?));
     }
     Ok((
         id,
@@ -903,43 +989,43 @@ fn read_record(d: &mut Dec) -> R<(RecordId, RecordState)> {
     ))
 }
 
-fn read_audit(d: &mut Dec) -> R<AuditEvent> {
+fn read_audit(d: &mut Dec, t: &Lookup) -> R<AuditEvent> {
     let height = d.u()?;
-    let block = d.cid()?;
+    let block = d.block(t)?;
     let time = d.u()?;
     let tx = d.cid()?;
-    let author = d.id()?;
+    let author = d.rid(t)?;
     let kind = match d.byte()? {
         0 => AuditKind::Published {
             version: d.small("version")?,
             content: d.cid()?,
         },
         1 => AuditKind::Granted {
-            doctor: d.id()?,
+            doctor: d.rid(t)?,
             version: d.small("version")?,
             expires: d.opt_u()?,
             purpose: d.purpose()?,
         },
-        2 => AuditKind::Revoked { doctor: d.id()? },
+        2 => AuditKind::Revoked { doctor: d.rid(t)? },
         3 => AuditKind::EmergencyEnabled {
             version: d.small("version")?,
             threshold: d.small("threshold")?,
             shares: d.small("share count")?,
         },
         4 => AuditKind::Emergency {
-            doctor: d.id()?,
+            doctor: d.rid(t)?,
             version: d.small("version")?,
             expires: d.opt_u()?,
             purpose: d.purpose()?,
         },
         5 => AuditKind::ShareReleased {
             request: d.cid()?,
-            doctor: d.id()?,
+            doctor: d.rid(t)?,
             index: d.small("share index")?,
         },
         6 => AuditKind::Reviewed {
             request: d.cid()?,
-            doctor: d.id()?,
+            doctor: d.rid(t)?,
             outcome: d.outcome()?,
         },
         b => return Err(format!("audit event kind {b}")),
