@@ -378,6 +378,43 @@ fn a_bad_snapshot_is_refused_and_the_chain_verified_from_genesis() {
     assert_eq!(report.blocks, whole.height() + 1);
 }
 
+/// Audit trails stay in the snapshot's bytes until read. One damaged under a good checksum (a
+/// cache written wrong, or tampered with: trails are not certified) loads; reading that trail
+/// is refused with what is wrong, everything else reads, and no snapshot is written from it.
+#[test]
+fn a_damaged_audit_trail_is_found_when_read() {
+    let built = build();
+    let store = Store::open_dir(built.dir.path()).unwrap();
+    let head = *built.heads.last().unwrap();
+    let good = block_on(store.get_snapshot()).unwrap().unwrap();
+    let base = block_on(snapshot::load(&store, &good, None)).unwrap();
+    let whole = full(&store, &head);
+    assert_eq!(base.audit(&built.b).unwrap()[..], whole.audit(&built.b).unwrap()[..base.audit(&built.b).unwrap().len()]);
+    // Record B's first event names its publication's transaction: make that CID's version 7.
+    let published = base.audit(&built.b).unwrap()[0].tx.to_bytes();
+    let mut bad = good.clone();
+    let mut changed = published.clone();
+    changed[0] = 7;
+    replace_first(&mut bad, &published, &changed);
+    reseal(&mut bad);
+    let state = block_on(snapshot::load(&store, &bad, None)).unwrap();
+    match state.audit(&built.b) {
+        Err(Error::StoreCorrupt(detail)) => assert_eq!(
+            detail,
+            format!(
+                "snapshot: the audit trail of record {} does not decode (CID at byte 5: {}): remove the store's SNAPSHOT file and the chain is verified from genesis",
+                built.b,
+                medshare::Cid::from_bytes(&changed).unwrap_err()
+            )
+        ),
+        other => panic!("expected StoreCorrupt, got {other:?}"),
+    }
+    assert_eq!(state.audit(&built.a).unwrap(), base.audit(&built.a).unwrap());
+    assert_eq!(state.record(&built.b).unwrap(), base.record(&built.b).unwrap());
+    assert_eq!(state.snapshot(), None);
+    assert!(base.snapshot().is_some());
+}
+
 #[test]
 fn a_snapshot_ahead_of_the_head_does_not_hide_a_rollback() {
     let built = build();

@@ -18,8 +18,8 @@ use crate::ledger::codec::{
 use crate::ledger::endorsement_message;
 use crate::ledger::merkle::leaf_hash;
 use crate::ledger::state::{
-    AccessGrant, AuditEvent, AuditKind, Authority, Emergency, EmergencySplit, IdentityState,
-    KeyRef, RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
+    AccessGrant, AuditEvent, AuditKind, AuditTrail, Authority, Emergency, EmergencySplit,
+    IdentityState, KeyRef, RecordState, Release, ReviewInfo, State, ValidatorUpdate, VersionState,
 };
 use crate::record::{Purpose, RecordId};
 use crate::rule::Rule;
@@ -801,7 +801,7 @@ impl State {
                         owner: *author,
                         versions: imbl::vector![Arc::new(v)],
                         revoked: imbl::OrdMap::new(),
-                        audit: imbl::vector![Arc::new(event)],
+                        audit: AuditTrail::of(event),
                     },
                 );
                 self.owned.entry(*author).or_default().insert(record);
@@ -820,7 +820,7 @@ impl State {
                     );
                 }
                 r.versions.push_back(Arc::new(v));
-                r.audit.push_back(Arc::new(event));
+                r.audit.push(event);
                 self.pending_rekey.remove(&record);
             }
         }
@@ -899,7 +899,7 @@ impl State {
             v.grants.insert(doctor, Arc::new(grant));
         }
         r.revoked.remove(&doctor);
-        r.audit.push_back(Arc::new(event));
+        r.audit.push(event);
         self.granted.entry(doctor).or_default().insert(record);
         Ok(())
     }
@@ -927,7 +927,7 @@ impl State {
             );
         }
         r.revoked.insert(doctor, height);
-        r.audit.push_back(Arc::new(event));
+        r.audit.push(event);
         if let Some(set) = self.granted.get_mut(&doctor) {
             set.remove(&record);
         }
@@ -1117,7 +1117,7 @@ impl State {
             threshold,
             shares: shares.to_vec(),
         }));
-        r.audit.push_back(Arc::new(event));
+        r.audit.push(event);
         Ok(())
     }
 
@@ -1237,7 +1237,7 @@ impl State {
             releases: Vec::new(),
             review: None,
         };
-        r.audit.push_back(Arc::new(event));
+        r.audit.push(event);
         self.emergencies.insert(e.request, e);
         Ok(())
     }
@@ -1296,7 +1296,7 @@ impl State {
         if let Some(v) = r.versions.back_mut().map(Arc::make_mut) {
             v.exposed = true;
         }
-        r.audit.push_back(Arc::new(ev.clone()));
+        r.audit.push(ev.clone());
         if let Some(e) = self.emergencies.get_mut(request) {
             e.releases.push(Release {
                 authority: author,
@@ -1358,7 +1358,7 @@ impl State {
             });
         }
         if let Some(r) = self.records.get_mut(&record) {
-            r.audit.push_back(Arc::new(ev));
+            r.audit.push(ev);
         }
         Ok(())
     }

@@ -309,7 +309,7 @@ mod values {
                     owner: a.id(),
                     versions,
                     revoked: imbl::OrdMap::new(),
-                    audit: imbl::Vector::new(),
+                    audit: Default::default(),
                 },
             );
         }

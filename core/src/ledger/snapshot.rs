@@ -312,28 +312,39 @@ impl State {
                 .collect(),
             blocks: std::collections::HashMap::new(),
         };
+        // The trails (those still in the bytes of the snapshot this state was loaded from are
+        // decoded here, on the writer's thread); one that does not decode stops the writing.
+        let trails = records
+            .iter()
+            .map(|(_, r)| r.audit.events())
+            .collect::<R<Vec<Vec<AuditEvent>>>>()
+            .ok()?;
         let mut blocks = Vec::new();
-        for (_, r) in &records {
-            for a in &r.audit {
-                let n = blocks.len() as u64;
-                tables.blocks.entry(a.block).or_insert_with(|| {
-                    blocks.push(a.block);
-                    n
-                });
-            }
+        for a in trails.iter().flatten() {
+            let n = blocks.len() as u64;
+            tables.blocks.entry(a.block).or_insert_with(|| {
+                blocks.push(a.block);
+                n
+            });
         }
+        let records: Vec<(&RecordId, &RecordState, &[AuditEvent])> = records
+            .into_iter()
+            .zip(&trails)
+            .map(|((id, r), t)| (id, r, &t[..]))
+            .collect();
         e.u(blocks.len() as u64);
         for c in &blocks {
             e.cid(c);
         }
         e.u(records.len() as u64);
-        let chunks: Vec<&[(&RecordId, &RecordState)]> = records.chunks(RECORDS_PER_CHUNK).collect();
+        let chunks: Vec<&[(&RecordId, &RecordState, &[AuditEvent])]> =
+            records.chunks(RECORDS_PER_CHUNK).collect();
         let encoded = crate::platform::par_map(&chunks, |chunk| {
             let mut c = Enc {
                 out: Vec::with_capacity(chunk.len() * 1024),
             };
-            for (id, r) in chunk.iter() {
-                put_record(&mut c, &tables, id, r);
+            for (id, r, trail) in chunk.iter() {
+                put_record(&mut c, &tables, id, r, trail);
             }
             c.out
         });
@@ -381,7 +392,7 @@ impl State {
     }
 }
 
-fn put_record(e: &mut Enc, t: &Tables, id: &RecordId, r: &RecordState) {
+fn put_record(e: &mut Enc, t: &Tables, id: &RecordId, r: &RecordState, trail: &[AuditEvent]) {
     e.raw(id.as_bytes());
     e.rid(t, &r.owner);
     e.u(r.versions.len() as u64);
@@ -421,10 +432,15 @@ fn put_record(e: &mut Enc, t: &Tables, id: &RecordId, r: &RecordState) {
         e.rid(t, d);
         e.u(*h);
     }
-    e.u(r.audit.len() as u64);
-    for a in &r.audit {
-        put_audit(e, t, a);
+    // The trail as one `bytes`, so a reader can keep it undecoded.
+    let mut a = Enc {
+        out: Vec::with_capacity(16 + trail.len() * 96),
+    };
+    a.u(trail.len() as u64);
+    for ev in trail {
+        put_audit(&mut a, t, ev);
     }
+    e.b(&a.out);
 }
 
 fn put_audit(e: &mut Enc, t: &Tables, a: &AuditEvent) {
@@ -608,6 +624,13 @@ impl<'a> Dec<'a> {
         self.take(n)
     }
 
+    /// A `bytes`, with the position its content starts at.
+    fn b_at(&mut self) -> R<(usize, &'a [u8])> {
+        let n = self.count(1)?;
+        let at = self.pos;
+        Ok((at, self.take(n)?))
+    }
+
     fn arr<const N: usize>(&mut self) -> R<[u8; N]> {
         let s = self.take(N)?;
         let mut a = [0u8; N];
@@ -699,9 +722,49 @@ impl<'a> Dec<'a> {
 }
 
 /// The tables the records section refers to ([`Tables`] on the writing side).
-struct Lookup {
+pub(crate) struct Lookup {
     ids: Vec<IdentityId>,
     blocks: Vec<Cid>,
+}
+
+/// A record's audit events still in the bytes of the snapshot its state was loaded from,
+/// decoded when the trail is read ([`crate::ledger::state::AuditTrail`]).
+#[derive(Clone)]
+pub(crate) struct StoredEvents {
+    bytes: Arc<Vec<u8>>,
+    lookup: Arc<Lookup>,
+    start: usize,
+    end: usize,
+}
+
+impl std::fmt::Debug for StoredEvents {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "StoredEvents({}..{})", self.start, self.end)
+    }
+}
+
+impl StoredEvents {
+    /// The events, oldest first.
+    pub(crate) fn decode(&self) -> R<Vec<AuditEvent>> {
+        let buf = self
+            .bytes
+            .get(self.start..self.end)
+            .ok_or("the trail is outside the snapshot")?;
+        read_trail(&mut Dec { buf, pos: 0 }, &self.lookup)
+    }
+}
+
+/// A record's trail: a count, the events, nothing after them.
+fn read_trail(d: &mut Dec, t: &Lookup) -> R<Vec<AuditEvent>> {
+    let n = d.count(40)?;
+    let mut out = Vec::with_capacity(n);
+    for _ in 0..n {
+        out.push(read_audit(d, t)?);
+    }
+    if d.pos != d.buf.len() {
+        return Err(format!("{} bytes after the events", d.buf.len() - d.pos));
+    }
+    Ok(out)
 }
 
 fn key_at(keys: &[PublicKey], i: u64) -> R<PublicKey> {
@@ -740,7 +803,11 @@ fn open(bytes: &[u8]) -> Result<(Dec<'_>, Cid)> {
 }
 
 /// The state (its head certificate not applied yet) and the head certificate's CID.
-fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(State, Cid)> {
+fn read_state(
+    d: &mut Dec,
+    src: &Arc<Vec<u8>>,
+    genesis: Arc<crate::ledger::GenesisBlock>,
+) -> R<(State, Cid)> {
     let height = d.u()?;
     let head = d.cid()?;
     let head_cert = d.cid()?;
@@ -811,18 +878,30 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     }
     let n = d.count(2)?;
     let blocks = (0..n).map(|_| d.cid()).collect::<R<Vec<Cid>>>()?;
-    let lookup = Lookup { ids, blocks };
+    let lookup = Arc::new(Lookup { ids, blocks });
     let n = d.count(50)?;
     let m = d.count(1)?;
-    let chunks = (0..m).map(|_| d.b()).collect::<R<Vec<&[u8]>>>()?;
-    let decoded = crate::platform::par_map(&chunks, |chunk| -> R<Vec<(RecordId, RecordState)>> {
-        let mut c = Dec { buf: chunk, pos: 0 };
-        let mut out = Vec::with_capacity(RECORDS_PER_CHUNK);
-        while c.pos < c.buf.len() {
-            out.push(read_record(&mut c, &lookup)?);
-        }
-        Ok(out)
-    });
+    let chunks = (0..m)
+        .map(|_| d.b_at())
+        .collect::<R<Vec<(usize, &[u8])>>>()?;
+    let decoded = crate::platform::par_map(
+        &chunks,
+        |&(base, chunk)| -> R<Vec<(RecordId, RecordState)>> {
+            let mut c = Dec { buf: chunk, pos: 0 };
+            let mut out = Vec::with_capacity(RECORDS_PER_CHUNK);
+            while c.pos < c.buf.len() {
+                let (id, mut r, (start, end)) = read_record(&mut c, &lookup)?;
+                r.audit.stored = Some(StoredEvents {
+                    bytes: src.clone(),
+                    lookup: lookup.clone(),
+                    start: base + start,
+                    end: base + end,
+                });
+                out.push((id, r));
+            }
+            Ok(out)
+        },
+    );
     let mut records = imbl::HashMap::new();
     for chunk in decoded {
         records.extend(chunk?);
@@ -899,7 +978,8 @@ fn read_state(d: &mut Dec, genesis: Arc<crate::ledger::GenesisBlock>) -> R<(Stat
     Ok((state, head_cert))
 }
 
-fn read_record(d: &mut Dec, t: &Lookup) -> R<(RecordId, RecordState)> {
+/// A record, its audit trail left undecoded (where its bytes are in the chunk).
+fn read_record(d: &mut Dec, t: &Lookup) -> R<(RecordId, RecordState, (usize, usize))> {
     let id = d.record()?;
     let owner = d.rid(t)?;
     let n = d.count(40)?;
@@ -973,19 +1053,16 @@ fn read_record(d: &mut Dec, t: &Lookup) -> R<(RecordId, RecordState)> {
     for _ in 0..n {
         revoked.insert(d.rid(t)?, d.u()?);
     }
-    let n = d.count(40)?;
-    let mut audit = imbl::Vector::new();
-    for _ in 0..n {
-        audit.push_back(Arc::new(read_audit(d, t)?));
-    }
+    let (start, trail) = d.b_at()?;
     Ok((
         id,
         RecordState {
             owner,
             versions,
             revoked,
-            audit,
+            audit: Default::default(),
         },
+        (start, start + trail.len()),
     ))
 }
 
@@ -1098,10 +1175,16 @@ fn read_emergency(d: &mut Dec) -> R<Emergency> {
 /// certificate's CID. What the fuzzer drives (`medshare::fuzz::snapshot`).
 #[cfg(feature = "fuzzing")]
 pub fn decode(bytes: &[u8], genesis: &crate::ledger::GenesisBlock) -> Result<(State, Cid)> {
-    let (mut d, _) = open(bytes)?;
-    let (mut state, cert) = read_state(&mut d, Arc::new(genesis.clone())).map_err(corrupt)?;
+    let src = Arc::new(bytes.to_vec());
+    let (mut d, _) = open(&src)?;
+    let (mut state, cert) =
+        read_state(&mut d, &src, Arc::new(genesis.clone())).map_err(corrupt)?;
     if d.pos != d.buf.len() {
         return Err(corrupt("bytes after the state"));
+    }
+    // The trails a load leaves undecoded, decoded here so the fuzzer reaches their decoder.
+    for r in state.records.values() {
+        r.audit.events().map_err(corrupt)?;
     }
     state.head_cert = Some(cert);
     Ok((state, cert))
@@ -1112,7 +1195,13 @@ pub fn decode(bytes: &[u8], genesis: &crate::ledger::GenesisBlock) -> Result<(St
 /// against it ([`State::apply_certificate`]). With `expected`, the snapshot must be of that
 /// network ([`Error::WrongGenesis`] otherwise).
 pub async fn load(store: &Store, bytes: &[u8], expected: Option<&Cid>) -> Result<State> {
-    let (mut d, genesis_cid) = open(bytes)?;
+    load_owned(store, bytes.to_vec(), expected).await
+}
+
+/// [`load`] of bytes it keeps: the records' audit trails stay in them, decoded when read.
+async fn load_owned(store: &Store, bytes: Vec<u8>, expected: Option<&Cid>) -> Result<State> {
+    let src = Arc::new(bytes);
+    let (mut d, genesis_cid) = open(&src)?;
     if let Some(e) = expected
         && *e != genesis_cid
     {
@@ -1122,7 +1211,7 @@ pub async fn load(store: &Store, bytes: &[u8], expected: Option<&Cid>) -> Result
         });
     }
     let genesis = Arc::new(chain::fetch_genesis(store, &genesis_cid).await?);
-    let (mut state, cert_cid) = read_state(&mut d, genesis).map_err(corrupt)?;
+    let (mut state, cert_cid) = read_state(&mut d, &src, genesis).map_err(corrupt)?;
     if d.pos != d.buf.len() {
         return Err(corrupt(format!(
             "{} bytes after the state",
@@ -1236,7 +1325,7 @@ pub async fn load_chain(
         Err(_) => (None, Some(Rejected::Invalid)),
     };
     if let Some(bytes) = found {
-        match load(store, &bytes, expected).await {
+        match load_owned(store, bytes, expected).await {
             Ok(base) => match chain::extend(store, &base, head, u64::MAX).await {
                 Ok((state, replayed)) => {
                     return Ok((

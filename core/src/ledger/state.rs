@@ -132,7 +132,43 @@ pub(crate) struct RecordState {
     pub(crate) versions: imbl::Vector<Arc<VersionState>>,
     /// Doctors whose access was revoked (and not granted again since), with the height.
     pub(crate) revoked: imbl::OrdMap<IdentityId, u64>,
-    pub(crate) audit: imbl::Vector<Arc<AuditEvent>>,
+    pub(crate) audit: AuditTrail,
+}
+
+/// A record's audit trail, oldest first: the events of the snapshot the state was loaded from,
+/// left in the snapshot's bytes and decoded only when the trail is read (opening a chain of
+/// 10^5 transactions otherwise builds 10^5 events that most commands never look at), then the
+/// events applied since.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct AuditTrail {
+    pub(crate) stored: Option<crate::ledger::snapshot::StoredEvents>,
+    pub(crate) events: imbl::Vector<Arc<AuditEvent>>,
+}
+
+impl AuditTrail {
+    /// A trail of one event.
+    pub(crate) fn of(event: AuditEvent) -> AuditTrail {
+        AuditTrail {
+            stored: None,
+            events: imbl::vector![Arc::new(event)],
+        }
+    }
+
+    /// Appends an event.
+    pub(crate) fn push(&mut self, event: AuditEvent) {
+        self.events.push_back(Arc::new(event));
+    }
+
+    /// Every event, oldest first: the snapshot's decoded (an error says what in them does not
+    /// decode), then the later ones.
+    pub(crate) fn events(&self) -> std::result::Result<Vec<AuditEvent>, String> {
+        let mut out = match &self.stored {
+            Some(s) => s.decode()?,
+            None => Vec::with_capacity(self.events.len()),
+        };
+        out.extend(self.events.iter().map(|e| AuditEvent::clone(e)));
+        Ok(out)
+    }
 }
 
 /// What happened to a record.
@@ -810,7 +846,11 @@ impl State {
             .records
             .get(record)
             .ok_or_else(|| Error::UnknownRecord(record.to_string()))?;
-        Ok(r.audit.iter().map(|e| (**e).clone()).collect())
+        r.audit.events().map_err(|e| {
+            Error::StoreCorrupt(format!(
+                "snapshot: the audit trail of record {record} does not decode ({e}): remove the store's SNAPSHOT file and the chain is verified from genesis"
+            ))
+        })
     }
 
     /// Content roots of every version of `record` (oldest first).
