@@ -389,8 +389,13 @@ fn a_damaged_audit_trail_is_found_when_read() {
     let good = block_on(store.get_snapshot()).unwrap().unwrap();
     let base = block_on(snapshot::load(&store, &good, None)).unwrap();
     let whole = full(&store, &head);
-    assert_eq!(base.audit(&built.b).unwrap()[..], whole.audit(&built.b).unwrap()[..base.audit(&built.b).unwrap().len()]);
+    assert_eq!(
+        base.audit(&built.b).unwrap()[..],
+        whole.audit(&built.b).unwrap()[..base.audit(&built.b).unwrap().len()]
+    );
     // Record B's first event names its publication's transaction: make that CID's version 7.
+    // In B's trail it starts at byte 9: the event count (2 bytes: B has some 300 events), the
+    // first event's height (1), block reference (1) and time (5).
     let published = base.audit(&built.b).unwrap()[0].tx.to_bytes();
     let mut bad = good.clone();
     let mut changed = published.clone();
@@ -402,15 +407,21 @@ fn a_damaged_audit_trail_is_found_when_read() {
         Err(Error::StoreCorrupt(detail)) => assert_eq!(
             detail,
             format!(
-                "snapshot: the audit trail of record {} does not decode (CID at byte 5: {}): remove the store's SNAPSHOT file and the chain is verified from genesis",
+                "snapshot: the audit trail of record {} does not decode (CID at byte 9: {}): remove the store's SNAPSHOT file and the chain is verified from genesis",
                 built.b,
                 medshare::Cid::from_bytes(&changed).unwrap_err()
             )
         ),
         other => panic!("expected StoreCorrupt, got {other:?}"),
     }
-    assert_eq!(state.audit(&built.a).unwrap(), base.audit(&built.a).unwrap());
-    assert_eq!(state.record(&built.b).unwrap(), base.record(&built.b).unwrap());
+    assert_eq!(
+        state.audit(&built.a).unwrap(),
+        base.audit(&built.a).unwrap()
+    );
+    assert_eq!(
+        state.record(&built.b).unwrap(),
+        base.record(&built.b).unwrap()
+    );
     assert_eq!(state.snapshot(), None);
     assert!(base.snapshot().is_some());
 }

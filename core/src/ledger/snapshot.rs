@@ -1177,8 +1177,7 @@ fn read_emergency(d: &mut Dec) -> R<Emergency> {
 pub fn decode(bytes: &[u8], genesis: &crate::ledger::GenesisBlock) -> Result<(State, Cid)> {
     let src = Arc::new(bytes.to_vec());
     let (mut d, _) = open(&src)?;
-    let (mut state, cert) =
-        read_state(&mut d, &src, Arc::new(genesis.clone())).map_err(corrupt)?;
+    let (mut state, cert) = read_state(&mut d, &src, Arc::new(genesis.clone())).map_err(corrupt)?;
     if d.pos != d.buf.len() {
         return Err(corrupt("bytes after the state"));
     }
