@@ -727,31 +727,21 @@ pub(crate) struct Lookup {
     blocks: Vec<Cid>,
 }
 
-/// A record's audit events still in the bytes of the snapshot its state was loaded from,
-/// decoded when the trail is read ([`crate::ledger::state::AuditTrail`]).
-#[derive(Clone)]
-pub(crate) struct StoredEvents {
+/// A record's audit events still in the bytes of the snapshot its state was loaded from, at
+/// `start..end`: what the state keeps to decode them when the trail is read
+/// ([`crate::ledger::state::AuditTrail`]).
+fn stored_events(
     bytes: Arc<Vec<u8>>,
     lookup: Arc<Lookup>,
     start: usize,
     end: usize,
-}
-
-impl std::fmt::Debug for StoredEvents {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "StoredEvents({}..{})", self.start, self.end)
-    }
-}
-
-impl StoredEvents {
-    /// The events, oldest first.
-    pub(crate) fn decode(&self) -> R<Vec<AuditEvent>> {
-        let buf = self
-            .bytes
-            .get(self.start..self.end)
+) -> crate::ledger::state::StoredEvents {
+    Arc::new(move || {
+        let buf = bytes
+            .get(start..end)
             .ok_or("the trail is outside the snapshot")?;
-        read_trail(&mut Dec { buf, pos: 0 }, &self.lookup)
-    }
+        read_trail(&mut Dec { buf, pos: 0 }, &lookup)
+    })
 }
 
 /// A record's trail: a count, the events, nothing after them.
@@ -891,12 +881,12 @@ fn read_state(
             let mut out = Vec::with_capacity(RECORDS_PER_CHUNK);
             while c.pos < c.buf.len() {
                 let (id, mut r, (start, end)) = read_record(&mut c, &lookup)?;
-                r.audit.stored = Some(StoredEvents {
-                    bytes: src.clone(),
-                    lookup: lookup.clone(),
-                    start: base + start,
-                    end: base + end,
-                });
+                r.audit.stored = Some(stored_events(
+                    src.clone(),
+                    lookup.clone(),
+                    base + start,
+                    base + end,
+                ));
                 out.push((id, r));
             }
             Ok(out)

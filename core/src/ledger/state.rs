@@ -139,10 +139,24 @@ pub(crate) struct RecordState {
 /// left in the snapshot's bytes and decoded only when the trail is read (opening a chain of
 /// 10^5 transactions otherwise builds 10^5 events that most commands never look at), then the
 /// events applied since.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Default)]
 pub(crate) struct AuditTrail {
-    pub(crate) stored: Option<crate::ledger::snapshot::StoredEvents>,
+    pub(crate) stored: Option<StoredEvents>,
     pub(crate) events: imbl::Vector<Arc<AuditEvent>>,
+}
+
+/// Decodes the events a trail left in the bytes of a snapshot (`ledger::snapshot` makes it),
+/// oldest first, or says what in them does not decode.
+pub(crate) type StoredEvents =
+    Arc<dyn Fn() -> std::result::Result<Vec<AuditEvent>, String> + Send + Sync>;
+
+impl std::fmt::Debug for AuditTrail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuditTrail")
+            .field("stored", &self.stored.is_some())
+            .field("events", &self.events)
+            .finish()
+    }
 }
 
 impl AuditTrail {
@@ -163,7 +177,7 @@ impl AuditTrail {
     /// decode), then the later ones.
     pub(crate) fn events(&self) -> std::result::Result<Vec<AuditEvent>, String> {
         let mut out = match &self.stored {
-            Some(s) => s.decode()?,
+            Some(decode) => decode()?,
             None => Vec::with_capacity(self.events.len()),
         };
         out.extend(self.events.iter().map(|e| AuditEvent::clone(e)));
