@@ -347,18 +347,19 @@ fn doctor_value(state: &State, doctor: &IdentityId) -> Option<Vec<u8>> {
 /// A doctor's tree built from the state: every record whose latest version she holds a grant
 /// on.
 fn doctor_tree(state: &State, doctor: &IdentityId) -> smt::StateMap {
-    let leaves = state
+    let ids: Vec<RecordId> = state
         .granted
         .get(doctor)
-        .map(|set| {
-            set.iter()
-                .filter_map(|r| {
-                    let v = doctor_record_value(state, doctor, r)?;
-                    Some((doctor_record_key(r), smt::value_hash(&v)))
-                })
-                .collect()
-        })
+        .map(|set| set.iter().copied().collect())
         .unwrap_or_default();
+    // Her leaves are computed on every core (~11,000 records at 10^5 transactions).
+    let leaves = crate::platform::par_map(&ids, |r| {
+        let v = doctor_record_value(state, doctor, r)?;
+        Some((doctor_record_key(r), smt::value_hash(&v)))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     smt::StateMap::from_leaves(leaves)
 }
 
