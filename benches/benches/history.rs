@@ -407,7 +407,9 @@ fn bench(c: &mut Criterion) {
             times[times.len() - 1],
         );
         // The usual case for a command: the snapshot half an interval behind the head (a
-        // snapshot at the head, then 64 grants: 64 blocks of one transaction each).
+        // snapshot at the head, then 64 grants: 64 blocks of one transaction each). A snapshot
+        // still being written on its own thread would land over this one: waited for first.
+        v.wait_for_snapshot();
         let bytes = v.state().snapshot().unwrap();
         block_on(v.store().put_snapshot(&bytes)).unwrap();
         drop(v);
