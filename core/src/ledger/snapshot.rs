@@ -747,7 +747,7 @@ fn stored_events(
 /// A record's trail: a count, the events, nothing after them.
 fn read_trail(d: &mut Dec, t: &Lookup) -> R<Vec<AuditEvent>> {
     let n = d.count(40)?;
-    let mut out = Vec::with_capacity(n);
+    let mut out = Vec::with_capacity(n.min(1024));
     for _ in 0..n {
         out.push(read_audit(d, t)?);
     }
