@@ -176,28 +176,30 @@ impl Enc {
         self.b(p.code().as_bytes());
     }
 
-    /// An id of the records section: its place in the identities section plus one, or 0 and
-    /// the id.
-    fn rid(&mut self, t: &Tables, id: &IdentityId) {
-        match t.ids.get(id) {
+    /// `v` by its place in `table` plus one, or 0 and `v` itself (written by `raw`).
+    fn indexed<K: Eq + std::hash::Hash>(
+        &mut self,
+        table: &std::collections::HashMap<K, u64>,
+        v: &K,
+        raw: impl FnOnce(&mut Self, &K),
+    ) {
+        match table.get(v) {
             Some(i) => self.u(i + 1),
             None => {
                 self.u(0);
-                self.id(id);
+                raw(self, v);
             }
         }
     }
 
-    /// A block CID of an audit event: its place in the blocks section plus one, or 0 and the
-    /// CID.
+    /// An id of the records section, by its place in the identities section.
+    fn rid(&mut self, t: &Tables, id: &IdentityId) {
+        self.indexed(&t.ids, id, Enc::id);
+    }
+
+    /// A block CID of an audit event, by its place in the blocks section.
     fn block(&mut self, t: &Tables, c: &Cid) {
-        match t.blocks.get(c) {
-            Some(i) => self.u(i + 1),
-            None => {
-                self.u(0);
-                self.cid(c);
-            }
-        }
+        self.indexed(&t.blocks, c, Enc::cid);
     }
 }
 
@@ -690,26 +692,30 @@ impl<'a> Dec<'a> {
             .ok_or_else(|| format!("unknown purpose `{}`", String::from_utf8_lossy(code)))
     }
 
-    fn rid(&mut self, t: &Lookup) -> R<IdentityId> {
+    /// What [`Enc::indexed`] wrote: an entry of `table` (`what` names it in an error), or the
+    /// value itself (read by `raw`).
+    fn indexed<T: Copy>(
+        &mut self,
+        table: &[T],
+        what: &str,
+        raw: impl FnOnce(&mut Self) -> R<T>,
+    ) -> R<T> {
         match self.u()? {
-            0 => self.id(),
+            0 => raw(self),
             i => usize::try_from(i - 1)
                 .ok()
-                .and_then(|i| t.ids.get(i))
+                .and_then(|i| table.get(i))
                 .copied()
-                .ok_or_else(|| format!("identity index {i} out of range")),
+                .ok_or_else(|| format!("{what} index {i} out of range")),
         }
     }
 
+    fn rid(&mut self, t: &Lookup) -> R<IdentityId> {
+        self.indexed(&t.ids, "identity", Dec::id)
+    }
+
     fn block(&mut self, t: &Lookup) -> R<Cid> {
-        match self.u()? {
-            0 => self.cid(),
-            i => usize::try_from(i - 1)
-                .ok()
-                .and_then(|i| t.blocks.get(i))
-                .copied()
-                .ok_or_else(|| format!("block index {i} out of range")),
-        }
+        self.indexed(&t.blocks, "block", Dec::cid)
     }
 
     fn outcome(&mut self) -> R<ReviewOutcome> {

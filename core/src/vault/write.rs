@@ -446,7 +446,6 @@ impl Vault {
             txs = rekey.txs;
             new_root = Some(rekey.root);
         }
-        let (access, _) = self.unlock(patient, record).await?;
         let dek = if expired {
             // The new version's key: unwrap it from the PublishRecord just built.
             let Some(TxBody::PublishRecord { owner_key, .. }) = txs.first().map(|t| &t.tx.body)
@@ -458,10 +457,8 @@ impl Vault {
             };
             DataKey::unwrap(patient, owner_key, record, version)?
         } else {
-            let crate::ledger::WrappedKey::Bytes(owner_key) = &access.key else {
-                return Err(Error::AccessDenied(record.to_string()));
-            };
-            DataKey::unwrap(patient, owner_key, record, version)?
+            // The latest version's key, as its owner (the access and current-key checks).
+            self.unlock(patient, record).await?.1
         };
         let key = self
             .state
