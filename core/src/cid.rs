@@ -127,6 +127,22 @@ impl Cid {
         }
     }
 
+    /// Checks that data whose SHA-256 digest is `digest` has this CID (the digest computed
+    /// elsewhere: [`crate::bulk::BulkCrypto::sha256_many`]).
+    pub fn verify_digest(&self, digest: &[u8; 32]) -> Result<()> {
+        if *digest == self.digest {
+            Ok(())
+        } else {
+            Err(CidError::Mismatch {
+                expected: *self,
+                actual: Cid {
+                    digest: *digest,
+                    ..*self
+                },
+            })
+        }
+    }
+
     /// The same CID in version 1 (a CIDv0 becomes the dag-pb CIDv1 of the same multihash).
     pub fn to_v1(&self) -> Cid {
         Cid {

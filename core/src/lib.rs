@@ -18,6 +18,7 @@
 //   vault                                                   what applications hold
 //   fhir                                                    HL7 FHIR export of a vault
 
+pub mod bulk;
 pub mod car;
 pub mod cbor;
 pub mod cid;

@@ -97,13 +97,18 @@ impl DataKey {
         new_cipher(&k)
     }
 
-    pub(crate) fn payload_cipher(&self, salt: &[u8; 32], header: &[u8]) -> Aes256Gcm {
+    /// The payload key (the AES-256-GCM key of every chunk) of an envelope with this header.
+    pub(crate) fn payload_key(&self, salt: &[u8; 32], header: &[u8]) -> Zeroizing<[u8; 32]> {
         let mut k = Zeroizing::new([0u8; 32]);
         let hash = Sha256::digest(header);
         let _ = self
             .prk(salt)
             .expand_multi_info(&[INFO_PAYLOAD, &hash], k.as_mut());
-        new_cipher(&k)
+        k
+    }
+
+    pub(crate) fn payload_cipher(&self, salt: &[u8; 32], header: &[u8]) -> Aes256Gcm {
+        new_cipher(&self.payload_key(salt, header))
     }
 }
 

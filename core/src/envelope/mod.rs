@@ -33,7 +33,7 @@ pub use header::{
     Stanza, TAG_LEN, padded_len,
 };
 pub use key::{DataKey, oaep_label};
-pub use stream::{Decryptor, Encryptor, SealOptions};
+pub use stream::{Chunk, Decryptor, Encryptor, SealOptions};
 
 use crate::error::{Error, Result};
 use crate::identity::{Identity, PublicKey};

@@ -12,6 +12,23 @@ use crate::envelope::header::{
 use crate::envelope::key::DataKey;
 use crate::error::{Error, Result};
 
+/// One chunk whose AES-256-GCM the caller runs, for instance on the platform's own
+/// implementation ([`crate::bulk::BulkCrypto`]): the bytes at `offset..offset + len` of the
+/// caller's buffer, sealed or opened under the payload key with `nonce` and no associated data,
+/// the 16-byte tag right after them. Everything else about the payload (cutting, nonces, the
+/// last-chunk flag, padding) stays with [`Encryptor`] and [`Decryptor`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Chunk {
+    /// Where the chunk's bytes start in the buffer.
+    pub offset: usize,
+    /// Bytes of plaintext (equally, of ciphertext before the tag).
+    pub len: usize,
+    /// The chunk's nonce: `0^3 || index || last flag`.
+    pub nonce: [u8; 12],
+    /// The chunk's index in the payload.
+    pub index: u64,
+}
+
 pub(crate) fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
     let mut n = [0u8; 12];
     n[3..11].copy_from_slice(&index.to_be_bytes());
@@ -33,6 +50,7 @@ pub(crate) fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
 /// ```
 pub struct Encryptor {
     cipher: Aes256Gcm,
+    key: Zeroizing<[u8; 32]>,
     dek: DataKey,
     chunk_size: usize,
     declared: u64,
@@ -121,8 +139,10 @@ impl Encryptor {
 
     fn for_header(dek: DataKey, header: &Header, declared: u64) -> Encryptor {
         let chunk_size = header.chunk_size();
+        let key = dek.payload_key(&header.salt, header.as_bytes());
         Encryptor {
-            cipher: dek.payload_cipher(&header.salt, header.as_bytes()),
+            cipher: crate::envelope::key::new_cipher(&key),
+            key,
             dek,
             chunk_size,
             declared,
@@ -135,21 +155,45 @@ impl Encryptor {
     /// Encrypts `plaintext`, appending complete chunks to `out`. A full chunk is held back until
     /// more input (or `finish`) shows whether it is the last one.
     pub fn update(&mut self, plaintext: &[u8], out: &mut Vec<u8>) -> Result<()> {
-        self.seen += plaintext.len() as u64;
+        self.count(plaintext.len())?;
+        self.push(plaintext, out, None);
+        Ok(())
+    }
+
+    /// Like [`Encryptor::update`], but the chunks are laid out in `out` as plaintext with room
+    /// for their tags, and listed in `jobs`, for the caller to seal in place under
+    /// [`Encryptor::payload_key`] (each chunk's ciphertext over its plaintext, the tag after it).
+    pub fn update_deferred(
+        &mut self,
+        plaintext: &[u8],
+        out: &mut Vec<u8>,
+        jobs: &mut Vec<Chunk>,
+    ) -> Result<()> {
+        self.count(plaintext.len())?;
+        self.push(plaintext, out, Some(jobs));
+        Ok(())
+    }
+
+    /// The payload key, for a caller sealing chunks itself ([`Encryptor::update_deferred`]).
+    pub fn payload_key(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    fn count(&mut self, n: usize) -> Result<()> {
+        self.seen += n as u64;
         if self.seen > self.declared {
             return Err(Error::SizeMismatch {
                 expected: self.declared,
                 actual: self.seen,
             });
         }
-        self.push(plaintext, out);
         Ok(())
     }
 
-    fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>) {
+    fn push(&mut self, mut plaintext: &[u8], out: &mut Vec<u8>, mut jobs: Option<&mut Vec<Chunk>>) {
         while !plaintext.is_empty() {
             if self.buf.len() == self.chunk_size {
-                self.emit(false, out);
+                self.emit(false, out, jobs.as_deref_mut());
             }
             if self.buf.is_empty() && plaintext.len() > self.chunk_size {
                 // A whole chunk with more input after it, so not the last one: sealed straight
@@ -157,10 +201,7 @@ impl Encryptor {
                 let (chunk, rest) = plaintext.split_at(self.chunk_size);
                 let start = out.len();
                 out.extend_from_slice(chunk);
-                let nonce = chunk_nonce(self.index, false);
-                let tag = seal_in_place(&self.cipher, nonce, &[], &mut out[start..]);
-                out.extend_from_slice(&tag);
-                self.index += 1;
+                self.seal_at(start, false, out, jobs.as_deref_mut());
                 plaintext = rest;
                 continue;
             }
@@ -170,24 +211,59 @@ impl Encryptor {
         }
     }
 
-    fn emit(&mut self, last: bool, out: &mut Vec<u8>) {
+    fn emit(&mut self, last: bool, out: &mut Vec<u8>, jobs: Option<&mut Vec<Chunk>>) {
         let start = out.len();
         out.extend_from_slice(&self.buf);
         self.buf.zeroize();
         self.buf.clear();
-        let tag = seal_in_place(
-            &self.cipher,
-            chunk_nonce(self.index, last),
-            &[],
-            &mut out[start..],
-        );
-        out.extend_from_slice(&tag);
+        self.seal_at(start, last, out, jobs);
+    }
+
+    /// Seals the chunk at `out[start..]` and appends its tag, or (deferred) leaves room for the
+    /// tag and lists the chunk in `jobs`.
+    fn seal_at(
+        &mut self,
+        start: usize,
+        last: bool,
+        out: &mut Vec<u8>,
+        jobs: Option<&mut Vec<Chunk>>,
+    ) {
+        let nonce = chunk_nonce(self.index, last);
+        match jobs {
+            Some(jobs) => {
+                jobs.push(Chunk {
+                    offset: start,
+                    len: out.len() - start,
+                    nonce,
+                    index: self.index,
+                });
+                out.resize(out.len() + TAG_LEN, 0);
+            }
+            None => {
+                let tag = seal_in_place(&self.cipher, nonce, &[], &mut out[start..]);
+                out.extend_from_slice(&tag);
+            }
+        }
         self.index += 1;
     }
 
     /// Appends the padding and the final chunk; returns the DEK (so the caller can wrap it to
     /// more recipients).
-    pub fn finish(mut self, out: &mut Vec<u8>) -> Result<DataKey> {
+    pub fn finish(self, out: &mut Vec<u8>) -> Result<DataKey> {
+        self.finish_with(out, None)
+    }
+
+    /// [`Encryptor::finish`] for a caller sealing chunks itself: the padding and the final
+    /// chunk are laid out in `out` and listed in `jobs` (see [`Encryptor::update_deferred`]).
+    pub fn finish_deferred(self, out: &mut Vec<u8>, jobs: &mut Vec<Chunk>) -> Result<DataKey> {
+        self.finish_with(out, Some(jobs))
+    }
+
+    fn finish_with(
+        mut self,
+        out: &mut Vec<u8>,
+        mut jobs: Option<&mut Vec<Chunk>>,
+    ) -> Result<DataKey> {
         if self.seen != self.declared {
             return Err(Error::SizeMismatch {
                 expected: self.declared,
@@ -198,10 +274,10 @@ impl Encryptor {
         let zeros = [0u8; 4096];
         while pad > 0 {
             let n = pad.min(zeros.len() as u64) as usize;
-            self.push(&zeros[..n], out);
+            self.push(&zeros[..n], out, jobs.as_deref_mut());
             pad -= n as u64;
         }
-        self.emit(true, out);
+        self.emit(true, out, jobs);
         Ok(self.dek.clone())
     }
 }
@@ -210,6 +286,7 @@ impl Encryptor {
 /// The padding is checked (all zero) and never handed out.
 pub struct Decryptor {
     cipher: Aes256Gcm,
+    key: Zeroizing<[u8; 32]>,
     metadata: Metadata,
     chunk_size: usize,
     chunks: u64,
@@ -229,8 +306,10 @@ impl Decryptor {
         header.check_key(dek)?;
         let metadata = header.decrypt_metadata(&dek.metadata_cipher(&header.salt))?;
         let chunk_size = header.chunk_size();
+        let key = dek.payload_key(&header.salt, header.as_bytes());
         Ok(Decryptor {
-            cipher: dek.payload_cipher(&header.salt, header.as_bytes()),
+            cipher: crate::envelope::key::new_cipher(&key),
+            key,
             chunks: header.chunk_count(metadata.size),
             padded: padded_len(metadata.size),
             remaining: header.payload_len(metadata.size),
@@ -257,24 +336,108 @@ impl Decryptor {
         }
     }
 
+    /// How many bytes of the chunk just decrypted, `chunk`, are real plaintext; the rest is
+    /// padding, which must be zero.
+    fn unpadded(&mut self, chunk: &[u8]) -> Result<usize> {
+        let real_end = self.metadata.size;
+        let keep = real_end
+            .saturating_sub(self.produced)
+            .min(chunk.len() as u64) as usize;
+        self.produced += chunk.len() as u64;
+        if chunk[keep..].iter().any(|&b| b != 0) {
+            return Err(Error::MalformedEnvelope("non-zero payload padding".into()));
+        }
+        Ok(keep)
+    }
+
     /// Keeps the real plaintext of the chunk just decrypted at `out[start..]` and drops its
     /// padding, which must be zero.
     fn unpad(&mut self, out: &mut Vec<u8>, start: usize) -> Result<()> {
-        let len = (out.len() - start) as u64;
-        let real_end = self.metadata.size;
-        let keep = real_end.saturating_sub(self.produced).min(len) as usize;
-        self.produced += len;
-        if out[start + keep..].iter().any(|&b| b != 0) {
-            out[start..].zeroize();
-            out.truncate(start);
-            return Err(Error::MalformedEnvelope("non-zero payload padding".into()));
+        match self.unpadded(&out[start..]) {
+            Ok(keep) => {
+                out.truncate(start + keep);
+                Ok(())
+            }
+            Err(e) => {
+                out[start..].zeroize();
+                out.truncate(start);
+                Err(e)
+            }
         }
-        out.truncate(start + keep);
-        Ok(())
     }
 
     /// Decrypts `ciphertext`, appending plaintext of every completed chunk to `out`.
-    pub fn update(&mut self, mut ciphertext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+    pub fn update(&mut self, ciphertext: &[u8], out: &mut Vec<u8>) -> Result<()> {
+        self.update_with(ciphertext, out, None)
+    }
+
+    /// Like [`Decryptor::update`], but every completed chunk is copied to `out` as it is (its
+    /// ciphertext, then its tag) and listed in `jobs`, for the caller to open in place under
+    /// [`Decryptor::payload_key`]; then [`Decryptor::complete`] checks and strips the padding.
+    pub fn update_deferred(
+        &mut self,
+        ciphertext: &[u8],
+        out: &mut Vec<u8>,
+        jobs: &mut Vec<Chunk>,
+    ) -> Result<()> {
+        self.update_with(ciphertext, out, Some(jobs))
+    }
+
+    /// The payload key, for a caller opening chunks itself ([`Decryptor::update_deferred`]).
+    pub fn payload_key(&self) -> &[u8; 32] {
+        &self.key
+    }
+
+    /// Finishes the chunks `jobs` listed since `out` was `from` bytes long, once the caller has
+    /// opened them in place: `failed` is the first (in `jobs`' order) that did not
+    /// authenticate, if any. Leaves `out[from..]` holding their real plaintext, in order, or
+    /// wiped and removed on any error.
+    pub fn complete(
+        &mut self,
+        out: &mut Vec<u8>,
+        from: usize,
+        jobs: &[Chunk],
+        failed: Option<usize>,
+    ) -> Result<()> {
+        let result = match failed {
+            Some(i) => Err(Error::ChunkAuthentication {
+                chunk: jobs.get(i).map(|j| j.index),
+            }),
+            None => self.compact(out, from, jobs),
+        };
+        if result.is_err() {
+            out[from..].zeroize();
+            out.truncate(from);
+        }
+        result
+    }
+
+    /// Moves each chunk's kept plaintext down over the tags and padding before it.
+    fn compact(&mut self, out: &mut Vec<u8>, from: usize, jobs: &[Chunk]) -> Result<()> {
+        let mut w = from;
+        for j in jobs {
+            let end = j.offset.checked_add(j.len).filter(|&e| e <= out.len());
+            let Some(end) = end.filter(|_| j.offset >= w) else {
+                return Err(Error::MalformedEnvelope(
+                    "a chunk outside its buffer".into(),
+                ));
+            };
+            let keep = self.unpadded(&out[j.offset..end])?;
+            out.copy_within(j.offset..j.offset + keep, w);
+            w += keep;
+        }
+        out[w..].zeroize();
+        out.truncate(w);
+        Ok(())
+    }
+
+    /// [`Decryptor::update`] (no `jobs`) or [`Decryptor::update_deferred`].
+    pub(crate) fn update_with(
+        &mut self,
+        mut ciphertext: &[u8],
+        out: &mut Vec<u8>,
+        mut jobs: Option<&mut Vec<Chunk>>,
+    ) -> Result<()> {
         if ciphertext.len() as u64 > self.remaining {
             return Err(Error::TrailingData);
         }
@@ -285,6 +448,11 @@ impl Decryptor {
                 // A whole chunk in the input: decrypted straight into `out`. If it does not
                 // authenticate, what was written is wiped and removed.
                 let (chunk, rest) = ciphertext.split_at(len);
+                ciphertext = rest;
+                if let Some(jobs) = jobs.as_deref_mut() {
+                    self.defer(chunk, out, jobs);
+                    continue;
+                }
                 let (body, tag) = chunk.split_at(len - TAG_LEN);
                 let last = self.index + 1 == self.chunks;
                 let start = out.len();
@@ -306,7 +474,6 @@ impl Decryptor {
                 }
                 self.index += 1;
                 self.unpad(out, start)?;
-                ciphertext = rest;
                 continue;
             }
             let want = self.current_chunk_len() - self.buf.len();
@@ -314,10 +481,31 @@ impl Decryptor {
             self.buf.extend_from_slice(&ciphertext[..n]);
             ciphertext = &ciphertext[n..];
             if self.buf.len() == self.current_chunk_len() {
-                self.decrypt_chunk(out)?;
+                match jobs.as_deref_mut() {
+                    Some(jobs) => {
+                        let buf = std::mem::take(&mut self.buf);
+                        self.defer(&buf, out, jobs);
+                        self.buf = buf;
+                        self.buf.clear();
+                    }
+                    None => self.decrypt_chunk(out)?,
+                }
             }
         }
         Ok(())
+    }
+
+    /// Copies a whole chunk (ciphertext and tag) to `out` and lists it in `jobs`.
+    fn defer(&mut self, chunk: &[u8], out: &mut Vec<u8>, jobs: &mut Vec<Chunk>) {
+        let last = self.index + 1 == self.chunks;
+        jobs.push(Chunk {
+            offset: out.len(),
+            len: chunk.len() - TAG_LEN,
+            nonce: chunk_nonce(self.index, last),
+            index: self.index,
+        });
+        out.extend_from_slice(chunk);
+        self.index += 1;
     }
 
     fn decrypt_chunk(&mut self, out: &mut Vec<u8>) -> Result<()> {

@@ -108,6 +108,10 @@ pub struct Importer {
     /// Pending links per level (0 = leaves).
     levels: Vec<Vec<Link>>,
     total: u64,
+    /// Whether [`Importer::cut_last`] took the last leaf.
+    last_cut: bool,
+    /// File bytes of each leaf cut and not yet linked, in order.
+    cut_sizes: std::collections::VecDeque<u64>,
 }
 
 impl Importer {
@@ -128,6 +132,8 @@ impl Importer {
             leaf: Vec::with_capacity(if emit { profile.chunk_size() } else { 0 }),
             levels: vec![Vec::new()],
             total: 0,
+            last_cut: false,
+            cut_sizes: std::collections::VecDeque::new(),
         }
     }
 
@@ -173,6 +179,82 @@ impl Importer {
         self.leaf.extend_from_slice(rest);
     }
 
+    /// Like [`Importer::push`], for a caller that hashes leaves itself (for instance on the
+    /// platform's SHA-256, see [`crate::bulk::BulkCrypto`]): returns the bytes of each leaf
+    /// block this call completes, in order, to be handed back with their SHA-256 digests to
+    /// [`Importer::link_hashed`] before the next call.
+    pub fn cut(&mut self, mut data: &[u8]) -> Vec<Vec<u8>> {
+        let cs = self.profile.chunk_size();
+        self.total += data.len() as u64;
+        let mut done = Vec::new();
+        while !data.is_empty() {
+            let n = (cs - self.leaf.len()).min(data.len());
+            if self.leaf.is_empty() && n == cs {
+                done.push(self.cut_leaf(data[..n].to_vec()));
+            } else {
+                self.leaf.extend_from_slice(&data[..n]);
+                if self.leaf.len() == cs {
+                    let full = std::mem::replace(&mut self.leaf, Vec::with_capacity(cs));
+                    done.push(self.cut_leaf(full));
+                }
+            }
+            data = &data[n..];
+        }
+        done
+    }
+
+    /// The last leaf, after the last [`Importer::cut`] (an empty file's one empty leaf
+    /// included), to be linked by [`Importer::link_hashed`] before [`Importer::finish`].
+    pub fn cut_last(&mut self) -> Vec<Vec<u8>> {
+        if self.leaf.is_empty() && (self.total != 0 || self.last_cut) {
+            return Vec::new();
+        }
+        self.last_cut = true;
+        let last = std::mem::take(&mut self.leaf);
+        vec![self.cut_leaf(last)]
+    }
+
+    fn cut_leaf(&mut self, chunk: Vec<u8>) -> Vec<u8> {
+        self.cut_sizes.push_back(chunk.len() as u64);
+        leaf_bytes(self.profile, chunk)
+    }
+
+    /// Links the leaves [`Importer::cut`] returned, given the SHA-256 digest of each; their
+    /// blocks, and any node they complete, are appended to `out`.
+    pub fn link_hashed(
+        &mut self,
+        leaves: Vec<Vec<u8>>,
+        digests: &[[u8; 32]],
+        out: &mut Vec<Block>,
+    ) -> Result<()> {
+        if leaves.len() != digests.len() || leaves.len() > self.cut_sizes.len() {
+            return Err(Error::InvalidInput(format!(
+                "{} leaves and {} digests for {} leaves cut",
+                leaves.len(),
+                digests.len(),
+                self.cut_sizes.len()
+            )));
+        }
+        for (data, digest) in leaves.into_iter().zip(digests) {
+            let cid = if self.profile.raw_leaves() {
+                Cid::v1_from_digest(RAW, *digest)
+            } else {
+                Cid::v0_from_digest(*digest)
+            };
+            let filesize = self.cut_sizes.pop_front().unwrap_or_default();
+            let link = Link {
+                cid,
+                tsize: data.len() as u64,
+                filesize,
+            };
+            if self.emit {
+                out.push(Block { cid, data });
+            }
+            self.add_link(0, link, out);
+        }
+        Ok(())
+    }
+
     fn add_leaf(&mut self, chunk: &[u8], out: &mut Vec<Block>) {
         let (link, block) = leaf(self.profile, self.emit, chunk);
         out.extend(block);
@@ -212,7 +294,7 @@ impl Importer {
     /// Flushes the last leaf and the pending nodes; returns the root CID.
     pub fn finish(mut self, out: &mut Vec<Block>) -> Cid {
         let leaf = std::mem::take(&mut self.leaf);
-        if !leaf.is_empty() || self.total == 0 {
+        if !leaf.is_empty() || (self.total == 0 && !self.last_cut) {
             self.add_leaf(&leaf, out);
         }
         // Close every level bottom-up; a level's pending links become one node as long as any
@@ -241,6 +323,20 @@ impl Importer {
             level += 1;
         }
     }
+}
+
+/// The block bytes of a leaf holding `chunk`: the chunk itself (raw leaves), or the chunk in
+/// its dag-pb UnixFS frame.
+fn leaf_bytes(profile: Profile, chunk: Vec<u8>) -> Vec<u8> {
+    if profile.raw_leaves() {
+        return chunk;
+    }
+    let (head, tail) = pb::leaf_frame(chunk.len());
+    let mut data = Vec::with_capacity(head.len() + chunk.len() + tail.len());
+    data.extend_from_slice(&head);
+    data.extend_from_slice(&chunk);
+    data.extend_from_slice(&tail);
+    data
 }
 
 /// One leaf: its link, and its block when blocks are emitted.

@@ -80,6 +80,8 @@ pub struct Vault {
     pub(crate) snapshot_at: Option<(u64, u64)>,
     /// The snapshot being encoded and written on its own thread, if any (native targets).
     pub(crate) snapshot_job: proof::SnapshotJob,
+    /// Where record content is sealed, opened and hashed, if not by this crate's own code.
+    pub(crate) bulk: Option<Arc<dyn crate::bulk::BulkCrypto>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -114,6 +116,7 @@ impl Vault {
             opened: Opened::Genesis { rejected: None },
             snapshot_at: Some((0, 0)),
             snapshot_job: proof::SnapshotJob::default(),
+            bulk: None,
         }
     }
 
@@ -241,6 +244,13 @@ impl Vault {
     /// Chooses the UnixFS profile for records published from now on.
     pub fn set_profile(&mut self, profile: Profile) {
         self.profile = profile;
+    }
+
+    /// Publishes and opens record content through `bulk` (AES-256-GCM of the envelope's chunks,
+    /// SHA-256 of its blocks) from now on, or through this crate's own code (`None`, the
+    /// default). The bytes stored are the same either way; see [`crate::bulk`].
+    pub fn set_bulk_crypto(&mut self, bulk: Option<Arc<dyn crate::bulk::BulkCrypto>>) {
+        self.bulk = bulk;
     }
 
     /// How this vault opened its chain: from the store's snapshot (and how many blocks it

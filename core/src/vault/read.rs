@@ -7,9 +7,10 @@ use std::io::Write;
 use aes_gcm::aead::AeadInOut;
 use zeroize::{Zeroize, Zeroizing};
 
+use crate::bulk::BulkCrypto;
 use crate::cid::Cid;
 use crate::envelope::key::DataKey;
-use crate::envelope::{Decryptor, Encryptor, Header, Metadata};
+use crate::envelope::{Chunk, Decryptor, Encryptor, Header, Metadata};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId};
 use crate::ledger::state::{Access, KeyRef, WrappedKey};
@@ -259,40 +260,19 @@ impl Vault {
         progress: Progress<'_>,
     ) -> Result<Metadata> {
         let mut walker = Walker::with_limit(access.content, access.size);
-        let mut head = Vec::new();
-        let mut dec: Option<Decryptor> = None;
-        let mut plain = Zeroizing::new(Vec::with_capacity(READ_BUF));
+        let mut opening = Opening {
+            record,
+            access,
+            dek,
+            head: Vec::new(),
+            dec: None,
+            plain: Zeroizing::new(Vec::with_capacity(READ_BUF)),
+            jobs: Vec::new(),
+        };
+        let bulk = self.bulk.as_deref();
         let mut done = 0u64;
         // File data already checked against its CIDs, in order, waiting to be decrypted.
         let mut pending: Vec<Vec<u8>> = Vec::new();
-        // Decrypts `pending` into `out`; returns the plaintext bytes written.
-        let mut decrypt = |pending: &[Vec<u8>], out: &mut dyn Sink| -> Result<u64> {
-            let mut n = 0u64;
-            for data in pending {
-                match dec.as_mut() {
-                    Some(d) => d.update(data, &mut plain)?,
-                    None => {
-                        head.extend_from_slice(data);
-                        match Header::parse(&head) {
-                            Ok(h) => {
-                                check_header(&h, record, access)?;
-                                let mut d = Decryptor::new(&h, dek)?;
-                                d.update(&head[h.len()..], &mut plain)?;
-                                dec = Some(d);
-                                head = Vec::new();
-                            }
-                            Err(Error::Truncated) => {}
-                            Err(e) => return Err(e),
-                        }
-                    }
-                }
-                out.consume(&plain)?;
-                n += plain.len() as u64;
-                plain.zeroize();
-                plain.clear();
-            }
-            Ok(n)
-        };
         loop {
             // Raw leaves come in groups: group k+1 is fetched, then hashed on the other cores
             // while group k is decrypted (with one thread, `join` runs one after the other).
@@ -304,14 +284,38 @@ impl Vault {
                 if !data.is_empty() {
                     pending.push(data.into_owned());
                 }
-                done += decrypt(&pending, &mut *out)?;
+                done += opening.decrypt(bulk, &pending, &mut *out).await?;
                 pending.clear();
+            } else if let Some(bulk) = bulk {
+                // Fetched, hashed and decrypted through `bulk`, which runs on threads of its own.
+                let mut fetched = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    fetched.push(self.store.get_unchecked(id).await?);
+                }
+                let items: Vec<&[u8]> = fetched.iter().map(Vec::as_slice).collect();
+                let digests = bulk.sha256_many(&items).await;
+                done += opening.decrypt(Some(bulk), &pending, &mut *out).await?;
+                pending.clear();
+                let digests = digests?;
+                if digests.len() != ids.len() {
+                    return Err(Error::Backend(format!(
+                        "{} digests for {} blocks",
+                        digests.len(),
+                        ids.len()
+                    )));
+                }
+                for ((id, digest), bytes) in ids.iter().zip(&digests).zip(fetched) {
+                    id.verify_digest(digest)?;
+                    // A raw leaf's file data is the block itself.
+                    walker.visit_verified(&bytes)?;
+                    pending.push(bytes);
+                }
             } else if self.store.parallel_io() {
                 // The group is fetched (each leaf on its own thread) and hashed while the
                 // previous one is decrypted.
                 let (decrypted, fetched) = overlap(
                     true,
-                    || decrypt(&pending, &mut *out),
+                    || opening.decrypt_here(&pending, &mut *out),
                     self.fetch_checked(&ids),
                 )
                 .await;
@@ -328,7 +332,7 @@ impl Vault {
                     fetched.push(self.store.get_unchecked(id).await?);
                 }
                 let (decrypted, checked) = join(
-                    || decrypt(&pending, &mut *out),
+                    || opening.decrypt_here(&pending, &mut *out),
                     || check_all(&ids, &fetched),
                 );
                 done += decrypted?;
@@ -346,7 +350,7 @@ impl Vault {
             }
             progress(done);
         }
-        done += decrypt(&pending, &mut *out)?;
+        done += opening.decrypt(bulk, &pending, &mut *out).await?;
         let blocks = out.drain();
         if !blocks.is_empty() {
             self.store.put_many_hashed(&blocks).await?;
@@ -358,8 +362,99 @@ impl Vault {
                 actual: walker.position(),
             });
         }
-        let dec = dec.ok_or(Error::Truncated)?;
+        let dec = opening.dec.ok_or(Error::Truncated)?;
         dec.finish()
+    }
+}
+
+/// An envelope's bytes, in order, to plaintext: the header gathered and checked, then the
+/// payload decrypted into a sink.
+struct Opening<'a> {
+    record: &'a RecordId,
+    access: &'a Access,
+    dek: &'a DataKey,
+    /// The header's bytes so far, until it parses.
+    head: Vec<u8>,
+    dec: Option<Decryptor>,
+    plain: Zeroizing<Vec<u8>>,
+    jobs: Vec<Chunk>,
+}
+
+impl Opening<'_> {
+    /// Feeds envelope bytes to the decryptor (once the header is complete); with `jobs`, the
+    /// chunks are laid out in `plain` to be opened by the caller.
+    fn feed(&mut self, data: &[u8], jobs: Option<&mut Vec<Chunk>>) -> Result<()> {
+        if let Some(d) = self.dec.as_mut() {
+            return d.update_with(data, &mut self.plain, jobs);
+        }
+        self.head.extend_from_slice(data);
+        match Header::parse(&self.head) {
+            Ok(h) => {
+                check_header(&h, self.record, self.access)?;
+                let mut d = Decryptor::new(&h, self.dek)?;
+                let head = std::mem::take(&mut self.head);
+                d.update_with(&head[h.len()..], &mut self.plain, jobs)?;
+                self.dec = Some(d);
+                Ok(())
+            }
+            Err(Error::Truncated) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Hands the plaintext decrypted so far to `out`; returns its length.
+    fn flush(&mut self, out: &mut dyn Sink) -> Result<u64> {
+        out.consume(&self.plain)?;
+        let n = self.plain.len() as u64;
+        self.plain.zeroize();
+        self.plain.clear();
+        Ok(n)
+    }
+
+    /// Decrypts `pending` into `out` with this crate's own AES-GCM; returns the plaintext
+    /// bytes written.
+    fn decrypt_here(&mut self, pending: &[Vec<u8>], out: &mut dyn Sink) -> Result<u64> {
+        let mut n = 0u64;
+        for data in pending {
+            self.feed(data, None)?;
+            n += self.flush(out)?;
+        }
+        Ok(n)
+    }
+
+    /// Decrypts `pending` into `out`, through `bulk` if there is one.
+    async fn decrypt(
+        &mut self,
+        bulk: Option<&dyn BulkCrypto>,
+        pending: &[Vec<u8>],
+        out: &mut dyn Sink,
+    ) -> Result<u64> {
+        let Some(bulk) = bulk else {
+            return self.decrypt_here(pending, out);
+        };
+        let mut jobs = std::mem::take(&mut self.jobs);
+        jobs.clear();
+        let fed = pending
+            .iter()
+            .try_for_each(|data| self.feed(data, Some(&mut jobs)));
+        let opened = match (fed, self.dec.as_mut()) {
+            (Err(e), _) => Err(e),
+            (Ok(()), Some(dec)) if !jobs.is_empty() => {
+                let key = Zeroizing::new(*dec.payload_key());
+                match bulk.open_chunks(&key, &mut self.plain, &jobs).await {
+                    Ok(failed) => dec.complete(&mut self.plain, 0, &jobs, failed),
+                    Err(e) => Err(e),
+                }
+            }
+            (Ok(()), _) => Ok(()),
+        };
+        self.jobs = jobs;
+        if let Err(e) = opened {
+            self.plain.zeroize();
+            self.plain.clear();
+            return Err(e);
+        }
+        self.flush(out)
     }
 }
 

@@ -10,9 +10,10 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
+use crate::bulk::BulkCrypto;
 use crate::cid::Cid;
 use crate::envelope::key::DataKey;
-use crate::envelope::{Encryptor, Metadata, SealOptions};
+use crate::envelope::{Chunk, Encryptor, Metadata, SealOptions};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId, Role};
 use crate::ledger::{AccessGrant, Endorsement, Rewrapped, SignedTx, Submission, Tx, TxBody};
@@ -332,11 +333,11 @@ impl Vault {
         record: &RecordId,
         version: u32,
         metadata: &Metadata,
-        mut input: R,
+        input: R,
         dek: DataKey,
         progress: Progress<'_>,
     ) -> Result<SealedContent> {
-        let (mut enc, header) = Encryptor::with_key(
+        let (enc, header) = Encryptor::with_key(
             dek,
             record,
             version,
@@ -347,9 +348,33 @@ impl Vault {
         let parsed = crate::envelope::Header::parse(&header)?;
         let owner_key = parsed.stanzas()[0].wrapped_key.clone();
         let commitment = *parsed.commitment();
+        let (root, size) = match self.bulk.clone() {
+            Some(bulk) => {
+                self.store_through(&*bulk, enc, &header, input, progress)
+                    .await?
+            }
+            None => self.store_here(enc, &header, input, progress).await?,
+        };
+        Ok(SealedContent {
+            root,
+            size,
+            commitment,
+            owner_key,
+        })
+    }
+
+    /// [`Vault::store_sealed`] with this crate's own AES-GCM and SHA-256, on every core where
+    /// there are threads. Returns the root and the envelope's size.
+    async fn store_here<R: Read + MaybeSend>(
+        &self,
+        mut enc: Encryptor,
+        header: &[u8],
+        mut input: R,
+        progress: Progress<'_>,
+    ) -> Result<(Cid, u64)> {
         let mut importer = Importer::new(self.profile);
         let mut blocks: Vec<Block> = Vec::with_capacity(batch::PUT + 2);
-        importer.push(&header, &mut blocks);
+        importer.push(header, &mut blocks);
         let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::SEAL_PIECE]);
         let mut sealed = Vec::with_capacity(batch::SEAL_PIECE + batch::SEAL_PIECE / 64);
         let mut hashing = Vec::with_capacity(batch::SEAL_PIECE + batch::SEAL_PIECE / 64);
@@ -381,12 +406,69 @@ impl Vault {
         let size = importer.len();
         let root = importer.finish(&mut blocks);
         self.store.put_many_hashed(&blocks).await?;
-        Ok(SealedContent {
-            root,
-            size,
-            commitment,
-            owner_key,
-        })
+        Ok((root, size))
+    }
+
+    /// [`Vault::store_sealed`] with the chunks sealed and the blocks hashed by `bulk`, a piece
+    /// at a time. Returns the root and the envelope's size.
+    async fn store_through<R: Read + MaybeSend>(
+        &self,
+        bulk: &dyn BulkCrypto,
+        mut enc: Encryptor,
+        header: &[u8],
+        mut input: R,
+        progress: Progress<'_>,
+    ) -> Result<(Cid, u64)> {
+        let mut importer = Importer::new(self.profile);
+        let mut blocks: Vec<Block> = Vec::with_capacity(batch::PUT + 2);
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::SEAL_PIECE]);
+        // Plaintext until `bulk` seals it in place, so wiped if anything fails first.
+        let mut sealed = zeroize::Zeroizing::new(Vec::with_capacity(
+            header.len() + batch::SEAL_PIECE + batch::SEAL_PIECE / 64,
+        ));
+        sealed.extend_from_slice(header);
+        let mut jobs = Vec::new();
+        let mut done = 0u64;
+        loop {
+            let n = read_full(&mut input, &mut buf)?;
+            if n == 0 {
+                break;
+            }
+            enc.update_deferred(&buf[..n], &mut sealed, &mut jobs)?;
+            let key = zeroize::Zeroizing::new(*enc.payload_key());
+            seal_and_link(
+                bulk,
+                &key,
+                &mut sealed,
+                &mut jobs,
+                &mut importer,
+                &mut blocks,
+            )
+            .await?;
+            if blocks.len() >= batch::PUT {
+                self.store.put_many_hashed(&blocks).await?;
+                blocks.clear();
+            }
+            done += n as u64;
+            progress(done);
+        }
+        let key = zeroize::Zeroizing::new(*enc.payload_key());
+        enc.finish_deferred(&mut sealed, &mut jobs)?;
+        seal_and_link(
+            bulk,
+            &key,
+            &mut sealed,
+            &mut jobs,
+            &mut importer,
+            &mut blocks,
+        )
+        .await?;
+        let last = importer.cut_last();
+        link_leaves(bulk, last, &mut importer, &mut blocks).await?;
+        let size = importer.len();
+        let root = importer.finish(&mut blocks);
+        self.store.put_many_hashed(&blocks).await?;
+        Ok((root, size))
     }
 
     /// Grants `doctor` the latest version of `record`. If a grant on the record has expired
@@ -769,4 +851,36 @@ impl SealedContent {
             owner_key: self.owner_key.clone(),
         }
     }
+}
+
+/// Seals the chunks `jobs` lists in `sealed` through `bulk`, then cuts what `sealed` holds into
+/// leaves, hashed through `bulk` and linked; `sealed` and `jobs` are left empty.
+async fn seal_and_link(
+    bulk: &dyn BulkCrypto,
+    key: &[u8; 32],
+    sealed: &mut Vec<u8>,
+    jobs: &mut Vec<Chunk>,
+    importer: &mut Importer,
+    blocks: &mut Vec<Block>,
+) -> Result<()> {
+    bulk.seal_chunks(key, sealed, jobs).await?;
+    jobs.clear();
+    let leaves = importer.cut(sealed);
+    sealed.clear();
+    link_leaves(bulk, leaves, importer, blocks).await
+}
+
+/// Hashes `leaves` through `bulk` and links them.
+async fn link_leaves(
+    bulk: &dyn BulkCrypto,
+    leaves: Vec<Vec<u8>>,
+    importer: &mut Importer,
+    blocks: &mut Vec<Block>,
+) -> Result<()> {
+    if leaves.is_empty() {
+        return Ok(());
+    }
+    let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+    let digests = bulk.sha256_many(&items).await?;
+    importer.link_hashed(leaves, &digests, blocks)
 }

@@ -1,0 +1,387 @@
+//! Content sealed, opened and hashed through a [`BulkCrypto`] (what the npm package does with
+//! WebCrypto): the same envelope bytes and CIDs as this crate's own code, interchangeable both
+//! ways, and every fault of the platform's code reported exactly, with nothing committed.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{Rand, identity};
+use medshare::bulk::{BulkCrypto, Portable};
+use medshare::envelope::{Chunk, DataKey, Decryptor, Encryptor, Header, Metadata, Stanza};
+use medshare::ledger::Policy;
+use medshare::unixfs::{Block, Importer};
+use medshare::{Error, Identity, Profile, RecordId, Result, Store, Vault};
+use pollster::block_on;
+use proptest::prelude::*;
+
+/// [`Portable`], counting its calls (so a test knows the bulk path ran) and failing on demand.
+#[derive(Default)]
+struct Probe {
+    seals: AtomicUsize,
+    opens: AtomicUsize,
+    hashes: AtomicUsize,
+    /// Fail the n-th (1-based) seal call with a backend error.
+    fail_seal_at: usize,
+    /// Report this position of the first open call's chunks as not authenticating.
+    reject_open: Option<usize>,
+}
+
+#[async_trait::async_trait]
+impl BulkCrypto for Probe {
+    async fn seal_chunks(&self, key: &[u8; 32], buf: &mut [u8], chunks: &[Chunk]) -> Result<()> {
+        let n = self.seals.fetch_add(1, Ordering::SeqCst) + 1;
+        if n == self.fail_seal_at {
+            return Err(Error::Backend("the platform's AES-GCM failed".into()));
+        }
+        Portable.seal_chunks(key, buf, chunks).await
+    }
+
+    async fn open_chunks(
+        &self,
+        key: &[u8; 32],
+        buf: &mut [u8],
+        chunks: &[Chunk],
+    ) -> Result<Option<usize>> {
+        let first = self.opens.fetch_add(1, Ordering::SeqCst) == 0;
+        match self.reject_open {
+            Some(i) if first && i < chunks.len() => Ok(Some(i)),
+            _ => Portable.open_chunks(key, buf, chunks).await,
+        }
+    }
+
+    async fn sha256_many(&self, items: &[&[u8]]) -> Result<Vec<[u8; 32]>> {
+        self.hashes.fetch_add(1, Ordering::SeqCst);
+        Portable.sha256_many(items).await
+    }
+}
+
+fn header(size: u64, chunk_exp: u8) -> (DataKey, Header) {
+    let owner = identity("patient");
+    let record = RecordId::from_bytes([7; 16]);
+    let dek = DataKey::from_bytes([9; 32]);
+    let stanza = Stanza {
+        recipient: owner.key_id(),
+        wrapped_key: dek.wrap(owner.public(), &record, 1).unwrap(),
+    };
+    let meta = Metadata {
+        name: "scan.dcm".into(),
+        media_type: "application/dicom".into(),
+        size,
+    };
+    let h = Header::build(&dek, [3; 32], chunk_exp, vec![stanza], &record, 1, &meta).unwrap();
+    (dek, h)
+}
+
+/// `data` cut at `cuts` (positions taken modulo its length), in order.
+fn pieces<'a>(data: &'a [u8], cuts: &[usize]) -> Vec<&'a [u8]> {
+    let mut at: Vec<usize> = cuts.iter().map(|c| c % (data.len() + 1)).collect();
+    at.push(0);
+    at.push(data.len());
+    at.sort_unstable();
+    at.windows(2).map(|w| &data[w[0]..w[1]]).collect()
+}
+
+fn seal_here(dek: &DataKey, h: &Header, parts: &[&[u8]]) -> Vec<u8> {
+    let (mut enc, mut out) = Encryptor::from_header(dek.clone(), h).unwrap();
+    for p in parts {
+        enc.update(p, &mut out).unwrap();
+    }
+    enc.finish(&mut out).unwrap();
+    out
+}
+
+fn seal_through(dek: &DataKey, h: &Header, parts: &[&[u8]]) -> Vec<u8> {
+    let (mut enc, mut out) = Encryptor::from_header(dek.clone(), h).unwrap();
+    let key = *enc.payload_key();
+    let mut jobs = Vec::new();
+    for p in parts {
+        enc.update_deferred(p, &mut out, &mut jobs).unwrap();
+        block_on(Portable.seal_chunks(&key, &mut out, &jobs)).unwrap();
+        jobs.clear();
+    }
+    enc.finish_deferred(&mut out, &mut jobs).unwrap();
+    block_on(Portable.seal_chunks(&key, &mut out, &jobs)).unwrap();
+    out
+}
+
+/// Opens `payload` (the envelope after its header) fed in `parts`, through [`Portable`].
+fn open_through(
+    dek: &DataKey,
+    h: &Header,
+    parts: &[&[u8]],
+    bulk: &dyn BulkCrypto,
+) -> Result<Vec<u8>> {
+    let mut dec = Decryptor::new(h, dek)?;
+    let key = *dec.payload_key();
+    let mut all = Vec::new();
+    let mut jobs = Vec::new();
+    for p in parts {
+        let mut out = Vec::new();
+        jobs.clear();
+        dec.update_deferred(p, &mut out, &mut jobs)?;
+        let failed = block_on(bulk.open_chunks(&key, &mut out, &jobs))?;
+        let done = dec.complete(&mut out, 0, &jobs, failed);
+        if done.is_err() {
+            assert!(out.is_empty(), "nothing of a failed group is handed out");
+        }
+        done?;
+        all.extend_from_slice(&out);
+    }
+    dec.finish()?;
+    Ok(all)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+
+    /// Any plaintext, fed in any pieces, seals to the same bytes through either path, and
+    /// opens through the deferred path to what went in.
+    #[test]
+    fn deferred_chunks_are_the_same_envelope(
+        len in 0usize..40_000,
+        exp in 12u8..14,
+        cuts in proptest::collection::vec(any::<usize>(), 0..6),
+        open_cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let data = Rand::new(len as u64).bytes(len);
+        let (dek, h) = header(len as u64, exp);
+        let parts = pieces(&data, &cuts);
+        let here = seal_here(&dek, &h, &parts);
+        let through = seal_through(&dek, &h, &parts);
+        prop_assert_eq!(&here, &through);
+        let payload = &here[h.len()..];
+        let opened = open_through(&dek, &h, &pieces(payload, &open_cuts), &Portable).unwrap();
+        prop_assert_eq!(opened, data);
+    }
+
+    /// Leaves cut and hashed by the caller give the same blocks and root as the importer's
+    /// own hashing, under both profiles and any feeding.
+    #[test]
+    fn leaves_hashed_elsewhere_are_the_same_dag(
+        len in 0usize..700_000,
+        legacy in any::<bool>(),
+        cuts in proptest::collection::vec(any::<usize>(), 0..6),
+    ) {
+        let profile = if legacy { Profile::UnixfsV0_2015 } else { Profile::UnixfsV1_2025 };
+        let data = Rand::new(len as u64 + 1).bytes(len);
+        let parts = pieces(&data, &cuts);
+        let mut own = Importer::new(profile);
+        let mut own_blocks = Vec::new();
+        let mut cut = Importer::new(profile);
+        let mut cut_blocks = Vec::new();
+        for p in &parts {
+            own.push(p, &mut own_blocks);
+            let leaves = cut.cut(p);
+            link(&mut cut, leaves, &mut cut_blocks);
+        }
+        let last = cut.cut_last();
+        link(&mut cut, last, &mut cut_blocks);
+        prop_assert_eq!(own.len(), cut.len());
+        let own_root = own.finish(&mut own_blocks);
+        let cut_root = cut.finish(&mut cut_blocks);
+        prop_assert_eq!(own_root, cut_root);
+        prop_assert_eq!(own_root, medshare::unixfs::cid(&data, profile));
+        let ids = |b: &[Block]| b.iter().map(|b| (b.cid, b.data.len())).collect::<Vec<_>>();
+        prop_assert_eq!(ids(&own_blocks), ids(&cut_blocks));
+    }
+}
+
+fn link(imp: &mut Importer, leaves: Vec<Vec<u8>>, out: &mut Vec<Block>) {
+    let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+    let digests = block_on(Portable.sha256_many(&items)).unwrap();
+    imp.link_hashed(leaves, &digests, out).unwrap();
+}
+
+#[test]
+fn the_importer_refuses_digests_that_do_not_match_its_leaves() {
+    let mut imp = Importer::new(Profile::default());
+    let leaves = imp.cut(&vec![1u8; 1 << 20]);
+    assert_eq!(leaves.len(), 1);
+    let err = imp.link_hashed(leaves, &[], &mut Vec::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid input: 1 leaves and 0 digests for 1 leaves cut"
+    );
+}
+
+#[test]
+fn a_chunk_the_platform_does_not_authenticate_is_reported_by_index() {
+    let data = Rand::new(5).bytes(20_000);
+    let (dek, h) = header(data.len() as u64, 12);
+    let env = seal_here(&dek, &h, &[&data]);
+    let payload = &env[h.len()..];
+    // The second chunk's job (index 1) fails: nothing is handed out, and the error names it.
+    let probe = Probe {
+        reject_open: Some(1),
+        ..Probe::default()
+    };
+    let err = open_through(&dek, &h, &[payload], &probe).unwrap_err();
+    assert!(
+        matches!(err, Error::ChunkAuthentication { chunk: Some(1) }),
+        "{err:?}"
+    );
+    // A flipped byte in chunk 3 is found by the platform's AES-GCM too.
+    let mut bad = payload.to_vec();
+    bad[3 * (4096 + 16) + 10] ^= 1;
+    let err = open_through(&dek, &h, &[&bad], &Portable).unwrap_err();
+    assert!(
+        matches!(err, Error::ChunkAuthentication { chunk: Some(3) }),
+        "{err:?}"
+    );
+}
+
+#[test]
+fn non_zero_padding_is_refused_on_the_deferred_path() {
+    // An envelope declaring 10 bytes whose padding is not zero.
+    let (dek, h10) = header(10, 12);
+    let mut body = Vec::new();
+    let (mut enc10, _) = Encryptor::from_header(dek.clone(), &h10).unwrap();
+    let key = *enc10.payload_key();
+    let mut jobs = Vec::new();
+    enc10
+        .update_deferred(&[0x41; 10], &mut body, &mut jobs)
+        .unwrap();
+    enc10.finish_deferred(&mut body, &mut jobs).unwrap();
+    // Overwrite the padding (still plaintext here) with non-zero bytes, then seal.
+    assert_eq!(jobs.len(), 1);
+    for b in &mut body[10..jobs[0].len] {
+        *b = 0x41;
+    }
+    block_on(Portable.seal_chunks(&key, &mut body, &jobs)).unwrap();
+    let err = open_through(&dek, &h10, &[&body], &Portable).unwrap_err();
+    assert!(
+        matches!(&err, Error::MalformedEnvelope(m) if m == "non-zero payload padding"),
+        "{err:?}"
+    );
+}
+
+async fn vault() -> (Vault, Identity, Identity) {
+    let mut v = Vault::create(
+        Store::memory(),
+        "bulk-net",
+        identity("authority"),
+        Policy::default(),
+    )
+    .await
+    .unwrap();
+    let (p, d) = (identity("patient"), identity("doctor"));
+    v.register(&p, None).await.unwrap();
+    let e =
+        medshare::ledger::Endorsement::sign(&identity("authority"), &v.genesis(), &d.id(), "GMC-9")
+            .unwrap();
+    v.register(&d, Some(&e)).await.unwrap();
+    (v, p, d)
+}
+
+async fn open(v: &Vault, who: &Identity, r: &RecordId) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    v.open_record(who, r, &mut out).await?;
+    Ok(out)
+}
+
+#[test]
+fn records_published_through_the_platform_open_without_it_and_back() {
+    block_on(async {
+        let (mut v, p, d) = vault().await;
+        let probe = Arc::new(Probe::default());
+        for profile in [Profile::UnixfsV1_2025, Profile::UnixfsV0_2015] {
+            v.set_profile(profile);
+            // Sizes around the leaf, the piece and the open group (4 leaves).
+            for len in [
+                0usize,
+                1,
+                300_000,
+                1 << 20,
+                (1 << 20) + 1,
+                5 * (1 << 20) + 12_345,
+            ] {
+                let data = Rand::new(len as u64).bytes(len);
+                v.set_bulk_crypto(Some(probe.clone()));
+                let through = v.publish_bytes(&p, &data, "x", "text/plain").await.unwrap();
+                v.grant(&p, &through, &d.id(), Default::default())
+                    .await
+                    .unwrap();
+                let opened_through = open(&v, &d, &through).await.unwrap();
+                v.set_bulk_crypto(None);
+                let here = v.publish_bytes(&p, &data, "x", "text/plain").await.unwrap();
+                assert_eq!(
+                    open(&v, &p, &through).await.unwrap(),
+                    data,
+                    "{profile} {len}"
+                );
+                assert_eq!(opened_through, data, "{profile} {len}");
+                v.set_bulk_crypto(Some(probe.clone()));
+                assert_eq!(open(&v, &p, &here).await.unwrap(), data, "{profile} {len}");
+                // Same size of content either way (the layout is the same; the bytes differ
+                // only by key and salt).
+                assert_eq!(
+                    v.record(&through).unwrap().size,
+                    v.record(&here).unwrap().size
+                );
+                v.set_bulk_crypto(None);
+            }
+        }
+        assert!(probe.seals.load(Ordering::SeqCst) > 0);
+        assert!(probe.opens.load(Ordering::SeqCst) > 0);
+        assert!(probe.hashes.load(Ordering::SeqCst) > 0);
+    });
+}
+
+#[test]
+fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
+    block_on(async {
+        let mem = Arc::new(medshare::store::memory::MemoryStore::default());
+        let mut v = Vault::create(
+            Store::from_arc(mem.clone()),
+            "bulk-net",
+            identity("authority"),
+            Policy::default(),
+        )
+        .await
+        .unwrap();
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        let data = Rand::new(3).bytes(3 << 20);
+        // The platform fails on the third piece: the publish fails with its error, and the
+        // chain does not move.
+        let height = v.height();
+        v.set_bulk_crypto(Some(Arc::new(Probe {
+            fail_seal_at: 3,
+            ..Probe::default()
+        })));
+        let err = v.publish_bytes(&p, &data, "", "").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "store backend error: the platform's AES-GCM failed"
+        );
+        assert_eq!(v.height(), height);
+        assert!(v.records_for(&p.id()).unwrap().is_empty());
+        // A leaf damaged in the store is found by the digest the platform computed.
+        v.set_bulk_crypto(Some(Arc::new(Probe::default())));
+        let r = v.publish_bytes(&p, &data, "", "").await.unwrap();
+        let root = v.record(&r).unwrap().content;
+        let leaf = {
+            let bytes = v.store().get(&root).await.unwrap();
+            medshare::unixfs::pb::decode_node(&bytes).unwrap().links[2].cid
+        };
+        mem.corrupt(&leaf, b"damaged");
+        let err = open(&v, &p, &r).await.unwrap_err();
+        assert!(
+            matches!(&err, Error::CidMismatch { expected, .. } if *expected == leaf),
+            "{err:?}"
+        );
+        // A chunk the platform does not authenticate stops the read at that chunk.
+        let r2 = v.publish_bytes(&p, &data, "", "").await.unwrap();
+        v.set_bulk_crypto(Some(Arc::new(Probe {
+            reject_open: Some(0),
+            ..Probe::default()
+        })));
+        let err = open(&v, &p, &r2).await.unwrap_err();
+        assert!(
+            matches!(err, Error::ChunkAuthentication { chunk: Some(0) }),
+            "{err:?}"
+        );
+    });
+}
