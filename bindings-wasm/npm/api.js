@@ -425,6 +425,17 @@ export async function storeConformance(factory) {
   return wasm.storeConformance(factory);
 }
 
+/**
+ * Whether vaults seal, open and hash record content with the host's WebCrypto
+ * (`crypto.subtle`: AES-256-GCM of the envelope's chunks, SHA-256 of its blocks), the default
+ * where the host has it, or in the portable WebAssembly code (`false`). The bytes stored are the
+ * same either way. Returns whether WebCrypto is used from now on.
+ */
+export function useWebCrypto(on = true) {
+  if (typeof on !== "boolean") fail("on", "a boolean", on);
+  return wasm.setWebCrypto(on);
+}
+
 /** The root CID `ipfs add` prints for `data` under `profile`. */
 export function cid(data, profile = "unixfs-v1-2025") {
   return wasm.cid(bytes(data, "data"), str(profile, "profile"));

@@ -350,6 +350,12 @@ export declare class LightClient {
 }
 
 export declare function storeConformance(factory: () => BlockStore): Promise<void>;
+/**
+ * Whether vaults seal, open and hash record content with the host's WebCrypto (`crypto.subtle`),
+ * the default where the host has it, or in the portable WebAssembly code (`false`). The bytes
+ * stored are the same either way. Returns whether WebCrypto is used from now on.
+ */
+export declare function useWebCrypto(on?: boolean): boolean;
 export declare function cid(data: Bytes, profile?: "unixfs-v1-2025" | "unixfs-v0-2015"): string;
 export declare function openEnvelope(identity: Identity, envelope: Bytes): Uint8Array;
 export declare function errorCodes(): { code: import("./errors.js").ErrorCode; category: import("./errors.js").ErrorCategory }[];

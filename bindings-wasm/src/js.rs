@@ -208,6 +208,203 @@ async fn yield_to_host() {
     let _ = JsFuture::from(yield_promise()).await;
 }
 
+// ---------------------------------------------------------------------------------------------
+// WebCrypto: the host's AES-GCM and SHA-256 (native code on threads of its own) for the bulk of
+// publishing and opening. What is sealed, and how, is the core's (medshare::bulk); this is the
+// call and the copies.
+
+#[wasm_bindgen(inline_js = r#"
+export function hasSubtle() {
+  return typeof globalThis.crypto === "object" && globalThis.crypto !== null
+    && typeof globalThis.crypto.subtle === "object" && globalThis.crypto.subtle !== null;
+}
+// AES-256-GCM of every chunk of `buf` in place, all at once: chunk i is buf[at[i], at[i] + len[i])
+// (plus its 16-byte tag after it), under nonce[12 i, 12 i + 12). Resolves to the opened or
+// sealed buffer and, when opening, the position of the first chunk that does not authenticate
+// (or -1); rejects if WebCrypto fails otherwise.
+export async function aesChunks(encrypt, rawKey, buf, at, len, nonce) {
+  const subtle = globalThis.crypto.subtle;
+  const usage = encrypt ? "encrypt" : "decrypt";
+  const key = await subtle.importKey("raw", rawKey, "AES-GCM", false, [usage]);
+  const done = await Promise.all(Array.from(at, (start, i) => {
+    // (On any failure the buffer, which may hold plaintext, is wiped below.)
+    const params = { name: "AES-GCM", iv: nonce.subarray(12 * i, 12 * i + 12) };
+    if (encrypt) return subtle.encrypt(params, key, buf.subarray(start, start + len[i]));
+    return subtle.decrypt(params, key, buf.subarray(start, start + len[i] + 16)).catch((e) => {
+      if (e && e.name === "OperationError") return null;
+      throw e;
+    });
+  })).catch((e) => { buf.fill(0); throw e; });
+  let failed = -1;
+  done.forEach((out, i) => {
+    if (out === null) { if (failed < 0) failed = i; return; }
+    const bytes = new Uint8Array(out);
+    buf.set(bytes, at[i]);
+    // An opened chunk is plaintext: not left in the host's heap until it is collected.
+    if (!encrypt) bytes.fill(0);
+  });
+  return { buf, failed };
+}
+// The SHA-256 digests of `items` (an array of byte arrays), concatenated.
+export async function sha256Many(items) {
+  const digests = await Promise.all(items.map((d) => globalThis.crypto.subtle.digest("SHA-256", d)));
+  const out = new Uint8Array(32 * digests.length);
+  digests.forEach((d, i) => out.set(new Uint8Array(d), 32 * i));
+  return out;
+}
+"#)]
+extern "C" {
+    #[wasm_bindgen(js_name = hasSubtle)]
+    fn has_subtle() -> bool;
+    #[wasm_bindgen(js_name = aesChunks)]
+    fn aes_chunks(
+        encrypt: bool,
+        key: Uint8Array,
+        buf: Uint8Array,
+        at: Vec<u32>,
+        len: Vec<u32>,
+        nonce: Uint8Array,
+    ) -> Promise;
+    #[wasm_bindgen(js_name = sha256Many)]
+    fn sha256_many(items: Array) -> Promise;
+}
+
+thread_local! {
+    static WEB_CRYPTO: Cell<bool> = const { Cell::new(true) };
+}
+
+/// Whether vaults seal, open and hash through WebCrypto (the default where the host has
+/// `crypto.subtle`); `on = false` keeps them in the portable code. Returns whether WebCrypto is
+/// used from now on.
+#[wasm_bindgen(js_name = setWebCrypto)]
+pub fn set_web_crypto(on: bool) -> bool {
+    WEB_CRYPTO.with(|w| w.set(on));
+    on && has_subtle()
+}
+
+fn web_crypto() -> Option<Arc<dyn medshare::bulk::BulkCrypto>> {
+    (WEB_CRYPTO.with(Cell::get) && has_subtle()).then(|| Arc::new(WebCrypto) as _)
+}
+
+/// The host's WebCrypto as the core's bulk crypto.
+struct WebCrypto;
+
+fn webcrypto_err(e: JsValue) -> medshare::Error {
+    medshare::Error::Backend(format!("WebCrypto: {}", message_of(&e)))
+}
+
+impl WebCrypto {
+    async fn chunks(
+        &self,
+        encrypt: bool,
+        key: &[u8; 32],
+        buf: &mut [u8],
+        chunks: &[medshare::envelope::Chunk],
+    ) -> medshare::Result<Option<usize>> {
+        let limit = |n: usize| {
+            u32::try_from(n).map_err(|_| medshare::Error::TooLarge {
+                what: "a buffer of chunks",
+                size: n as u64,
+                limit: u64::from(u32::MAX),
+            })
+        };
+        let mut at = Vec::with_capacity(chunks.len());
+        let mut len = Vec::with_capacity(chunks.len());
+        let mut nonce = Vec::with_capacity(12 * chunks.len());
+        for c in chunks {
+            let end = c
+                .offset
+                .checked_add(c.len)
+                .and_then(|e| e.checked_add(medshare::envelope::TAG_LEN));
+            if end.is_none_or(|e| e > buf.len()) {
+                return Err(medshare::Error::InvalidInput(
+                    "a chunk outside its buffer".into(),
+                ));
+            }
+            at.push(limit(c.offset)?);
+            len.push(limit(c.len)?);
+            nonce.extend_from_slice(&c.nonce);
+        }
+        let js_key = Uint8Array::from(&key[..]);
+        let js_buf = Uint8Array::from(&*buf);
+        let called = aes_chunks(
+            encrypt,
+            js_key.clone(),
+            js_buf,
+            at,
+            len,
+            Uint8Array::from(&nonce[..]),
+        );
+        let result = JsFuture::from(called).await;
+        js_key.fill(0, 0, 32);
+        let result = result.map_err(webcrypto_err)?;
+        let out: Uint8Array = Reflect::get(&result, &"buf".into())
+            .map_err(webcrypto_err)?
+            .unchecked_into();
+        let failed = Reflect::get(&result, &"failed".into())
+            .map_err(webcrypto_err)?
+            .as_f64()
+            .unwrap_or(-1.0);
+        if out.length() as usize != buf.len() {
+            return Err(medshare::Error::Backend(
+                "WebCrypto: a buffer of another length".into(),
+            ));
+        }
+        out.copy_to(buf);
+        if !encrypt {
+            // The host's copy holds the opened plaintext (a sealed one is all ciphertext).
+            out.fill(0, 0, out.length());
+        }
+        Ok((failed >= 0.0).then_some(failed as usize))
+    }
+}
+
+#[async_trait::async_trait(?Send)]
+impl medshare::bulk::BulkCrypto for WebCrypto {
+    async fn seal_chunks(
+        &self,
+        key: &[u8; 32],
+        buf: &mut [u8],
+        chunks: &[medshare::envelope::Chunk],
+    ) -> medshare::Result<()> {
+        self.chunks(true, key, buf, chunks).await.map(|_| ())
+    }
+
+    async fn open_chunks(
+        &self,
+        key: &[u8; 32],
+        buf: &mut [u8],
+        chunks: &[medshare::envelope::Chunk],
+    ) -> medshare::Result<Option<usize>> {
+        self.chunks(false, key, buf, chunks).await
+    }
+
+    async fn sha256_many(&self, items: &[&[u8]]) -> medshare::Result<Vec<[u8; 32]>> {
+        let js = items
+            .iter()
+            .map(|d| Uint8Array::from(*d))
+            .collect::<Array>();
+        let out: Uint8Array = JsFuture::from(sha256_many(js))
+            .await
+            .map_err(webcrypto_err)?
+            .unchecked_into();
+        let bytes = out.to_vec();
+        if bytes.len() != 32 * items.len() {
+            return Err(medshare::Error::Backend(
+                "WebCrypto: digests of another length".into(),
+            ));
+        }
+        Ok(bytes
+            .chunks_exact(32)
+            .map(|d| {
+                let mut a = [0u8; 32];
+                a.copy_from_slice(d);
+                a
+            })
+            .collect())
+    }
+}
+
 /// The browser's (or Node's) `fetch` as the core's HTTP client.
 struct FetchHttp;
 
@@ -634,6 +831,7 @@ impl WasmVault {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut guard = inner.lock().await;
+            guard.set_bulk_crypto(web_crypto());
             f(&mut guard).await
         })
     }

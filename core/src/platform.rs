@@ -61,6 +61,38 @@ pub fn join<A: FnOnce() -> RA, B: FnOnce() -> RB, RA, RB>(a: A, b: B) -> (RA, RB
     (a(), b())
 }
 
+/// Runs two futures concurrently on the calling task; both run to completion.
+pub async fn join_futures<A: std::future::Future, B: std::future::Future>(
+    a: A,
+    b: B,
+) -> (A::Output, B::Output) {
+    let mut a = std::pin::pin!(a);
+    let mut b = std::pin::pin!(b);
+    let mut ra = None;
+    let mut rb = None;
+    std::future::poll_fn(|cx| {
+        if ra.is_none()
+            && let std::task::Poll::Ready(v) = a.as_mut().poll(cx)
+        {
+            ra = Some(v);
+        }
+        if rb.is_none()
+            && let std::task::Poll::Ready(v) = b.as_mut().poll(cx)
+        {
+            rb = Some(v);
+        }
+        match (ra.take(), rb.take()) {
+            (Some(x), Some(y)) => std::task::Poll::Ready((x, y)),
+            (x, y) => {
+                ra = x;
+                rb = y;
+                std::task::Poll::Pending
+            }
+        }
+    })
+    .await
+}
+
 /// Whether the calling thread's pool has more than one thread: the vault starts I/O threads
 /// of its own for reads ([`overlap`], [`map_io`]) only then, so a caller that
 /// confines it to one core (`ThreadPool::install` with one thread) gets one core's work.
@@ -277,6 +309,13 @@ pub mod batch {
     /// Plaintext sealed per step of a publish in a browser.
     #[cfg(target_arch = "wasm32")]
     pub const SEAL_PIECE: usize = 1 << 20;
+
+    /// Plaintext sealed per step of a publish through [`crate::bulk::BulkCrypto`] (whose
+    /// implementations run each step's chunks concurrently, on threads of their own).
+    pub const BULK_PIECE: usize = 4 << 20;
+    /// Raw leaves fetched, hashed and opened per step of a read through
+    /// [`crate::bulk::BulkCrypto`].
+    pub const BULK_GROUP: usize = 4;
 
     /// Ledger blocks whose rules are checked on one core while the other cores verify the
     /// previous batch's signatures.

@@ -344,11 +344,11 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         let p = identity("patient");
         v.register(&p, None).await.unwrap();
         let data = Rand::new(3).bytes(3 << 20);
-        // The platform fails on the third piece: the publish fails with its error, and the
+        // The platform fails on the second (the last) piece: the publish fails with its error, and the
         // chain does not move.
         let height = v.height();
         v.set_bulk_crypto(Some(Arc::new(Probe {
-            fail_seal_at: 3,
+            fail_seal_at: 2,
             ..Probe::default()
         })));
         let err = v.publish_bytes(&p, &data, "", "").await.unwrap_err();

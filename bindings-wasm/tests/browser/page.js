@@ -1,6 +1,6 @@
 // The doctor portal scenario, run entirely in the page: keys are generated here and never
 // leave it; blocks live in IndexedDB.
-import { Endorsement, Identity, Vault, storeConformance, MedshareError } from "/pkg/index.js";
+import { Endorsement, Identity, Vault, storeConformance, MedshareError, useWebCrypto } from "/pkg/index.js";
 import { openIndexedDbStore, deleteIndexedDbStore } from "/pkg/idb-store.js";
 
 const $ = (id) => document.getElementById(id);
@@ -65,6 +65,23 @@ async function main() {
   await storeConformance(() => lazyStore(`medshare-conformance-${n++}`));
   results.conformance = "passed";
   show("conformance", `passed (${n} fresh stores)`);
+
+  // Chromium's WebCrypto and the portable code each open what the other published (5 MiB).
+  results.webCrypto = useWebCrypto();
+  const five = new Uint8Array(5 * 1024 * 1024 + 123);
+  for (let off = 0; off < five.length; off += 65536) crypto.getRandomValues(five.subarray(off, Math.min(five.length, off + 65536)));
+  const both = await Vault.openOrCreate(authority);
+  await both.register(alice);
+  results.interop = [];
+  for (const [first, second] of [[true, false], [false, true]]) {
+    useWebCrypto(first);
+    const r = await both.publish(alice, five);
+    useWebCrypto(second);
+    const back = await both.openRecord(alice, r);
+    results.interop.push(back.length === five.length && back.every((b, i) => b === five[i]) ? "ok" : "differs");
+  }
+  useWebCrypto(true);
+  show("interop", `WebCrypto ${results.webCrypto ? "on" : "absent"}; published by one, opened by the other: ${results.interop.join(", ")}`);
 
   // Responsiveness: a 10 ms timer keeps ticking while 100 MB are sealed and opened.
   const big = new Uint8Array(100 * 1000 * 1000);

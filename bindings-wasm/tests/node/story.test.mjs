@@ -91,7 +91,8 @@ test("progress callbacks and a large record through a JS store", async () => {
   for (let i = 0; i < data.length; i += 997) data[i] = i % 251;
   const sealed = [];
   const rec = await vault.publish(alice, data, { onProgress: (n) => sealed.push(n) });
-  assert.ok(sealed.length >= 5, `progress called ${sealed.length} times`);
+  // Once per step: 4 MiB through WebCrypto (the default here), 1 MiB in the portable code.
+  assert.ok(sealed.length >= 2, `progress called ${sealed.length} times`);
   assert.equal(sealed.at(-1), data.length);
   assert.ok(sealed.every((n, i) => i === 0 || n >= sealed[i - 1]));
   const opened = [];

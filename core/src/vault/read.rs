@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId};
 use crate::ledger::state::{Access, KeyRef, WrappedKey};
 use crate::ledger::{SignedTx, TxBody};
-use crate::platform::{MaybeSend, Progress, batch, join, map_io, overlap};
+use crate::platform::{MaybeSend, Progress, batch, join, join_futures, map_io, overlap};
 use crate::record::RecordId;
 use crate::store::{Block, Store};
 use crate::unixfs::{Importer, Walker};
@@ -276,7 +276,10 @@ impl Vault {
         loop {
             // Raw leaves come in groups: group k+1 is fetched, then hashed on the other cores
             // while group k is decrypted (with one thread, `join` runs one after the other).
-            let ids = walker.upcoming_raw(batch::OPEN_GROUP);
+            let ids = walker.upcoming_raw(match bulk {
+                Some(_) => batch::BULK_GROUP,
+                None => batch::OPEN_GROUP,
+            });
             if ids.is_empty() {
                 let Some(cid) = walker.next_cid() else { break };
                 let bytes = self.store.get(&cid).await?;
@@ -287,16 +290,22 @@ impl Vault {
                 done += opening.decrypt(bulk, &pending, &mut *out).await?;
                 pending.clear();
             } else if let Some(bulk) = bulk {
-                // Fetched, hashed and decrypted through `bulk`, which runs on threads of its own.
+                // Group k+1 is hashed while group k is decrypted, both through `bulk` (on
+                // threads of its own).
                 let mut fetched = Vec::with_capacity(ids.len());
                 for id in &ids {
                     fetched.push(self.store.get_unchecked(id).await?);
                 }
                 let items: Vec<&[u8]> = fetched.iter().map(Vec::as_slice).collect();
-                let digests = bulk.sha256_many(&items).await;
-                done += opening.decrypt(Some(bulk), &pending, &mut *out).await?;
+                let (decrypted, digests) = join_futures(
+                    opening.decrypt(Some(bulk), &pending, &mut *out),
+                    bulk.sha256_many(&items),
+                )
+                .await;
+                done += decrypted?;
                 pending.clear();
                 let digests = digests?;
+                drop(items);
                 if digests.len() != ids.len() {
                     return Err(Error::Backend(format!(
                         "{} digests for {} blocks",

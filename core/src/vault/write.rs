@@ -13,11 +13,11 @@ use std::io::Read;
 use crate::bulk::BulkCrypto;
 use crate::cid::Cid;
 use crate::envelope::key::DataKey;
-use crate::envelope::{Chunk, Encryptor, Metadata, SealOptions};
+use crate::envelope::{Encryptor, Metadata, SealOptions};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId, Role};
 use crate::ledger::{AccessGrant, Endorsement, Rewrapped, SignedTx, Submission, Tx, TxBody};
-use crate::platform::{MaybeSend, Progress, batch, join};
+use crate::platform::{MaybeSend, Progress, batch, join, join_futures};
 use crate::record::{Purpose, RecordId};
 use crate::sequencer::Committed;
 use crate::store::Block;
@@ -410,41 +410,51 @@ impl Vault {
     }
 
     /// [`Vault::store_sealed`] with the chunks sealed and the blocks hashed by `bulk`, a piece
-    /// at a time. Returns the root and the envelope's size.
+    /// at a time: the leaves of piece k are hashed while piece k+1 is sealed. Returns the root
+    /// and the envelope's size.
     async fn store_through<R: Read + MaybeSend>(
         &self,
         bulk: &dyn BulkCrypto,
-        mut enc: Encryptor,
+        enc: Encryptor,
         header: &[u8],
         mut input: R,
         progress: Progress<'_>,
     ) -> Result<(Cid, u64)> {
         let mut importer = Importer::new(self.profile);
         let mut blocks: Vec<Block> = Vec::with_capacity(batch::PUT + 2);
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::SEAL_PIECE]);
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::BULK_PIECE]);
         // Plaintext until `bulk` seals it in place, so wiped if anything fails first.
         let mut sealed = zeroize::Zeroizing::new(Vec::with_capacity(
-            header.len() + batch::SEAL_PIECE + batch::SEAL_PIECE / 64,
+            header.len() + batch::BULK_PIECE + batch::BULK_PIECE / 64,
         ));
         sealed.extend_from_slice(header);
+        let mut enc = Some(enc);
         let mut jobs = Vec::new();
+        // The leaves of the piece sealed last, hashed while the next one is sealed.
+        let mut leaves: Vec<Vec<u8>> = Vec::new();
         let mut done = 0u64;
-        loop {
+        while let Some(mut e) = enc.take() {
             let n = read_full(&mut input, &mut buf)?;
-            if n == 0 {
-                break;
+            let key = zeroize::Zeroizing::new(*e.payload_key());
+            if n > 0 {
+                e.update_deferred(&buf[..n], &mut sealed, &mut jobs)?;
+                enc = Some(e);
+            } else {
+                e.finish_deferred(&mut sealed, &mut jobs)?;
             }
-            enc.update_deferred(&buf[..n], &mut sealed, &mut jobs)?;
-            let key = zeroize::Zeroizing::new(*enc.payload_key());
-            seal_and_link(
-                bulk,
-                &key,
-                &mut sealed,
-                &mut jobs,
-                &mut importer,
-                &mut blocks,
+            let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+            let (seal, digests) = join_futures(
+                bulk.seal_chunks(&key, &mut sealed, &jobs),
+                digests(bulk, &items),
             )
-            .await?;
+            .await;
+            seal?;
+            let digests = digests?;
+            drop(items);
+            importer.link_hashed(std::mem::take(&mut leaves), &digests, &mut blocks)?;
+            jobs.clear();
+            leaves = importer.cut(&sealed);
+            sealed.clear();
             if blocks.len() >= batch::PUT {
                 self.store.put_many_hashed(&blocks).await?;
                 blocks.clear();
@@ -452,19 +462,11 @@ impl Vault {
             done += n as u64;
             progress(done);
         }
-        let key = zeroize::Zeroizing::new(*enc.payload_key());
-        enc.finish_deferred(&mut sealed, &mut jobs)?;
-        seal_and_link(
-            bulk,
-            &key,
-            &mut sealed,
-            &mut jobs,
-            &mut importer,
-            &mut blocks,
-        )
-        .await?;
-        let last = importer.cut_last();
-        link_leaves(bulk, last, &mut importer, &mut blocks).await?;
+        leaves.extend(importer.cut_last());
+        let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
+        let digests = digests(bulk, &items).await?;
+        drop(items);
+        importer.link_hashed(leaves, &digests, &mut blocks)?;
         let size = importer.len();
         let root = importer.finish(&mut blocks);
         self.store.put_many_hashed(&blocks).await?;
@@ -853,34 +855,10 @@ impl SealedContent {
     }
 }
 
-/// Seals the chunks `jobs` lists in `sealed` through `bulk`, then cuts what `sealed` holds into
-/// leaves, hashed through `bulk` and linked; `sealed` and `jobs` are left empty.
-async fn seal_and_link(
-    bulk: &dyn BulkCrypto,
-    key: &[u8; 32],
-    sealed: &mut Vec<u8>,
-    jobs: &mut Vec<Chunk>,
-    importer: &mut Importer,
-    blocks: &mut Vec<Block>,
-) -> Result<()> {
-    bulk.seal_chunks(key, sealed, jobs).await?;
-    jobs.clear();
-    let leaves = importer.cut(sealed);
-    sealed.clear();
-    link_leaves(bulk, leaves, importer, blocks).await
-}
-
-/// Hashes `leaves` through `bulk` and links them.
-async fn link_leaves(
-    bulk: &dyn BulkCrypto,
-    leaves: Vec<Vec<u8>>,
-    importer: &mut Importer,
-    blocks: &mut Vec<Block>,
-) -> Result<()> {
-    if leaves.is_empty() {
-        return Ok(());
+/// The SHA-256 digests of `items` through `bulk` (no call for none).
+async fn digests(bulk: &dyn BulkCrypto, items: &[&[u8]]) -> Result<Vec<[u8; 32]>> {
+    if items.is_empty() {
+        return Ok(Vec::new());
     }
-    let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
-    let digests = bulk.sha256_many(&items).await?;
-    importer.link_hashed(leaves, &digests, blocks)
+    bulk.sha256_many(items).await
 }
