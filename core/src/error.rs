@@ -236,7 +236,8 @@ pub enum Error {
     /// The store's on-disk state is damaged in a way medshare cannot repair by itself.
     #[error("store is corrupt: {0}")]
     StoreCorrupt(String),
-    /// A store backend failed for a reason of its own (foreign stores, network stores).
+    /// A store backend failed for a reason of its own (foreign stores, network stores), or the
+    /// platform's bulk crypto did ([`crate::bulk`]: WebCrypto in the npm package).
     #[error("store backend error: {0}")]
     Backend(String),
 
