@@ -209,9 +209,9 @@ async fn yield_to_host() {
 }
 
 // ---------------------------------------------------------------------------------------------
-// WebCrypto: the host's AES-GCM and SHA-256 (native code on threads of its own) for the bulk of
-// publishing and opening. What is sealed, and how, is the core's (medshare::bulk); this is the
-// call and the copies.
+// WebCrypto: the host's AES-GCM, SHA-256 and RSA (native code on threads of its own) for
+// publishing, opening, signing and unwrapping. What is sealed, signed or unwrapped, and how, is
+// the core's (medshare::offload); this is the calls and the copies.
 
 #[wasm_bindgen(inline_js = r#"
 export function hasSubtle() {
@@ -224,26 +224,64 @@ export function hasSubtle() {
 // (or -1); rejects if WebCrypto fails otherwise.
 export async function aesChunks(encrypt, rawKey, buf, at, len, nonce) {
   const subtle = globalThis.crypto.subtle;
-  const usage = encrypt ? "encrypt" : "decrypt";
-  const key = await subtle.importKey("raw", rawKey, "AES-GCM", false, [usage]);
-  const done = await Promise.all(Array.from(at, (start, i) => {
-    // (On any failure the buffer, which may hold plaintext, is wiped below.)
-    const params = { name: "AES-GCM", iv: nonce.subarray(12 * i, 12 * i + 12) };
-    if (encrypt) return subtle.encrypt(params, key, buf.subarray(start, start + len[i]));
-    return subtle.decrypt(params, key, buf.subarray(start, start + len[i] + 16)).catch((e) => {
-      if (e && e.name === "OperationError") return null;
-      throw e;
-    });
-  })).catch((e) => { buf.fill(0); throw e; });
+  let settled;
+  try {
+    const key = await subtle.importKey("raw", rawKey, "AES-GCM", false, [encrypt ? "encrypt" : "decrypt"]);
+    settled = await Promise.allSettled(Array.from(at, (start, i) => {
+      const params = { name: "AES-GCM", iv: nonce.subarray(12 * i, 12 * i + 12) };
+      if (encrypt) return subtle.encrypt(params, key, buf.subarray(start, start + len[i]));
+      return subtle.decrypt(params, key, buf.subarray(start, start + len[i] + 16));
+    }));
+  } catch (e) {
+    buf.fill(0); // it may hold plaintext
+    throw e;
+  }
   let failed = -1;
-  done.forEach((out, i) => {
-    if (out === null) { if (failed < 0) failed = i; return; }
-    const bytes = new Uint8Array(out);
-    buf.set(bytes, at[i]);
-    // An opened chunk is plaintext: not left in the host's heap until it is collected.
-    if (!encrypt) bytes.fill(0);
+  let error = null;
+  settled.forEach((r, i) => {
+    if (r.status === "fulfilled") {
+      const bytes = new Uint8Array(r.value);
+      buf.set(bytes, at[i]);
+      // An opened chunk is plaintext: not left in the host's heap until it is collected.
+      if (!encrypt) bytes.fill(0);
+    } else if (!encrypt && r.reason && r.reason.name === "OperationError") {
+      if (failed < 0) failed = i;
+    } else if (error === null) {
+      error = r.reason;
+    }
   });
+  if (error !== null) {
+    buf.fill(0);
+    throw error;
+  }
   return { buf, failed };
+}
+// An identity's private key (PKCS#8 DER, wiped here once imported) as two non-extractable
+// CryptoKeys: RSA-PSS for signing, RSA-OAEP for unwrapping (SHA-256 and MGF1-SHA-256 both).
+export async function rsaImport(pkcs8) {
+  const subtle = globalThis.crypto.subtle;
+  try {
+    const [pss, oaep] = await Promise.all([
+      subtle.importKey("pkcs8", pkcs8, { name: "RSA-PSS", hash: "SHA-256" }, false, ["sign"]),
+      subtle.importKey("pkcs8", pkcs8, { name: "RSA-OAEP", hash: "SHA-256" }, false, ["decrypt"]),
+    ]);
+    return { pss, oaep };
+  } finally {
+    pkcs8.fill(0);
+  }
+}
+export async function rsaSign(keys, message) {
+  const sig = await globalThis.crypto.subtle.sign({ name: "RSA-PSS", saltLength: 32 }, keys.pss, message);
+  return new Uint8Array(sig);
+}
+// The unwrapped bytes, or null if they do not decrypt under this key and label.
+export async function rsaUnwrap(keys, wrapped, label) {
+  try {
+    return new Uint8Array(await globalThis.crypto.subtle.decrypt({ name: "RSA-OAEP", label }, keys.oaep, wrapped));
+  } catch (e) {
+    if (e && e.name === "OperationError") return null;
+    throw e;
+  }
 }
 // The SHA-256 digests of `items` (an array of byte arrays), concatenated.
 export async function sha256Many(items) {
@@ -267,10 +305,54 @@ extern "C" {
     ) -> Promise;
     #[wasm_bindgen(js_name = sha256Many)]
     fn sha256_many(items: Array) -> Promise;
+    #[wasm_bindgen(js_name = rsaImport)]
+    fn rsa_import(pkcs8: Uint8Array) -> Promise;
+    #[wasm_bindgen(js_name = rsaSign)]
+    fn rsa_sign(keys: &JsValue, message: Uint8Array) -> Promise;
+    #[wasm_bindgen(js_name = rsaUnwrap)]
+    fn rsa_unwrap(keys: &JsValue, wrapped: Uint8Array, label: Uint8Array) -> Promise;
 }
 
 thread_local! {
     static WEB_CRYPTO: Cell<bool> = const { Cell::new(true) };
+    /// Identities' keys imported into WebCrypto, by key id (`None`: the host would not import
+    /// it, so this key stays in the portable code). Dropped with the `Identity` that imported
+    /// it, and the oldest beyond `RSA_KEYS_KEPT`.
+    static RSA_KEYS: RefCell<Vec<(IdentityId, Option<JsValue>)>> = const { RefCell::new(Vec::new()) };
+}
+
+const RSA_KEYS_KEPT: usize = 16;
+
+/// `identity`'s key as WebCrypto CryptoKeys, imported on first use; `None` if the host cannot.
+async fn rsa_keys(identity: &medshare::Identity) -> Option<JsValue> {
+    let id = identity.key_id();
+    let known = RSA_KEYS.with(|k| {
+        k.borrow()
+            .iter()
+            .find(|(i, _)| *i == id)
+            .map(|(_, v)| v.clone())
+    });
+    if let Some(keys) = known {
+        return keys;
+    }
+    let der = identity.to_pkcs8_der().ok()?;
+    let keys = JsFuture::from(rsa_import(Uint8Array::from(&der[..])))
+        .await
+        .ok();
+    RSA_KEYS.with(|k| {
+        let mut k = k.borrow_mut();
+        if !k.iter().any(|(i, _)| *i == id) {
+            if k.len() >= RSA_KEYS_KEPT {
+                k.remove(0);
+            }
+            k.push((id, keys.clone()));
+        }
+    });
+    keys
+}
+
+fn forget_rsa_keys(id: &IdentityId) {
+    RSA_KEYS.with(|k| k.borrow_mut().retain(|(i, _)| i != id));
 }
 
 /// Whether vaults seal, open and hash through WebCrypto (the default where the host has
@@ -282,7 +364,7 @@ pub fn set_web_crypto(on: bool) -> bool {
     on && has_subtle()
 }
 
-fn web_crypto() -> Option<Arc<dyn medshare::bulk::BulkCrypto>> {
+fn web_crypto() -> Option<Arc<dyn medshare::offload::Offload>> {
     (WEB_CRYPTO.with(Cell::get) && has_subtle()).then(|| Arc::new(WebCrypto) as _)
 }
 
@@ -360,7 +442,7 @@ impl WebCrypto {
 }
 
 #[async_trait::async_trait(?Send)]
-impl medshare::bulk::BulkCrypto for WebCrypto {
+impl medshare::offload::Offload for WebCrypto {
     async fn seal_chunks(
         &self,
         key: &[u8; 32],
@@ -377,6 +459,40 @@ impl medshare::bulk::BulkCrypto for WebCrypto {
         chunks: &[medshare::envelope::Chunk],
     ) -> medshare::Result<Option<usize>> {
         self.chunks(false, key, buf, chunks).await
+    }
+
+    async fn sign(
+        &self,
+        identity: &medshare::Identity,
+        message: &[u8],
+    ) -> medshare::Result<Option<Vec<u8>>> {
+        let Some(keys) = rsa_keys(identity).await else {
+            return Ok(None);
+        };
+        let sig = JsFuture::from(rsa_sign(&keys, Uint8Array::from(message)))
+            .await
+            .map_err(webcrypto_err)?;
+        Ok(Some(sig.unchecked_into::<Uint8Array>().to_vec()))
+    }
+
+    async fn oaep_unwrap(
+        &self,
+        identity: &medshare::Identity,
+        wrapped: &[u8],
+        label: &[u8],
+    ) -> medshare::Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        let Some(keys) = rsa_keys(identity).await else {
+            return Ok(None);
+        };
+        let called = rsa_unwrap(&keys, Uint8Array::from(wrapped), Uint8Array::from(label));
+        let out = JsFuture::from(called).await.map_err(webcrypto_err)?;
+        if out.is_null() {
+            return Err(medshare::Error::KeyUnwrap);
+        }
+        let out: Uint8Array = out.unchecked_into();
+        let key = zeroize::Zeroizing::new(out.to_vec());
+        out.fill(0, 0, out.length());
+        Ok(Some(key))
     }
 
     async fn sha256_many(&self, items: &[&[u8]]) -> medshare::Result<Vec<[u8; 32]>> {
@@ -646,6 +762,12 @@ pub fn store_conformance(factory: Function) -> Promise {
 #[wasm_bindgen(skip_typescript)]
 pub struct WasmIdentity(medshare::Identity);
 
+impl Drop for WasmIdentity {
+    fn drop(&mut self) {
+        forget_rsa_keys(&self.0.key_id());
+    }
+}
+
 #[wasm_bindgen]
 impl WasmIdentity {
     pub fn generate(role: &str, bits: u32, name: &str) -> JsResult<WasmIdentity> {
@@ -831,7 +953,7 @@ impl WasmVault {
         let inner = self.inner.clone();
         future_to_promise(async move {
             let mut guard = inner.lock().await;
-            guard.set_bulk_crypto(web_crypto());
+            guard.set_offload(web_crypto());
             f(&mut guard).await
         })
     }

@@ -128,7 +128,7 @@ impl Cid {
     }
 
     /// Checks that data whose SHA-256 digest is `digest` has this CID (the digest computed
-    /// elsewhere: [`crate::bulk::BulkCrypto::sha256_many`]).
+    /// elsewhere: [`crate::offload::Offload::sha256_many`]).
     pub fn verify_digest(&self, digest: &[u8; 32]) -> Result<()> {
         if *digest == self.digest {
             Ok(())

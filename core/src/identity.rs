@@ -542,6 +542,16 @@ impl Identity {
             .map_err(|_| Error::KeyUnwrap)
     }
 
+    /// The private key as unencrypted PKCS#8 DER: for handing it to a platform's own RSA
+    /// (WebCrypto, in the npm package's [`crate::offload::Offload`]). Handle with care.
+    pub fn to_pkcs8_der(&self) -> Result<Zeroizing<Vec<u8>>> {
+        let der = self
+            .key
+            .to_pkcs8_der()
+            .map_err(|e| Error::InvalidKey(format!("cannot encode key: {e}")))?;
+        Ok(Zeroizing::new(der.as_bytes().to_vec()))
+    }
+
     /// Encodes the identity as a passphrase-protected key file (PEM `MEDSHARE IDENTITY`; the
     /// layout is in `docs/FORMAT.md`).
     pub fn to_key_file(&self, passphrase: &str) -> Result<String> {

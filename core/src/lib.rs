@@ -18,7 +18,6 @@
 //   vault                                                   what applications hold
 //   fhir                                                    HL7 FHIR export of a vault
 
-pub mod bulk;
 pub mod car;
 pub mod cbor;
 pub mod cid;
@@ -34,6 +33,7 @@ pub mod identity;
 pub mod ledger;
 pub mod limits;
 pub mod net;
+pub mod offload;
 pub mod platform;
 pub mod record;
 pub mod rule;

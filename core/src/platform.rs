@@ -310,12 +310,12 @@ pub mod batch {
     #[cfg(target_arch = "wasm32")]
     pub const SEAL_PIECE: usize = 1 << 20;
 
-    /// Plaintext sealed per step of a publish through [`crate::bulk::BulkCrypto`] (whose
+    /// Plaintext sealed per step of a publish through [`crate::offload::Offload`] (whose
     /// implementations run each step's chunks concurrently, on threads of their own).
-    pub const BULK_PIECE: usize = 4 << 20;
+    pub const OFFLOAD_PIECE: usize = 4 << 20;
     /// Raw leaves fetched, hashed and opened per step of a read through
-    /// [`crate::bulk::BulkCrypto`].
-    pub const BULK_GROUP: usize = 4;
+    /// [`crate::offload::Offload`].
+    pub const OFFLOAD_GROUP: usize = 4;
 
     /// Ledger blocks whose rules are checked on one core while the other cores verify the
     /// previous batch's signatures.

@@ -25,7 +25,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("unixfs", 6),
     ("car", 6),
     ("ledger", 7),
-    ("bulk", 7),
+    ("offload", 7),
     ("sequencer", 8),
     ("vault", 9),
     ("fhir", 10),

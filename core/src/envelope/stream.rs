@@ -13,7 +13,7 @@ use crate::envelope::key::DataKey;
 use crate::error::{Error, Result};
 
 /// One chunk whose AES-256-GCM the caller runs, for instance on the platform's own
-/// implementation ([`crate::bulk::BulkCrypto`]): the bytes at `offset..offset + len` of the
+/// implementation ([`crate::offload::Offload`]): the bytes at `offset..offset + len` of the
 /// caller's buffer, sealed or opened under the payload key with `nonce` and no associated data,
 /// the 16-byte tag right after them. Everything else about the payload (cutting, nonces, the
 /// last-chunk flag, padding) stays with [`Encryptor`] and [`Decryptor`].
@@ -253,6 +253,15 @@ impl Encryptor {
         self.finish_with(out, None)
     }
 
+    /// How many bytes [`Encryptor::finish`] appends: the chunk held back, the padding, and
+    /// their tags.
+    pub fn finish_len(&self) -> u64 {
+        let plain = self.buf.len() as u64
+            + padded_len(self.declared).saturating_sub(self.seen.max(self.declared));
+        let chunks = plain.div_ceil(self.chunk_size as u64).max(1);
+        plain + chunks * TAG_LEN as u64
+    }
+
     /// [`Encryptor::finish`] for a caller sealing chunks itself: the padding and the final
     /// chunk are laid out in `out` and listed in `jobs` (see [`Encryptor::update_deferred`]).
     pub fn finish_deferred(self, out: &mut Vec<u8>, jobs: &mut Vec<Chunk>) -> Result<DataKey> {
@@ -295,6 +304,9 @@ pub struct Decryptor {
     index: u64,
     /// Padded plaintext bytes decrypted so far.
     produced: u64,
+    /// The index of the first chunk laid out by `update_deferred` and not yet completed (equal
+    /// to `index` when none is pending).
+    settled: u64,
     remaining: u64,
     buf: Vec<u8>,
 }
@@ -317,6 +329,7 @@ impl Decryptor {
             chunk_size,
             index: 0,
             produced: 0,
+            settled: 0,
             buf: Vec::with_capacity(chunk_size + TAG_LEN),
         })
     }
@@ -399,13 +412,23 @@ impl Decryptor {
         jobs: &[Chunk],
         failed: Option<usize>,
     ) -> Result<()> {
+        let in_order = jobs
+            .iter()
+            .enumerate()
+            .all(|(k, j)| Some(j.index) == self.settled.checked_add(k as u64));
         let result = match failed {
+            _ if !in_order || from > out.len() => Err(Error::InvalidInput(
+                "chunks completed out of the order they were laid out in".into(),
+            )),
             Some(i) => Err(Error::ChunkAuthentication {
                 chunk: jobs.get(i).map(|j| j.index),
             }),
             None => self.compact(out, from, jobs),
         };
-        if result.is_err() {
+        if result.is_ok() {
+            self.settled += jobs.len() as u64;
+        }
+        if result.is_err() && from <= out.len() {
             out[from..].zeroize();
             out.truncate(from);
         }
@@ -441,6 +464,11 @@ impl Decryptor {
         if ciphertext.len() as u64 > self.remaining {
             return Err(Error::TrailingData);
         }
+        if jobs.is_none() && self.settled != self.index {
+            return Err(Error::InvalidInput(
+                "chunks laid out for the caller to open are not completed".into(),
+            ));
+        }
         self.remaining -= ciphertext.len() as u64;
         while !ciphertext.is_empty() {
             let len = self.current_chunk_len();
@@ -473,6 +501,7 @@ impl Decryptor {
                     });
                 }
                 self.index += 1;
+                self.settled = self.index;
                 self.unpad(out, start)?;
                 continue;
             }
@@ -524,15 +553,22 @@ impl Decryptor {
         self.buf.zeroize();
         self.buf.clear();
         self.index += 1;
+        self.settled = self.index;
         self.unpad(out, start)
     }
 
     /// Checks that the whole payload was seen; returns the metadata.
     pub fn finish(self) -> Result<Metadata> {
-        // `update` decrypts every chunk as soon as it is complete, so all bytes seen means all
-        // chunks (the final one included) were authenticated.
+        // `update` decrypts every chunk as soon as it is complete, and `complete` every chunk
+        // `update_deferred` laid out, so all bytes seen and none pending means all chunks (the
+        // final one included) were authenticated.
         if self.remaining != 0 {
             return Err(Error::Truncated);
+        }
+        if self.settled != self.index {
+            return Err(Error::InvalidInput(
+                "chunks laid out for the caller to open are not completed".into(),
+            ));
         }
         Ok(self.metadata)
     }

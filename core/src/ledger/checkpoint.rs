@@ -189,12 +189,20 @@ pub fn key_id(name: &str, key: &PublicKey) -> [u8; 4] {
 
 /// An authority's share of a certificate: its signature over the checkpoint's text.
 pub fn sign_share(checkpoint: &Checkpoint, authority: &Identity) -> Result<NoteSignature> {
+    Ok(share(
+        authority,
+        authority.sign(checkpoint.body().as_bytes())?,
+    ))
+}
+
+/// The signature line of `authority` carrying `sig`, its signature of a checkpoint's body.
+pub fn share(authority: &Identity, sig: Vec<u8>) -> NoteSignature {
     let name = authority.id().to_string();
-    Ok(NoteSignature {
+    NoteSignature {
         key_id: key_id(&name, authority.public()),
-        sig: authority.sign(checkpoint.body().as_bytes())?,
+        sig,
         name,
-    })
+    }
 }
 
 /// A checkpoint with its signatures: the certificate of a block.

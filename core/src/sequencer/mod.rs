@@ -18,11 +18,12 @@ use std::sync::{Arc, Mutex};
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::identity::{Identity, Role};
-use crate::ledger::checkpoint::{Certificate, sign_share};
+use crate::ledger::checkpoint::{Certificate, share};
 use crate::ledger::codec::{
     AuthorityKey, CertificateObject, Genesis, GenesisBlock, Policy, Submission,
 };
 use crate::ledger::{State, chain};
+use crate::offload::Offload;
 use crate::platform::MaybeSendSync;
 use crate::store::{Block as StoredBlock, Store};
 
@@ -62,6 +63,12 @@ pub trait Sequencer: MaybeSendSync {
     fn adopt(&self, state: &State) {
         let _ = state;
     }
+
+    /// Where a sequencer that signs in this process signs ([`Offload::sign`]), if not by this
+    /// crate's code ([`LocalSequencer`]). Others ignore it.
+    fn set_offload(&self, offload: Option<Arc<dyn Offload>>) {
+        let _ = offload;
+    }
 }
 
 /// A sequencer in this process: one authority orders the transactions, builds each block and
@@ -74,6 +81,7 @@ pub struct LocalSequencer {
     cosigners: Vec<Identity>,
     clock: Clock,
     state: Mutex<Option<State>>,
+    offload: Mutex<Option<Arc<dyn Offload>>>,
 }
 
 impl std::fmt::Debug for LocalSequencer {
@@ -97,6 +105,7 @@ impl LocalSequencer {
             cosigners: Vec::new(),
             clock: system_clock(),
             state: Mutex::new(None),
+            offload: Mutex::new(None),
         })
     }
 
@@ -220,6 +229,12 @@ impl Sequencer for LocalSequencer {
         }
     }
 
+    fn set_offload(&self, offload: Option<Arc<dyn Offload>>) {
+        if let Ok(mut o) = self.offload.lock() {
+            *o = offload;
+        }
+    }
+
     async fn submit(&self, submission: &Submission) -> Result<Committed> {
         let state = self.current().await?;
         let time = (self.clock)().max(state.time());
@@ -232,11 +247,16 @@ impl Sequencer for LocalSequencer {
                 Error::InvalidChain { rule, detail, .. } => Error::Rejected { rule, detail },
                 other => other,
             })?;
-        let mut signatures = vec![sign_share(&next.checkpoint(), &self.authority)?];
-        for a in &self.cosigners {
-            if next.authorities().iter().any(|x| x.id == a.id()) {
-                signatures.push(sign_share(&next.checkpoint(), a)?);
-            }
+        let offload = self.offload.lock().ok().and_then(|o| o.clone());
+        let body = next.checkpoint().body();
+        let mut signatures = Vec::with_capacity(1 + self.cosigners.len());
+        let signers = self
+            .cosigners
+            .iter()
+            .filter(|a| next.authorities().iter().any(|x| x.id == a.id()));
+        for a in std::iter::once(&self.authority).chain(signers) {
+            let sig = crate::offload::sign(offload.as_deref(), a, body.as_bytes()).await?;
+            signatures.push(share(a, sig));
         }
         let cert = CertificateObject::new(Certificate {
             checkpoint: next.checkpoint(),

@@ -180,7 +180,7 @@ impl Importer {
     }
 
     /// Like [`Importer::push`], for a caller that hashes leaves itself (for instance on the
-    /// platform's SHA-256, see [`crate::bulk::BulkCrypto`]): returns the bytes of each leaf
+    /// platform's SHA-256, see [`crate::offload::Offload`]): returns the bytes of each leaf
     /// block this call completes, in order, to be handed back with their SHA-256 digests to
     /// [`Importer::link_hashed`] before the next call.
     pub fn cut(&mut self, mut data: &[u8]) -> Vec<Vec<u8>> {
@@ -291,17 +291,23 @@ impl Importer {
         }
     }
 
-    /// Flushes the last leaf and the pending nodes; returns the root CID.
+    /// Flushes the last leaf and the pending nodes; returns the root CID. (Leaves
+    /// [`Importer::cut`] handed out are in the DAG once [`Importer::link_hashed`] linked them; if
+    /// none was ever linked, the root is the empty file's.)
     pub fn finish(mut self, out: &mut Vec<Block>) -> Cid {
         let leaf = std::mem::take(&mut self.leaf);
-        if !leaf.is_empty() || (self.total == 0 && !self.last_cut) {
+        let linked = self.levels.iter().any(|l| !l.is_empty());
+        if !leaf.is_empty() || (self.total == 0 && !self.last_cut) || !linked {
             self.add_leaf(&leaf, out);
         }
         // Close every level bottom-up; a level's pending links become one node as long as any
         // level above holds links (so all leaves end at the same depth).
         let mut level = 0;
         loop {
-            let above = self.levels[level + 1..].iter().any(|l| !l.is_empty());
+            let above = self
+                .levels
+                .get(level + 1..)
+                .is_some_and(|ls| ls.iter().any(|l| !l.is_empty()));
             let pending = std::mem::take(&mut self.levels[level]);
             if !above {
                 match pending.len() {

@@ -216,7 +216,7 @@ impl Vault {
         let body = shares_body(&self.state, record, access.version, &dek)?;
         let tx = self.next_tx(patient, 0, body);
         self.probe(&tx)?;
-        let tx = SignedTx::sign(tx, patient)?;
+        let tx = self.sign_tx(tx, patient).await?;
         let cid = tx.cid;
         self.submit(vec![tx]).await?;
         Ok(cid)
@@ -264,7 +264,9 @@ impl Vault {
         )?;
         let mut counted = vec![readers.len() as u8];
         counted.extend_from_slice(&sealed);
-        let tx = SignedTx::sign(self.next_tx(doctor, 0, probe_body(counted)), doctor)?;
+        let tx = self
+            .sign_tx(self.next_tx(doctor, 0, probe_body(counted)), doctor)
+            .await?;
         let cid = tx.cid;
         self.submit(vec![tx]).await?;
         Ok(cid)
@@ -308,7 +310,7 @@ impl Vault {
             },
         );
         self.probe(&tx)?;
-        let tx = SignedTx::sign(tx, authority)?;
+        let tx = self.sign_tx(tx, authority).await?;
         let cid = tx.cid;
         self.submit(vec![tx]).await?;
         Ok(cid)

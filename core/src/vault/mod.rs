@@ -81,7 +81,7 @@ pub struct Vault {
     /// The snapshot being encoded and written on its own thread, if any (native targets).
     pub(crate) snapshot_job: proof::SnapshotJob,
     /// Where record content is sealed, opened and hashed, if not by this crate's own code.
-    pub(crate) bulk: Option<Arc<dyn crate::bulk::BulkCrypto>>,
+    pub(crate) offload: Option<Arc<dyn crate::offload::Offload>>,
 }
 
 impl std::fmt::Debug for Vault {
@@ -116,7 +116,7 @@ impl Vault {
             opened: Opened::Genesis { rejected: None },
             snapshot_at: Some((0, 0)),
             snapshot_job: proof::SnapshotJob::default(),
-            bulk: None,
+            offload: None,
         }
     }
 
@@ -246,11 +246,12 @@ impl Vault {
         self.profile = profile;
     }
 
-    /// Publishes and opens record content through `bulk` (AES-256-GCM of the envelope's chunks,
+    /// Publishes and opens record content through `offload` (AES-256-GCM of the envelope's chunks,
     /// SHA-256 of its blocks) from now on, or through this crate's own code (`None`, the
-    /// default). The bytes stored are the same either way; see [`crate::bulk`].
-    pub fn set_bulk_crypto(&mut self, bulk: Option<Arc<dyn crate::bulk::BulkCrypto>>) {
-        self.bulk = bulk;
+    /// default). The bytes stored are the same either way; see [`crate::offload`].
+    pub fn set_offload(&mut self, offload: Option<Arc<dyn crate::offload::Offload>>) {
+        self.sequencer.set_offload(offload.clone());
+        self.offload = offload;
     }
 
     /// How this vault opened its chain: from the store's snapshot (and how many blocks it

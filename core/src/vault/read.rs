@@ -7,7 +7,6 @@ use std::io::Write;
 use aes_gcm::aead::AeadInOut;
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::bulk::BulkCrypto;
 use crate::cid::Cid;
 use crate::envelope::key::DataKey;
 use crate::envelope::{Chunk, Decryptor, Encryptor, Header, Metadata};
@@ -15,6 +14,7 @@ use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId};
 use crate::ledger::state::{Access, KeyRef, WrappedKey};
 use crate::ledger::{SignedTx, TxBody};
+use crate::offload::Offload;
 use crate::platform::{MaybeSend, Progress, batch, join, join_futures, map_io, overlap};
 use crate::record::RecordId;
 use crate::store::{Block, Store};
@@ -96,8 +96,31 @@ impl Vault {
             }
             WrappedKey::None => return Err(Error::AccessDenied(record.to_string())),
         };
-        let dek = DataKey::unwrap(reader, &wrapped, record, access.version)?;
+        let dek = self
+            .unwrap_dek(reader, &wrapped, record, access.version)
+            .await?;
         Ok((access, dek))
+    }
+
+    /// [`DataKey::unwrap`], through the platform's RSA where it offers it (the key is then
+    /// checked against the envelope's commitment before it decrypts anything, as every key is).
+    pub(crate) async fn unwrap_dek(
+        &self,
+        reader: &Identity,
+        wrapped: &[u8],
+        record: &RecordId,
+        version: u32,
+    ) -> Result<DataKey> {
+        if let Some(offload) = &self.offload
+            && wrapped.len() == reader.public().bits() / 8
+        {
+            let label = crate::envelope::oaep_label(record, version);
+            if let Some(raw) = offload.oaep_unwrap(reader, wrapped, &label).await? {
+                let key: [u8; 32] = raw.as_slice().try_into().map_err(|_| Error::KeyUnwrap)?;
+                return Ok(DataKey::from_bytes(key));
+            }
+        }
+        DataKey::unwrap(reader, wrapped, record, version)
     }
 
     /// The bytes of `doctor`'s wrapped key to `record` `version`, from the transaction the state
@@ -269,15 +292,15 @@ impl Vault {
             plain: Zeroizing::new(Vec::with_capacity(READ_BUF)),
             jobs: Vec::new(),
         };
-        let bulk = self.bulk.as_deref();
+        let offload = self.offload.as_deref();
         let mut done = 0u64;
         // File data already checked against its CIDs, in order, waiting to be decrypted.
         let mut pending: Vec<Vec<u8>> = Vec::new();
         loop {
             // Raw leaves come in groups: group k+1 is fetched, then hashed on the other cores
             // while group k is decrypted (with one thread, `join` runs one after the other).
-            let ids = walker.upcoming_raw(match bulk {
-                Some(_) => batch::BULK_GROUP,
+            let ids = walker.upcoming_raw(match offload {
+                Some(_) => batch::OFFLOAD_GROUP,
                 None => batch::OPEN_GROUP,
             });
             if ids.is_empty() {
@@ -287,10 +310,10 @@ impl Vault {
                 if !data.is_empty() {
                     pending.push(data.into_owned());
                 }
-                done += opening.decrypt(bulk, &pending, &mut *out).await?;
+                done += opening.decrypt(offload, &pending, &mut *out).await?;
                 pending.clear();
-            } else if let Some(bulk) = bulk {
-                // Group k+1 is hashed while group k is decrypted, both through `bulk` (on
+            } else if let Some(offload) = offload {
+                // Group k+1 is hashed while group k is decrypted, both through `offload` (on
                 // threads of its own).
                 let mut fetched = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -298,8 +321,8 @@ impl Vault {
                 }
                 let items: Vec<&[u8]> = fetched.iter().map(Vec::as_slice).collect();
                 let (decrypted, digests) = join_futures(
-                    opening.decrypt(Some(bulk), &pending, &mut *out),
-                    bulk.sha256_many(&items),
+                    opening.decrypt(Some(offload), &pending, &mut *out),
+                    offload.sha256_many(&items),
                 )
                 .await;
                 done += decrypted?;
@@ -359,7 +382,7 @@ impl Vault {
             }
             progress(done);
         }
-        done += opening.decrypt(bulk, &pending, &mut *out).await?;
+        done += opening.decrypt(offload, &pending, &mut *out).await?;
         let blocks = out.drain();
         if !blocks.is_empty() {
             self.store.put_many_hashed(&blocks).await?;
@@ -431,14 +454,14 @@ impl Opening<'_> {
         Ok(n)
     }
 
-    /// Decrypts `pending` into `out`, through `bulk` if there is one.
+    /// Decrypts `pending` into `out`, through `offload` if there is one.
     async fn decrypt(
         &mut self,
-        bulk: Option<&dyn BulkCrypto>,
+        offload: Option<&dyn Offload>,
         pending: &[Vec<u8>],
         out: &mut dyn Sink,
     ) -> Result<u64> {
-        let Some(bulk) = bulk else {
+        let Some(offload) = offload else {
             return self.decrypt_here(pending, out);
         };
         let mut jobs = std::mem::take(&mut self.jobs);
@@ -450,7 +473,7 @@ impl Opening<'_> {
             (Err(e), _) => Err(e),
             (Ok(()), Some(dec)) if !jobs.is_empty() => {
                 let key = Zeroizing::new(*dec.payload_key());
-                match bulk.open_chunks(&key, &mut self.plain, &jobs).await {
+                match offload.open_chunks(&key, &mut self.plain, &jobs).await {
                     Ok(failed) => dec.complete(&mut self.plain, 0, &jobs, failed),
                     Err(e) => Err(e),
                 }

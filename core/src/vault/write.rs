@@ -10,13 +10,13 @@
 use std::collections::BTreeMap;
 use std::io::Read;
 
-use crate::bulk::BulkCrypto;
 use crate::cid::Cid;
 use crate::envelope::key::DataKey;
 use crate::envelope::{Encryptor, Metadata, SealOptions};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId, Role};
 use crate::ledger::{AccessGrant, Endorsement, Rewrapped, SignedTx, Submission, Tx, TxBody};
+use crate::offload::Offload;
 use crate::platform::{MaybeSend, Progress, batch, join, join_futures};
 use crate::record::{Purpose, RecordId};
 use crate::sequencer::Committed;
@@ -108,6 +108,17 @@ impl Vault {
     }
 
     /// The next unsigned transaction of `author` (the `extra`-th after its last one).
+    /// Signs `tx` as `author`, through the platform's RSA where it offers it (see
+    /// [`crate::offload::sign`]).
+    pub(crate) async fn sign_tx(&self, tx: Tx, author: &Identity) -> Result<SignedTx> {
+        if self.offload.is_none() {
+            return SignedTx::sign(tx, author);
+        }
+        let message = SignedTx::signing_bytes(&tx);
+        let sig = crate::offload::sign(self.offload.as_deref(), author, &message).await?;
+        Ok(SignedTx::assemble(tx, sig, None))
+    }
+
     pub(crate) fn next_tx(&self, author: &Identity, extra: u64, body: TxBody) -> Tx {
         Tx {
             genesis: self.state.genesis_cid(),
@@ -162,7 +173,7 @@ impl Vault {
         self.ready_to_write().await?;
         let tx = self.next_tx(authority, 0, TxBody::AuthorityChange { change });
         self.probe(&tx)?;
-        let signed = SignedTx::sign(tx, authority)?;
+        let signed = self.sign_tx(tx, authority).await?;
         let cid = signed.cid;
         self.submit(vec![signed]).await?;
         Ok(cid)
@@ -234,7 +245,7 @@ impl Vault {
             body,
         };
         self.probe(&tx)?;
-        let tx = SignedTx::sign(tx, identity)?;
+        let tx = self.sign_tx(tx, identity).await?;
         let cid = tx.cid;
         self.submit(vec![tx]).await?;
         Ok(cid)
@@ -309,16 +320,22 @@ impl Vault {
         let sealed = self
             .store_sealed(patient, &record, 1, &metadata, input, dek.clone(), progress)
             .await?;
-        let mut txs = vec![SignedTx::sign(
-            Tx {
-                body: sealed.publish_body(record, 1),
-                ..probe
-            },
-            patient,
-        )?];
+        let mut txs = vec![
+            self.sign_tx(
+                Tx {
+                    body: sealed.publish_body(record, 1),
+                    ..probe
+                },
+                patient,
+            )
+            .await?,
+        ];
         if options.emergency {
             let body = crate::vault::emergency::shares_body(&self.state, &record, 1, &dek)?;
-            txs.push(SignedTx::sign(self.next_tx(patient, 1, body), patient)?);
+            txs.push(
+                self.sign_tx(self.next_tx(patient, 1, body), patient)
+                    .await?,
+            );
         }
         self.submit_pinned(txs, sealed.root).await?;
         Ok(record)
@@ -348,9 +365,9 @@ impl Vault {
         let parsed = crate::envelope::Header::parse(&header)?;
         let owner_key = parsed.stanzas()[0].wrapped_key.clone();
         let commitment = *parsed.commitment();
-        let (root, size) = match self.bulk.clone() {
-            Some(bulk) => {
-                self.store_through(&*bulk, enc, &header, input, progress)
+        let (root, size) = match self.offload.clone() {
+            Some(offload) => {
+                self.store_through(&*offload, enc, &header, input, progress)
                     .await?
             }
             None => self.store_here(enc, &header, input, progress).await?,
@@ -409,12 +426,12 @@ impl Vault {
         Ok((root, size))
     }
 
-    /// [`Vault::store_sealed`] with the chunks sealed and the blocks hashed by `bulk`, a piece
+    /// [`Vault::store_sealed`] with the chunks sealed and the blocks hashed by `offload`, a piece
     /// at a time: the leaves of piece k are hashed while piece k+1 is sealed. Returns the root
     /// and the envelope's size.
     async fn store_through<R: Read + MaybeSend>(
         &self,
-        bulk: &dyn BulkCrypto,
+        offload: &dyn Offload,
         enc: Encryptor,
         header: &[u8],
         mut input: R,
@@ -422,10 +439,10 @@ impl Vault {
     ) -> Result<(Cid, u64)> {
         let mut importer = Importer::new(self.profile);
         let mut blocks: Vec<Block> = Vec::with_capacity(batch::PUT + 2);
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::BULK_PIECE]);
-        // Plaintext until `bulk` seals it in place, so wiped if anything fails first.
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::OFFLOAD_PIECE]);
+        // Plaintext until `offload` seals it in place, so wiped if anything fails first.
         let mut sealed = zeroize::Zeroizing::new(Vec::with_capacity(
-            header.len() + batch::BULK_PIECE + batch::BULK_PIECE / 64,
+            header.len() + batch::OFFLOAD_PIECE + batch::OFFLOAD_PIECE / 64,
         ));
         sealed.extend_from_slice(header);
         let mut enc = Some(enc);
@@ -440,15 +457,30 @@ impl Vault {
                 e.update_deferred(&buf[..n], &mut sealed, &mut jobs)?;
                 enc = Some(e);
             } else {
+                // The padding may outgrow the buffer: room is made before any plaintext is in
+                // it, so no reallocation leaves a copy behind.
+                let more = e.finish_len();
+                usize::try_from(more)
+                    .ok()
+                    .and_then(|m| sealed.try_reserve(m).ok())
+                    .ok_or(Error::TooLarge {
+                        what: "the last step of a record",
+                        size: more,
+                        limit: usize::MAX as u64,
+                    })?;
                 e.finish_deferred(&mut sealed, &mut jobs)?;
             }
+            let probe = jobs.first().and_then(|j| crate::offload::probe(&sealed, j));
             let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
             let (seal, digests) = join_futures(
-                bulk.seal_chunks(&key, &mut sealed, &jobs),
-                digests(bulk, &items),
+                offload.seal_chunks(&key, &mut sealed, &jobs),
+                digests(offload, &items),
             )
             .await;
             seal?;
+            if let Some(p) = &probe {
+                crate::offload::check_sealed(&key, &sealed, p)?;
+            }
             let digests = digests?;
             drop(items);
             importer.link_hashed(std::mem::take(&mut leaves), &digests, &mut blocks)?;
@@ -464,7 +496,7 @@ impl Vault {
         }
         leaves.extend(importer.cut_last());
         let items: Vec<&[u8]> = leaves.iter().map(Vec::as_slice).collect();
-        let digests = digests(bulk, &items).await?;
+        let digests = digests(offload, &items).await?;
         drop(items);
         importer.link_hashed(leaves, &digests, &mut blocks)?;
         let size = importer.len();
@@ -539,7 +571,7 @@ impl Vault {
                     detail: "re-key produced no new version".into(),
                 });
             };
-            DataKey::unwrap(patient, owner_key, record, version)?
+            self.unwrap_dek(patient, owner_key, record, version).await?
         } else {
             // The latest version's key, as its owner (the access and current-key checks).
             self.unlock(patient, record).await?.1
@@ -565,7 +597,10 @@ impl Vault {
             note,
         };
         let extra = txs.len() as u64;
-        txs.push(SignedTx::sign(self.next_tx(patient, extra, body), patient)?);
+        txs.push(
+            self.sign_tx(self.next_tx(patient, extra, body), patient)
+                .await?,
+        );
         let old = self.state.contents(record);
         match new_root {
             Some(root) => {
@@ -609,7 +644,7 @@ impl Vault {
                 &BTreeMap::new(),
             )
             .await?;
-        let mut txs = vec![SignedTx::sign(revoke, patient)?];
+        let mut txs = vec![self.sign_tx(revoke, patient).await?];
         txs.extend(rekey.txs);
         let old = self.state.contents(record);
         self.submit_pinned(txs, rekey.root).await?;
@@ -685,10 +720,13 @@ impl Vault {
             commitment,
             owner_key,
         };
-        let mut txs = vec![SignedTx::sign(
-            self.next_tx(patient, extra, sealed.publish_body(*record, version)),
-            patient,
-        )?];
+        let mut txs = vec![
+            self.sign_tx(
+                self.next_tx(patient, extra, sealed.publish_body(*record, version)),
+                patient,
+            )
+            .await?,
+        ];
         let mut kept = Vec::new();
         for (i, g) in grants.iter().enumerate() {
             let key = self
@@ -722,10 +760,10 @@ impl Vault {
                 purpose: g.purpose,
                 note,
             };
-            txs.push(SignedTx::sign(
-                self.next_tx(patient, extra + 1 + i as u64, body),
-                patient,
-            )?);
+            txs.push(
+                self.sign_tx(self.next_tx(patient, extra + 1 + i as u64, body), patient)
+                    .await?,
+            );
             kept.push(g.doctor);
         }
         // A record opted into break-glass access stays so: the new key is split again (unless
@@ -736,10 +774,10 @@ impl Vault {
             let body =
                 crate::vault::emergency::shares_body(&self.state, record, version, &new_dek)?;
             let n = txs.len() as u64;
-            txs.push(SignedTx::sign(
-                self.next_tx(patient, extra + n, body),
-                patient,
-            )?);
+            txs.push(
+                self.sign_tx(self.next_tx(patient, extra + n, body), patient)
+                    .await?,
+            );
         }
         Ok(Rekey {
             txs,
@@ -795,7 +833,9 @@ impl Vault {
             let wrapped = self
                 .wrapped_key_at(&g.key, &info.record, g.version, &me)
                 .await?;
-            let dek = DataKey::unwrap(old, &wrapped, &info.record, g.version)?;
+            let dek = self
+                .unwrap_dek(old, &wrapped, &info.record, g.version)
+                .await?;
             keys.push(Rewrapped {
                 record: info.record,
                 version: g.version,
@@ -807,7 +847,10 @@ impl Vault {
             let body = TxBody::Rewrap {
                 keys: chunk.to_vec(),
             };
-            txs.push(SignedTx::sign(self.next_tx(new, 1 + i as u64, body), new)?);
+            txs.push(
+                self.sign_tx(self.next_tx(new, 1 + i as u64, body), new)
+                    .await?,
+            );
         }
         self.submit(txs).await?;
         let mut rekeyed = Vec::new();
@@ -855,10 +898,10 @@ impl SealedContent {
     }
 }
 
-/// The SHA-256 digests of `items` through `bulk` (no call for none).
-async fn digests(bulk: &dyn BulkCrypto, items: &[&[u8]]) -> Result<Vec<[u8; 32]>> {
+/// The SHA-256 digests of `items` through `offload` (no call for none).
+async fn digests(offload: &dyn Offload, items: &[&[u8]]) -> Result<Vec<[u8; 32]>> {
     if items.is_empty() {
         return Ok(Vec::new());
     }
-    bulk.sha256_many(items).await
+    offload.sha256_many(items).await
 }

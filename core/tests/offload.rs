@@ -1,5 +1,5 @@
-//! Content sealed, opened and hashed through a [`BulkCrypto`] (what the npm package does with
-//! WebCrypto): the same envelope bytes and CIDs as this crate's own code, interchangeable both
+//! Content sealed, opened and hashed, transactions signed and keys unwrapped through an
+//! [`Offload`] (what the npm package does with WebCrypto): the same envelope bytes and CIDs as this crate's own code, interchangeable both
 //! ways, and every fault of the platform's code reported exactly, with nothing committed.
 
 mod common;
@@ -8,15 +8,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use common::{Rand, identity};
-use medshare::bulk::{BulkCrypto, Portable};
 use medshare::envelope::{Chunk, DataKey, Decryptor, Encryptor, Header, Metadata, Stanza};
 use medshare::ledger::Policy;
+use medshare::offload::{Offload, Portable};
 use medshare::unixfs::{Block, Importer};
 use medshare::{Error, Identity, Profile, RecordId, Result, Store, Vault};
 use pollster::block_on;
 use proptest::prelude::*;
 
-/// [`Portable`], counting its calls (so a test knows the bulk path ran) and failing on demand.
+/// [`Portable`], counting its calls (so a test knows the offload path ran) and failing on demand.
 #[derive(Default)]
 struct Probe {
     seals: AtomicUsize,
@@ -26,14 +26,25 @@ struct Probe {
     fail_seal_at: usize,
     /// Report this position of the first open call's chunks as not authenticating.
     reject_open: Option<usize>,
+    /// Answer seal calls without encrypting anything.
+    lazy_seal: bool,
+    /// Sign with another key.
+    wrong_signer: Option<Identity>,
+    /// Answer unwraps with this key.
+    wrong_key: Option<[u8; 32]>,
+    signs: AtomicUsize,
+    unwraps: AtomicUsize,
 }
 
 #[async_trait::async_trait]
-impl BulkCrypto for Probe {
+impl Offload for Probe {
     async fn seal_chunks(&self, key: &[u8; 32], buf: &mut [u8], chunks: &[Chunk]) -> Result<()> {
         let n = self.seals.fetch_add(1, Ordering::SeqCst) + 1;
         if n == self.fail_seal_at {
             return Err(Error::Backend("the platform's AES-GCM failed".into()));
+        }
+        if self.lazy_seal {
+            return Ok(());
         }
         Portable.seal_chunks(key, buf, chunks).await
     }
@@ -54,6 +65,26 @@ impl BulkCrypto for Probe {
     async fn sha256_many(&self, items: &[&[u8]]) -> Result<Vec<[u8; 32]>> {
         self.hashes.fetch_add(1, Ordering::SeqCst);
         Portable.sha256_many(items).await
+    }
+
+    async fn sign(&self, identity: &Identity, message: &[u8]) -> Result<Option<Vec<u8>>> {
+        self.signs.fetch_add(1, Ordering::SeqCst);
+        Portable
+            .sign(self.wrong_signer.as_ref().unwrap_or(identity), message)
+            .await
+    }
+
+    async fn oaep_unwrap(
+        &self,
+        identity: &Identity,
+        wrapped: &[u8],
+        label: &[u8],
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>> {
+        self.unwraps.fetch_add(1, Ordering::SeqCst);
+        if let Some(k) = self.wrong_key {
+            return Ok(Some(zeroize::Zeroizing::new(k.to_vec())));
+        }
+        Portable.oaep_unwrap(identity, wrapped, label).await
     }
 }
 
@@ -111,7 +142,7 @@ fn open_through(
     dek: &DataKey,
     h: &Header,
     parts: &[&[u8]],
-    bulk: &dyn BulkCrypto,
+    offload: &dyn Offload,
 ) -> Result<Vec<u8>> {
     let mut dec = Decryptor::new(h, dek)?;
     let key = *dec.payload_key();
@@ -121,7 +152,7 @@ fn open_through(
         let mut out = Vec::new();
         jobs.clear();
         dec.update_deferred(p, &mut out, &mut jobs)?;
-        let failed = block_on(bulk.open_chunks(&key, &mut out, &jobs))?;
+        let failed = block_on(offload.open_chunks(&key, &mut out, &jobs))?;
         let done = dec.complete(&mut out, 0, &jobs, failed);
         if done.is_err() {
             assert!(out.is_empty(), "nothing of a failed group is handed out");
@@ -195,7 +226,7 @@ fn link(imp: &mut Importer, leaves: Vec<Vec<u8>>, out: &mut Vec<Block>) {
 }
 
 #[test]
-fn the_importer_refuses_digests_that_do_not_match_its_leaves() {
+fn the_importer_refuses_a_digest_count_that_does_not_match_its_leaves() {
     let mut imp = Importer::new(Profile::default());
     let leaves = imp.cut(&vec![1u8; 1 << 20]);
     assert_eq!(leaves.len(), 1);
@@ -203,6 +234,69 @@ fn the_importer_refuses_digests_that_do_not_match_its_leaves() {
     assert_eq!(
         err.to_string(),
         "invalid input: 1 leaves and 0 digests for 1 leaves cut"
+    );
+    // Leaves cut and never linked are not in the DAG (and finishing does not fail).
+    let mut imp = Importer::new(Profile::default());
+    let _ = imp.cut(&[5u8; 1000]);
+    let _ = imp.cut_last();
+    assert_eq!(
+        imp.finish(&mut Vec::new()),
+        medshare::unixfs::cid(b"", Profile::default())
+    );
+}
+
+#[test]
+fn padding_over_many_chunks_is_the_same_either_way() {
+    // 1 MiB + 1 byte pads to 1 MiB + 32 KiB: eight 4 KiB chunks of nothing but padding.
+    let data = Rand::new(11).bytes((1 << 20) + 1);
+    let (dek, h) = header(data.len() as u64, 12);
+    let here = seal_here(&dek, &h, &[&data]);
+    assert_eq!(
+        seal_through(&dek, &h, &[&data[..5000], &data[5000..]]),
+        here
+    );
+    let payload = &here[h.len()..];
+    let (a, b) = payload.split_at(payload.len() - 20_000);
+    assert_eq!(open_through(&dek, &h, &[a, b], &Portable).unwrap(), data);
+}
+
+#[test]
+fn chunks_laid_out_must_be_completed_in_order_before_finishing() {
+    let data = Rand::new(6).bytes(10_000);
+    let (dek, h) = header(data.len() as u64, 12);
+    let env = seal_here(&dek, &h, &[&data]);
+    let payload = &env[h.len()..];
+    let invalid = |e: Error, what: &str| {
+        assert!(matches!(&e, Error::InvalidInput(m) if m == what), "{e:?}");
+    };
+    // Laid out, opened, never completed: finishing is refused.
+    let mut dec = Decryptor::new(&h, &dek).unwrap();
+    let mut out = Vec::new();
+    let mut jobs = Vec::new();
+    dec.update_deferred(payload, &mut out, &mut jobs).unwrap();
+    invalid(
+        dec.finish().unwrap_err(),
+        "chunks laid out for the caller to open are not completed",
+    );
+    // Completed out of order: refused, and nothing is handed out.
+    let mut dec = Decryptor::new(&h, &dek).unwrap();
+    let mut out = Vec::new();
+    let mut jobs = Vec::new();
+    dec.update_deferred(payload, &mut out, &mut jobs).unwrap();
+    jobs.swap(0, 1);
+    invalid(
+        dec.complete(&mut out, 0, &jobs, None).unwrap_err(),
+        "chunks completed out of the order they were laid out in",
+    );
+    assert!(out.is_empty());
+    // Mixing: the synchronous path does not run past chunks still pending.
+    let mut dec = Decryptor::new(&h, &dek).unwrap();
+    let mut jobs = Vec::new();
+    dec.update_deferred(&payload[..5000], &mut Vec::new(), &mut jobs)
+        .unwrap();
+    invalid(
+        dec.update(&payload[5000..], &mut Vec::new()).unwrap_err(),
+        "chunks laid out for the caller to open are not completed",
     );
 }
 
@@ -260,7 +354,7 @@ fn non_zero_padding_is_refused_on_the_deferred_path() {
 async fn vault() -> (Vault, Identity, Identity) {
     let mut v = Vault::create(
         Store::memory(),
-        "bulk-net",
+        "offload-net",
         identity("authority"),
         Policy::default(),
     )
@@ -298,13 +392,13 @@ fn records_published_through_the_platform_open_without_it_and_back() {
                 5 * (1 << 20) + 12_345,
             ] {
                 let data = Rand::new(len as u64).bytes(len);
-                v.set_bulk_crypto(Some(probe.clone()));
+                v.set_offload(Some(probe.clone()));
                 let through = v.publish_bytes(&p, &data, "x", "text/plain").await.unwrap();
                 v.grant(&p, &through, &d.id(), Default::default())
                     .await
                     .unwrap();
                 let opened_through = open(&v, &d, &through).await.unwrap();
-                v.set_bulk_crypto(None);
+                v.set_offload(None);
                 let here = v.publish_bytes(&p, &data, "x", "text/plain").await.unwrap();
                 assert_eq!(
                     open(&v, &p, &through).await.unwrap(),
@@ -312,7 +406,7 @@ fn records_published_through_the_platform_open_without_it_and_back() {
                     "{profile} {len}"
                 );
                 assert_eq!(opened_through, data, "{profile} {len}");
-                v.set_bulk_crypto(Some(probe.clone()));
+                v.set_offload(Some(probe.clone()));
                 assert_eq!(open(&v, &p, &here).await.unwrap(), data, "{profile} {len}");
                 // Same size of content either way (the layout is the same; the bytes differ
                 // only by key and salt).
@@ -320,12 +414,17 @@ fn records_published_through_the_platform_open_without_it_and_back() {
                     v.record(&through).unwrap().size,
                     v.record(&here).unwrap().size
                 );
-                v.set_bulk_crypto(None);
+                v.set_offload(None);
             }
         }
         assert!(probe.seals.load(Ordering::SeqCst) > 0);
         assert!(probe.opens.load(Ordering::SeqCst) > 0);
         assert!(probe.hashes.load(Ordering::SeqCst) > 0);
+        // Every transaction while it was set was signed through it, every key it opened with
+        // was unwrapped through it, and the chain (signatures checked here) verifies.
+        assert!(probe.signs.load(Ordering::SeqCst) >= 24);
+        assert!(probe.unwraps.load(Ordering::SeqCst) >= 24);
+        v.verify().await.unwrap();
     });
 }
 
@@ -335,7 +434,7 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         let mem = Arc::new(medshare::store::memory::MemoryStore::default());
         let mut v = Vault::create(
             Store::from_arc(mem.clone()),
-            "bulk-net",
+            "offload-net",
             identity("authority"),
             Policy::default(),
         )
@@ -347,7 +446,7 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         // The platform fails on the second (the last) piece: the publish fails with its error, and the
         // chain does not move.
         let height = v.height();
-        v.set_bulk_crypto(Some(Arc::new(Probe {
+        v.set_offload(Some(Arc::new(Probe {
             fail_seal_at: 2,
             ..Probe::default()
         })));
@@ -359,7 +458,7 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         assert_eq!(v.height(), height);
         assert!(v.records_for(&p.id()).unwrap().is_empty());
         // A leaf damaged in the store is found by the digest the platform computed.
-        v.set_bulk_crypto(Some(Arc::new(Probe::default())));
+        v.set_offload(Some(Arc::new(Probe::default())));
         let r = v.publish_bytes(&p, &data, "", "").await.unwrap();
         let root = v.record(&r).unwrap().content;
         let leaf = {
@@ -374,7 +473,7 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         );
         // A chunk the platform does not authenticate stops the read at that chunk.
         let r2 = v.publish_bytes(&p, &data, "", "").await.unwrap();
-        v.set_bulk_crypto(Some(Arc::new(Probe {
+        v.set_offload(Some(Arc::new(Probe {
             reject_open: Some(0),
             ..Probe::default()
         })));
@@ -383,5 +482,37 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
             matches!(err, Error::ChunkAuthentication { chunk: Some(0) }),
             "{err:?}"
         );
+        // A platform that does not encrypt is caught before anything is stored or committed.
+        let height = v.height();
+        v.set_offload(Some(Arc::new(Probe {
+            lazy_seal: true,
+            ..Probe::default()
+        })));
+        let err = v.publish_bytes(&p, &data, "", "").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "store backend error: the platform's AES-GCM sealed chunk 0 wrongly"
+        );
+        assert_eq!(v.height(), height);
+        // A signature by another key is refused before it is submitted.
+        v.set_offload(Some(Arc::new(Probe {
+            wrong_signer: Some(identity("patient2")),
+            ..Probe::default()
+        })));
+        let err = v.publish_bytes(&p, b"x", "", "").await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "store backend error: the platform's RSA-PSS signature does not verify"
+        );
+        assert_eq!(v.height(), height);
+        // A wrong data key is caught by the key commitment before it decrypts anything.
+        v.set_offload(Some(Arc::new(Probe {
+            wrong_key: Some([1; 32]),
+            ..Probe::default()
+        })));
+        let err = open(&v, &p, &r2).await.unwrap_err();
+        assert!(matches!(err, Error::KeyCommitment), "{err:?}");
+        v.set_offload(None);
+        assert_eq!(open(&v, &p, &r2).await.unwrap(), data);
     });
 }
