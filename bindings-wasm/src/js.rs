@@ -241,7 +241,11 @@ export async function aesChunks(encrypt, rawKey, buf, at, len, nonce) {
   settled.forEach((r, i) => {
     if (r.status === "fulfilled") {
       const bytes = new Uint8Array(r.value);
-      buf.set(bytes, at[i]);
+      try {
+        buf.set(bytes, at[i]);
+      } catch (e) {
+        if (error === null) error = e;
+      }
       // An opened chunk is plaintext: not left in the host's heap until it is collected.
       if (!encrypt) bytes.fill(0);
     } else if (!encrypt && r.reason && r.reason.name === "OperationError") {
@@ -316,9 +320,11 @@ extern "C" {
 thread_local! {
     static WEB_CRYPTO: Cell<bool> = const { Cell::new(true) };
     /// Identities' keys imported into WebCrypto, by key id (`None`: the host would not import
-    /// it, so this key stays in the portable code). Dropped with the `Identity` that imported
-    /// it, and the oldest beyond `RSA_KEYS_KEPT`.
+    /// it, so this key stays in the portable code). Kept only while a JS `Identity` holding
+    /// the key is alive, and at most `RSA_KEYS_KEPT` (the oldest goes first).
     static RSA_KEYS: RefCell<Vec<(IdentityId, Option<JsValue>)>> = const { RefCell::new(Vec::new()) };
+    /// How many live JS `Identity` objects hold each key.
+    static LIVE_KEYS: RefCell<Vec<(IdentityId, usize)>> = const { RefCell::new(Vec::new()) };
 }
 
 const RSA_KEYS_KEPT: usize = 16;
@@ -339,9 +345,12 @@ async fn rsa_keys(identity: &medshare::Identity) -> Option<JsValue> {
     let keys = JsFuture::from(rsa_import(Uint8Array::from(&der[..])))
         .await
         .ok();
+    // Kept for later calls only while a JS `Identity` holds the key (a vault's own copy of an
+    // identity the page has freed, or an authority's, is imported for the call and dropped).
+    let live = LIVE_KEYS.with(|l| l.borrow().iter().any(|(i, n)| *i == id && *n > 0));
     RSA_KEYS.with(|k| {
         let mut k = k.borrow_mut();
-        if !k.iter().any(|(i, _)| *i == id) {
+        if live && !k.iter().any(|(i, _)| *i == id) {
             if k.len() >= RSA_KEYS_KEPT {
                 k.remove(0);
             }
@@ -351,8 +360,36 @@ async fn rsa_keys(identity: &medshare::Identity) -> Option<JsValue> {
     keys
 }
 
-fn forget_rsa_keys(id: &IdentityId) {
-    RSA_KEYS.with(|k| k.borrow_mut().retain(|(i, _)| i != id));
+/// A JS `Identity` now holds `identity`'s key.
+fn hold_key(identity: medshare::Identity) -> WasmIdentity {
+    let id = identity.key_id();
+    LIVE_KEYS.with(|l| {
+        let mut l = l.borrow_mut();
+        match l.iter_mut().find(|(i, _)| *i == id) {
+            Some((_, n)) => *n += 1,
+            None => l.push((id, 1)),
+        }
+    });
+    WasmIdentity(identity)
+}
+
+/// A JS `Identity` holding the key of `id` is gone; with the last one, its CryptoKeys go too.
+fn release_key(id: &IdentityId) {
+    let last = LIVE_KEYS.with(|l| {
+        let mut l = l.borrow_mut();
+        let Some(pos) = l.iter().position(|(i, _)| i == id) else {
+            return true;
+        };
+        l[pos].1 = l[pos].1.saturating_sub(1);
+        let last = l[pos].1 == 0;
+        if last {
+            l.swap_remove(pos);
+        }
+        last
+    });
+    if last {
+        RSA_KEYS.with(|k| k.borrow_mut().retain(|(i, _)| i != id));
+    }
 }
 
 /// Whether vaults seal, open and hash through WebCrypto (the default where the host has
@@ -764,7 +801,7 @@ pub struct WasmIdentity(medshare::Identity);
 
 impl Drop for WasmIdentity {
     fn drop(&mut self) {
-        forget_rsa_keys(&self.0.key_id());
+        release_key(&self.0.key_id());
     }
 }
 
@@ -773,14 +810,14 @@ impl WasmIdentity {
     pub fn generate(role: &str, bits: u32, name: &str) -> JsResult<WasmIdentity> {
         let role = Role::from_str(role).map_err(js_err)?;
         medshare::Identity::generate(role, name, bits as usize)
-            .map(WasmIdentity)
+            .map(hold_key)
             .map_err(js_err)
     }
 
     #[wasm_bindgen(js_name = fromKeyFile)]
     pub fn from_key_file(text: &str, passphrase: &str) -> JsResult<WasmIdentity> {
         medshare::Identity::from_key_file(text, passphrase)
-            .map(WasmIdentity)
+            .map(hold_key)
             .map_err(js_err)
     }
 
@@ -788,7 +825,7 @@ impl WasmIdentity {
     pub fn from_pkcs8_pem(role: &str, pem: &str, name: &str) -> JsResult<WasmIdentity> {
         let role = Role::from_str(role).map_err(js_err)?;
         medshare::Identity::from_pkcs8_pem(role, name, pem)
-            .map(WasmIdentity)
+            .map(hold_key)
             .map_err(js_err)
     }
 
@@ -798,7 +835,7 @@ impl WasmIdentity {
     }
 
     pub fn rotated(&self) -> JsResult<WasmIdentity> {
-        self.0.rotated().map(WasmIdentity).map_err(js_err)
+        self.0.rotated().map(hold_key).map_err(js_err)
     }
 
     pub fn id(&self) -> String {

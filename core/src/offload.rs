@@ -114,45 +114,46 @@ pub async fn sign(
     identity.sign(message)
 }
 
-/// The first plaintext block of `chunk` in `buf` (before it is sealed there), kept to check the
-/// platform's work with [`check_sealed`].
+/// The first block (16 bytes) of `chunk` in `buf`, kept before the platform seals or opens it
+/// in place, to check its work with [`check_block`].
 pub(crate) fn probe(buf: &[u8], chunk: &Chunk) -> Option<(Chunk, Zeroizing<Vec<u8>>)> {
     let end = chunk.offset.checked_add(chunk.len.min(16))?;
     Some((*chunk, Zeroizing::new(buf.get(chunk.offset..end)?.to_vec())))
 }
 
-/// Checks that the platform encrypted the probed chunk in `buf` under `key` and the chunk's
-/// nonce: its first ciphertext block is the plaintext under the AES-GCM keystream (block
-/// `nonce || 2`). A platform that did not encrypt, or used another key or nonce, is caught
-/// before anything it sealed is stored. (Tags are not checked here: a wrong one makes the
-/// record unreadable, which every read would report.)
-pub(crate) fn check_sealed(
+/// Checks that the platform sealed (or opened) the probed chunk in `buf` under `key` and the
+/// chunk's nonce: the block before and the block after differ by the AES-GCM keystream (block
+/// `nonce || 2`). A platform that did nothing, or used another key or nonce, is caught before
+/// what it sealed is stored, or what it opened is handed out. (Tags are the platform's to check:
+/// a wrong one on publish makes the record unreadable, which every read reports.)
+pub(crate) fn check_block(
     key: &[u8; 32],
     buf: &[u8],
     probe: &(Chunk, Zeroizing<Vec<u8>>),
+    what: &str,
 ) -> Result<()> {
     use aes_gcm::aes::cipher::{BlockCipherEncrypt, KeyInit};
-    let (chunk, plain) = probe;
+    let (chunk, before) = probe;
     let mut block = aes_gcm::aes::Block::default();
     block[..12].copy_from_slice(&chunk.nonce);
     block[12..].copy_from_slice(&2u32.to_be_bytes());
     aes_gcm::aes::Aes256::new(key.into()).encrypt_block(&mut block);
-    let sealed = chunk
+    let after = chunk
         .offset
-        .checked_add(plain.len())
+        .checked_add(before.len())
         .and_then(|end| buf.get(chunk.offset..end));
-    let right = sealed.is_some_and(|c| {
-        c.iter()
-            .zip(plain.iter())
+    let right = after.is_some_and(|a| {
+        a.iter()
+            .zip(before.iter())
             .zip(block.iter())
-            .all(|((c, p), k)| c ^ k == *p)
+            .all(|((a, b), k)| a ^ k == *b)
     });
     block.zeroize();
     if right {
         Ok(())
     } else {
         Err(Error::Backend(format!(
-            "the platform's AES-GCM sealed chunk {} wrongly",
+            "the platform's AES-GCM {what} chunk {} wrongly",
             chunk.index
         )))
     }

@@ -28,6 +28,8 @@ struct Probe {
     reject_open: Option<usize>,
     /// Answer seal calls without encrypting anything.
     lazy_seal: bool,
+    /// Answer open calls without decrypting anything.
+    lazy_open: bool,
     /// Sign with another key.
     wrong_signer: Option<Identity>,
     /// Answer unwraps with this key.
@@ -56,6 +58,9 @@ impl Offload for Probe {
         chunks: &[Chunk],
     ) -> Result<Option<usize>> {
         let first = self.opens.fetch_add(1, Ordering::SeqCst) == 0;
+        if self.lazy_open {
+            return Ok(None);
+        }
         match self.reject_open {
             Some(i) if first && i < chunks.len() => Ok(Some(i)),
             _ => Portable.open_chunks(key, buf, chunks).await,
@@ -512,6 +517,46 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         })));
         let err = open(&v, &p, &r2).await.unwrap_err();
         assert!(matches!(err, Error::KeyCommitment), "{err:?}");
+        // ... and before it is wrapped to a doctor: the grant fails and commits nothing.
+        let d = identity("doctor");
+        v.set_offload(None);
+        let e = medshare::ledger::Endorsement::sign(
+            &identity("authority"),
+            &v.genesis(),
+            &d.id(),
+            "GMC-3",
+        )
+        .unwrap();
+        v.register(&d, Some(&e)).await.unwrap();
+        let height = v.height();
+        v.set_offload(Some(Arc::new(Probe {
+            wrong_key: Some([1; 32]),
+            ..Probe::default()
+        })));
+        let err = v
+            .grant(&p, &r2, &d.id(), Default::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Error::KeyCommitment), "{err:?}");
+        assert_eq!(v.height(), height);
+        // A platform that does not decrypt is caught before anything is handed out.
+        v.set_offload(Some(Arc::new(Probe {
+            lazy_open: true,
+            ..Probe::default()
+        })));
+        let mut out = Vec::new();
+        let err = v.open_record(&p, &r2, &mut out).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "store backend error: the platform's AES-GCM opened chunk 0 wrongly"
+        );
+        assert!(out.is_empty());
+        // A vault that made its sequencer has it sign certificates through the platform too:
+        // one publish is two signatures (the transaction, the block's certificate).
+        let probe = Arc::new(Probe::default());
+        v.set_offload(Some(probe.clone()));
+        v.publish_bytes(&p, b"signed twice", "", "").await.unwrap();
+        assert_eq!(probe.signs.load(Ordering::SeqCst), 2);
         v.set_offload(None);
         assert_eq!(open(&v, &p, &r2).await.unwrap(), data);
     });

@@ -415,7 +415,8 @@ impl Decryptor {
         let in_order = jobs
             .iter()
             .enumerate()
-            .all(|(k, j)| Some(j.index) == self.settled.checked_add(k as u64));
+            .all(|(k, j)| Some(j.index) == self.settled.checked_add(k as u64))
+            && self.settled + jobs.len() as u64 <= self.index;
         let result = match failed {
             _ if !in_order || from > out.len() => Err(Error::InvalidInput(
                 "chunks completed out of the order they were laid out in".into(),

@@ -212,7 +212,7 @@ impl Vault {
     /// (re-keys) are split again. Returns the transaction's CID.
     pub async fn enable_emergency(&mut self, patient: &Identity, record: &RecordId) -> Result<Cid> {
         self.ready_to_write().await?;
-        let (access, dek) = self.unlock(patient, record).await?;
+        let (access, dek) = self.unlock_to_rewrap(patient, record).await?;
         let body = shares_body(&self.state, record, access.version, &dek)?;
         let tx = self.next_tx(patient, 0, body);
         self.probe(&tx)?;

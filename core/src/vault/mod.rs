@@ -82,6 +82,9 @@ pub struct Vault {
     pub(crate) snapshot_job: proof::SnapshotJob,
     /// Where record content is sealed, opened and hashed, if not by this crate's own code.
     pub(crate) offload: Option<Arc<dyn crate::offload::Offload>>,
+    /// Whether this vault made its sequencer (a `LocalSequencer` holding the authority keys
+    /// it was given), so that its offload is the sequencer's too.
+    pub(crate) own_sequencer: bool,
 }
 
 impl std::fmt::Debug for Vault {
@@ -117,6 +120,7 @@ impl Vault {
             snapshot_at: Some((0, 0)),
             snapshot_job: proof::SnapshotJob::default(),
             offload: None,
+            own_sequencer: false,
         }
     }
 
@@ -132,7 +136,9 @@ impl Vault {
             LocalSequencer::create(store.clone(), network, authority, policy).await?;
         let g = chain::fetch_genesis(&store, &genesis).await?;
         let state = State::from_genesis(&g)?;
-        Ok(Vault::assemble(store, Arc::new(seq), true, state))
+        let mut vault = Vault::assemble(store, Arc::new(seq), true, state);
+        vault.own_sequencer = true;
+        Ok(vault)
     }
 
     /// Starts a new network in the empty `store` with several `authorities` whose keys are all
@@ -149,7 +155,9 @@ impl Vault {
             LocalSequencer::create_with(store.clone(), network, authorities, policy).await?;
         let g = chain::fetch_genesis(&store, &genesis).await?;
         let state = State::from_genesis(&g)?;
-        Ok(Vault::assemble(store, Arc::new(seq), true, state))
+        let mut vault = Vault::assemble(store, Arc::new(seq), true, state);
+        vault.own_sequencer = true;
+        Ok(vault)
     }
 
     /// Opens the chain in `store`, verifying it: from the snapshot the store keeps, if it has a
@@ -202,7 +210,9 @@ impl Vault {
         genesis: Option<&Cid>,
     ) -> Result<Vault> {
         let seq = LocalSequencer::new(store.clone(), authority)?;
-        Vault::open(store, Some(Arc::new(seq)), genesis).await
+        let mut vault = Vault::open(store, Some(Arc::new(seq)), genesis).await?;
+        vault.own_sequencer = true;
+        Ok(vault)
     }
 
     /// Opens the chain in `store`, or, if the store is empty, starts one certified by
@@ -246,11 +256,15 @@ impl Vault {
         self.profile = profile;
     }
 
-    /// Publishes and opens record content through `offload` (AES-256-GCM of the envelope's chunks,
-    /// SHA-256 of its blocks) from now on, or through this crate's own code (`None`, the
-    /// default). The bytes stored are the same either way; see [`crate::offload`].
+    /// Publishes and opens record content (AES-256-GCM of the envelope's chunks, SHA-256 of its
+    /// blocks), signs transactions and unwraps data keys through `offload` from now on, or
+    /// through this crate's own code (`None`, the default); a sequencer this vault made
+    /// ([`Vault::create`], [`Vault::open_local`]) signs its certificates through it too. The
+    /// bytes are the same either way; see [`crate::offload`] for what is checked.
     pub fn set_offload(&mut self, offload: Option<Arc<dyn crate::offload::Offload>>) {
-        self.sequencer.set_offload(offload.clone());
+        if self.own_sequencer {
+            self.sequencer.set_offload(offload.clone());
+        }
         self.offload = offload;
     }
 

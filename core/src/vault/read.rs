@@ -69,8 +69,9 @@ fn check_all(ids: &[Cid], blocks: &[Vec<u8>]) -> Result<()> {
 }
 
 impl Vault {
-    /// What `reader` needs to open the latest version of `record`, and its data key (checked
-    /// against the version's key commitment).
+    /// What `reader` needs to open the latest version of `record`, and its data key, to be
+    /// checked against the version's key commitment before it decrypts anything (reading the
+    /// envelope does); see [`Vault::unlock_to_rewrap`] for a key that is passed on instead.
     pub(crate) async fn unlock(
         &self,
         reader: &Identity,
@@ -102,9 +103,24 @@ impl Vault {
         Ok((access, dek))
     }
 
-    /// [`DataKey::unwrap`], through the platform's RSA where it offers it (the key is then
-    /// checked against the envelope's commitment before it decrypts anything, as every key is).
-    pub(crate) async fn unwrap_dek(
+    /// [`Vault::unlock`] for a key that is wrapped again or split (a grant, a rotation,
+    /// break-glass shares) rather than used to decrypt: a key the platform unwrapped is checked
+    /// against the envelope's commitment first, so a wrong one never reaches the ledger.
+    pub(crate) async fn unlock_to_rewrap(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+    ) -> Result<(Access, DataKey)> {
+        let (access, dek) = self.unlock(reader, record).await?;
+        if self.offload.is_some() {
+            self.read_header(record, &access).await?.check_key(&dek)?;
+        }
+        Ok((access, dek))
+    }
+
+    /// [`DataKey::unwrap`], through the platform's RSA where it offers it (for [`Vault::unlock`],
+    /// whose key is checked against the envelope's commitment before it is used).
+    async fn unwrap_dek(
         &self,
         reader: &Identity,
         wrapped: &[u8],
@@ -473,7 +489,13 @@ impl Opening<'_> {
             (Err(e), _) => Err(e),
             (Ok(()), Some(dec)) if !jobs.is_empty() => {
                 let key = Zeroizing::new(*dec.payload_key());
+                let probe = crate::offload::probe(&self.plain, &jobs[0]);
                 match offload.open_chunks(&key, &mut self.plain, &jobs).await {
+                    Ok(None) => match &probe {
+                        Some(p) => crate::offload::check_block(&key, &self.plain, p, "opened"),
+                        None => Ok(()),
+                    }
+                    .and_then(|()| dec.complete(&mut self.plain, 0, &jobs, None)),
                     Ok(failed) => dec.complete(&mut self.plain, 0, &jobs, failed),
                     Err(e) => Err(e),
                 }

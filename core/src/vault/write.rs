@@ -479,7 +479,7 @@ impl Vault {
             .await;
             seal?;
             if let Some(p) = &probe {
-                crate::offload::check_sealed(&key, &sealed, p)?;
+                crate::offload::check_block(&key, &sealed, p, "sealed")?;
             }
             let digests = digests?;
             drop(items);
@@ -571,10 +571,10 @@ impl Vault {
                     detail: "re-key produced no new version".into(),
                 });
             };
-            self.unwrap_dek(patient, owner_key, record, version).await?
+            DataKey::unwrap(patient, owner_key, record, version)?
         } else {
             // The latest version's key, as its owner (the access and current-key checks).
-            self.unlock(patient, record).await?.1
+            self.unlock_to_rewrap(patient, record).await?.1
         };
         let key = self
             .state
@@ -812,7 +812,7 @@ impl Vault {
         let mut mine: Vec<RecordId> = Vec::new();
         let mut notes: BTreeMap<RecordId, BTreeMap<IdentityId, String>> = BTreeMap::new();
         for info in self.state.records_owned_by(&me) {
-            let (access, dek) = self.unlock(old, &info.record).await?;
+            let (access, dek) = self.unlock_to_rewrap(old, &info.record).await?;
             // The grants' notes are wrapped to the key being retired: read them now, to wrap
             // them to the new one when the record is re-keyed below.
             for g in self.state.access_list(&info.record)? {
@@ -833,9 +833,7 @@ impl Vault {
             let wrapped = self
                 .wrapped_key_at(&g.key, &info.record, g.version, &me)
                 .await?;
-            let dek = self
-                .unwrap_dek(old, &wrapped, &info.record, g.version)
-                .await?;
+            let dek = DataKey::unwrap(old, &wrapped, &info.record, g.version)?;
             keys.push(Rewrapped {
                 record: info.record,
                 version: g.version,
