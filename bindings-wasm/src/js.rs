@@ -405,7 +405,7 @@ fn web_crypto() -> Option<Arc<dyn medshare::offload::Offload>> {
     (WEB_CRYPTO.with(Cell::get) && has_subtle()).then(|| Arc::new(WebCrypto) as _)
 }
 
-/// The host's WebCrypto as the core's bulk crypto.
+/// The host's WebCrypto as the core's [`medshare::offload::Offload`].
 struct WebCrypto;
 
 fn webcrypto_err(e: JsValue) -> medshare::Error {
@@ -927,26 +927,39 @@ impl std::io::Read for JsReader {
     }
 }
 
-/// Collects plaintext as JS-side chunks (no wasm-memory copy of the whole record), joined once
-/// into one `Uint8Array` at the end.
+/// Collects plaintext on the JS side (no wasm-memory copy of the whole record): straight into
+/// one `Uint8Array` of the record's size when it is known first (`sized`), else as chunks
+/// joined once at the end.
 #[derive(Default)]
 struct JsWriter {
     chunks: Vec<Uint8Array>,
     len: u32,
+    /// The output allocated once, when the plaintext's size is known before the first byte.
+    whole: Option<Uint8Array>,
+}
+
+fn too_large() -> std::io::Error {
+    std::io::Error::other("a record over 4 GiB does not fit a Uint8Array")
 }
 
 impl std::io::Write for JsWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = u32::try_from(buf.len())
-            .ok()
-            .filter(|n| self.len.checked_add(*n).is_some())
-            .ok_or_else(|| {
-                std::io::Error::other("a record over 4 GiB does not fit a Uint8Array")
-            })?;
-        if n > 0 {
-            self.chunks.push(Uint8Array::from(buf));
-            self.len += n;
+        let n = u32::try_from(buf.len()).map_err(|_| too_large())?;
+        let end = self.len.checked_add(n).ok_or_else(too_large)?;
+        if n == 0 {
+            return Ok(0);
         }
+        match &self.whole {
+            Some(whole) if end <= whole.length() => whole.subarray(self.len, end).copy_from(buf),
+            _ => {
+                // More than announced (never, for an authenticated record): kept in pieces.
+                if let Some(whole) = self.whole.take() {
+                    self.chunks.push(whole.subarray(0, self.len));
+                }
+                self.chunks.push(Uint8Array::from(buf));
+            }
+        }
+        self.len = end;
         Ok(buf.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -955,7 +968,23 @@ impl std::io::Write for JsWriter {
 }
 
 impl JsWriter {
+    /// A writer whose output is allocated once, `size` bytes.
+    fn sized(size: u64) -> medshare::Result<JsWriter> {
+        let size = u32::try_from(size).map_err(|_| medshare::Error::Io(too_large()))?;
+        Ok(JsWriter {
+            whole: Some(Uint8Array::new_with_length(size)),
+            ..JsWriter::default()
+        })
+    }
+
     fn join(self) -> Uint8Array {
+        if let Some(whole) = self.whole {
+            return if self.len == whole.length() {
+                whole
+            } else {
+                whole.slice(0, self.len)
+            };
+        }
         let out = Uint8Array::new_with_length(self.len);
         let mut at = 0;
         for c in self.chunks {
@@ -1283,8 +1312,9 @@ impl WasmVault {
         let mut progress = progress_of(on_progress);
         self.run(async move |v| {
             let record = record?;
-            let mut out = JsWriter::default();
-            v.open_record_with_progress(&identity, &record, &mut out, &mut progress)
+            let sized = |m: &Metadata| JsWriter::sized(m.size);
+            let (out, _) = v
+                .open_record_sized(&identity, &record, sized, &mut progress)
                 .await
                 .map_err(js_err)?;
             Ok(out.join().into())

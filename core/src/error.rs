@@ -237,7 +237,7 @@ pub enum Error {
     #[error("store is corrupt: {0}")]
     StoreCorrupt(String),
     /// A store backend failed for a reason of its own (foreign stores, network stores), or the
-    /// platform's bulk crypto did ([`crate::offload`]: WebCrypto in the npm package).
+    /// platform's crypto did ([`crate::offload`]: WebCrypto in the npm package).
     #[error("store backend error: {0}")]
     Backend(String),
 

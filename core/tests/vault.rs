@@ -723,3 +723,46 @@ fn a_write_failing_during_a_publish_fails_it_and_moves_no_head() {
         });
     }
 }
+
+#[test]
+fn a_sized_open_makes_its_writer_from_the_metadata_first() {
+    block_on(async {
+        let mut v = fresh().await;
+        let p = identity("patient");
+        v.register(&p, None).await.unwrap();
+        for data in [Vec::new(), b"short".to_vec(), Rand::new(4).bytes(3 << 20)] {
+            let r = v
+                .publish_bytes(&p, &data, "scan.dcm", "application/dicom")
+                .await
+                .unwrap();
+            let (out, meta) = v
+                .open_record_sized(
+                    &p,
+                    &r,
+                    |m: &Metadata| {
+                        assert_eq!(m.name, "scan.dcm");
+                        Ok(Vec::with_capacity(m.size as usize))
+                    },
+                    &mut |_| {},
+                )
+                .await
+                .unwrap();
+            assert_eq!(meta.size, data.len() as u64);
+            assert_eq!(out, data);
+        }
+        // A writer that cannot be made is the read's error, and nothing is written.
+        let r = v.publish_bytes(&p, b"kept", "", "").await.unwrap();
+        let err = v
+            .open_record_sized(
+                &p,
+                &r,
+                |_: &Metadata| -> medshare::Result<Vec<u8>> {
+                    Err(Error::InvalidInput("no room".into()))
+                },
+                &mut |_| {},
+            )
+            .await
+            .unwrap_err();
+        assert_eq!(err.to_string(), "invalid input: no room");
+    });
+}

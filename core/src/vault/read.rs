@@ -25,6 +25,11 @@ const READ_BUF: usize = 1 << 20;
 
 /// Where decrypted plaintext goes; a sink may produce blocks to store as it consumes.
 pub(crate) trait Sink: MaybeSend {
+    /// Called once, with the authenticated metadata, before any plaintext.
+    fn begin(&mut self, metadata: &Metadata) -> Result<()> {
+        let _ = metadata;
+        Ok(())
+    }
     fn consume(&mut self, plain: &[u8]) -> Result<()>;
     fn drain(&mut self) -> Vec<Block> {
         Vec::new()
@@ -36,6 +41,29 @@ pub(crate) struct WriteSink<W: Write>(pub(crate) W);
 impl<W: Write + MaybeSend> Sink for WriteSink<W> {
     fn consume(&mut self, plain: &[u8]) -> Result<()> {
         self.0.write_all(plain).map_err(Error::Io)
+    }
+}
+
+/// A writer made once the metadata (the plaintext's size) is known.
+struct SizedSink<W, F> {
+    make: Option<F>,
+    out: Option<W>,
+}
+
+impl<W: Write + MaybeSend, F: FnOnce(&Metadata) -> Result<W> + MaybeSend> Sink for SizedSink<W, F> {
+    fn begin(&mut self, metadata: &Metadata) -> Result<()> {
+        if let Some(make) = self.make.take() {
+            self.out = Some(make(metadata)?);
+        }
+        Ok(())
+    }
+
+    fn consume(&mut self, plain: &[u8]) -> Result<()> {
+        match &mut self.out {
+            Some(w) => w.write_all(plain).map_err(Error::Io),
+            None if plain.is_empty() => Ok(()),
+            None => Err(Error::Truncated),
+        }
     }
 }
 
@@ -219,6 +247,36 @@ impl Vault {
         Ok(meta)
     }
 
+    /// [`Vault::open_record_with_progress`] into a writer `make` returns once the record's
+    /// metadata (its size, say, to allocate the output once) is authenticated; returns the
+    /// writer and the metadata.
+    pub async fn open_record_sized<W, F>(
+        &self,
+        reader: &Identity,
+        record: &RecordId,
+        make: F,
+        progress: Progress<'_>,
+    ) -> Result<(W, Metadata)>
+    where
+        W: Write + MaybeSend,
+        F: FnOnce(&Metadata) -> Result<W> + MaybeSend,
+    {
+        let (access, dek) = self.unlock(reader, record).await?;
+        let mut sink = SizedSink {
+            make: Some(make),
+            out: None,
+        };
+        let meta = self
+            .read_envelope(record, &access, &dek, &mut sink, progress)
+            .await?;
+        let mut out = match sink.out {
+            Some(out) => out,
+            None => make_late(sink.make, &meta)?,
+        };
+        out.flush()?;
+        Ok((out, meta))
+    }
+
     /// Decrypts the latest version of `record` as `reader` into the file at `path`. The file
     /// appears only once complete and authenticated: a failed or interrupted read leaves
     /// nothing decrypted behind (see [`crate::fsutil::Output`]).
@@ -305,6 +363,7 @@ impl Vault {
             dek,
             head: Vec::new(),
             dec: None,
+            begun: false,
             plain: Zeroizing::new(Vec::with_capacity(READ_BUF)),
             jobs: Vec::new(),
         };
@@ -424,6 +483,8 @@ struct Opening<'a> {
     /// The header's bytes so far, until it parses.
     head: Vec<u8>,
     dec: Option<Decryptor>,
+    /// Whether the sink was given the metadata.
+    begun: bool,
     plain: Zeroizing<Vec<u8>>,
     jobs: Vec<Chunk>,
 }
@@ -450,8 +511,15 @@ impl Opening<'_> {
         }
     }
 
-    /// Hands the plaintext decrypted so far to `out`; returns its length.
+    /// Hands the plaintext decrypted so far to `out` (after the metadata, the first time);
+    /// returns its length.
     fn flush(&mut self, out: &mut dyn Sink) -> Result<u64> {
+        if !self.begun
+            && let Some(dec) = &self.dec
+        {
+            out.begin(dec.metadata())?;
+            self.begun = true;
+        }
         out.consume(&self.plain)?;
         let n = self.plain.len() as u64;
         self.plain.zeroize();
@@ -669,4 +737,10 @@ pub(crate) fn open_text(
         .map_err(|_| Error::ChunkAuthentication { chunk: None })?;
     String::from_utf8(buf.to_vec())
         .map_err(|_| Error::MalformedEnvelope(format!("{what} is not UTF-8")))
+}
+
+/// The writer of a sized open whose sink never began (no plaintext was produced before the
+/// envelope ended): made from the metadata now.
+fn make_late<W, F: FnOnce(&Metadata) -> Result<W>>(make: Option<F>, meta: &Metadata) -> Result<W> {
+    make.ok_or(Error::Truncated)?(meta)
 }
