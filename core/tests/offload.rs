@@ -561,3 +561,35 @@ fn a_failing_platform_commits_nothing_and_a_damaged_leaf_is_found() {
         assert_eq!(open(&v, &p, &r2).await.unwrap(), data);
     });
 }
+
+#[test]
+fn a_key_rotation_is_signed_and_rewrapped_through_the_platform() {
+    block_on(async {
+        let (mut v, p, d) = vault().await;
+        let data = Rand::new(8).bytes(300_000);
+        let r = v.publish_bytes(&p, &data, "", "").await.unwrap();
+        v.grant(&p, &r, &d.id(), Default::default()).await.unwrap();
+        let probe = Arc::new(Probe::default());
+        v.set_offload(Some(probe.clone()));
+        let new = p.rotated().unwrap();
+        let before = probe.signs.load(Ordering::SeqCst);
+        v.rotate_key(&p, &new).await.unwrap();
+        // The rotation (old key and new key), its re-key, and the blocks' certificates.
+        assert!(probe.signs.load(Ordering::SeqCst) >= before + 3);
+        assert!(probe.unwraps.load(Ordering::SeqCst) >= 1);
+        v.set_offload(None);
+        v.verify().await.unwrap();
+        assert_eq!(open(&v, &new, &r).await.unwrap(), data);
+        assert_eq!(open(&v, &d, &r).await.unwrap(), data);
+        let err = open(&v, &p, &r).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "invalid key: key {} of account {} was retired by a key rotation; use its current key {}",
+                p.key_id(),
+                p.id(),
+                new.key_id()
+            )
+        );
+    });
+}

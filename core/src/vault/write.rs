@@ -840,7 +840,16 @@ impl Vault {
                 wrapped_key: dek.wrap(new.public(), &info.record, g.version)?,
             });
         }
-        let mut txs = vec![SignedTx::sign_rotation(rotate, old, new)?];
+        let mut txs = vec![match self.offload.as_deref() {
+            None => SignedTx::sign_rotation(rotate, old, new)?,
+            offload => {
+                // Signed by the old key and co-signed by the new one, through the platform.
+                let message = SignedTx::signing_bytes(&rotate);
+                let sig = crate::offload::sign(offload, old, &message).await?;
+                let cosig = crate::offload::sign(offload, new, &message).await?;
+                SignedTx::assemble(rotate, sig, Some(cosig))
+            }
+        }];
         for (i, chunk) in keys.chunks(REWRAPS_PER_TX).enumerate() {
             let body = TxBody::Rewrap {
                 keys: chunk.to_vec(),
