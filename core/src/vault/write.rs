@@ -367,10 +367,15 @@ impl Vault {
         let commitment = *parsed.commitment();
         let (root, size) = match self.offload.clone() {
             Some(offload) => {
-                self.store_through(&*offload, enc, &header, input, progress)
+                let piece = piece_for(metadata.size, batch::OFFLOAD_PIECE);
+                self.store_through(&*offload, enc, &header, input, piece, progress)
                     .await?
             }
-            None => self.store_here(enc, &header, input, progress).await?,
+            None => {
+                let piece = piece_for(metadata.size, batch::SEAL_PIECE);
+                self.store_here(enc, &header, input, piece, progress)
+                    .await?
+            }
         };
         Ok(SealedContent {
             root,
@@ -387,14 +392,15 @@ impl Vault {
         mut enc: Encryptor,
         header: &[u8],
         mut input: R,
+        piece: usize,
         progress: Progress<'_>,
     ) -> Result<(Cid, u64)> {
         let mut importer = Importer::new(self.profile);
         let mut blocks: Vec<Block> = Vec::with_capacity(batch::PUT + 2);
         importer.push(header, &mut blocks);
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::SEAL_PIECE]);
-        let mut sealed = Vec::with_capacity(batch::SEAL_PIECE + batch::SEAL_PIECE / 64);
-        let mut hashing = Vec::with_capacity(batch::SEAL_PIECE + batch::SEAL_PIECE / 64);
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; piece]);
+        let mut sealed = Vec::with_capacity(piece + piece / 64);
+        let mut hashing = Vec::with_capacity(piece + piece / 64);
         let mut done = 0u64;
         loop {
             let n = read_full(&mut input, &mut buf)?;
@@ -435,15 +441,15 @@ impl Vault {
         enc: Encryptor,
         header: &[u8],
         mut input: R,
+        piece: usize,
         progress: Progress<'_>,
     ) -> Result<(Cid, u64)> {
         let mut importer = Importer::new(self.profile);
         let mut blocks: Vec<Block> = Vec::with_capacity(batch::PUT + 2);
-        let mut buf = zeroize::Zeroizing::new(vec![0u8; batch::OFFLOAD_PIECE]);
+        let mut buf = zeroize::Zeroizing::new(vec![0u8; piece]);
         // Plaintext until `offload` seals it in place, so wiped if anything fails first.
-        let mut sealed = zeroize::Zeroizing::new(Vec::with_capacity(
-            header.len() + batch::OFFLOAD_PIECE + batch::OFFLOAD_PIECE / 64,
-        ));
+        let mut sealed =
+            zeroize::Zeroizing::new(Vec::with_capacity(header.len() + piece + piece / 64));
         sealed.extend_from_slice(header);
         let mut enc = Some(enc);
         let mut jobs = Vec::new();
@@ -903,6 +909,12 @@ impl SealedContent {
             owner_key: self.owner_key.clone(),
         }
     }
+}
+
+/// Plaintext read per step of a publish: `max` bytes, or the whole record if it is smaller (a
+/// small record does not zero a buffer of `max` bytes).
+fn piece_for(size: u64, max: usize) -> usize {
+    usize::try_from(size).map_or(max, |s| s.clamp(1, max))
 }
 
 /// The SHA-256 digests of `items` through `offload` (no call for none).
