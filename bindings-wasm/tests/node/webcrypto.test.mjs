@@ -31,7 +31,7 @@ test("WebCrypto and the portable code publish the same format, each opening the 
     useWebCrypto(true);
     assert.deepEqual(await reader.openRecord(bob, viaWasm), data, `WebCrypto opens the portable's, ${size} bytes`);
     assert.deepEqual(await reader.openRecord(alice, viaWeb), data);
-    // Same layout either way: the same number of blocks of the same sizes.
+    // Same layout either way: envelopes of the same size.
     const [a, b] = [await vault.record(viaWeb), await vault.record(viaWasm)];
     assert.equal(a.size, b.size);
   }
