@@ -216,6 +216,40 @@ pub async fn map_io<T: Copy, R, F: std::future::Future<Output = R>>(
     out
 }
 
+/// Runs `work` on this thread while `f(item)` is driven for every item on the pool (with
+/// [`block_on`], so only for futures that finish when polled:
+/// [`crate::store::BlockStore::completes_when_polled`]); results in the order of `items`. The
+/// thread that finishes `work` first steals the remaining items.
+#[cfg(not(target_arch = "wasm32"))]
+pub async fn join_fetch<T, R, O, F>(
+    work: impl FnOnce() -> R + Send,
+    items: &[T],
+    f: impl Fn(T) -> F + Sync + Send,
+) -> (R, Vec<O>)
+where
+    T: Copy + Sync,
+    R: Send,
+    O: Send,
+    F: std::future::Future<Output = O>,
+{
+    join(work, || par_map(items, |t| block_on(f(*t))))
+}
+
+/// Runs `work`, then awaits `f(item)` for every item in order (no threads on wasm).
+#[cfg(target_arch = "wasm32")]
+pub async fn join_fetch<T: Copy, R, O, F: std::future::Future<Output = O>>(
+    work: impl FnOnce() -> R,
+    items: &[T],
+    f: impl Fn(T) -> F,
+) -> (R, Vec<O>) {
+    let r = work();
+    let mut out = Vec::with_capacity(items.len());
+    for t in items {
+        out.push(f(*t).await);
+    }
+    (r, out)
+}
+
 /// Drives `f` to completion on this thread, parking it while `f` waits. The native stores'
 /// futures do their I/O when polled (files, and the blocking HTTP client), so this is how
 /// [`overlap`] runs one on a pool thread.

@@ -558,6 +558,8 @@ use medshare::store::BlockStore;
 struct Watched {
     inner: medshare::store::memory::MemoryStore,
     parallel: bool,
+    /// What it says of `completes_when_polled` (its calls do finish when polled).
+    polled: bool,
     /// Raw-leaf puts still allowed before they fail (`u64::MAX`: never).
     leaves_left: AtomicU64,
     reading: AtomicU64,
@@ -566,9 +568,14 @@ struct Watched {
 
 impl Watched {
     fn new(parallel: bool) -> Arc<Watched> {
+        Watched::with(parallel, false)
+    }
+
+    fn with(parallel: bool, polled: bool) -> Arc<Watched> {
         Arc::new(Watched {
             inner: Default::default(),
             parallel,
+            polled,
             leaves_left: AtomicU64::new(u64::MAX),
             reading: AtomicU64::new(0),
             most_reading: AtomicU64::new(0),
@@ -580,6 +587,9 @@ impl Watched {
 impl medshare::store::BlockStore for Watched {
     fn parallel_io(&self) -> bool {
         self.parallel
+    }
+    fn completes_when_polled(&self) -> bool {
+        self.polled
     }
     async fn put(&self, cid: &medshare::Cid, data: &[u8]) -> medshare::Result<()> {
         self.put_many(&[medshare::store::Block {
@@ -659,14 +669,21 @@ async fn patient_vault(store: Store) -> (Vault, Identity) {
 }
 
 /// Where the store allows it, a read fetches a group of leaves at once while it decrypts the
-/// previous group; a store written in another language (no `parallel_io`) sees one call at a
-/// time, and so does any store called from a pool of one thread. Either way the record reads
-/// back whole.
+/// previous group: on threads of its own for a network store (`parallel_io`), on the pool for
+/// one whose calls finish when polled (the filesystem and memory stores). A store written in
+/// another language (neither) sees one call at a time, and so does any store called from a
+/// pool of one thread. Either way the record reads back whole.
 #[test]
 fn reads_fetch_ahead_only_where_the_store_allows() {
-    for (allows, pool) in [(true, 2), (false, 2), (true, 1)] {
-        let parallel = allows && pool > 1;
-        let watched = Watched::new(allows);
+    for (allows, polled, pool) in [
+        (true, false, 2),
+        (false, true, 2),
+        (false, false, 2),
+        (true, false, 1),
+        (false, true, 1),
+    ] {
+        let parallel = (allows || polled) && pool > 1;
+        let watched = Watched::with(allows, polled);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(pool)
             .build()
@@ -690,6 +707,59 @@ fn reads_fetch_ahead_only_where_the_store_allows() {
             })
         });
     }
+}
+
+/// Reading from the filesystem store on the pool (a leaf per task, the previous group
+/// decrypting meanwhile) still stops at the first leaf that is damaged or gone, with its exact
+/// error, and the record reads whole once it is put back.
+#[test]
+fn a_leaf_damaged_or_gone_on_disk_is_the_reads_exact_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        block_on(async {
+            let store = Store::open_dir(dir.path()).unwrap();
+            let (mut v, p) = patient_vault(store).await;
+            let r = publish_big(&mut v, &p, 9).await.unwrap();
+            let root = v.record(&r).unwrap().content;
+            let links = {
+                let bytes = v.store().get(&root).await.unwrap();
+                medshare::unixfs::pb::decode_node(&bytes).unwrap().links
+            };
+            assert!(links.len() > 9, "{} leaves", links.len());
+            let path = |cid: &medshare::Cid| {
+                let key = cid.storage_key();
+                dir.path()
+                    .join("blocks")
+                    .join(&key[key.len() - 3..key.len() - 1])
+                    .join(&key)
+            };
+            let mut want = Vec::new();
+            Rand::new(9).stream(BIG, |c| want.extend_from_slice(c));
+            // The seventh leaf (in the second group) damaged, then gone.
+            let leaf = links[6].cid;
+            let good = std::fs::read(path(&leaf)).unwrap();
+            let mut bad = good.clone();
+            bad[100] ^= 1;
+            std::fs::write(path(&leaf), &bad).unwrap();
+            match v.open_record(&p, &r, &mut Vec::new()).await {
+                Err(Error::CidMismatch { expected, .. }) => assert_eq!(expected, leaf),
+                other => panic!("expected CidMismatch, got {other:?}"),
+            }
+            std::fs::remove_file(path(&leaf)).unwrap();
+            match v.open_record(&p, &r, &mut Vec::new()).await {
+                Err(Error::NotFound(cid)) => assert_eq!(cid, leaf),
+                other => panic!("expected NotFound, got {other:?}"),
+            }
+            std::fs::write(path(&leaf), &good).unwrap();
+            let mut out = Vec::new();
+            v.open_record(&p, &r, &mut out).await.unwrap();
+            assert!(out == want, "the record read back differs");
+        })
+    });
 }
 
 /// A write that fails during a publish is the publish's error, exactly; the head does not

@@ -50,6 +50,17 @@ pub struct Sealed {
 
 const IO_BUF: usize = 1 << 20;
 
+/// Zeroes a buffer that held plaintext, its spare capacity too, and empties it.
+///
+/// `Vec::zeroize` from the `zeroize` crate writes the elements one volatile byte at a time
+/// (about 1 byte per cycle: a third of a second per GiB opened); the slice impls it calls here
+/// zero with `memset` behind an optimisation barrier instead.
+pub(crate) fn wipe(buf: &mut Vec<u8>) {
+    buf.as_mut_slice().zeroize();
+    buf.spare_capacity_mut().zeroize();
+    buf.clear();
+}
+
 /// Seals `input` (exactly `metadata.size` bytes) into `output` for `recipients`.
 pub fn seal<R: Read, W: Write>(
     record: &RecordId,
@@ -131,8 +142,7 @@ fn open_payload<R: Read, W: Write>(
         }
         dec.update(&inbuf[..n], &mut out)?;
         output.write_all(&out)?;
-        out.zeroize();
-        out.clear();
+        wipe(&mut out);
     }
     let meta = dec.finish()?;
     output.flush()?;

@@ -214,8 +214,7 @@ impl Encryptor {
     fn emit(&mut self, last: bool, out: &mut Vec<u8>, jobs: Option<&mut Vec<Chunk>>) {
         let start = out.len();
         out.extend_from_slice(&self.buf);
-        self.buf.zeroize();
-        self.buf.clear();
+        super::wipe(&mut self.buf);
         self.seal_at(start, last, out, jobs);
     }
 
@@ -551,8 +550,7 @@ impl Decryptor {
         }
         let start = out.len();
         out.extend_from_slice(body);
-        self.buf.zeroize();
-        self.buf.clear();
+        super::wipe(&mut self.buf);
         self.index += 1;
         self.settled = self.index;
         self.unpad(out, start)

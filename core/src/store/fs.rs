@@ -579,6 +579,10 @@ impl BlockStore for FsStore {
         FsStore::flush(self)
     }
 
+    fn completes_when_polled(&self) -> bool {
+        true
+    }
+
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
         if let Some(data) = self.db_get(cid)? {
             return Ok(Some(data));

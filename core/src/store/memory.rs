@@ -51,6 +51,10 @@ impl BlockStore for MemoryStore {
         Ok(self.lock()?.blocks.get(&cid.multihash()).cloned())
     }
 
+    fn completes_when_polled(&self) -> bool {
+        true
+    }
+
     async fn has(&self, cid: &Cid) -> Result<bool> {
         Ok(self.lock()?.blocks.contains_key(&cid.multihash()))
     }

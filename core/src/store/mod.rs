@@ -94,6 +94,18 @@ pub trait BlockStore: MaybeSendSync {
         false
     }
 
+    /// Whether this backend's `get` finishes its work when first polled, without waiting on
+    /// anything another task must drive (its futures are plain function calls in async
+    /// clothing): the filesystem and memory stores say yes. A read then fetches and hashes the
+    /// next group of leaves on the worker threads while it decrypts the last
+    /// ([`crate::platform::join_fetch`]); a 1 GiB open from the filesystem store went from
+    /// 1.10–1.48 s to 0.72–1.00 s (same runs), because the fetch (the kernel's copy out of the
+    /// page cache) no longer runs alone on one core. Other backends (the default) are awaited on
+    /// the caller's task.
+    fn completes_when_polled(&self) -> bool {
+        false
+    }
+
     /// Stores ledger objects without protecting them from the backend's garbage collector yet
     /// (a sequencer that commits first and pins in the background, [`BlockStore::keep`]).
     /// Backends without a collector just store them.
@@ -386,6 +398,12 @@ impl Store {
     /// has more than one thread ([`crate::platform::threads`]).
     pub fn parallel_io(&self) -> bool {
         self.inner.parallel_io() && crate::platform::threads()
+    }
+
+    /// Whether a read fetches on the worker threads ([`BlockStore::completes_when_polled`],
+    /// and more than one thread).
+    pub(crate) fn fetch_on_pool(&self) -> bool {
+        self.inner.completes_when_polled() && crate::platform::threads()
     }
 
     /// Whether this store keeps a snapshot.

@@ -5,7 +5,7 @@
 use std::io::Write;
 
 use aes_gcm::aead::AeadInOut;
-use zeroize::{Zeroize, Zeroizing};
+use zeroize::Zeroizing;
 
 use crate::cid::Cid;
 use crate::envelope::key::DataKey;
@@ -15,7 +15,9 @@ use crate::identity::{Identity, IdentityId};
 use crate::ledger::state::{Access, KeyRef, WrappedKey};
 use crate::ledger::{SignedTx, TxBody};
 use crate::offload::Offload;
-use crate::platform::{MaybeSend, Progress, batch, join, join_futures, map_io, overlap};
+use crate::platform::{
+    MaybeSend, Progress, batch, join, join_fetch, join_futures, map_io, overlap,
+};
 use crate::record::RecordId;
 use crate::store::{Block, Store};
 use crate::unixfs::{Importer, Walker};
@@ -433,6 +435,27 @@ impl Vault {
                     walker.visit_verified(&bytes)?;
                     pending.push(bytes);
                 }
+            } else if self.store.fetch_on_pool() {
+                // The group is fetched and hashed on the pool, a leaf per task, while the
+                // previous one is decrypted here.
+                let (decrypted, fetched) = join_fetch(
+                    || opening.decrypt_here(&pending, &mut *out),
+                    &ids,
+                    |id| async move {
+                        let bytes = self.store.get_unchecked(&id).await?;
+                        Store::check(&id, &bytes)?;
+                        Ok::<_, Error>(bytes)
+                    },
+                )
+                .await;
+                done += decrypted?;
+                pending.clear();
+                for bytes in fetched {
+                    let bytes = bytes?;
+                    // A raw leaf's file data is the block itself.
+                    walker.visit_verified(&bytes)?;
+                    pending.push(bytes);
+                }
             } else {
                 let mut fetched = Vec::with_capacity(ids.len());
                 for id in &ids {
@@ -522,8 +545,7 @@ impl Opening<'_> {
         }
         out.consume(&self.plain)?;
         let n = self.plain.len() as u64;
-        self.plain.zeroize();
-        self.plain.clear();
+        crate::envelope::wipe(&mut self.plain);
         Ok(n)
     }
 
@@ -572,8 +594,7 @@ impl Opening<'_> {
         };
         self.jobs = jobs;
         if let Err(e) = opened {
-            self.plain.zeroize();
-            self.plain.clear();
+            crate::envelope::wipe(&mut self.plain);
             return Err(e);
         }
         self.flush(out)
