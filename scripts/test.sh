@@ -27,10 +27,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --release --workspace --no-deps --quiet --f
 step "Rust tests (unit, integration incl. kubo cross-checks, doc-tests)"
 cargo test --release --workspace --features "$FEATURES"
 
-step "the AWS-LC RSA backend (feature aws-lc): clippy, the vectors and the ledger on it"
+step "the AWS-LC backend (feature aws-lc: RSA, AES-GCM): clippy, the vectors, envelopes, vault and ledger on it"
 cargo clippy --release -p medshare --all-targets --features "aws-lc,fuzzing" -- -D warnings
 cargo test --release -p medshare --features "aws-lc,fuzzing" --lib --test vectors --test identity \
-  --test envelope --test ledger --test emergency --test testkit --test receipt
+  --test envelope --test ledger --test emergency --test testkit --test receipt --test offload \
+  --test vault
 
 step "a local medshare network (2 validators, kubo): for the bindings' network tests, the portal and the cross-language story"
 NET_DIR=$(mktemp -d)

@@ -3,11 +3,9 @@
 
 use std::io::Read;
 
-use aes_gcm::Aes256Gcm;
-use aes_gcm::aead::AeadInOut;
 use zeroize::Zeroizing;
 
-use crate::envelope::key::DataKey;
+use crate::envelope::key::{Cipher, DataKey};
 use crate::error::{Error, Result};
 use crate::identity::{Identity, IdentityId};
 use crate::limits;
@@ -283,7 +281,7 @@ impl Header {
         self.decrypt_metadata(&dek.metadata_cipher(&self.salt))
     }
 
-    pub(crate) fn decrypt_metadata(&self, cipher: &Aes256Gcm) -> Result<Metadata> {
+    pub(crate) fn decrypt_metadata(&self, cipher: &Cipher) -> Result<Metadata> {
         let (aad, ct) = self.raw.split_at(self.meta_offset);
         let (ct, tag) = ct.split_at(ct.len() - TAG_LEN);
         let mut buf = Zeroizing::new(ct.to_vec());
@@ -419,29 +417,22 @@ pub(crate) fn read_exact_or_truncated<R: Read>(input: &mut R, buf: &mut [u8]) ->
 }
 
 pub(crate) fn seal_in_place(
-    cipher: &Aes256Gcm,
+    cipher: &Cipher,
     nonce: [u8; 12],
     aad: &[u8],
     buf: &mut [u8],
 ) -> [u8; TAG_LEN] {
-    // Encryption fails only for inputs over 64 GiB; chunks and metadata are far smaller.
-    match cipher.encrypt_inout_detached(&nonce.into(), aad, buf.into()) {
-        Ok(tag) => tag.into(),
-        Err(_) => unreachable!("AES-GCM input within limits"),
-    }
+    cipher.seal_in_place(nonce, aad, buf)
 }
 
 pub(crate) fn open_in_place(
-    cipher: &Aes256Gcm,
+    cipher: &Cipher,
     nonce: [u8; 12],
     aad: &[u8],
     buf: &mut [u8],
     tag: &[u8],
 ) -> Result<(), ()> {
-    let tag = aes_gcm::Tag::try_from(tag).map_err(|_| ())?;
-    cipher
-        .decrypt_inout_detached(&nonce.into(), aad, buf.into(), &tag)
-        .map_err(|_| ())
+    cipher.open_in_place(nonce, aad, buf, tag)
 }
 
 #[cfg(test)]

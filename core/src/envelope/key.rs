@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use aes_gcm::aead::AeadInOut;
 use aes_gcm::{Aes256Gcm, KeyInit};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
@@ -91,7 +92,7 @@ impl DataKey {
         }
     }
 
-    pub(crate) fn metadata_cipher(&self, salt: &[u8; 32]) -> Aes256Gcm {
+    pub(crate) fn metadata_cipher(&self, salt: &[u8; 32]) -> Cipher {
         let mut k = Zeroizing::new([0u8; 32]);
         let _ = self.prk(salt).expand(INFO_METADATA, k.as_mut());
         new_cipher(&k)
@@ -107,7 +108,7 @@ impl DataKey {
         k
     }
 
-    pub(crate) fn payload_cipher(&self, salt: &[u8; 32], header: &[u8]) -> Aes256Gcm {
+    pub(crate) fn payload_cipher(&self, salt: &[u8; 32], header: &[u8]) -> Cipher {
         new_cipher(&self.payload_key(salt, header))
     }
 }
@@ -127,6 +128,134 @@ pub fn oaep_label(record: &RecordId, version: u32) -> Vec<u8> {
     label
 }
 
-pub(crate) fn new_cipher(key: &[u8; 32]) -> Aes256Gcm {
-    Aes256Gcm::new(&(*key).into())
+pub(crate) fn new_cipher(key: &[u8; 32]) -> Cipher {
+    Cipher::new(key)
+}
+
+/// An AES-256-GCM key, ready: AWS-LC's with the `aws-lc` feature on native targets (its
+/// VAES/VPCLMULQDQ code; a profile of a 1 GiB open put the RustCrypto GHASH at 2.6× the time
+/// of its AES), the RustCrypto `aes-gcm` crate otherwise. Both produce the same bytes (the
+/// vectors run on both).
+pub(crate) struct Cipher(Backend);
+
+enum Backend {
+    RustCrypto(Box<Aes256Gcm>),
+    #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+    AwsLc(aws_lc_rs::aead::LessSafeKey),
+}
+
+impl Cipher {
+    pub(crate) fn new(key: &[u8; 32]) -> Cipher {
+        #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+        if let Ok(k) = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key) {
+            return Cipher(Backend::AwsLc(aws_lc_rs::aead::LessSafeKey::new(k)));
+        }
+        Cipher(Backend::RustCrypto(Box::new(Aes256Gcm::new(
+            &(*key).into(),
+        ))))
+    }
+
+    /// Encrypts `buf` in place; returns the tag.
+    pub(crate) fn seal_in_place(&self, nonce: [u8; 12], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
+        match &self.0 {
+            // Encryption fails only for inputs over 64 GiB; chunks and metadata are far smaller.
+            Backend::RustCrypto(c) => {
+                match c.encrypt_inout_detached(&nonce.into(), aad, buf.into()) {
+                    Ok(tag) => tag.into(),
+                    Err(_) => unreachable!("AES-GCM input within limits"),
+                }
+            }
+            #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+            Backend::AwsLc(k) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                let tag = k.seal_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    buf,
+                );
+                match tag.ok().and_then(|t| <[u8; 16]>::try_from(t.as_ref()).ok()) {
+                    Some(tag) => tag,
+                    None => unreachable!("AES-GCM input within limits"),
+                }
+            }
+        }
+    }
+
+    /// Decrypts `buf` in place if `tag` authenticates it (with `aad`); on failure `buf` holds
+    /// unspecified bytes, which the callers wipe or drop.
+    pub(crate) fn open_in_place(
+        &self,
+        nonce: [u8; 12],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8],
+    ) -> std::result::Result<(), ()> {
+        match &self.0 {
+            Backend::RustCrypto(c) => {
+                let tag = aes_gcm::Tag::try_from(tag).map_err(|_| ())?;
+                c.decrypt_inout_detached(&nonce.into(), aad, buf.into(), &tag)
+                    .map_err(|_| ())
+            }
+            #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+            Backend::AwsLc(k) => {
+                use aws_lc_rs::aead::{Aad, Nonce};
+                if tag.len() != 16 {
+                    return Err(());
+                }
+                k.open_in_place_separate_tag(
+                    Nonce::assume_unique_for_key(nonce),
+                    Aad::from(aad),
+                    tag,
+                    buf,
+                )
+                .map(|_| ())
+                .map_err(|_| ())
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Aes256Gcm, Backend, Cipher, KeyInit};
+    use proptest::prelude::*;
+
+    fn rustcrypto(key: &[u8; 32]) -> Cipher {
+        Cipher(Backend::RustCrypto(Box::new(Aes256Gcm::new(
+            &(*key).into(),
+        ))))
+    }
+
+    proptest! {
+        /// Whichever backend the build uses, it seals to the bytes and tag of the RustCrypto
+        /// one, opens what that one sealed, and refuses a changed tag or ciphertext.
+        #[test]
+        fn the_backend_matches_rustcrypto(
+            key: [u8; 32],
+            nonce: [u8; 12],
+            aad in proptest::collection::vec(any::<u8>(), 0..64),
+            data in proptest::collection::vec(any::<u8>(), 0..3000),
+            flip in any::<usize>(),
+        ) {
+            let (ours, reference) = (Cipher::new(&key), rustcrypto(&key));
+            #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
+            prop_assert!(matches!(ours.0, Backend::AwsLc(_)));
+            let (mut a, mut b) = (data.clone(), data.clone());
+            let tag = ours.seal_in_place(nonce, &aad, &mut a);
+            prop_assert_eq!(tag, reference.seal_in_place(nonce, &aad, &mut b));
+            prop_assert_eq!(&a, &b);
+            let mut opened = a.clone();
+            prop_assert!(ours.open_in_place(nonce, &aad, &mut opened, &tag).is_ok());
+            prop_assert_eq!(&opened, &data);
+            let mut bad_tag = tag;
+            bad_tag[flip % 16] ^= 1;
+            prop_assert!(ours.open_in_place(nonce, &aad, &mut a.clone(), &bad_tag).is_err());
+            prop_assert!(ours.open_in_place(nonce, &aad, &mut a.clone(), &tag[..15]).is_err());
+            if !a.is_empty() {
+                let mut bad = a.clone();
+                bad[flip % a.len()] ^= 0x80;
+                prop_assert!(ours.open_in_place(nonce, &aad, &mut bad, &tag).is_err());
+            }
+        }
+    }
 }

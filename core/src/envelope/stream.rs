@@ -3,13 +3,12 @@
 //! (docs/FORMAT.md §3.4). Push-style and executor-free: callers feed buffers in and take buffers
 //! out, so the bytes can come from, or go to, an asynchronous store in constant memory.
 
-use aes_gcm::Aes256Gcm;
 use zeroize::{Zeroize, Zeroizing};
 
 use crate::envelope::header::{
     Header, Metadata, TAG_LEN, open_in_place, padded_len, seal_in_place,
 };
-use crate::envelope::key::DataKey;
+use crate::envelope::key::{Cipher, DataKey};
 use crate::error::{Error, Result};
 
 /// One chunk whose AES-256-GCM the caller runs, for instance on the platform's own
@@ -49,7 +48,7 @@ pub(crate) fn chunk_nonce(index: u64, last: bool) -> [u8; 12] {
 /// # let _ = dek; Ok(()) }
 /// ```
 pub struct Encryptor {
-    cipher: Aes256Gcm,
+    cipher: Cipher,
     key: Zeroizing<[u8; 32]>,
     dek: DataKey,
     chunk_size: usize,
@@ -293,7 +292,7 @@ impl Encryptor {
 /// Push-style decryption of a payload: feed ciphertext (after the header), collect plaintext.
 /// The padding is checked (all zero) and never handed out.
 pub struct Decryptor {
-    cipher: Aes256Gcm,
+    cipher: Cipher,
     key: Zeroizing<[u8; 32]>,
     metadata: Metadata,
     chunk_size: usize,
@@ -575,7 +574,7 @@ impl Decryptor {
     /// Decrypts chunk `index` (its ciphertext with the tag) in place. For random access
     /// ([`super::open_range`]).
     pub(crate) fn open_chunk(
-        cipher: &Aes256Gcm,
+        cipher: &Cipher,
         index: u64,
         last: bool,
         body: &mut [u8],
