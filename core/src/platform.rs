@@ -219,33 +219,40 @@ pub async fn map_io<T: Copy, R, F: std::future::Future<Output = R>>(
 /// Runs `work` on this thread while `f(item)` is driven for every item on the pool (with
 /// [`block_on`], so only for futures that finish when polled:
 /// [`crate::store::BlockStore::completes_when_polled`]); results in the order of `items`. The
-/// thread that finishes `work` first steals the remaining items.
+/// thread that finishes `work` first takes the remaining items.
 #[cfg(not(target_arch = "wasm32"))]
 pub async fn join_fetch<T, R, O, F>(
     work: impl FnOnce() -> R + Send,
-    items: &[T],
+    items: Vec<T>,
     f: impl Fn(T) -> F + Sync + Send,
 ) -> (R, Vec<O>)
 where
-    T: Copy + Sync,
+    T: Send,
     R: Send,
     O: Send,
     F: std::future::Future<Output = O>,
 {
-    join(work, || par_map(items, |t| block_on(f(*t))))
+    use rayon::prelude::*;
+    join(work, || {
+        items
+            .into_par_iter()
+            .with_max_len(1)
+            .map(|t| block_on(f(t)))
+            .collect()
+    })
 }
 
 /// Runs `work`, then awaits `f(item)` for every item in order (no threads on wasm).
 #[cfg(target_arch = "wasm32")]
-pub async fn join_fetch<T: Copy, R, O, F: std::future::Future<Output = O>>(
+pub async fn join_fetch<T, R, O, F: std::future::Future<Output = O>>(
     work: impl FnOnce() -> R,
-    items: &[T],
+    items: Vec<T>,
     f: impl Fn(T) -> F,
 ) -> (R, Vec<O>) {
     let r = work();
     let mut out = Vec::with_capacity(items.len());
     for t in items {
-        out.push(f(*t).await);
+        out.push(f(t).await);
     }
     (r, out)
 }

@@ -584,15 +584,21 @@ impl BlockStore for FsStore {
     }
 
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
+        let mut data = Vec::new();
+        Ok(self.get_into(cid, &mut data).await?.then_some(data))
+    }
+
+    async fn get_into(&self, cid: &Cid, buf: &mut Vec<u8>) -> Result<bool> {
         if let Some(data) = self.db_get(cid)? {
-            return Ok(Some(data));
+            *buf = data;
+            return Ok(true);
         }
         let dest = self.block_path(cid);
         // A block put since the last durability point is read from tmp/.
         let path = self.pending()?.get(&dest).cloned().unwrap_or(dest);
         let file = match File::open(&path) {
             Ok(f) => f,
-            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(false),
             Err(e) => return Err(Error::Io(e)),
         };
         let len = file.metadata()?.len();
@@ -603,9 +609,10 @@ impl BlockStore for FsStore {
                 limit: crate::limits::MAX_BLOCK_SIZE as u64,
             });
         }
-        let mut data = Vec::with_capacity(len as usize);
-        std::io::Read::read_to_end(&mut std::io::Read::take(file, len + 1), &mut data)?;
-        Ok(Some(data))
+        buf.clear();
+        buf.reserve(len as usize);
+        std::io::Read::read_to_end(&mut std::io::Read::take(file, len + 1), buf)?;
+        Ok(true)
     }
 
     async fn has(&self, cid: &Cid) -> Result<bool> {

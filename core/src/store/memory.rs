@@ -51,6 +51,16 @@ impl BlockStore for MemoryStore {
         Ok(self.lock()?.blocks.get(&cid.multihash()).cloned())
     }
 
+    async fn get_into(&self, cid: &Cid, buf: &mut Vec<u8>) -> Result<bool> {
+        let blocks = &self.lock()?.blocks;
+        let Some(data) = blocks.get(&cid.multihash()) else {
+            return Ok(false);
+        };
+        buf.clear();
+        buf.extend_from_slice(data);
+        Ok(true)
+    }
+
     fn completes_when_polled(&self) -> bool {
         true
     }

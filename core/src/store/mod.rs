@@ -57,6 +57,20 @@ pub trait BlockStore: MaybeSendSync {
     /// The bytes stored under `cid`, or `None`.
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>>;
 
+    /// [`BlockStore::get`] into `buf` (its contents replaced); `false` if absent. A read reuses
+    /// its leaf buffers through this: a fresh 1 MiB buffer per leaf is page-faulted and zeroed
+    /// by the kernel again, which was 15% of a 1 GiB open from the filesystem store. The
+    /// default calls `get`; the filesystem and memory stores fill `buf` itself.
+    async fn get_into(&self, cid: &Cid, buf: &mut Vec<u8>) -> Result<bool> {
+        match self.get(cid).await? {
+            Some(data) => {
+                *buf = data;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
     /// Makes every block put so far durable. Backends that batch their durability (the
     /// filesystem store; the kubo store, whose data blocks stream into an open `dag/import`)
     /// do it here and before any head or metadata change; for the others every put is
@@ -311,6 +325,14 @@ impl Store {
             .ok_or(Error::NotFound(*cid))?;
         check_size(data.len())?;
         Ok(data)
+    }
+
+    /// [`Store::get_unchecked`] into `buf` (its contents replaced).
+    pub(crate) async fn get_unchecked_into(&self, cid: &Cid, buf: &mut Vec<u8>) -> Result<()> {
+        if !self.inner.get_into(&cid.to_v1(), buf).await? {
+            return Err(Error::NotFound(*cid));
+        }
+        check_size(buf.len())
     }
 
     /// Makes every block put so far durable (see [`BlockStore::flush`]): what a caller that

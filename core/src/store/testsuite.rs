@@ -51,6 +51,7 @@ pub async fn run_all<F: FnMut() -> Store>(mut fresh: F) -> Result<(), Failure> {
     delete_removes(&fresh()).await?;
     v0_and_v1_share_a_block(&fresh()).await?;
     large_block(&fresh()).await?;
+    get_into_replaces(&fresh()).await?;
     oversize_block_refused(&fresh()).await?;
     mismatched_put_refused(&fresh()).await?;
     put_many_stores_all(&fresh()).await?;
@@ -169,6 +170,50 @@ pub async fn large_block(store: &Store) -> Result<(), Failure> {
         "1 MiB block differs"
     );
     Ok(())
+}
+
+/// Reading into a buffer that held another block (as a read reuses its leaf buffers) leaves
+/// exactly the block asked for, smaller or larger than what was there; a missing block is
+/// `NotFound`.
+pub async fn get_into_replaces(store: &Store) -> Result<(), Failure> {
+    const C: &str = "get_into_replaces";
+    let large: Vec<u8> = (0..(1u32 << 20)).map(|i| (i % 249) as u8).collect();
+    let (small_cid, small) = block(RAW, b"a small block");
+    let large_cid = Cid::v1(RAW, &large);
+    store
+        .put(&small_cid, &small)
+        .await
+        .map_err(|e| fail(C, e))?;
+    store
+        .put(&large_cid, &large)
+        .await
+        .map_err(|e| fail(C, e))?;
+    let mut buf = vec![0xEE; 4096];
+    for (cid, data) in [
+        (&small_cid, &small),
+        (&large_cid, &large),
+        (&small_cid, &small),
+    ] {
+        store
+            .get_unchecked_into(cid, &mut buf)
+            .await
+            .map_err(|e| fail(C, e))?;
+        ensure!(
+            C,
+            &buf == data,
+            "read {} bytes into a used buffer, want {}",
+            buf.len(),
+            data.len()
+        );
+    }
+    let missing = Cid::v1(RAW, b"never stored");
+    match store.get_unchecked_into(&missing, &mut buf).await {
+        Err(Error::NotFound(c)) if c == missing => Ok(()),
+        other => Err(Failure {
+            check: C,
+            reason: format!("expected NotFound, got {other:?}"),
+        }),
+    }
 }
 
 /// Blocks over the limit are refused with `TooLarge` before reaching the backend.

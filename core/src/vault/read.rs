@@ -372,6 +372,8 @@ impl Vault {
         let mut done = 0u64;
         // File data already checked against its CIDs, in order, waiting to be decrypted.
         let mut pending: Vec<Vec<u8>> = Vec::new();
+        // Buffers of leaves already decrypted, for the next fetch.
+        let mut spare: Vec<Vec<u8>> = Vec::new();
         loop {
             // Raw leaves come in groups: group k+1 is fetched, then hashed on the other cores
             // while group k is decrypted (with one thread, `join` runs one after the other).
@@ -437,18 +439,24 @@ impl Vault {
             } else if self.store.fetch_on_pool() {
                 // The group is fetched and hashed on the pool, a leaf per task, while the
                 // previous one is decrypted here.
+                // Into the buffers of the group before last (ciphertext only; see
+                // `BlockStore::get_into`).
+                let jobs: Vec<(Cid, Vec<u8>)> = ids
+                    .iter()
+                    .map(|id| (*id, spare.pop().unwrap_or_default()))
+                    .collect();
                 let (decrypted, fetched) = join_fetch(
                     || opening.decrypt_here(&pending, &mut *out),
-                    &ids,
-                    |id| async move {
-                        let bytes = self.store.get_unchecked(&id).await?;
+                    jobs,
+                    |(id, mut bytes)| async move {
+                        self.store.get_unchecked_into(&id, &mut bytes).await?;
                         Store::check(&id, &bytes)?;
                         Ok::<_, Error>(bytes)
                     },
                 )
                 .await;
                 done += decrypted?;
-                pending.clear();
+                spare.append(&mut pending);
                 for bytes in fetched {
                     let bytes = bytes?;
                     // A raw leaf's file data is the block itself.
