@@ -739,22 +739,24 @@ fn a_leaf_damaged_or_gone_on_disk_is_the_reads_exact_error() {
             };
             let mut want = Vec::new();
             Rand::new(9).stream(BIG, |c| want.extend_from_slice(c));
-            // The seventh leaf (in the second group) damaged, then gone.
-            let leaf = links[6].cid;
-            let good = std::fs::read(path(&leaf)).unwrap();
-            let mut bad = good.clone();
-            bad[100] ^= 1;
-            std::fs::write(path(&leaf), &bad).unwrap();
-            match v.open_record(&p, &r, &mut Vec::new()).await {
-                Err(Error::CidMismatch { expected, .. }) => assert_eq!(expected, leaf),
-                other => panic!("expected CidMismatch, got {other:?}"),
+            // The seventh leaf (second group: fresh buffers) and the tenth (third group: read
+            // into the buffers of the first), each damaged, then gone.
+            for leaf in [links[6].cid, links[9].cid] {
+                let good = std::fs::read(path(&leaf)).unwrap();
+                let mut bad = good.clone();
+                bad[100] ^= 1;
+                std::fs::write(path(&leaf), &bad).unwrap();
+                match v.open_record(&p, &r, &mut Vec::new()).await {
+                    Err(Error::CidMismatch { expected, .. }) => assert_eq!(expected, leaf),
+                    other => panic!("expected CidMismatch, got {other:?}"),
+                }
+                std::fs::remove_file(path(&leaf)).unwrap();
+                match v.open_record(&p, &r, &mut Vec::new()).await {
+                    Err(Error::NotFound(cid)) => assert_eq!(cid, leaf),
+                    other => panic!("expected NotFound, got {other:?}"),
+                }
+                std::fs::write(path(&leaf), &good).unwrap();
             }
-            std::fs::remove_file(path(&leaf)).unwrap();
-            match v.open_record(&p, &r, &mut Vec::new()).await {
-                Err(Error::NotFound(cid)) => assert_eq!(cid, leaf),
-                other => panic!("expected NotFound, got {other:?}"),
-            }
-            std::fs::write(path(&leaf), &good).unwrap();
             let mut out = Vec::new();
             v.open_record(&p, &r, &mut out).await.unwrap();
             assert!(out == want, "the record read back differs");

@@ -11,8 +11,8 @@
 
 use std::fmt;
 
+use aes_gcm::Aes256Gcm;
 use aes_gcm::aead::AeadInOut;
-use aes_gcm::{Aes256Gcm, KeyInit};
 use sha2::{Digest, Sha256};
 use zeroize::Zeroizing;
 
@@ -139,6 +139,8 @@ pub(crate) fn new_cipher(key: &[u8; 32]) -> Cipher {
 pub(crate) struct Cipher(Backend);
 
 enum Backend {
+    // With `aws-lc`, made only by the tests (as the reference AWS-LC is checked against).
+    #[cfg_attr(all(feature = "aws-lc", not(target_arch = "wasm32")), allow(dead_code))]
     RustCrypto(Box<Aes256Gcm>),
     #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
     AwsLc(aws_lc_rs::aead::LessSafeKey),
@@ -147,12 +149,18 @@ enum Backend {
 impl Cipher {
     pub(crate) fn new(key: &[u8; 32]) -> Cipher {
         #[cfg(all(feature = "aws-lc", not(target_arch = "wasm32")))]
-        if let Ok(k) = aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key) {
-            return Cipher(Backend::AwsLc(aws_lc_rs::aead::LessSafeKey::new(k)));
+        return match aws_lc_rs::aead::UnboundKey::new(&aws_lc_rs::aead::AES_256_GCM, key) {
+            Ok(k) => Cipher(Backend::AwsLc(aws_lc_rs::aead::LessSafeKey::new(k))),
+            // Never silently another implementation (a `fips` build must stay in the module).
+            Err(_) => unreachable!("AWS-LC accepts every 32-byte AES-256 key"),
+        };
+        #[cfg(not(all(feature = "aws-lc", not(target_arch = "wasm32"))))]
+        {
+            use aes_gcm::KeyInit;
+            Cipher(Backend::RustCrypto(Box::new(Aes256Gcm::new(
+                &(*key).into(),
+            ))))
         }
-        Cipher(Backend::RustCrypto(Box::new(Aes256Gcm::new(
-            &(*key).into(),
-        ))))
     }
 
     /// Encrypts `buf` in place; returns the tag.
@@ -181,8 +189,9 @@ impl Cipher {
         }
     }
 
-    /// Decrypts `buf` in place if `tag` authenticates it (with `aad`); on failure `buf` holds
-    /// unspecified bytes, which the callers wipe or drop.
+    /// Decrypts `buf` in place if `tag` authenticates it (with `aad`). On failure `buf` holds
+    /// the ciphertext (RustCrypto checks the tag before decrypting) or zeros (AWS-LC clears its
+    /// output), never plaintext.
     pub(crate) fn open_in_place(
         &self,
         nonce: [u8; 12],
@@ -217,7 +226,8 @@ impl Cipher {
 
 #[cfg(test)]
 mod tests {
-    use super::{Aes256Gcm, Backend, Cipher, KeyInit};
+    use super::{Aes256Gcm, Backend, Cipher};
+    use aes_gcm::KeyInit;
     use proptest::prelude::*;
 
     fn rustcrypto(key: &[u8; 32]) -> Cipher {

@@ -59,7 +59,7 @@ pub trait BlockStore: MaybeSendSync {
 
     /// [`BlockStore::get`] into `buf` (its contents replaced); `false` if absent. A read reuses
     /// its leaf buffers through this: a fresh 1 MiB buffer per leaf is page-faulted and zeroed
-    /// by the kernel again, which was 15% of a 1 GiB open from the filesystem store. The
+    /// by the kernel again (docs/PERFORMANCE.md, "Opening from the filesystem store"). The
     /// default calls `get`; the filesystem and memory stores fill `buf` itself.
     async fn get_into(&self, cid: &Cid, buf: &mut Vec<u8>) -> Result<bool> {
         match self.get(cid).await? {
@@ -112,10 +112,10 @@ pub trait BlockStore: MaybeSendSync {
     /// anything another task must drive (its futures are plain function calls in async
     /// clothing): the filesystem and memory stores say yes. A read then fetches and hashes the
     /// next group of leaves on the worker threads while it decrypts the last
-    /// ([`crate::platform::join_fetch`]); a 1 GiB open from the filesystem store went from
-    /// 1.10–1.48 s to 0.72–1.00 s (same runs), because the fetch (the kernel's copy out of the
-    /// page cache) no longer runs alone on one core. Other backends (the default) are awaited on
-    /// the caller's task.
+    /// ([`crate::platform::join_fetch`]; docs/PERFORMANCE.md, "Opening from the filesystem
+    /// store"). Each such call is driven by parking a worker thread until it is woken, so a
+    /// backend that says yes but waits on something only the caller's task drives would hang
+    /// the read. Other backends (the default) are awaited on the caller's task.
     fn completes_when_polled(&self) -> bool {
         false
     }
