@@ -1,13 +1,14 @@
 //! An in-memory block store (tests, browsers, short-lived tools).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::cid::Cid;
 use crate::error::{Error, Result};
 use crate::store::{BlockStore, head_conflict};
 
-/// Blocks in a hash map keyed by multihash, behind a mutex.
+/// Blocks in a hash map keyed by multihash, behind a mutex. Each block is shared (`Arc`), so a
+/// read copies it out after the lock is released and parallel reads copy in parallel.
 #[derive(Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -15,7 +16,7 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct State {
-    blocks: HashMap<[u8; 34], Vec<u8>>,
+    blocks: HashMap<[u8; 34], Arc<[u8]>>,
     head: Option<Cid>,
     meta: HashMap<String, Vec<u8>>,
 }
@@ -43,21 +44,21 @@ impl MemoryStore {
 impl BlockStore for MemoryStore {
     async fn put(&self, cid: &Cid, data: &[u8]) -> Result<()> {
         // `Store` checked `data` against `cid`: replacing also repairs a damaged copy.
-        self.lock()?.blocks.insert(cid.multihash(), data.to_vec());
+        self.lock()?.blocks.insert(cid.multihash(), data.into());
         Ok(())
     }
 
     async fn get(&self, cid: &Cid) -> Result<Option<Vec<u8>>> {
-        Ok(self.lock()?.blocks.get(&cid.multihash()).cloned())
+        let data = self.lock()?.blocks.get(&cid.multihash()).cloned();
+        Ok(data.map(|d| d.to_vec()))
     }
 
     async fn get_into(&self, cid: &Cid, buf: &mut Vec<u8>) -> Result<bool> {
-        let blocks = &self.lock()?.blocks;
-        let Some(data) = blocks.get(&cid.multihash()) else {
+        let Some(data) = self.lock()?.blocks.get(&cid.multihash()).cloned() else {
             return Ok(false);
         };
         buf.clear();
-        buf.extend_from_slice(data);
+        buf.extend_from_slice(&data);
         Ok(true)
     }
 
@@ -117,7 +118,7 @@ impl MemoryStore {
     #[doc(hidden)]
     pub fn corrupt(&self, cid: &Cid, data: &[u8]) {
         if let Ok(mut s) = self.lock() {
-            s.blocks.insert(cid.multihash(), data.to_vec());
+            s.blocks.insert(cid.multihash(), data.into());
         }
     }
 }
