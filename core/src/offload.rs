@@ -163,15 +163,10 @@ pub(crate) fn check_block(
 #[cfg_attr(target_arch = "wasm32", async_trait::async_trait(?Send))]
 impl Offload for Portable {
     async fn seal_chunks(&self, key: &[u8; 32], buf: &mut [u8], chunks: &[Chunk]) -> Result<()> {
-        let cipher = crate::envelope::key::new_cipher(key);
+        let cipher = crate::envelope::key::Cipher::new(key);
         for c in chunks {
             let (body, tag) = chunk_parts(buf, c)?;
-            tag.copy_from_slice(&crate::envelope::header::seal_in_place(
-                &cipher,
-                c.nonce,
-                &[],
-                body,
-            ));
+            tag.copy_from_slice(&cipher.seal_in_place(c.nonce, &[], body));
         }
         Ok(())
     }
@@ -182,10 +177,10 @@ impl Offload for Portable {
         buf: &mut [u8],
         chunks: &[Chunk],
     ) -> Result<Option<usize>> {
-        let cipher = crate::envelope::key::new_cipher(key);
+        let cipher = crate::envelope::key::Cipher::new(key);
         for (i, c) in chunks.iter().enumerate() {
             let (body, tag) = chunk_parts(buf, c)?;
-            if crate::envelope::header::open_in_place(&cipher, c.nonce, &[], body, tag).is_err() {
+            if cipher.open_in_place(c.nonce, &[], body, tag).is_err() {
                 return Ok(Some(i));
             }
         }

@@ -285,7 +285,8 @@ impl Header {
         let (aad, ct) = self.raw.split_at(self.meta_offset);
         let (ct, tag) = ct.split_at(ct.len() - TAG_LEN);
         let mut buf = Zeroizing::new(ct.to_vec());
-        open_in_place(cipher, [0u8; 12], aad, &mut buf, tag)
+        cipher
+            .open_in_place([0u8; 12], aad, &mut buf, tag)
             .map_err(|()| Error::ChunkAuthentication { chunk: None })?;
         Metadata::decode(&buf)
     }
@@ -346,7 +347,9 @@ impl Header {
         raw.extend_from_slice(&((meta_plain.len() + TAG_LEN) as u32).to_be_bytes());
         let meta_offset = raw.len();
         let mut ct = meta_plain.to_vec();
-        let tag = seal_in_place(&dek.metadata_cipher(&salt), [0u8; 12], &raw, &mut ct);
+        let tag = dek
+            .metadata_cipher(&salt)
+            .seal_in_place([0u8; 12], &raw, &mut ct);
         raw.extend_from_slice(&ct);
         raw.extend_from_slice(&tag);
         Ok(Header {
@@ -414,25 +417,6 @@ pub(crate) fn read_exact_or_truncated<R: Read>(input: &mut R, buf: &mut [u8]) ->
         std::io::ErrorKind::UnexpectedEof => Error::Truncated,
         _ => Error::Io(e),
     })
-}
-
-pub(crate) fn seal_in_place(
-    cipher: &Cipher,
-    nonce: [u8; 12],
-    aad: &[u8],
-    buf: &mut [u8],
-) -> [u8; TAG_LEN] {
-    cipher.seal_in_place(nonce, aad, buf)
-}
-
-pub(crate) fn open_in_place(
-    cipher: &Cipher,
-    nonce: [u8; 12],
-    aad: &[u8],
-    buf: &mut [u8],
-    tag: &[u8],
-) -> Result<(), ()> {
-    cipher.open_in_place(nonce, aad, buf, tag)
 }
 
 #[cfg(test)]

@@ -95,7 +95,7 @@ impl DataKey {
     pub(crate) fn metadata_cipher(&self, salt: &[u8; 32]) -> Cipher {
         let mut k = Zeroizing::new([0u8; 32]);
         let _ = self.prk(salt).expand(INFO_METADATA, k.as_mut());
-        new_cipher(&k)
+        Cipher::new(&k)
     }
 
     /// The payload key (the AES-256-GCM key of every chunk) of an envelope with this header.
@@ -109,7 +109,7 @@ impl DataKey {
     }
 
     pub(crate) fn payload_cipher(&self, salt: &[u8; 32], header: &[u8]) -> Cipher {
-        new_cipher(&self.payload_key(salt, header))
+        Cipher::new(&self.payload_key(salt, header))
     }
 }
 
@@ -126,10 +126,6 @@ pub fn oaep_label(record: &RecordId, version: u32) -> Vec<u8> {
     label.extend_from_slice(record.as_bytes());
     label.extend_from_slice(&version.to_be_bytes());
     label
-}
-
-pub(crate) fn new_cipher(key: &[u8; 32]) -> Cipher {
-    Cipher::new(key)
 }
 
 /// An AES-256-GCM key, ready: AWS-LC's with the `aws-lc` feature on native targets (its

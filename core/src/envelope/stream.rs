@@ -5,9 +5,7 @@
 
 use zeroize::{Zeroize, Zeroizing};
 
-use crate::envelope::header::{
-    Header, Metadata, TAG_LEN, open_in_place, padded_len, seal_in_place,
-};
+use crate::envelope::header::{Header, Metadata, TAG_LEN, padded_len};
 use crate::envelope::key::{Cipher, DataKey};
 use crate::error::{Error, Result};
 
@@ -140,7 +138,7 @@ impl Encryptor {
         let chunk_size = header.chunk_size();
         let key = dek.payload_key(&header.salt, header.as_bytes());
         Encryptor {
-            cipher: crate::envelope::key::new_cipher(&key),
+            cipher: Cipher::new(&key),
             key,
             dek,
             chunk_size,
@@ -238,7 +236,7 @@ impl Encryptor {
                 out.resize(out.len() + TAG_LEN, 0);
             }
             None => {
-                let tag = seal_in_place(&self.cipher, nonce, &[], &mut out[start..]);
+                let tag = self.cipher.seal_in_place(nonce, &[], &mut out[start..]);
                 out.extend_from_slice(&tag);
             }
         }
@@ -318,7 +316,7 @@ impl Decryptor {
         let chunk_size = header.chunk_size();
         let key = dek.payload_key(&header.salt, header.as_bytes());
         Ok(Decryptor {
-            cipher: crate::envelope::key::new_cipher(&key),
+            cipher: Cipher::new(&key),
             key,
             chunks: header.chunk_count(metadata.size),
             padded: padded_len(metadata.size),
@@ -484,14 +482,10 @@ impl Decryptor {
                 let last = self.index + 1 == self.chunks;
                 let start = out.len();
                 out.extend_from_slice(body);
-                if open_in_place(
-                    &self.cipher,
-                    chunk_nonce(self.index, last),
-                    &[],
-                    &mut out[start..],
-                    tag,
-                )
-                .is_err()
+                if self
+                    .cipher
+                    .open_in_place(chunk_nonce(self.index, last), &[], &mut out[start..], tag)
+                    .is_err()
                 {
                     out[start..].zeroize();
                     out.truncate(start);
@@ -540,7 +534,9 @@ impl Decryptor {
         let last = self.index + 1 == self.chunks;
         let split = self.buf.len() - TAG_LEN;
         let (body, tag) = self.buf.split_at_mut(split);
-        let opened = open_in_place(&self.cipher, chunk_nonce(self.index, last), &[], body, tag);
+        let opened = self
+            .cipher
+            .open_in_place(chunk_nonce(self.index, last), &[], body, tag);
         if opened.is_err() {
             self.buf.clear();
             return Err(Error::ChunkAuthentication {
@@ -580,7 +576,8 @@ impl Decryptor {
         body: &mut [u8],
         tag: &[u8],
     ) -> Result<()> {
-        open_in_place(cipher, chunk_nonce(index, last), &[], body, tag)
+        cipher
+            .open_in_place(chunk_nonce(index, last), &[], body, tag)
             .map_err(|()| Error::ChunkAuthentication { chunk: Some(index) })
     }
 }

@@ -438,9 +438,8 @@ impl Vault {
                 }
             } else if self.store.fetch_on_pool() {
                 // The group is fetched and hashed on the pool, a leaf per task, while the
-                // previous one is decrypted here.
-                // Into the buffers of the group before last (ciphertext only; see
-                // `BlockStore::get_into`).
+                // previous one is decrypted here; it is read into the buffers of the group
+                // before last (ciphertext only; see `BlockStore::get_into`).
                 let jobs: Vec<(Cid, Vec<u8>)> = ids
                     .iter()
                     .map(|id| (*id, spare.pop().unwrap_or_default()))
@@ -712,7 +711,7 @@ pub(crate) fn seal_text(
     getrandom::fill(&mut nonce).map_err(|_| Error::Rng)?;
     let mut buf = text.as_bytes().to_vec();
     // `text` is within `limit`, far below AES-GCM's input limit.
-    let tag = crate::envelope::key::new_cipher(key.expose()).seal_in_place(nonce, label, &mut buf);
+    let tag = crate::envelope::key::Cipher::new(key.expose()).seal_in_place(nonce, label, &mut buf);
     let mut out = Vec::with_capacity(overhead + buf.len());
     for w in &wraps {
         out.extend_from_slice(&(w.len() as u16).to_be_bytes());
@@ -758,7 +757,7 @@ pub(crate) fn open_text(
     let (ct, tag) = rest.split_at(rest.len() - 16);
     let mut buf = Zeroizing::new(ct.to_vec());
     let nonce: [u8; 12] = nonce.try_into().map_err(|_| bad())?;
-    crate::envelope::key::new_cipher(&key)
+    crate::envelope::key::Cipher::new(&key)
         .open_in_place(nonce, label, &mut buf, tag)
         .map_err(|()| Error::ChunkAuthentication { chunk: None })?;
     String::from_utf8(buf.to_vec())
