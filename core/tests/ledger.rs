@@ -8,7 +8,8 @@ use common::identity;
 use medshare::cid::Cid;
 use medshare::ledger::checkpoint::{Certificate, sign_share};
 use medshare::ledger::{
-    AuthorityChangeKind, Block, BlockHeader, CertificateObject, Policy, SignedTx, Tx, TxBody, chain,
+    AuthorityChangeKind, Block, BlockHeader, CertificateObject, Policy, SignedTx, Tx, TxBody,
+    VerifiedSignatures, chain,
 };
 use medshare::{Error, Purpose, RecordId, Role, Rule, Store};
 
@@ -710,6 +711,78 @@ fn submissions_apply_all_or_nothing() {
     assert!(c.state.record(&rid(8)).is_none());
     c.state.check_submission(&[ok], T0 + 5).unwrap();
     let _ = Purpose::Treatment;
+}
+
+/// A node's memo of signature checks (`accept_submission_with`) skips only work: every verdict
+/// is the one `accept_submission` gives, a failed check is never remembered, and a key rotated
+/// since a check passed makes the same transaction fail.
+#[test]
+fn remembered_signature_checks_give_the_same_verdicts() {
+    let (mut c, p, d, _) = populated();
+    let mut memo = VerifiedSignatures::new(16);
+    let first = c.publish(&p, 4, rid(8), 1);
+    let second = c.publish(&p, 5, rid(9), 1);
+    let both = [first.clone(), second.clone()];
+    let mut st = c.state.clone();
+    st.accept_submission_with(&both, T0 + 5, &mut memo).unwrap();
+    assert_eq!((memo.len(), memo.hits()), (2, 0));
+    // Met again (a re-check, then a proposal): same result, no verification.
+    let mut again = c.state.clone();
+    again
+        .accept_submission_with(&both, T0 + 5, &mut memo)
+        .unwrap();
+    assert_eq!((memo.len(), memo.hits()), (2, 2));
+    assert_eq!(again.state_root(), st.state_root());
+    // Signed by the doctor in the patient's name: refused with the rule accept_submission
+    // names, every time, and never remembered.
+    let forged = SignedTx::sign(first.tx.clone(), &d).unwrap();
+    for _ in 0..2 {
+        let plain = c
+            .state
+            .clone()
+            .accept_submission(std::slice::from_ref(&forged), T0 + 5);
+        let with = c.state.clone().accept_submission_with(
+            std::slice::from_ref(&forged),
+            T0 + 5,
+            &mut memo,
+        );
+        assert_rule(plain, Rule::TxSignature);
+        assert_rule(with, Rule::TxSignature);
+        assert_eq!((memo.len(), memo.hits()), (2, 2));
+    }
+    // The patient rotates their key at sequence 4: `second`, remembered as valid under the old
+    // key, is now refused.
+    let new = p.rotated().unwrap();
+    let rotate = Tx {
+        genesis: c.genesis.cid,
+        author: p.id(),
+        seq: 4,
+        time: T0,
+        body: TxBody::RotateKey {
+            new_key: new.public().clone(),
+        },
+    };
+    c.push(vec![SignedTx::sign_rotation(rotate, &p, &new).unwrap()]);
+    let e = c
+        .state
+        .clone()
+        .accept_submission_with(std::slice::from_ref(&second), T0 + 5, &mut memo)
+        .unwrap_err();
+    assert_eq!(rule_of(&e), Rule::TxSignature);
+    // Bounded: the oldest entry goes first, and is then verified again.
+    let mut small = VerifiedSignatures::new(1);
+    let (a, b) = (
+        c.publish(&new, 5, rid(10), 1),
+        c.publish(&new, 5, rid(11), 1),
+    );
+    for tx in [&a, &b, &a] {
+        c.state
+            .clone()
+            .accept_submission_with(std::slice::from_ref(tx), T0 + 5, &mut small)
+            .unwrap();
+        assert_eq!(small.len(), 1);
+    }
+    assert_eq!(small.hits(), 0);
 }
 
 #[test]

@@ -26,10 +26,26 @@ use medshare::{Endorsement, GrantOptions, Identity, Purpose, Role, Store, Vault}
 use medshare_node::testnet::{self, InitOptions, Testnet, http_get};
 use pollster::block_on;
 
-const PATIENTS: usize = 8;
-const BURST_PER_PATIENT: usize = 60;
+/// Transactions in the throughput burst (`MEDSHARE_BENCH_BURST`, default 480).
+fn burst() -> usize {
+    std::env::var("MEDSHARE_BENCH_BURST")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| *n >= 1)
+        .unwrap_or(480)
+}
 const LATENCY_SAMPLES: usize = 60;
 const PASS: &str = "benchmark passphrase";
+
+/// Clients submitting the burst in parallel, each one patient's grants in sequence order
+/// (`MEDSHARE_BENCH_CLIENTS`, default 8).
+fn clients() -> usize {
+    std::env::var("MEDSHARE_BENCH_CLIENTS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|n| (1..=burst()).contains(n))
+        .unwrap_or(8)
+}
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -68,7 +84,10 @@ fn ms(d: Duration) -> f64 {
 }
 
 struct Report {
+    /// Until the last transaction is committed (in a block).
     tps: f64,
+    /// Until the last is certified (medshare only).
+    certified_tps: Option<f64>,
     p50: Duration,
     p99: Duration,
     committed_p50: Option<Duration>,
@@ -123,14 +142,14 @@ fn medshare_bench(dir: &std::path::Path) -> Report {
         let seq = CometSequencer::new(vec![node(i).rpc()]).unwrap();
         block_on(Vault::open(store, Some(Arc::new(seq)), Some(&genesis))).unwrap()
     };
-    // People: 8 patients with a record each, one doctor.
+    // People: a patient with a record for each client, one doctor.
     let mut v = client(0);
     let hospital = Identity::load(node(0).dir.join("authority.key"), PASS).unwrap();
     let doctor = Identity::generate(Role::Doctor, "doctor", 2048).unwrap();
     let e = Endorsement::sign(&hospital, &genesis, &doctor.id(), "GMC-1").unwrap();
     block_on(v.register(&doctor, Some(&e))).unwrap();
     let mut people = Vec::new();
-    for p in 0..PATIENTS {
+    for p in 0..clients() {
         let patient = Identity::generate(Role::Patient, &format!("p{p}"), 2048).unwrap();
         block_on(v.register(&patient, None)).unwrap();
         let record = block_on(v.publish_bytes(
@@ -188,12 +207,14 @@ fn medshare_bench(dir: &std::path::Path) -> Report {
         .iter()
         .map(|(p, r)| {
             let s = state.last_seq(&p.id());
-            (1..=BURST_PER_PATIENT as u64)
+            (1..=(burst() / clients()) as u64)
                 .map(|k| grant(&genesis, p, r, &doctor, s + k, state.time()))
                 .collect()
         })
         .collect();
-    let total = PATIENTS * BURST_PER_PATIENT;
+    let total: usize = batches.iter().map(Vec::len).sum();
+    let h0 = chain_height(node(0).ports.rpc);
+    let perf = profile_start();
     let t0 = Instant::now();
     std::thread::scope(|s| {
         for (i, batch) in batches.iter().enumerate() {
@@ -205,13 +226,33 @@ fn medshare_bench(dir: &std::path::Path) -> Report {
             });
         }
     });
+    let submitted = t0.elapsed();
     let last: Vec<_> = batches.iter().map(|b| b.last().unwrap().cid).collect();
-    for c in &last {
-        while !tx_state(node(0).ports.rpc, c).1 {
-            std::thread::sleep(Duration::from_millis(10));
+    let mut in_block = None;
+    loop {
+        let states: Vec<(bool, bool)> = last
+            .iter()
+            .map(|c| tx_state(node(0).ports.rpc, c))
+            .collect();
+        if in_block.is_none() && states.iter().all(|s| s.0) {
+            in_block = Some(t0.elapsed());
         }
+        if states.iter().all(|s| s.1) {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
     let wall = t0.elapsed();
+    let in_block = in_block.unwrap_or(wall);
+    profile_stop(perf);
+    eprintln!(
+        "medshare: burst of {total} from {} clients submitted in {:.0} ms, committed in {:.0} ms, certified in {:.0} ms; {}",
+        clients(),
+        ms(submitted),
+        ms(in_block),
+        ms(wall),
+        blocks_since(node(0).ports.rpc, h0)
+    );
     net.stop_all();
     if std::env::var_os("MEDSHARE_BENCH_KEEP").is_some() {
         let keep = std::path::Path::new("/tmp/medshare-bench-logs");
@@ -223,11 +264,72 @@ fn medshare_bench(dir: &std::path::Path) -> Report {
     lat.sort();
     committed.sort();
     Report {
-        tps: total as f64 / wall.as_secs_f64(),
+        tps: total as f64 / in_block.as_secs_f64(),
+        certified_tps: Some(total as f64 / wall.as_secs_f64()),
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
         committed_p50: Some(percentile(&committed, 0.5)),
     }
+}
+
+/// With `MEDSHARE_BENCH_PERF=FILE`, `perf record -a -g -o FILE` runs over the medshare burst
+/// (every process on the machine: validators, kubo daemons, nodes, this client).
+fn profile_start() -> Option<std::process::Child> {
+    let out = std::env::var_os("MEDSHARE_BENCH_PERF")?;
+    let child = std::process::Command::new("perf")
+        .args(["record", "-a", "-g", "-o"])
+        .arg(out)
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .ok()?;
+    // perf prints nothing when it is ready; give it time to open its buffers.
+    std::thread::sleep(Duration::from_millis(500));
+    Some(child)
+}
+
+fn profile_stop(perf: Option<std::process::Child>) {
+    if let Some(mut p) = perf {
+        let _ = std::process::Command::new("kill")
+            .args(["-INT", &p.id().to_string()])
+            .status();
+        let _ = p.wait();
+    }
+}
+
+/// The validator's latest committed height.
+fn chain_height(port: u16) -> u64 {
+    rpc(port, "/status")["result"]["sync_info"]["latest_block_height"]
+        .as_str()
+        .and_then(|h| h.parse::<u64>().ok())
+        .unwrap_or(0)
+}
+
+/// How the heights after `from` were filled: "heights h..: n1 n2 …" (transactions per block,
+/// certificates included).
+fn blocks_since(port: u16, from: u64) -> String {
+    let to = chain_height(port);
+    let v = rpc(
+        port,
+        &format!("/blockchain?minHeight={}&maxHeight={to}", from + 1),
+    );
+    let mut counts: Vec<(u64, String)> = v["result"]["block_metas"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| {
+                    let h = m["header"]["height"].as_str()?.parse().ok()?;
+                    Some((h, m["num_txs"].as_str()?.to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    counts.sort();
+    let list: Vec<String> = counts.into_iter().map(|(_, n)| n).collect();
+    format!(
+        "transactions per height from {}: {}",
+        from + 1,
+        list.join(" ")
+    )
 }
 
 fn grant(
@@ -286,13 +388,7 @@ fn kvstore_bench(dir: &std::path::Path) -> Report {
         );
     }
     let port = |i: usize| layout.nodes[i].ports.rpc;
-    let height = |i: usize| {
-        rpc(port(i), "/status")["result"]["sync_info"]["latest_block_height"]
-            .as_str()
-            .and_then(|h| h.parse::<u64>().ok())
-            .unwrap_or(0)
-    };
-    while (0..4).any(|i| height(i) < 2) {
+    while (0..4).any(|i| chain_height(port(i)) < 2) {
         std::thread::sleep(Duration::from_millis(100));
     }
     let committed = |key: &str| {
@@ -316,13 +412,15 @@ fn kvstore_bench(dir: &std::path::Path) -> Report {
         }
         lat.push(t0.elapsed());
     }
-    let total = PATIENTS * BURST_PER_PATIENT;
+    let (senders, each) = (clients(), burst() / clients());
+    let total = senders * each;
+    let h0 = chain_height(port(0));
     let t0 = Instant::now();
     std::thread::scope(|s| {
-        for p in 0..PATIENTS {
+        for p in 0..senders {
             let port = port(p % 4);
             s.spawn(move || {
-                for k in 0..BURST_PER_PATIENT {
+                for k in 0..each {
                     // Transactions of the grants' size, so blocks carry as many bytes.
                     let tx = hex(format!("b{p}-{k}={}", "x".repeat(600)).as_bytes());
                     let v = rpc(port, &format!("/broadcast_tx_sync?tx=0x{tx}"));
@@ -331,13 +429,20 @@ fn kvstore_bench(dir: &std::path::Path) -> Report {
             });
         }
     });
-    for p in 0..PATIENTS {
-        let key = format!("b{p}-{}", BURST_PER_PATIENT - 1);
+    let submitted = t0.elapsed();
+    for p in 0..senders {
+        let key = format!("b{p}-{}", each - 1);
         while !committed(&key) {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
     let wall = t0.elapsed();
+    eprintln!(
+        "kvstore: burst of {total} from {senders} clients submitted in {:.0} ms, committed in {:.0} ms; {}",
+        ms(submitted),
+        ms(wall),
+        blocks_since(port(0), h0)
+    );
     for mut c in procs {
         let _ = c.kill();
         let _ = c.wait();
@@ -347,6 +452,7 @@ fn kvstore_bench(dir: &std::path::Path) -> Report {
         tps: total as f64 / wall.as_secs_f64(),
         p50: percentile(&lat, 0.5),
         p99: percentile(&lat, 0.99),
+        certified_tps: None,
         committed_p50: None,
     }
 }
@@ -363,30 +469,37 @@ fn main() {
     let tmp = tempfile::tempdir().unwrap();
     let kv = kvstore_bench(&tmp.path().join("kvstore"));
     let ms_ = medshare_bench(&tmp.path().join("medshare"));
-    println!("network benchmark: 4 validators on 127.0.0.1, timeout_commit 300 ms, 2 cores");
     println!(
-        "{:<28} {:>10} {:>12} {:>12} {:>16}",
-        "application", "tx/s", "p50 ms", "p99 ms", "p50 in block ms"
+        "network benchmark: 4 validators on 127.0.0.1, timeout_commit 300 ms, 2 cores; a burst of {} from {} clients",
+        burst() / clients() * clients(),
+        clients()
     );
     println!(
-        "{:<28} {:>10.1} {:>12.0} {:>12.0} {:>16}",
+        "{:<28} {:>14} {:>16} {:>12} {:>12} {:>16}",
+        "application", "tx/s committed", "tx/s certified", "p50 ms", "p99 ms", "p50 in block ms"
+    );
+    println!(
+        "{:<28} {:>14.1} {:>16} {:>12.0} {:>12.0} {:>16}",
         "kvstore (CometBFT)",
         kv.tps,
+        "-",
         ms(kv.p50),
         ms(kv.p99),
         "-"
     );
     println!(
-        "{:<28} {:>10.1} {:>12.0} {:>12.0} {:>16.0}",
-        "medshare grants (certified)",
+        "{:<28} {:>14.1} {:>16.1} {:>12.0} {:>12.0} {:>16.0}",
+        "medshare grants",
         ms_.tps,
+        ms_.certified_tps.unwrap_or_default(),
         ms(ms_.p50),
         ms(ms_.p99),
         ms(ms_.committed_p50.unwrap_or_default())
     );
     println!(
-        "ratio medshare/kvstore: throughput {:.2}x, p50 latency {:.2}x",
+        "ratio medshare/kvstore: committed throughput {:.2}x, certified throughput {:.2}x, p50 latency (certified) {:.2}x",
         ms_.tps / kv.tps,
+        ms_.certified_tps.unwrap_or_default() / kv.tps,
         ms(ms_.p50) / ms(kv.p50)
     );
 }

@@ -153,8 +153,18 @@ pub fn dispatch<A: Application + ?Sized>(app: &Mutex<A>, req: Request) -> Respon
     Response { value: Some(value) }
 }
 
-/// Requests slower than this are logged (the operator sees where consensus time goes).
-const SLOW: std::time::Duration = std::time::Duration::from_millis(200);
+/// Requests slower than this are logged (the operator sees where consensus time goes):
+/// 200 ms, or `MEDSHARE_ABCI_SLOW_MS` (0 logs every request but `Flush` and `Echo`).
+fn slow() -> std::time::Duration {
+    static SLOW: std::sync::OnceLock<std::time::Duration> = std::sync::OnceLock::new();
+    *SLOW.get_or_init(|| {
+        let ms = std::env::var("MEDSHARE_ABCI_SLOW_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200);
+        std::time::Duration::from_millis(ms)
+    })
+}
 
 fn request_name(req: &Request) -> &'static str {
     use request::Value as Q;
@@ -191,8 +201,11 @@ fn serve_connection<A: Application + ?Sized>(app: &Mutex<A>, stream: TcpStream) 
         let started = std::time::Instant::now();
         let resp = dispatch(app, req);
         let took = started.elapsed();
-        if took > SLOW {
-            eprintln!("medshare node: {name} took {} ms", took.as_millis());
+        if took >= slow() && !matches!(name, "Flush" | "Echo") {
+            eprintln!(
+                "medshare node: {name} took {:.1} ms",
+                took.as_secs_f64() * 1000.0
+            );
         }
         let fatal = matches!(resp.value, Some(response::Value::Exception(_)));
         write_message(&mut writer, &resp)?;

@@ -26,7 +26,8 @@ use medshare::ledger::checkpoint::{Certificate, Checkpoint, sign_share};
 use medshare::ledger::codec::object_type;
 use medshare::ledger::light::StateQuery;
 use medshare::ledger::{
-    Block, CertificateObject, GenesisBlock, SignedTx, State, Submission, Tx, TxBody, chain,
+    Block, CertificateObject, GenesisBlock, SignedTx, State, Submission, Tx, TxBody,
+    VerifiedSignatures, chain,
 };
 use medshare::sequencer::comet::{
     CODESPACE, CometSequencer, HeadAnswer, QUERY_GENESIS, QUERY_HEAD, QUERY_STATE, QUERY_TX,
@@ -160,7 +161,7 @@ fn result(code: u32, log: String) -> ExecTxResult {
 
 /// Executes the transactions of one height on `state` at CometBFT block time `time`.
 /// Deterministic: only the state, the transactions and the time count.
-fn execute(state: &State, txs: &[Bytes], time: u64) -> Outcome {
+fn execute(state: &State, txs: &[Bytes], time: u64, verified: &mut VerifiedSignatures) -> Outcome {
     let mut st = state.clone();
     let mut out = Outcome {
         state: state.clone(),
@@ -211,7 +212,7 @@ fn execute(state: &State, txs: &[Bytes], time: u64) -> Outcome {
                     ))
                 } else {
                     let w = working.get_or_insert_with(|| st.clone());
-                    w.accept_submission(&sub.txs, time)
+                    w.accept_submission_with(&sub.txs, time, verified)
                         .map(|()| accepted.extend(sub.txs.iter().cloned()))
                 };
                 if let (Err(e), Some(first)) = (&verdict, first) {
@@ -411,6 +412,10 @@ pub enum EmergencyMode {
     Auto,
 }
 
+/// Signature checks remembered by a node (about 5 MiB): more than a full mempool (CometBFT's
+/// default holds 5,000 transactions) and a few blocks.
+const VERIFIED_CAPACITY: usize = 1 << 16;
+
 /// Heights after which a release still due is sent again (it was lost or refused), or a
 /// request the node declined is looked at again.
 const RELEASE_RETRY_HEIGHTS: u64 = 10;
@@ -497,6 +502,10 @@ pub struct NodeApp {
     pending: Option<Pending>,
     jobs: mpsc::Sender<Job>,
     releaser: Option<Releaser>,
+    /// Signature checks that passed here before: each transaction's signatures are verified
+    /// once, although `CheckTx`, the mempool's re-checks, `PrepareProposal` and
+    /// `ProcessProposal` all meet it.
+    verified: VerifiedSignatures,
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = medshare::Result<T>>) -> Result<T, String> {
@@ -530,6 +539,7 @@ impl NodeApp {
             pending: None,
             jobs,
             releaser: None,
+            verified: VerifiedSignatures::new(VERIFIED_CAPACITY),
         };
         let meta = block_on(app.store.get_meta(META_KEY))?;
         if let Some(raw) = meta {
@@ -1020,7 +1030,7 @@ impl Application for NodeApp {
             Err(e) => return refuse(&e),
         };
         let time = medshare::platform::now_secs().max(check.time());
-        match check.accept_submission(&sub.txs, time) {
+        match check.accept_submission_with(&sub.txs, time, &mut self.verified) {
             Ok(()) => ResponseCheckTx::default(),
             Err(e) => refuse(&e),
         }
@@ -1057,7 +1067,10 @@ impl Application for NodeApp {
                 continue;
             }
             let mut next = base.clone();
-            if next.accept_submission(&sub.txs, time).is_ok() {
+            if next
+                .accept_submission_with(&sub.txs, time, &mut self.verified)
+                .is_ok()
+            {
                 base = next;
                 count += sub.txs.len();
                 bytes += raw.len() + 16;
@@ -1074,10 +1087,15 @@ impl Application for NodeApp {
     }
 
     fn process_proposal(&mut self, req: RequestProcessProposal) -> ResponseProcessProposal {
-        let Ok(state) = self.state() else {
+        let Some(state) = self.state.as_ref() else {
             return ResponseProcessProposal { status: REJECT };
         };
-        let outcome = execute(state, &req.txs, time_secs(req.time.as_ref()));
+        let outcome = execute(
+            state,
+            &req.txs,
+            time_secs(req.time.as_ref()),
+            &mut self.verified,
+        );
         let status = if outcome.all_valid {
             ACCEPT
         } else {
@@ -1102,11 +1120,16 @@ impl Application for NodeApp {
     }
 
     fn extend_vote(&mut self, req: RequestExtendVote) -> ResponseExtendVote {
-        let Ok(state) = self.state() else {
+        let Some(state) = self.state.as_ref() else {
             return ResponseExtendVote::default();
         };
         if !self.outcomes.contains_key(req.hash.as_ref()) {
-            let outcome = execute(state, &req.txs, time_secs(req.time.as_ref()));
+            let outcome = execute(
+                state,
+                &req.txs,
+                time_secs(req.time.as_ref()),
+                &mut self.verified,
+            );
             self.expected
                 .insert(req.hash.to_vec(), expected_checkpoint(&outcome.state));
             self.outcomes.insert(req.hash.to_vec(), outcome);
@@ -1145,7 +1168,12 @@ impl Application for NodeApp {
         // time on the same state), unless this node is catching up.
         let outcome = match self.outcomes.remove(req.hash.as_ref()) {
             Some(o) => o,
-            None => execute(&state, &req.txs, time_secs(req.time.as_ref())),
+            None => execute(
+                &state,
+                &req.txs,
+                time_secs(req.time.as_ref()),
+                &mut self.verified,
+            ),
         };
         let validator_updates = if outcome.block.is_some() {
             outcome

@@ -42,6 +42,79 @@ pub(crate) enum Sigs<'a> {
     /// Skip the author's own signatures (checking an unsigned transaction before signing it);
     /// signatures by others inside the body (an endorsement) are still verified.
     SkipAuthor,
+    /// Verify each signature now unless this exact check passed before.
+    Memo(&'a mut VerifiedSignatures),
+}
+
+/// Signature checks that passed, remembered so that a node verifies each transaction once
+/// although it meets it several times: admitted to its mempool (`CheckTx`), re-checked after
+/// every block, then proposed or received in a proposal.
+///
+/// An entry is the SHA-256 of the key's id, the message and the signature: exactly what a
+/// verification depends on, so a remembered check gives the verdict verifying again would
+/// (a key rotated since, or another message, is a different entry). Only passes are kept;
+/// a failed check is verified again each time. Bounded: once full, the oldest entries are
+/// forgotten first.
+#[derive(Debug)]
+pub struct VerifiedSignatures {
+    seen: std::collections::HashSet<[u8; 32]>,
+    order: std::collections::VecDeque<[u8; 32]>,
+    capacity: usize,
+    hits: u64,
+}
+
+impl VerifiedSignatures {
+    /// Remembers at most `capacity` checks (at least one; 40 bytes or so each).
+    pub fn new(capacity: usize) -> VerifiedSignatures {
+        VerifiedSignatures {
+            seen: std::collections::HashSet::new(),
+            order: std::collections::VecDeque::new(),
+            capacity: capacity.max(1),
+            hits: 0,
+        }
+    }
+
+    /// Checks remembered now.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    /// True if nothing is remembered.
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Verifications skipped so far because the check had passed before.
+    pub fn hits(&self) -> u64 {
+        self.hits
+    }
+
+    fn entry(key: &PublicKey, msg: &[u8], sig: &[u8]) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(key.id().as_bytes());
+        h.update((msg.len() as u64).to_be_bytes());
+        h.update(msg);
+        h.update(sig);
+        h.finalize().into()
+    }
+
+    fn verify(&mut self, key: &PublicKey, msg: &[u8], sig: &[u8]) -> std::result::Result<(), ()> {
+        let entry = Self::entry(key, msg, sig);
+        if self.seen.contains(&entry) {
+            self.hits += 1;
+            return Ok(());
+        }
+        key.verify(msg, sig).map_err(drop)?;
+        if self.order.len() >= self.capacity
+            && let Some(old) = self.order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        self.seen.insert(entry);
+        self.order.push_back(entry);
+        Ok(())
+    }
 }
 
 impl Sigs<'_> {
@@ -57,6 +130,7 @@ impl Sigs<'_> {
                 Ok(())
             }
             Sigs::SkipAuthor => Ok(()),
+            Sigs::Memo(memo) => memo.verify(key, msg, sig),
         }
     }
 
@@ -357,6 +431,18 @@ impl State {
     /// Failures are [`Error::Rejected`].
     pub fn accept_submission(&mut self, txs: &[SignedTx], time: u64) -> Result<()> {
         self.apply_submission(txs, time, &mut Sigs::Now)
+    }
+
+    /// [`State::accept_submission`], skipping any signature check that passed before in
+    /// `verified` and remembering the ones that pass now. The verdict is the same: only
+    /// repeated work is saved (a consensus node meets each transaction several times).
+    pub fn accept_submission_with(
+        &mut self,
+        txs: &[SignedTx],
+        time: u64,
+        verified: &mut VerifiedSignatures,
+    ) -> Result<()> {
+        self.apply_submission(txs, time, &mut Sigs::Memo(verified))
     }
 
     /// Applies a submission as part of a block being built at `time` (a sequencer building a

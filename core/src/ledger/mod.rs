@@ -29,6 +29,7 @@ pub mod state;
 mod apply;
 
 pub use crate::rule::Rule;
+pub use apply::VerifiedSignatures;
 pub use chain::VerifyReport;
 pub use checkpoint::{Certificate, Checkpoint};
 pub use codec::{
