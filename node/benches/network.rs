@@ -6,9 +6,12 @@
 //! `cargo build --release -p medshare-cli && cargo bench -p medshare-node --bench network`
 //! (needs `.tools/bin/cometbft` and `.tools/bin/ipfs` from scripts/install-tools.sh).
 //!
-//! * Throughput: a burst of pre-signed grants (one per patient sequence number, 8 patients
-//!   submitting in parallel to 4 validators), timed until the last is certified (medshare) or
-//!   committed (kvstore; it has no certificates).
+//! * Throughput: a burst of pre-signed grants (480; `MEDSHARE_BENCH_BURST`), one patient per
+//!   client and each client submitting its patient's grants in sequence order (8 clients in
+//!   parallel, spread over the 4 validators; `MEDSHARE_BENCH_CLIENTS`), timed until the last is
+//!   committed (in a block: kvstore has nothing more) and, for medshare, until it is certified.
+//!   It also prints when the burst was all submitted and how many transactions each height
+//!   carried. `MEDSHARE_BENCH_PERF=FILE` runs `perf record -a -g` over the medshare burst.
 //! * Latency: one transaction at a time (closed loop), submit to certified, p50 and p99; for
 //!   medshare also submit to committed (in a block, before its certificate).
 //!
