@@ -461,10 +461,10 @@ mod tests {
         Identity::from_pkcs8_pem(role, "k", pem).unwrap()
     }
 
-    #[test]
-    fn parallel_verification_reports_the_first_error_in_chain_order() {
-        // 40 blocks (more than two verification batches) with forged signatures in blocks 23
-        // and 31, each certified: the error names block 23, transaction 0.
+    /// A chain of 40 certified blocks (more than two verification batches), one transaction
+    /// each, with the transactions' signatures forged at the heights `forged_txs` and the
+    /// certificates' at `forged_certs`. Returns its store and head.
+    fn forged_chain(forged_txs: &[u64], forged_certs: &[u64]) -> (Store, Cid) {
         let auth = key(
             Role::Authority,
             include_str!("../../testdata/keys/authority-2048.pem"),
@@ -512,7 +512,7 @@ mod tests {
                 body,
             };
             let mut stx = crate::ledger::SignedTx::sign(tx, &p).unwrap();
-            if h == 23 || h == 31 {
+            if forged_txs.contains(&h) {
                 stx.sig[7] ^= 1;
                 stx = crate::ledger::SignedTx::assemble(stx.tx, stx.sig, None);
             }
@@ -521,24 +521,75 @@ mod tests {
                 .apply_block_unsigned(&block, std::slice::from_ref(&stx))
                 .unwrap();
             let cp = state.checkpoint();
+            let mut share = sign_share(&cp, &auth).unwrap();
+            if forged_certs.contains(&h) {
+                share.sig[7] ^= 1;
+            }
             let cert = CertificateObject::new(Certificate {
-                signatures: vec![sign_share(&cp, &auth).unwrap()],
+                signatures: vec![share],
                 checkpoint: cp,
             });
-            state.apply_certificate(&cert).unwrap();
+            if forged_certs.contains(&h) {
+                // Taken as the head's certificate without its check (what a forger's chain
+                // builder does).
+                state.head_cert = Some(cert.cid);
+            } else {
+                state.apply_certificate(&cert).unwrap();
+            }
             put(stx.cid, stx.bytes.clone());
             put(block.cid, block.bytes.clone());
             put(cert.cid, cert.bytes.clone());
         }
         let head = state.head_pointer();
+        (store, head)
+    }
+
+    fn first_error(forged_txs: &[u64], forged_certs: &[u64]) -> Error {
+        let (store, head) = forged_chain(forged_txs, forged_certs);
         match pollster::block_on(load(&store, &head, None)) {
-            Err(Error::InvalidChain {
+            Err(e) => e,
+            Ok(_) => panic!("a forged chain loaded"),
+        }
+    }
+
+    #[test]
+    fn parallel_verification_reports_the_first_error_in_chain_order() {
+        // Forged transaction signatures in blocks 23 and 31: the error names block 23,
+        // transaction 0.
+        match first_error(&[23, 31], &[]) {
+            Error::InvalidChain {
                 height: Some(23),
                 tx: Some(0),
                 rule: Rule::TxSignature,
                 ..
-            }) => {}
+            } => {}
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_forged_certificate_is_reported_in_chain_order_too() {
+        // A forged certificate among forged transactions (checked on another core in
+        // batches): whichever comes first in the chain is the error.
+        for (txs, certs, height, rule, tx) in [
+            (&[][..], &[27][..], 27, Rule::Certificate, None),
+            (&[23], &[17], 17, Rule::Certificate, None),
+            (&[12], &[20], 12, Rule::TxSignature, Some(0)),
+        ] {
+            match first_error(txs, certs) {
+                Error::InvalidChain {
+                    height: Some(h),
+                    tx: t,
+                    rule: r,
+                    detail,
+                } => {
+                    assert_eq!((h, r, t), (height, rule, tx), "{detail}");
+                    if rule == Rule::Certificate {
+                        assert!(detail.contains("does not verify"), "{detail}");
+                    }
+                }
+                other => panic!("{other:?}"),
+            }
         }
     }
 }
