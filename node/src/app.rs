@@ -146,6 +146,33 @@ struct Outcome {
     all_valid: bool,
 }
 
+impl Outcome {
+    /// The ledger objects this outcome adds to the store: the certificate, the transactions,
+    /// the block.
+    fn objects(&self) -> Vec<StoredBlock> {
+        let mut objects = Vec::new();
+        if let Some(c) = &self.cert {
+            objects.push(StoredBlock {
+                cid: c.cid,
+                data: c.bytes.clone(),
+            });
+        }
+        if let Some((block, txs)) = &self.block {
+            for t in txs {
+                objects.push(StoredBlock {
+                    cid: t.cid,
+                    data: t.bytes.clone(),
+                });
+            }
+            objects.push(StoredBlock {
+                cid: block.cid,
+                data: block.bytes.clone(),
+            });
+        }
+        objects
+    }
+}
+
 fn result(code: u32, log: String) -> ExecTxResult {
     ExecTxResult {
         code,
@@ -319,6 +346,8 @@ fn time_secs(t: Option<&tendermint_proto::google::protobuf::Timestamp>) -> u64 {
 
 /// What `FinalizeBlock` computed, written by `Commit`.
 struct Pending {
+    /// CometBFT's hash of the block (what `storing` is keyed by).
+    block_hash: Vec<u8>,
     comet_height: i64,
     outcome: Outcome,
     app_hash: Vec<u8>,
@@ -506,6 +535,9 @@ pub struct NodeApp {
     /// once, although `CheckTx`, the mempool's re-checks, `PrepareProposal` and
     /// `ProcessProposal` all meet it.
     verified: VerifiedSignatures,
+    /// Threads storing the objects of this height's valid proposals, by CometBFT block hash,
+    /// started by `ProcessProposal` so that `Commit` does not wait for kubo.
+    storing: HashMap<Vec<u8>, std::thread::JoinHandle<Result<(), String>>>,
 }
 
 fn block_on<T>(f: impl std::future::Future<Output = medshare::Result<T>>) -> Result<T, String> {
@@ -540,6 +572,7 @@ impl NodeApp {
             jobs,
             releaser: None,
             verified: VerifiedSignatures::new(VERIFIED_CAPACITY),
+            storing: HashMap::new(),
         };
         let meta = block_on(app.store.get_meta(META_KEY))?;
         if let Some(raw) = meta {
@@ -696,6 +729,24 @@ impl NodeApp {
             height -= 1;
         }
         Ok(unkept)
+    }
+
+    /// Starts storing a valid proposal's objects while consensus goes on (votes, precommits):
+    /// they are content-addressed, so storing those of a proposal that is not decided leaves
+    /// only unreferenced blocks, never kept. `Commit` waits for the thread, and stores them
+    /// itself if it failed or could not start.
+    fn store_ahead(&mut self, block_hash: Vec<u8>, outcome: &Outcome) {
+        let objects = outcome.objects();
+        if objects.is_empty() || self.storing.contains_key(&block_hash) {
+            return;
+        }
+        let store = self.store.clone();
+        let started = std::thread::Builder::new()
+            .name("medshare-ahead".into())
+            .spawn(move || block_on(store.put_many_unkept(&objects)));
+        if let Ok(handle) = started {
+            self.storing.insert(block_hash, handle);
+        }
     }
 
     fn state(&self) -> Result<&State, String> {
@@ -1115,6 +1166,9 @@ impl Application for NodeApp {
         };
         self.expected
             .insert(req.hash.to_vec(), expected_checkpoint(&outcome.state));
+        if outcome.all_valid {
+            self.store_ahead(req.hash.to_vec(), &outcome);
+        }
         self.outcomes.insert(req.hash.to_vec(), outcome);
         ResponseProcessProposal { status }
     }
@@ -1198,6 +1252,7 @@ impl Application for NodeApp {
             ..Default::default()
         };
         self.pending = Some(Pending {
+            block_hash: req.hash.to_vec(),
             comet_height: req.height,
             outcome,
             app_hash: hash,
@@ -1211,21 +1266,11 @@ impl Application for NodeApp {
             return Err("Commit without FinalizeBlock".into());
         };
         let o = &p.outcome;
-        let mut objects = Vec::new();
-        if let Some(c) = &o.cert {
-            objects.push(StoredBlock {
-                cid: c.cid,
-                data: c.bytes.clone(),
-            });
-        }
+        let objects = o.objects();
         let mut pin = Vec::new();
         let mut unpin = Vec::new();
-        if let Some((block, txs)) = &o.block {
+        if let Some((_, txs)) = &o.block {
             for t in txs {
-                objects.push(StoredBlock {
-                    cid: t.cid,
-                    data: t.bytes.clone(),
-                });
                 if let TxBody::PublishRecord {
                     record, content, ..
                 } = &t.tx.body
@@ -1236,14 +1281,18 @@ impl Application for NodeApp {
                     }
                 }
             }
-            objects.push(StoredBlock {
-                cid: block.cid,
-                data: block.bytes.clone(),
-            });
         }
-        // Stored now; protected from kubo's collector in the background (re-done at restart
-        // for anything not yet recorded as kept).
-        block_on(self.store.put_many_unkept(&objects))?;
+        // Stored before the metadata below names them: by the thread ProcessProposal started
+        // (see `store_ahead`), or now if it has not or it failed. Protected from kubo's
+        // collector in the background (re-done at restart for anything not yet recorded as
+        // kept).
+        let ahead = self
+            .storing
+            .remove(&p.block_hash)
+            .is_some_and(|h| matches!(h.join(), Ok(Ok(()))));
+        if !ahead {
+            block_on(self.store.put_many_unkept(&objects))?;
+        }
         let certified = match &o.cert {
             Some(c) => (c.cid, c.certificate.checkpoint.height),
             None => self.certified,
@@ -1300,6 +1349,9 @@ impl Application for NodeApp {
         self.state = Some(p.outcome.state);
         self.expected.clear();
         self.outcomes.clear();
+        // Other proposals of this height (rounds that failed): their threads finish alone;
+        // what they stored is unreferenced and never kept.
+        self.storing.clear();
         Ok(ResponseCommit { retain_height: 0 })
     }
 }
