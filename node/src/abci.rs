@@ -200,17 +200,18 @@ fn serve_connection<A: Application + ?Sized>(app: &Mutex<A>, stream: TcpStream) 
         let name = request_name(&req);
         let started = std::time::Instant::now();
         let resp = dispatch(app, req);
+        // Includes waiting for the application's lock (what CometBFT waits for).
         let took = started.elapsed();
+        let fatal = matches!(resp.value, Some(response::Value::Exception(_)));
+        write_message(&mut writer, &resp)?;
+        if flush || fatal {
+            writer.flush()?;
+        }
         if took >= slow() && !matches!(name, "Flush" | "Echo") {
             eprintln!(
                 "medshare node: {name} took {:.1} ms",
                 took.as_secs_f64() * 1000.0
             );
-        }
-        let fatal = matches!(resp.value, Some(response::Value::Exception(_)));
-        write_message(&mut writer, &resp)?;
-        if flush || fatal {
-            writer.flush()?;
         }
         if let Some(response::Value::Exception(e)) = &resp.value {
             // CometBFT stops on an exception; say why where the operator looks.

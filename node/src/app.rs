@@ -149,27 +149,27 @@ struct Outcome {
 impl Outcome {
     /// The ledger objects this outcome adds to the store: the certificate, the transactions,
     /// the block.
-    fn objects(&self) -> Vec<StoredBlock> {
-        let mut objects = Vec::new();
+    fn object_refs(&self) -> Vec<(Cid, &[u8])> {
+        let mut objects: Vec<(Cid, &[u8])> = Vec::new();
         if let Some(c) = &self.cert {
-            objects.push(StoredBlock {
-                cid: c.cid,
-                data: c.bytes.clone(),
-            });
+            objects.push((c.cid, &c.bytes));
         }
         if let Some((block, txs)) = &self.block {
-            for t in txs {
-                objects.push(StoredBlock {
-                    cid: t.cid,
-                    data: t.bytes.clone(),
-                });
-            }
-            objects.push(StoredBlock {
-                cid: block.cid,
-                data: block.bytes.clone(),
-            });
+            objects.extend(txs.iter().map(|t| (t.cid, t.bytes.as_slice())));
+            objects.push((block.cid, &block.bytes));
         }
         objects
+    }
+
+    /// [`Outcome::object_refs`], copied out to be stored.
+    fn objects(&self) -> Vec<StoredBlock> {
+        self.object_refs()
+            .into_iter()
+            .map(|(cid, data)| StoredBlock {
+                cid,
+                data: data.to_vec(),
+            })
+            .collect()
     }
 }
 
@@ -1266,7 +1266,7 @@ impl Application for NodeApp {
             return Err("Commit without FinalizeBlock".into());
         };
         let o = &p.outcome;
-        let objects = o.objects();
+        let objects: Vec<Cid> = o.object_refs().iter().map(|(cid, _)| *cid).collect();
         let mut pin = Vec::new();
         let mut unpin = Vec::new();
         if let Some((_, txs)) = &o.block {
@@ -1291,7 +1291,7 @@ impl Application for NodeApp {
             .remove(&p.block_hash)
             .is_some_and(|h| matches!(h.join(), Ok(Ok(()))));
         if !ahead {
-            block_on(self.store.put_many_unkept(&objects))?;
+            block_on(self.store.put_many_unkept(&o.objects()))?;
         }
         let certified = match &o.cert {
             Some(c) => (c.cid, c.certificate.checkpoint.height),
@@ -1330,7 +1330,7 @@ impl Application for NodeApp {
         }
         if !objects.is_empty() {
             let _ = self.jobs.send(Job::Keep {
-                objects: objects.iter().map(|o| o.cid).collect(),
+                objects,
                 height: o.state.height(),
             });
         }

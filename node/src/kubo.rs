@@ -67,9 +67,11 @@ pub fn init(bin: &Path, repo: &Path, ports: KuboPorts) -> io::Result<()> {
     json("Addresses.Announce", "[]")?;
     json("Bootstrap", "[]")?;
     cfg("Routing.Type", "dht")?;
-    // The nodes are peered with each other (Peering.Peers), so bitswap asks them directly and
-    // nothing needs provider records. Announcing every stored block made each daemon write
-    // the others' records, with an fsync each (8% of a network benchmark's CPU).
+    // No provider records: bitswap only finds blocks on nodes it is connected to. The testnet
+    // peers its nodes with each other (Peering.Peers, reconnected after a restart); tests that
+    // start two daemons connect them (`swarm connect`) and must reconnect after a restart.
+    // Announcing every stored block made each daemon write the others' records, with an
+    // fsync each (8% of a network benchmark's CPU). IPNS does not need them.
     json("Provide.Enabled", "false")?;
     json("Discovery.MDNS.Enabled", "false")?;
     json("Swarm.RelayClient.Enabled", "false")?;

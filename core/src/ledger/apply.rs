@@ -50,7 +50,8 @@ pub(crate) enum Sigs<'a> {
 /// although it meets it several times: admitted to its mempool (`CheckTx`), re-checked after
 /// every block, then proposed or received in a proposal.
 ///
-/// An entry is the SHA-256 of the key's id, the message and the signature: exactly what a
+/// An entry is the SHA-256 of a label naming the scheme (RSA-PSS with SHA-256), the key's id
+/// (the hash of its canonical encoding), the message and the signature: exactly what a
 /// verification depends on, so a remembered check gives the verdict verifying again would
 /// (a key rotated since, or another message, is a different entry). Only passes are kept;
 /// a failed check is verified again each time. Bounded: once full, the oldest entries are
@@ -92,6 +93,7 @@ impl VerifiedSignatures {
     fn entry(key: &PublicKey, msg: &[u8], sig: &[u8]) -> [u8; 32] {
         use sha2::{Digest, Sha256};
         let mut h = Sha256::new();
+        h.update(b"medshare/v2/verified-signature rsa-pss-sha256\0");
         h.update(key.id().as_bytes());
         h.update((msg.len() as u64).to_be_bytes());
         h.update(msg);
