@@ -714,8 +714,8 @@ fn submissions_apply_all_or_nothing() {
 }
 
 /// A node's memo of signature checks (`accept_submission_with`) skips only work: every verdict
-/// is the one `accept_submission` gives, a failed check is never remembered, and a key rotated
-/// since a check passed makes the same transaction fail.
+/// is the one `accept_submission` gives, a failed check (or any check of a refused submission)
+/// is never remembered, and a key rotated since a check passed makes the same transaction fail.
 #[test]
 fn remembered_signature_checks_give_the_same_verdicts() {
     let (mut c, p, d, _) = populated();
@@ -750,6 +750,16 @@ fn remembered_signature_checks_give_the_same_verdicts() {
         assert_rule(with, Rule::TxSignature);
         assert_eq!((memo.len(), memo.hits()), (2, 2));
     }
+    // A submission that breaks a rule after its signatures passed (a replayed sequence
+    // number): none of its checks are kept.
+    let replayed = c.publish(&p, 3, rid(12), 1);
+    let e = c
+        .state
+        .clone()
+        .accept_submission_with(std::slice::from_ref(&replayed), T0 + 5, &mut memo)
+        .unwrap_err();
+    assert_eq!(rule_of(&e), Rule::Sequence);
+    assert_eq!((memo.len(), memo.hits()), (2, 2));
     // The patient rotates their key at sequence 4: `second`, remembered as valid under the old
     // key, is now refused.
     let new = p.rotated().unwrap();

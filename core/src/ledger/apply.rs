@@ -54,12 +54,15 @@ pub(crate) enum Sigs<'a> {
 /// (the hash of its canonical encoding), the message and the signature: exactly what a
 /// verification depends on, so a remembered check gives the verdict verifying again would
 /// (a key rotated since, or another message, is a different entry). Only passes are kept;
-/// a failed check is verified again each time. Bounded: once full, the oldest entries are
-/// forgotten first.
+/// a failed check is verified again each time, and the checks of a submission that breaks any
+/// rule are not kept either (replaying old transactions cannot crowd out the useful entries).
+/// Bounded: once full, the oldest entries are forgotten first.
 #[derive(Debug)]
 pub struct VerifiedSignatures {
     seen: std::collections::HashSet<[u8; 32]>,
     order: std::collections::VecDeque<[u8; 32]>,
+    /// Checks that passed in the submission being applied, kept only if all of it is accepted.
+    staged: Vec<[u8; 32]>,
     capacity: usize,
     hits: u64,
 }
@@ -70,6 +73,7 @@ impl VerifiedSignatures {
         VerifiedSignatures {
             seen: std::collections::HashSet::new(),
             order: std::collections::VecDeque::new(),
+            staged: Vec::new(),
             capacity: capacity.max(1),
             hits: 0,
         }
@@ -108,14 +112,27 @@ impl VerifiedSignatures {
             return Ok(());
         }
         key.verify(msg, sig).map_err(drop)?;
-        if self.order.len() >= self.capacity
-            && let Some(old) = self.order.pop_front()
-        {
-            self.seen.remove(&old);
-        }
-        self.seen.insert(entry);
-        self.order.push_back(entry);
+        self.staged.push(entry);
         Ok(())
+    }
+
+    /// Keeps the staged checks (`accepted`: their submission was accepted) or drops them.
+    fn settle(&mut self, accepted: bool) {
+        let staged = std::mem::take(&mut self.staged);
+        if !accepted {
+            return;
+        }
+        for entry in staged {
+            if !self.seen.insert(entry) {
+                continue;
+            }
+            self.order.push_back(entry);
+            if self.order.len() > self.capacity
+                && let Some(old) = self.order.pop_front()
+            {
+                self.seen.remove(&old);
+            }
+        }
     }
 }
 
@@ -444,7 +461,10 @@ impl State {
         time: u64,
         verified: &mut VerifiedSignatures,
     ) -> Result<()> {
-        self.apply_submission(txs, time, &mut Sigs::Memo(verified))
+        verified.staged.clear();
+        let result = self.apply_submission(txs, time, &mut Sigs::Memo(verified));
+        verified.settle(result.is_ok());
+        result
     }
 
     /// Applies a submission as part of a block being built at `time` (a sequencer building a
