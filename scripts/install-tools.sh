@@ -35,6 +35,14 @@ else
   GOBIN="$TOOLS/bin" go install "github.com/cometbft/cometbft/cmd/cometbft@${COMETBFT_VERSION}"
   "$TOOLS/bin/cometbft" version
 fi
+# abci-cli (the same module): its kvstore, out of process, is a reference in the network benchmark.
+# (`abci-cli version` prints the ABCI protocol's version, so a stamp records the module's.)
+if [ -x "$TOOLS/bin/abci-cli" ] && [ "$(cat "$TOOLS/bin/abci-cli.version" 2>/dev/null)" = "$COMETBFT_VERSION" ]; then
+  echo "abci-cli ${COMETBFT_VERSION} present"
+else
+  GOBIN="$TOOLS/bin" go install "github.com/cometbft/cometbft/abci/cmd/abci-cli@${COMETBFT_VERSION}"
+  echo "$COMETBFT_VERSION" > "$TOOLS/bin/abci-cli.version"
+fi
 
 # --- Python virtualenv --------------------------------------------------------------------------
 if [ ! -x "$TOOLS/venv/bin/python" ]; then

@@ -11,7 +11,13 @@
 //!   parallel, spread over the 4 validators; `MEDSHARE_BENCH_CLIENTS`), timed until the last is
 //!   committed (in a block: kvstore has nothing more) and, for medshare, until it is certified.
 //!   It also prints when the burst was all submitted and how many transactions each height
-//!   carried. `MEDSHARE_BENCH_PERF=FILE` runs `perf record -a -g` over the medshare burst.
+//!   carried. `MEDSHARE_BENCH_PERF=FILE` runs `perf record -a -g` over the medshare burst;
+//!   `MEDSHARE_BENCH_KEEP=1` copies the medshare network's node and CometBFT logs to
+//!   `/tmp/medshare-bench-logs` (with `MEDSHARE_ABCI_SLOW_MS=0` the nodes log every call).
+//! * References: kvstore inside CometBFT (the target's peer) and, if `.tools/bin/abci-cli`
+//!   exists (scripts/install-tools.sh builds it), the same kvstore as a separate process per
+//!   validator over CometBFT's ABCI socket protocol, as the medshare nodes are reached: the
+//!   difference between the two is what the transport alone costs.
 //! * Latency: one transaction at a time (closed loop), submit to certified, p50 and p99; for
 //!   medshare also submit to committed (in a block, before its certificate).
 //!
@@ -261,7 +267,12 @@ fn medshare_bench(dir: &std::path::Path) -> Report {
         let keep = std::path::Path::new("/tmp/medshare-bench-logs");
         let _ = std::fs::create_dir_all(keep);
         for (i, n) in layout.nodes.iter().enumerate() {
-            let _ = std::fs::copy(n.dir.join("node.log"), keep.join(format!("node{i}.log")));
+            for log in ["node", "cometbft"] {
+                let _ = std::fs::copy(
+                    n.dir.join(format!("{log}.log")),
+                    keep.join(format!("{log}{i}.log")),
+                );
+            }
         }
     }
     lat.sort();
@@ -373,17 +384,42 @@ fn broadcast(port: u16, tx: &SignedTx) {
     assert_eq!(code, 0, "broadcast refused: {v}");
 }
 
-fn kvstore_bench(dir: &std::path::Path) -> Report {
+/// kvstore on the testnet's configuration: inside CometBFT, or (`out_of_process`) as an
+/// `abci-cli kvstore` process per validator reached over the ABCI socket protocol.
+fn kvstore_bench(dir: &std::path::Path, out_of_process: bool) -> Report {
     let layout = init(dir);
     let mut procs = Vec::new();
     for n in &layout.nodes {
         let log = std::fs::File::create(n.dir.join("kvstore.log")).unwrap();
+        let proxy = if out_of_process {
+            let addr = format!("tcp://127.0.0.1:{}", n.ports.abci);
+            procs.push(
+                std::process::Command::new(tool("abci-cli"))
+                    .args(["kvstore", "--log_level", "error", "--address", &addr])
+                    .stdout(std::process::Stdio::null())
+                    .stderr(log.try_clone().unwrap())
+                    .spawn()
+                    .unwrap(),
+            );
+            // CometBFT gives up at once if its application is not listening yet.
+            let t0 = Instant::now();
+            while std::net::TcpStream::connect(("127.0.0.1", n.ports.abci)).is_err() {
+                assert!(
+                    t0.elapsed() < Duration::from_secs(30),
+                    "abci-cli did not listen"
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            addr
+        } else {
+            "kvstore".to_string()
+        };
         procs.push(
             std::process::Command::new(tool("cometbft"))
                 .arg("start")
                 .arg("--home")
                 .arg(n.dir.join("cometbft"))
-                .arg("--proxy_app=kvstore")
+                .arg(format!("--proxy_app={proxy}"))
                 .stdout(log.try_clone().unwrap())
                 .stderr(log)
                 .spawn()
@@ -441,7 +477,12 @@ fn kvstore_bench(dir: &std::path::Path) -> Report {
     }
     let wall = t0.elapsed();
     eprintln!(
-        "kvstore: burst of {total} from {senders} clients submitted in {:.0} ms, committed in {:.0} ms; {}",
+        "kvstore ({}): burst of {total} from {senders} clients submitted in {:.0} ms, committed in {:.0} ms; {}",
+        if out_of_process {
+            "abci-cli, socket"
+        } else {
+            "in CometBFT"
+        },
         ms(submitted),
         ms(wall),
         blocks_since(port(0), h0)
@@ -470,7 +511,10 @@ fn main() {
         "build the CLI first: cargo build --release -p medshare-cli"
     );
     let tmp = tempfile::tempdir().unwrap();
-    let kv = kvstore_bench(&tmp.path().join("kvstore"));
+    let kv = kvstore_bench(&tmp.path().join("kvstore"), false);
+    let kv_out = tool("abci-cli")
+        .exists()
+        .then(|| kvstore_bench(&tmp.path().join("kvstore-out"), true));
     let ms_ = medshare_bench(&tmp.path().join("medshare"));
     println!(
         "network benchmark: 4 validators on 127.0.0.1, timeout_commit 300 ms, 2 cores; a burst of {} from {} clients",
@@ -490,6 +534,17 @@ fn main() {
         ms(kv.p99),
         "-"
     );
+    if let Some(kv) = &kv_out {
+        println!(
+            "{:<28} {:>14.1} {:>16} {:>12.0} {:>12.0} {:>16}",
+            "kvstore (abci-cli, socket)",
+            kv.tps,
+            "-",
+            ms(kv.p50),
+            ms(kv.p99),
+            "-"
+        );
+    }
     println!(
         "{:<28} {:>14.1} {:>16.1} {:>12.0} {:>12.0} {:>16.0}",
         "medshare grants",
@@ -505,4 +560,11 @@ fn main() {
         ms_.certified_tps.unwrap_or_default() / kv.tps,
         ms(ms_.p50) / ms(kv.p50)
     );
+    if let Some(kv) = &kv_out {
+        println!(
+            "ratio medshare/kvstore over the socket: committed throughput {:.2}x, certified throughput {:.2}x",
+            ms_.tps / kv.tps,
+            ms_.certified_tps.unwrap_or_default() / kv.tps,
+        );
+    }
 }
