@@ -33,7 +33,10 @@ mkdir -p "$WORK/app" && cd "$WORK/app"
 printf '{"name":"scratch","private":true,"type":"module"}\n' > package.json
 npm install --silent --no-audit --no-fund "$TGZ" "vite@^6.4.0"
 cp "$ROOT/tests/packaging/node-app.mjs" .
-node node-app.mjs | tee /dev/stderr | grep -q "$CID"
+# Captured, not `tee /dev/stderr`: tee would truncate a log file that stderr is redirected to.
+out=$(node node-app.mjs)
+echo "$out"
+grep -q "$CID" <<<"$out" || { echo "the npm tarball in Node did not print $CID" >&2; exit 1; }
 mkdir -p src && cp "$ROOT/tests/packaging/web-main.js" src/main.js
 printf '<!doctype html><body><script type="module" src="/src/main.js"></script></body>\n' > index.html
 printf 'export default { build: { target: "es2022" }, optimizeDeps: { exclude: ["medshare-wasm"] } };\n' > vite.config.js
