@@ -384,16 +384,29 @@ fn broadcast(port: u16, tx: &SignedTx) {
     assert_eq!(code, 0, "broadcast refused: {v}");
 }
 
+/// The kvstore run's processes, killed when it ends, a failed assertion included (as
+/// [`Testnet`] does for the medshare network).
+struct Procs(Vec<std::process::Child>);
+
+impl Drop for Procs {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
 /// kvstore on the testnet's configuration: inside CometBFT, or (`out_of_process`) as an
 /// `abci-cli kvstore` process per validator reached over the ABCI socket protocol.
 fn kvstore_bench(dir: &std::path::Path, out_of_process: bool) -> Report {
     let layout = init(dir);
-    let mut procs = Vec::new();
+    let mut procs = Procs(Vec::new());
     for n in &layout.nodes {
         let log = std::fs::File::create(n.dir.join("kvstore.log")).unwrap();
         let proxy = if out_of_process {
             let addr = format!("tcp://127.0.0.1:{}", n.ports.abci);
-            procs.push(
+            procs.0.push(
                 std::process::Command::new(tool("abci-cli"))
                     .args(["kvstore", "--log_level", "error", "--address", &addr])
                     .stdout(std::process::Stdio::null())
@@ -404,6 +417,12 @@ fn kvstore_bench(dir: &std::path::Path, out_of_process: bool) -> Report {
             // CometBFT gives up at once if its application is not listening yet.
             let t0 = Instant::now();
             while std::net::TcpStream::connect(("127.0.0.1", n.ports.abci)).is_err() {
+                if let Some(Ok(Some(status))) = procs.0.last_mut().map(|c| c.try_wait()) {
+                    panic!(
+                        "abci-cli exited ({status}): {}",
+                        std::fs::read_to_string(n.dir.join("kvstore.log")).unwrap_or_default()
+                    );
+                }
                 assert!(
                     t0.elapsed() < Duration::from_secs(30),
                     "abci-cli did not listen"
@@ -414,7 +433,7 @@ fn kvstore_bench(dir: &std::path::Path, out_of_process: bool) -> Report {
         } else {
             "kvstore".to_string()
         };
-        procs.push(
+        procs.0.push(
             std::process::Command::new(tool("cometbft"))
                 .arg("start")
                 .arg("--home")
@@ -487,10 +506,7 @@ fn kvstore_bench(dir: &std::path::Path, out_of_process: bool) -> Report {
         ms(wall),
         blocks_since(port(0), h0)
     );
-    for mut c in procs {
-        let _ = c.kill();
-        let _ = c.wait();
-    }
+    drop(procs);
     lat.sort();
     Report {
         tps: total as f64 / wall.as_secs_f64(),
@@ -525,25 +541,20 @@ fn main() {
         "{:<28} {:>14} {:>16} {:>12} {:>12} {:>16}",
         "application", "tx/s committed", "tx/s certified", "p50 ms", "p99 ms", "p50 in block ms"
     );
-    println!(
-        "{:<28} {:>14.1} {:>16} {:>12.0} {:>12.0} {:>16}",
-        "kvstore (CometBFT)",
-        kv.tps,
-        "-",
-        ms(kv.p50),
-        ms(kv.p99),
-        "-"
-    );
-    if let Some(kv) = &kv_out {
+    let kvstore_row = |name: &str, kv: &Report| {
         println!(
             "{:<28} {:>14.1} {:>16} {:>12.0} {:>12.0} {:>16}",
-            "kvstore (abci-cli, socket)",
+            name,
             kv.tps,
             "-",
             ms(kv.p50),
             ms(kv.p99),
             "-"
-        );
+        )
+    };
+    kvstore_row("kvstore (CometBFT)", &kv);
+    if let Some(kv) = &kv_out {
+        kvstore_row("kvstore (abci-cli, socket)", kv);
     }
     println!(
         "{:<28} {:>14.1} {:>16.1} {:>12.0} {:>12.0} {:>16.0}",
